@@ -1,0 +1,110 @@
+"""The app factory: ``create_app(settings) -> Starlette`` wires every domain together."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from livesale import http, openapi, pages
+from livesale import services as svc
+from livesale.config import Settings
+from livesale.errors import LivesaleError, Unavailable
+from livesale.metrics import Metrics, MetricsMiddleware
+from livesale.orders import routes as order_routes
+from livesale.orders.recovery import ensure_stock
+from livesale.room import routes as room_routes
+
+log = logging.getLogger("livesale")
+
+Starter = Callable[[svc.Services], Awaitable[svc.Component]]
+
+#: Components with background work, started in this order and closed in reverse.
+#: Each is ``async def start(services) -> Component``.
+STARTERS: list[tuple[str, Starter]] = []
+
+
+async def healthz(request: Request) -> Response:
+    """Health: ok once Redis and SQLite both answer."""
+    services = svc.of(request)
+    try:
+        await services.redis.ping()
+        await services.db.ping()
+    except Exception as exc:
+        raise Unavailable(f"not ready: {exc}") from exc
+    return http.json_response({"status": "ok"})
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics in the text exposition format."""
+    return svc.of(request).metrics.render(request)
+
+
+def create_app(settings: Settings, services: svc.Services | None = None) -> Starlette:
+    """The livesale ASGI app. ``settings.redis_url`` must point at a running Redis.
+
+    Start-up connects to Redis and SQLite, applies migrations, makes sure stock is built in
+    Redis and starts every component; shutdown stops them in reverse order.
+    """
+    registry = services.metrics if services else Metrics()
+    routes: list[BaseRoute] = [
+        Route("/", pages.landing, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        *order_routes.routes,
+        *room_routes.routes,
+    ]
+
+    async def openapi_json(request: Request) -> Response:
+        """This OpenAPI document."""
+        return http.json_response(document)
+
+    routes.append(Route("/api/openapi.json", openapi_json, methods=["GET"]))
+    routes.append(Mount("/static", StaticFiles(directory=pages.WEB_DIR), name="static"))
+    document = openapi.document(routes)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        built = services or await svc.build(settings, registry)
+        app.state.services = built
+        started: list[svc.Component] = []
+        try:
+            await ensure_stock(built)
+            for name, start in STARTERS:
+                component = await start(built)
+                built.components[name] = component
+                started.append(component)
+            yield
+        finally:
+            for component in reversed(started):
+                try:
+                    await component.aclose()
+                except Exception:
+                    log.exception("closing %r failed", component)
+            await built.close()
+
+    handlers: dict[Any, Any] = {
+        LivesaleError: http.handle_livesale_error,
+        HTTPException: http.handle_http_exception,
+        Exception: http.handle_unexpected,
+    }
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers=handlers,
+        middleware=[
+            Middleware(MetricsMiddleware, metrics=registry),
+            Middleware(http.BodyLimit, limit=settings.max_body_bytes),
+        ],
+    )
+    app.state.settings = settings
+    return app

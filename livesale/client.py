@@ -1,0 +1,86 @@
+"""The merchant CLI's HTTP client: finds the server and key, turns problems into one line.
+
+Server and key come from ``--server``/``--api-key``, else ``LIVESALE_SERVER``/``LIVESALE_API_KEY``,
+else the local data directory: ``server.json`` written by a running ``livesale serve`` and the
+``cli-key`` file it keeps for the machine's own operator (readable by the owner only).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+class ClientError(Exception):
+    """A failed call, already worded for a person in one line."""
+
+
+SERVER_FILE = "server.json"
+CLI_KEY_FILE = "cli-key"
+
+
+def local_server(data_dir: Path) -> str | None:
+    try:
+        info = json.loads((data_dir / SERVER_FILE).read_text())
+        return str(info["url"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def local_key(data_dir: Path) -> str | None:
+    try:
+        return (data_dir / CLI_KEY_FILE).read_text().strip() or None
+    except OSError:
+        return None
+
+
+@dataclass
+class Client:
+    server: str
+    api_key: str | None
+    timeout: float = 30.0
+
+    @classmethod
+    def resolve(cls, server: str | None, api_key: str | None, data_dir: Path) -> Client:
+        url = server or local_server(data_dir)
+        if not url:
+            raise ClientError(
+                f"no server: pass --server URL, set LIVESALE_SERVER, or start `livesale serve` "
+                f"with data directory {data_dir}"
+            )
+        return cls(url.rstrip("/"), api_key or local_key(data_dir))
+
+    def request(self, method: str, path: str, body: Any = None) -> Any:
+        """Send one request; the decoded JSON answer, or :class:`ClientError`."""
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        try:
+            response = httpx.request(
+                method,
+                self.server + path,
+                json=body,
+                headers=headers,
+                timeout=self.timeout,
+            )
+        except httpx.HTTPError as exc:
+            raise ClientError(f"cannot reach the server at {self.server}: {exc}") from exc
+        if response.status_code >= 400:
+            raise ClientError(_problem_line(response))
+        if not response.content:
+            return None
+        return response.json()
+
+
+def _problem_line(response: httpx.Response) -> str:
+    try:
+        problem = response.json()
+        detail = problem.get("detail") or problem.get("title") or response.reason_phrase
+    except ValueError:
+        detail = response.text.strip()[:200] or response.reason_phrase
+    hint = ""
+    if response.status_code == 401:
+        hint = " (pass --api-key or set LIVESALE_API_KEY; `livesale keys create` makes one)"
+    return f"{response.status_code} {response.reason_phrase}: {detail}{hint}"

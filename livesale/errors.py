@@ -1,0 +1,123 @@
+"""The livesale error tree. Every refusal the server makes is one of these.
+
+::
+
+    LivesaleError                      500 internal
+    ├── BadRequest                     400 bad-request
+    │   └── MalformedJson              400 malformed-json
+    ├── Unauthorized                   401 unauthorized   (no credential)
+    ├── Forbidden                      403 forbidden      (wrong credential or role)
+    ├── NotFound                       404 not-found
+    ├── MethodNotAllowed               405 method-not-allowed
+    ├── Conflict                       409 conflict
+    │   ├── InvalidTransition          409 invalid-transition
+    │   ├── StockConflict              409 stock-conflict
+    │   ├── SoldOut                    409 sold-out       (carries ``available``)
+    │   ├── LimitExceeded              409 limit
+    │   └── IdempotencyMismatch        409 idempotency-mismatch
+    ├── PaymentRequired                402 payment-declined
+    ├── PayloadTooLarge                413 payload-too-large
+    ├── UnsupportedMediaType           415 unsupported-media-type
+    ├── ValidationFailed               422 validation
+    ├── Unavailable                    503 unavailable
+    └── StoreError                     500 store          (Redis/SQLite failure, translated)
+
+HTTP maps them to RFC 9457 problem objects in one place (:func:`livesale.http.problem_response`);
+the store layers translate Redis and SQLite errors with ``raise StoreError(...) from exc``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class LivesaleError(Exception):
+    """Base of every livesale error. ``status`` and ``slug`` drive the problem response."""
+
+    status: ClassVar[int] = 500
+    slug: ClassVar[str] = "internal"
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(self, detail: str = "", **extra: Any) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        #: Extension members of the problem object (RFC 9457 §3.2).
+        self.extra = extra
+
+
+class BadRequest(LivesaleError):
+    status, slug, title = 400, "bad-request", "Bad request"
+
+
+class MalformedJson(BadRequest):
+    slug, title = "malformed-json", "Malformed JSON"
+
+
+class Unauthorized(LivesaleError):
+    status, slug, title = 401, "unauthorized", "Credentials required"
+
+
+class Forbidden(LivesaleError):
+    status, slug, title = 403, "forbidden", "Not allowed"
+
+
+class NotFound(LivesaleError):
+    status, slug, title = 404, "not-found", "Not found"
+
+
+class MethodNotAllowed(LivesaleError):
+    status, slug, title = 405, "method-not-allowed", "Method not allowed"
+
+
+class Conflict(LivesaleError):
+    status, slug, title = 409, "conflict", "Conflict"
+
+
+class InvalidTransition(Conflict):
+    slug, title = "invalid-transition", "Invalid state transition"
+
+
+class StockConflict(Conflict):
+    slug, title = "stock-conflict", "Stock would fall below what is held or sold"
+
+
+class SoldOut(Conflict):
+    slug, title = "sold-out", "Sold out"
+
+
+class LimitExceeded(Conflict):
+    slug, title = "limit", "Per-buyer limit reached"
+
+
+class IdempotencyMismatch(Conflict):
+    slug, title = "idempotency-mismatch", "Idempotency key reused with a different request"
+
+
+class PaymentRequired(LivesaleError):
+    status, slug, title = 402, "payment-declined", "Payment declined"
+
+
+class PayloadTooLarge(LivesaleError):
+    status, slug, title = 413, "payload-too-large", "Request body too large"
+
+
+class UnsupportedMediaType(LivesaleError):
+    status, slug, title = 415, "unsupported-media-type", "Unsupported media type"
+
+
+class ValidationFailed(LivesaleError):
+    status, slug, title = 422, "validation", "Invalid request"
+
+
+class Unavailable(LivesaleError):
+    status, slug, title = 503, "unavailable", "Temporarily unavailable"
+
+
+class StoreError(LivesaleError):
+    status, slug, title = 500, "store", "Storage failure"
+
+
+class ConfigError(LivesaleError):
+    """A setting or the environment prevents the server from starting."""
+
+    slug, title = "config", "Cannot start"

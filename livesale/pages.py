@@ -1,0 +1,51 @@
+"""Server-rendered pages: the landing page listing shows."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from livesale import services as svc
+from livesale.room.messages import Show
+
+#: Plain HTML, CSS and ES modules for the browser; no build step.
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+_STATE_LABEL = {"live": "Live now", "scheduled": "Upcoming", "ended": "Ended"}
+
+
+def _card(show: Show) -> str:
+    state = "paused" if show.state == "live" and show.paused else show.state
+    label = "Paused" if state == "paused" else _STATE_LABEL[show.state]
+    title = html.escape(show.title)
+    host = html.escape(show.host_name)
+    when = f"<span class=when>{html.escape(show.scheduled_at)}</span>" if show.scheduled_at else ""
+    action = "Watch" if show.state != "ended" else "See the show"
+    return (
+        f'<li class="show {state}"><a href="/watch/{html.escape(show.id)}">'
+        f'<span class="badge {state}">{label}</span>'
+        f"<strong>{title}</strong><span class=host>with {host}</span>{when}"
+        f'<span class="go">{action} →</span></a></li>'
+    )
+
+
+async def landing(request: Request) -> Response:
+    """The landing page: live shows first, then upcoming, then ended."""
+    shows = await svc.of(request).shows.all()
+    live = [s for s in shows if s.state != "ended"]
+    ended = [s for s in shows if s.state == "ended"][:20]
+    body = "".join(_card(s) for s in live) or '<li class="empty">No live or upcoming shows.</li>'
+    past = "".join(_card(s) for s in ended)
+    past_html = f"<h2>Ended</h2><ul class=shows>{past}</ul>" if past else ""
+    return HTMLResponse(
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        '<meta name=viewport content="width=device-width, initial-scale=1">'
+        "<title>livesale — live shows</title>"
+        '<link rel=stylesheet href="/static/landing.css"></head><body>'
+        "<header><h1>livesale</h1><p>Live shopping: watch, ask, buy.</p></header>"
+        f"<main><h2>Live and upcoming</h2><ul class=shows>{body}</ul>{past_html}</main>"
+        "</body></html>"
+    )

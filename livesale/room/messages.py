@@ -1,0 +1,74 @@
+"""Wire shapes of shows and line-ups (HTTP). The room's WebSocket messages live here too."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+
+from livesale.orders.messages import SkuStr
+from livesale.orders.money import Money
+
+ShowStateName = Literal["scheduled", "live", "ended"]
+Limit = Annotated[int, msgspec.Meta(ge=1, le=99)]
+
+
+class ShowIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``POST /api/shows``."""
+
+    title: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    host_name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    scheduled_at: datetime | None = None
+
+
+class Show(msgspec.Struct, frozen=True):
+    id: str
+    title: str
+    host_name: str
+    state: ShowStateName
+    paused: bool
+    scheduled_at: str | None
+    created_at: float
+    started_at: float | None
+    ended_at: float | None
+    watch_url: str
+
+
+class ShowCreated(msgspec.Struct, frozen=True):
+    """The answer to ``POST /api/shows``: the only time the host token is shown."""
+
+    id: str
+    title: str
+    host_name: str
+    state: ShowStateName
+    host_token: str
+    studio_url: str
+    watch_url: str
+    scheduled_at: str | None = None
+
+
+class LineupItemIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One row of ``PUT /api/shows/{id}/lineup``; ``price`` overrides the catalogue price."""
+
+    sku: SkuStr
+    price: Money | None = None
+    limit_per_buyer: Limit | None = None
+
+
+class LineupItem(msgspec.Struct, frozen=True):
+    sku: str
+    title: str
+    description: str
+    image_url: str
+    price: Money
+    list_price: Money
+    limit_per_buyer: int | None
+    available: int
+    featured: bool
+
+
+class Lineup(msgspec.Struct, frozen=True):
+    show_id: str
+    featured: str | None
+    items: list[LineupItem]

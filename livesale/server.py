@@ -1,0 +1,126 @@
+"""``livesale serve``: the embedded Redis, the app and uvicorn, started and stopped in order."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from dataclasses import replace
+from types import FrameType
+
+import uvicorn
+from rich.console import Console
+
+from livesale import demo
+from livesale import services as svc
+from livesale.app import create_app
+from livesale.client import CLI_KEY_FILE, SERVER_FILE
+from livesale.config import Settings
+from livesale.embedded_redis import EmbeddedRedis
+
+#: Room WebSocket frames from clients are small JSON objects; anything bigger is refused (1009).
+WS_MAX_SIZE = 4096
+#: Ping every 5 s, close 5 s after an unanswered ping: a silent peer is gone within 10 s.
+WS_PING_INTERVAL = 5.0
+WS_PING_TIMEOUT = 5.0
+
+
+def uvicorn_config(app: object, settings: Settings, log_level: str = "info") -> uvicorn.Config:
+    """uvicorn's settings for livesale; tests use the same ones."""
+    return uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        access_log=False,
+        ws="websockets-sansio",
+        ws_max_size=WS_MAX_SIZE,
+        ws_ping_interval=WS_PING_INTERVAL,
+        ws_ping_timeout=WS_PING_TIMEOUT,
+        ws_per_message_deflate=False,
+        timeout_keep_alive=15,
+        timeout_graceful_shutdown=10,
+        lifespan="on",
+        server_header=False,
+    )
+
+
+def _sigterm(signum: int, frame: FrameType | None) -> None:
+    # uvicorn re-raises the signal it caught once it has shut down; ending with SystemExit lets
+    # the embedded Redis be stopped by the ``finally`` below instead of dying mid-write.
+    raise SystemExit(0)
+
+
+async def _prepare(settings: Settings, console: Console) -> svc.Services:
+    """Connect, migrate, mint the first keys and seed the demo, before serving anything."""
+    services = await svc.build(settings)
+    try:
+        if await services.keys.count() == 0:
+            key = await services.keys.create("first key")
+            console.print("[bold]Merchant API key[/] (shown once; keep it):")
+            console.print(f"  {key}", markup=False)
+            console.print(
+                "  Merchant calls and the CLI use it (LIVESALE_API_KEY); "
+                "`livesale keys create` makes another."
+            )
+        cli_key = settings.data_dir / CLI_KEY_FILE
+        if not cli_key.exists():
+            key = await services.keys.create("local cli")
+            fd = os.open(cli_key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(key + "\n")
+        if settings.demo:
+            from livesale.orders.recovery import ensure_stock
+
+            await ensure_stock(services)
+            studio, watch, fresh = await demo.seed(services)
+            console.print("[bold]Demo show[/]" + (" seeded" if fresh else "") + ":")
+            console.print(f"  studio (host, keep it secret): {studio}", markup=False)
+            console.print(f"  watch:                         {watch}", markup=False)
+    except BaseException:
+        await services.close()
+        raise
+    return services
+
+
+async def _serve(settings: Settings, log_level: str, console: Console) -> None:
+    services = await _prepare(settings, console)
+    app = create_app(settings, services)
+    server = uvicorn.Server(uvicorn_config(app, settings, log_level))
+    marker = settings.data_dir / SERVER_FILE
+    marker.write_text(json.dumps({"url": settings.base_url, "pid": os.getpid()}))
+    console.print(f"livesale is serving on [bold]{settings.base_url}[/]  (Ctrl-C to stop)")
+    try:
+        await server.serve()
+    finally:
+        try:
+            if json.loads(marker.read_text()).get("pid") == os.getpid():
+                marker.unlink()
+        except (OSError, ValueError):
+            pass
+    if not server.started:
+        raise SystemExit(1)
+
+
+def run(settings: Settings, log_level: str, console: Console) -> None:
+    """Run until Ctrl-C or SIGTERM; the embedded Redis (if any) stops after the server."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    previous = signal.signal(signal.SIGTERM, _sigterm)
+    embedded: EmbeddedRedis | None = None
+    try:
+        if settings.redis_url is None:
+            embedded = EmbeddedRedis(settings.data_dir)
+            settings = replace(settings, redis_url=embedded.start())
+        try:
+            import uvloop
+
+            uvloop.run(_serve(settings, log_level, console))
+        except ImportError:
+            asyncio.run(_serve(settings, log_level, console))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if embedded is not None:
+            embedded.stop()
+        signal.signal(signal.SIGTERM, previous)
