@@ -1,0 +1,232 @@
+"""Real parts for every test: the embedded Redis, SQLite files in ``tmp_path``, and a real
+uvicorn server on a pre-bound ``127.0.0.1:0`` socket running in its own thread and event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+import uvicorn
+
+from livesale.app import create_app
+from livesale.auth import ApiKeys
+from livesale.config import Settings
+from livesale.db import Database
+from livesale.embedded_redis import EmbeddedRedis
+from livesale.server import uvicorn_config
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One embedded Redis for the session (each test flushes it before use)."""
+    embedded = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
+    url = embedded.start()
+    yield url
+    embedded.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: str) -> str:
+    """The session's Redis, emptied for this test."""
+    client = redis.Redis.from_url(redis_server)
+    client.flushall()
+    client.close()
+    return redis_server
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+def create_key(data_dir: Path, label: str = "test") -> str:
+    """A merchant API key made directly on the data directory, like ``livesale keys create``."""
+
+    async def make() -> str:
+        db = await Database.open(data_dir / "livesale.db")
+        try:
+            return await ApiKeys(db).create(label)
+        finally:
+            await db.close()
+
+    return asyncio.run(make())
+
+
+@dataclass
+class LiveServer:
+    """A livesale app served by uvicorn in a background thread."""
+
+    settings: Settings
+    api_key: str = ""
+    server: uvicorn.Server | None = None
+    thread: threading.Thread | None = None
+    app: Any = None
+    errors: list[BaseException] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.port}"
+
+    @property
+    def merchant(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+    def start(self) -> LiveServer:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1024)
+        self.settings = replace(self.settings, port=sock.getsockname()[1])
+        self.app = create_app(self.settings)
+        self.server = uvicorn.Server(uvicorn_config(self.app, self.settings, "warning"))
+        server = self.server
+
+        def run() -> None:
+            try:
+                asyncio.run(server.serve(sockets=[sock]))
+            except BaseException as exc:  # surfaced by wait_started / stop
+                self.errors.append(exc)
+            finally:
+                sock.close()
+
+        self.thread = threading.Thread(target=run, name="livesale-test-server", daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not server.started:
+            if self.errors or not self.thread.is_alive():
+                raise RuntimeError(f"server failed to start: {self.errors}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start within 20 s")
+            time.sleep(0.01)
+        if not self.api_key:
+            self.api_key = create_key(self.settings.data_dir)
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None and self.thread is not None:
+            self.server.should_exit = True
+            self.thread.join(30)
+            assert not self.thread.is_alive(), "server did not stop"
+        self.server = None
+        if self.errors:
+            raise self.errors[0]
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30, **kwargs)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, redis_url: str) -> Settings:
+    return Settings(data_dir=tmp_path / "data", redis_url=redis_url, hold_seconds=300)
+
+
+@pytest.fixture
+def server(settings: Settings) -> Iterator[LiveServer]:
+    """A running livesale server on 127.0.0.1 with a merchant key in ``server.api_key``."""
+    live = LiveServer(settings).start()
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def http(server: LiveServer) -> Iterator[httpx.Client]:
+    with server.client() as client:
+        yield client
+
+
+@pytest.fixture
+def merchant(server: LiveServer, http: httpx.Client) -> httpx.Client:
+    """An HTTP client that sends the merchant's API key."""
+    http.headers["Authorization"] = f"Bearer {server.api_key}"
+    return http
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class ServerProcess:
+    """``livesale serve`` as a subprocess, for lifecycle and crash tests."""
+
+    args: list[str]
+    port: int
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, wait: bool = True) -> ServerProcess:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        handle = open(self.log, "ab")  # noqa: SIM115 - owned by the child
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "livesale", "serve", "--port", str(self.port), *self.args],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
+        handle.close()
+        if wait:
+            self.wait_healthy()
+        return self
+
+    def wait_healthy(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        assert self.proc is not None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited {self.proc.returncode}: {self.output()}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"server not healthy in {timeout}s: {self.output()}")
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self, sig: int = 15, timeout: float = 20) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+
+@pytest.fixture
+def spawn(tmp_path: Path) -> Iterator[Any]:
+    """Start ``livesale serve`` subprocesses; every one still running is killed at the end."""
+    started: list[ServerProcess] = []
+
+    def make(*args: str, port: int | None = None, wait: bool = True) -> ServerProcess:
+        n = len(started)
+        proc = ServerProcess(list(args), port or free_port(), tmp_path / f"server-{n}.log")
+        started.append(proc)
+        return proc.start(wait=wait)
+
+    yield make
+    for proc in started:
+        if proc.proc is not None and proc.proc.poll() is None:
+            proc.proc.kill()
+            proc.proc.wait()
