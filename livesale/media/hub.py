@@ -1,0 +1,460 @@
+"""The media hub: every WHIP/WHEP session of this process and the peer connections behind them.
+
+The hub owns each ``RTCPeerConnection`` from the moment it is created until it is closed, which
+happens on ``DELETE`` (:meth:`MediaHub.end`), when a host reconnects (the old publisher),
+on ICE failure, when a session never connects or falls silent past a timeout, when its show is
+no longer live, and at shutdown (:meth:`MediaHub.aclose`). Every background task it starts is
+kept in a set and awaited on shutdown, so nothing leaks.
+
+HTTP concerns (auth, content types, the show's state) belong to :mod:`livesale.media.routes`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateError, OperationError
+
+from livesale.media import offers
+from livesale.media.errors import BadOffer, NoPublisher, RelayClosed, UnsupportedCodec
+from livesale.media.ice import (
+    IceConfig,
+    restore_host_addresses,
+    rtc_configuration,
+    use_host_addresses,
+)
+from livesale.media.internals import check_aiortc_internals, redirect_keyframe_requests
+from livesale.media.metrics import MediaStats
+from livesale.media.relay import Broadcast, RelayTrack, Source
+
+log = logging.getLogger("livesale.media")
+
+PUBLISHER = "publisher"
+VIEWER = "viewer"
+
+PausedCallback = Callable[[str, bool], Awaitable[None]]
+LiveCheck = Callable[[str], Awaitable[bool]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class HubTimings:
+    """The hub's timeouts, in seconds."""
+
+    #: A session whose ICE/DTLS has not connected by then is closed.
+    connect_timeout: float = 20.0
+    #: A publisher silent this long pauses the show (viewers stay connected).
+    pause_after: float = 2.0
+    #: A publisher silent this long, or a viewer sending no receiver reports this long while
+    #: media flows, is considered disconnected and closed.
+    silence_timeout: float = 15.0
+    #: Minimum spacing of picture-loss requests sent to a publisher.
+    keyframe_interval: float = 0.4
+    #: How often the watchdog looks at every session.
+    tick: float = 0.5
+    #: How often each show with sessions is checked to still be live.
+    live_check_every: float = 5.0
+
+
+@dataclass(eq=False)
+class Session:
+    """One WHIP (publisher) or WHEP (viewer) session; ``id`` is its unguessable URL part."""
+
+    id: str
+    show_id: str
+    role: str
+    pc: RTCPeerConnection
+    broadcast: Broadcast
+    answer: str = ""
+    created: float = field(default_factory=time.monotonic)
+    connected_at: float | None = None
+    closed: bool = False
+    source: Source | None = None
+    tracks: list[RelayTrack] = field(default_factory=list)
+    #: Senders whose receiver reports show the viewer is still there.
+    senders: list[Any] = field(default_factory=list)
+
+    @property
+    def etag(self) -> str:
+        """An entity tag for the session resource (WHIP, RFC 9725 §4.3.1)."""
+        return f'"{self.id[:16]}"'
+
+
+class MediaHub:
+    """Sessions, broadcasts and peer connections of this process's relay."""
+
+    def __init__(
+        self,
+        ice: IceConfig,
+        *,
+        stats: MediaStats | None = None,
+        on_paused: PausedCallback | None = None,
+        is_live: LiveCheck | None = None,
+        timings: HubTimings | None = None,
+    ) -> None:
+        self.ice = ice
+        self.stats = stats or MediaStats()
+        self.timings = timings or HubTimings()
+        self._on_paused = on_paused
+        self._is_live = is_live
+        self.sessions: dict[str, Session] = {}
+        self.broadcasts: dict[str, Broadcast] = {}
+        self._pcs: set[RTCPeerConnection] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._watchdog: asyncio.Task[None] | None = None
+        self._closing = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Check aiortc's internals, apply ``--ice-host`` and start the watchdog."""
+        check_aiortc_internals()
+        use_host_addresses(self.ice.hosts)
+        self._watchdog = asyncio.get_running_loop().create_task(self._watch())
+
+    async def aclose(self) -> None:
+        """Close every session and peer connection and await every task the hub started."""
+        if self._closing:
+            return
+        self._closing = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            await asyncio.gather(self._watchdog, return_exceptions=True)
+        await asyncio.gather(
+            *(self._close(s, "shutdown") for s in list(self.sessions.values())),
+            return_exceptions=True,
+        )
+        for pc in list(self._pcs):
+            await pc.close()
+            self._pcs.discard(pc)
+        for broadcast in list(self.broadcasts.values()):
+            await broadcast.aclose()
+        self.broadcasts.clear()
+        while self._tasks:
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._tasks.difference_update(tasks)
+        restore_host_addresses()
+
+    @property
+    def peer_connections(self) -> int:
+        """Peer connections the hub holds open."""
+        return len(self._pcs)
+
+    @property
+    def tasks(self) -> int:
+        """Background tasks the hub has started and not yet seen finish (watchdog excluded)."""
+        return len(self._tasks) + sum(len(b._tasks) for b in self.broadcasts.values())
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def session(self, session_id: str, show_id: str | None = None) -> Session | None:
+        """The open session ``session_id`` (of ``show_id`` when given), or ``None``."""
+        session = self.sessions.get(session_id)
+        if session is None or (show_id is not None and session.show_id != show_id):
+            return None
+        return session
+
+    def can_play(self, show_id: str) -> bool:
+        """True when a WHEP viewer of ``show_id`` would get media now or on the host's return."""
+        broadcast = self.broadcasts.get(show_id)
+        return broadcast is not None and (
+            broadcast.source is not None or broadcast.codec is not None
+        )
+
+    # -- WHIP ------------------------------------------------------------------------------
+
+    async def publish(self, show_id: str, offer_sdp: str) -> Session:
+        """Answer a publisher's offer; it replaces the show's current publisher, if any.
+
+        The caller must have checked the host's credentials and that the show is live. The
+        answer is in ``session.answer`` with every ICE candidate gathered (RFC 9725 §4.2).
+        Viewers already watching keep their connections: they resume on the new publisher's
+        first keyframe, unless its video codec differs (then they are closed to renegotiate).
+        """
+        self._check_open()
+        offer = offers.parse_offer(offer_sdp)
+        broadcast = self._broadcast(show_id)
+        watching = broadcast.video.tracks
+        prefer = broadcast.codec if watching else None
+        video = offers.choose_video(offer.video, prefer) if offer.video is not None else None
+        audio = offers.audio_preferences(offer.audio) if offer.audio is not None else None
+
+        pc = self._peer_connection()
+        session = Session(secrets.token_urlsafe(24), show_id, PUBLISHER, pc, broadcast)
+        source = Source(broadcast, video)
+        session.source = source
+        try:
+            video_receiver = audio_receiver = None
+            if video is not None:
+                transceiver = pc.addTransceiver("video", direction="recvonly")
+                transceiver.setCodecPreferences(offers.video_preferences(video))
+                video_receiver = transceiver.receiver
+            if audio is not None:
+                transceiver = pc.addTransceiver("audio", direction="recvonly")
+                transceiver.setCodecPreferences(audio)
+                audio_receiver = transceiver.receiver
+            source.attach(video_receiver, audio_receiver)
+            session.answer = await self._negotiate(pc, offer_sdp)
+        except BaseException:
+            await self._discard(pc)
+            raise
+
+        previous = [
+            s for s in self.sessions.values() if s.show_id == show_id and s.role == PUBLISHER
+        ]
+        if video is not None and broadcast.codec is not None and broadcast.codec != video:
+            # A different codec: viewers' decoders cannot follow, they must renegotiate.
+            for viewer in [s for s in self.sessions.values() if s.broadcast is broadcast]:
+                if viewer.role == VIEWER:
+                    await self._close(viewer, "codec-changed")
+        broadcast.set_source(source)
+        self._register(session)
+        for old in previous:
+            log.info("show %s: publisher %s replaced", show_id, old.id[:8])
+            await self._close(old, "replaced")
+        return session
+
+    # -- WHEP ------------------------------------------------------------------------------
+
+    async def play(self, show_id: str, offer_sdp: str) -> Session:
+        """Answer a viewer's offer with the show's media, pinned to the publisher's codecs.
+
+        :class:`NoPublisher` when the show has never had a publisher in this process. A viewer
+        joining while the host is away is answered and gets video when the host returns.
+        """
+        self._check_open()
+        broadcast = self.broadcasts.get(show_id)
+        if broadcast is None or not self.can_play(show_id):
+            raise NoPublisher(f"show {show_id} has no publisher yet")
+        offer = offers.parse_offer(offer_sdp)
+        if offer.video is not None and broadcast.codec is not None:
+            if not offers.accepts(offer.video, broadcast.codec):
+                raise UnsupportedCodec(
+                    f"the show is sent as {broadcast.codec.mimeType}, which the offer lacks"
+                )
+        audio = offers.audio_preferences(offer.audio) if offer.audio is not None else None
+
+        pc = self._peer_connection()
+        session = Session(secrets.token_urlsafe(24), show_id, VIEWER, pc, broadcast)
+        pairs: list[tuple[Any, RelayTrack]] = []
+        try:
+            if offer.video is not None and broadcast.codec is not None:
+                track = RelayTrack("video", self.stats, broadcast.keyframes.request)
+                transceiver = pc.addTransceiver(track, direction="sendonly")
+                # Pin before the offer is applied: the sender uses the first common codec.
+                transceiver.setCodecPreferences(offers.video_preferences(broadcast.codec))
+                redirect_keyframe_requests(transceiver.sender, broadcast.viewer_keyframe_request)
+                pairs.append((transceiver, track))
+            if audio is not None:
+                track = RelayTrack("audio", self.stats, broadcast.keyframes.request)
+                transceiver = pc.addTransceiver(track, direction="sendonly")
+                transceiver.setCodecPreferences(audio)
+                pairs.append((transceiver, track))
+            session.answer = await self._negotiate(pc, offer_sdp)
+        except BaseException:
+            for _, track in pairs:
+                track.stop()
+            await self._discard(pc)
+            raise
+        if self._closing or broadcast is not self.broadcasts.get(show_id):
+            for _, track in pairs:
+                track.stop()
+            await self._discard(pc)
+            raise NoPublisher(f"show {show_id} ended while the viewer was joining")
+
+        for transceiver, track in pairs:
+            if transceiver.mid is None:
+                track.stop()  # the offer had no section for it
+                continue
+            session.tracks.append(track)
+            session.senders.append(transceiver.sender)
+            channel = broadcast.video if track.kind == "video" else broadcast.audio
+            channel.add(track)
+        self._register(session)
+        # A joining viewer always triggers one keyframe request (coalesced with others).
+        broadcast.keyframes.request()
+        return session
+
+    # -- ending sessions -------------------------------------------------------------------
+
+    async def end(self, session_id: str, show_id: str | None = None) -> bool:
+        """Close a session at its owner's request (HTTP ``DELETE``); False if there is none."""
+        session = self.session(session_id, show_id)
+        if session is None:
+            return False
+        await self._close(session, "deleted")
+        return True
+
+    async def end_show(self, show_id: str) -> None:
+        """Close every session of ``show_id`` (the show ended)."""
+        for session in [s for s in self.sessions.values() if s.show_id == show_id]:
+            await self._close(session, "show-ended")
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closing:
+            raise RelayClosed("the server is shutting down")
+
+    def _broadcast(self, show_id: str) -> Broadcast:
+        broadcast = self.broadcasts.get(show_id)
+        if broadcast is None:
+            broadcast = Broadcast(
+                show_id,
+                self.stats,
+                self._paused,
+                keyframe_interval=self.timings.keyframe_interval,
+            )
+            self.broadcasts[show_id] = broadcast
+        return broadcast
+
+    def _paused(self, show_id: str, paused: bool) -> None:
+        if self._on_paused is not None and not self._closing:
+            self._spawn(self._on_paused(show_id, paused))
+
+    def _peer_connection(self) -> RTCPeerConnection:
+        pc = RTCPeerConnection(rtc_configuration(self.ice))
+        self._pcs.add(pc)
+        return pc
+
+    async def _discard(self, pc: RTCPeerConnection) -> None:
+        try:
+            await pc.close()
+        finally:
+            self._pcs.discard(pc)
+
+    async def _negotiate(self, pc: RTCPeerConnection, offer_sdp: str) -> str:
+        """Apply the offer, create the answer and gather every candidate; the answer's SDP."""
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        except OperationError as exc:
+            raise UnsupportedCodec(str(exc)) from exc
+        except (ValueError, KeyError, InvalidAccessError, InvalidStateError, InternalError) as exc:
+            raise BadOffer(f"cannot apply the offer: {exc}") from exc
+        answer = await pc.createAnswer()
+        await pc.setLocalDescription(answer)
+        return str(pc.localDescription.sdp)
+
+    def _register(self, session: Session) -> None:
+        self.sessions[session.id] = session
+        if session.role == PUBLISHER:
+            self.stats.publishers += 1
+        else:
+            self.stats.viewers += 1
+        pc = session.pc
+
+        @pc.on("connectionstatechange")
+        def on_state() -> None:
+            state = pc.connectionState
+            if state == "connected" and session.connected_at is None:
+                session.connected_at = time.monotonic()
+                log.info(
+                    "%s %s of show %s connected", session.role, session.id[:8], session.show_id
+                )
+            elif state == "failed" and not session.closed:
+                self._spawn(self._close(session, "ice-failed"))
+
+        if pc.connectionState == "connected":
+            session.connected_at = time.monotonic()
+
+    async def _close(self, session: Session, reason: str) -> None:
+        if session.closed:
+            return
+        session.closed = True
+        self.sessions.pop(session.id, None)
+        broadcast = session.broadcast
+        log.info(
+            "%s %s of show %s closed: %s", session.role, session.id[:8], session.show_id, reason
+        )
+        if session.role == PUBLISHER:
+            self.stats.publishers -= 1
+            if session.source is not None:
+                broadcast.clear_source(session.source)
+        else:
+            self.stats.viewers -= 1
+            if reason not in ("deleted", "show-ended"):
+                self.stats.viewers_dropped += 1
+        for track in session.tracks:
+            track.stop()
+        await self._discard(session.pc)
+        if not any(s.broadcast is broadcast for s in self.sessions.values()):
+            if self.broadcasts.get(session.show_id) is broadcast:
+                del self.broadcasts[session.show_id]
+            await broadcast.aclose()
+
+    def _spawn(self, awaitable: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(awaitable)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("media task failed", exc_info=task.exception())
+
+    async def _watch(self) -> None:
+        """Close sessions that never connect or fall silent; pause shows whose host is away."""
+        last_live_check = time.monotonic()
+        while True:
+            await asyncio.sleep(self.timings.tick)
+            now = time.monotonic()
+            for session in list(self.sessions.values()):
+                try:
+                    await self._inspect(session, now)
+                except Exception:
+                    log.exception("checking session %s failed", session.id[:8])
+            if self._is_live is not None and now - last_live_check >= self.timings.live_check_every:
+                last_live_check = now
+                for show_id in list(self.broadcasts):
+                    if not await self._is_live(show_id):
+                        log.info("show %s is no longer live: closing its media", show_id)
+                        await self.end_show(show_id)
+
+    async def _inspect(self, session: Session, now: float) -> None:
+        timings = self.timings
+        if session.closed:
+            return
+        if session.connected_at is None:
+            if now - session.created > timings.connect_timeout:
+                await self._close(session, "ice-timeout")
+            return
+        broadcast = session.broadcast
+        if session.role == PUBLISHER and session.source is not None:
+            idle = now - max(session.source.last_media, session.connected_at)
+            if idle > timings.silence_timeout:
+                await self._close(session, "silent")
+            elif idle > timings.pause_after and broadcast.source is session.source:
+                broadcast.set_paused(True)
+            return
+        # A viewer: while media flows, its receiver reports show it is still there.
+        if broadcast.paused or broadcast.source is None:
+            return
+        if now - session.connected_at <= timings.silence_timeout:
+            return
+        heard = await self._last_report_age(session)
+        if heard is None or heard > timings.silence_timeout:
+            await self._close(session, "silent")
+
+    async def _last_report_age(self, session: Session) -> float | None:
+        """Seconds since the viewer's last RTCP receiver report, ``None`` if it never sent one."""
+        newest: datetime.datetime | None = None
+        for sender in session.senders:
+            report = await sender.getStats()
+            for stats in report.values():
+                if stats.type == "remote-inbound-rtp" and (
+                    newest is None or stats.timestamp > newest
+                ):
+                    newest = stats.timestamp
+        if newest is None:
+            return None
+        return (datetime.datetime.now(datetime.UTC) - newest).total_seconds()

@@ -1,0 +1,199 @@
+"""The pass-through relay with real aiortc peers, driven through the hub (no HTTP)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from livesale.media.hub import HubTimings, MediaHub
+from livesale.media.ice import IceConfig
+from livesale.media.internals import check_aiortc_internals
+from tests.media.peers import Publisher, Viewer
+
+pytestmark = pytest.mark.netns
+
+SHOW = "show-1"
+
+
+def whip(hub: MediaHub, show: str = SHOW):  # type: ignore[no-untyped-def]
+    async def signal(offer: str) -> str:
+        return (await hub.publish(show, offer)).answer
+
+    return signal
+
+
+def whep(hub: MediaHub, show: str = SHOW):  # type: ignore[no-untyped-def]
+    async def signal(offer: str) -> str:
+        return (await hub.play(show, offer)).answer
+
+    return signal
+
+
+@pytest.mark.parametrize("codec", ["vp8", "h264"])
+async def test_three_viewers_decode_the_pattern_without_transcoding(
+    hub: MediaHub, encoder_calls: list[str], decode_failures: list[str], codec: str
+) -> None:
+    """Three viewers each decode 60+ frames of the publisher's pattern; nothing is re-encoded."""
+    publisher = Publisher(codec)
+    await publisher.start(whip(hub))
+    viewers = [Viewer() for _ in range(3)]
+    for viewer in viewers:
+        await viewer.start(whep(hub))
+    try:
+        await asyncio.gather(*(v.wait_frames(60, timeout=20) for v in viewers))
+        for viewer in viewers:
+            assert viewer.bad == 0
+            assert len(viewer.bars) >= 10, "the pattern must be moving"
+            assert viewer.audio_frames > 20
+        assert encoder_calls == []
+        # Every viewer started on a keyframe: its decoder never met a frame it could not use.
+        assert decode_failures == []
+        assert hub.stats.video_frames_forwarded >= 180
+        assert hub.stats.bytes_forwarded > 0
+    finally:
+        for viewer in viewers:
+            await viewer.close()
+        await publisher.close()
+
+
+async def test_late_viewer_decodes_within_one_and_a_half_seconds(
+    hub: MediaHub, encoder_calls: list[str], decode_failures: list[str]
+) -> None:
+    """A viewer joining 4 s in gets a keyframe (forwarded PLI) and decodes within 1.5 s."""
+    publisher = Publisher("vp8")  # keyframes only at the start and when asked
+    await publisher.start(whip(hub))
+    early = Viewer()
+    await early.start(whep(hub))
+    await early.wait_frames(10, timeout=10)
+    await asyncio.sleep(4)
+    late = Viewer()
+    try:
+        await late.start(whep(hub))
+        await late.wait_frames(1, timeout=5)
+        assert late.answered_at is not None and late.first_frame_at is not None
+        assert late.first_frame_at - late.answered_at < 1.5
+        assert hub.stats.keyframe_requests >= 2
+        assert encoder_calls == []
+        assert decode_failures == []
+    finally:
+        await late.close()
+        await early.close()
+        await publisher.close()
+
+
+async def test_host_reconnect_resumes_viewers_without_renegotiation(
+    loopback_ice: None, encoder_calls: list[str]
+) -> None:
+    """When the host drops and publishes again, connected viewers resume within 3 s."""
+    events: list[tuple[str, bool]] = []
+
+    async def on_paused(show_id: str, paused: bool) -> None:
+        events.append((show_id, paused))
+
+    hub = MediaHub(
+        IceConfig(hosts=("127.0.0.1",)),
+        on_paused=on_paused,
+        timings=HubTimings(pause_after=0.5, tick=0.2),
+    )
+    await hub.start()
+    first = Publisher("vp8")
+    await first.start(whip(hub))
+    viewer = Viewer()
+    await viewer.start(whep(hub))
+    try:
+        await viewer.wait_frames(30, timeout=10)
+        viewer_pc = viewer.pc
+        await first.close()  # the host's tab goes away
+        await asyncio.sleep(1.5)
+        assert (SHOW, True) in events
+        before = viewer.matching
+        second = Publisher("vp8")
+        returned = time.monotonic()
+        await second.start(whip(hub))
+        await viewer.wait_frames(before + 1, timeout=3)
+        assert time.monotonic() - returned < 3
+        await viewer.wait_frames(before + 30, timeout=5)
+        assert viewer.pc is viewer_pc and viewer.pc.connectionState == "connected"
+        assert viewer.bad == 0
+        assert events[-1] == (SHOW, False)
+        assert encoder_calls == []
+        await second.close()
+    finally:
+        await viewer.close()
+        await hub.aclose()
+    assert hub.peer_connections == 0 and hub.tasks == 0
+
+
+async def test_sessions_end_with_no_peer_connections_or_tasks_left(hub: MediaHub) -> None:
+    """After DELETE of every session the hub holds no peer connection, task or broadcast."""
+    baseline = set(asyncio.all_tasks())
+    publisher = Publisher("vp8")
+    published = await hub.publish(SHOW, await _offer(publisher))
+    await publisher.pc.setRemoteDescription(_answer(published.answer))
+    viewer = Viewer()
+    watched = await hub.play(SHOW, await _offer(viewer))
+    await viewer.pc.setRemoteDescription(_answer(watched.answer))
+    await viewer.wait_frames(5, timeout=10)
+    assert hub.peer_connections == 2
+
+    assert await hub.end(watched.id)
+    assert await hub.end(published.id)
+    assert not await hub.end(published.id)
+    assert hub.peer_connections == 0
+    assert hub.tasks == 0
+    assert hub.broadcasts == {} and hub.sessions == {}
+    assert hub.stats.publishers == 0 and hub.stats.viewers == 0
+    await viewer.close()
+    await publisher.close()
+    leftover: set[asyncio.Task[object]] = set()
+    for _ in range(50):
+        leftover = set(asyncio.all_tasks()) - baseline - {asyncio.current_task()}  # type: ignore[operator]
+        if not leftover:
+            break
+        await asyncio.sleep(0.1)
+    assert not leftover, f"tasks left running: {leftover}"
+
+
+async def test_session_that_never_connects_is_closed(loopback_ice: None) -> None:
+    """A viewer that posts an offer and never completes ICE is closed after the timeout."""
+    hub = MediaHub(
+        IceConfig(hosts=("127.0.0.1",)),
+        timings=HubTimings(connect_timeout=1.0, tick=0.2),
+    )
+    await hub.start()
+    publisher = Publisher("vp8")
+    try:
+        await publisher.start(whip(hub))
+        ghost = Viewer()
+        await hub.play(SHOW, await _offer(ghost))  # the answer is never applied
+        assert hub.stats.viewers == 1
+        for _ in range(40):
+            if hub.stats.viewers == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert hub.stats.viewers == 0
+        assert hub.stats.viewers_dropped == 1
+        assert hub.peer_connections == 1  # only the publisher is left
+        await ghost.close()
+    finally:
+        await publisher.close()
+        await hub.aclose()
+    assert hub.peer_connections == 0 and hub.tasks == 0
+
+
+def test_aiortc_internals_the_relay_hooks_are_in_place() -> None:
+    """Fails loudly if an aiortc upgrade moved a hook the pass-through relay depends on."""
+    check_aiortc_internals()
+
+
+async def _offer(peer: Publisher | Viewer) -> str:
+    await peer.pc.setLocalDescription(await peer.pc.createOffer())
+    return str(peer.pc.localDescription.sdp)
+
+
+def _answer(sdp: str):  # type: ignore[no-untyped-def]
+    from aiortc import RTCSessionDescription
+
+    return RTCSessionDescription(sdp=sdp, type="answer")
