@@ -110,6 +110,8 @@ class MediaHub:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._watchdog: asyncio.Task[None] | None = None
         self._closing = False
+        #: Called (in order) at the end of :meth:`aclose`, e.g. to unregister metrics.
+        self.on_close: list[Callable[[], None]] = []
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -144,6 +146,8 @@ class MediaHub:
             await asyncio.gather(*tasks, return_exceptions=True)
             self._tasks.difference_update(tasks)
         restore_host_addresses()
+        for callback in self.on_close:
+            callback()
 
     @property
     def peer_connections(self) -> int:

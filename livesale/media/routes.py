@@ -1,0 +1,235 @@
+"""WHIP ingest and WHEP playback over HTTP.
+
+* ``POST /whip/{show_id}`` (RFC 9725): the host's SDP offer, ``Authorization: Bearer <host
+  token>`` → ``201 Created`` with the SDP answer, ``Location`` of the session and ``ETag``.
+* ``POST /whep/{show_id}`` (draft-ietf-wish-whep): anyone's offer → ``201`` with the answer.
+* ``DELETE`` on a ``Location`` ends that session; ``PATCH`` (trickle ICE / ICE restart) is not
+  supported and answers ``405``; ``OPTIONS`` answers CORS preflights with ``Accept-Post``.
+
+Every response, problems included, carries CORS headers so players on other origins can read
+``Location``. The relay itself lives in :class:`livesale.media.hub.MediaHub`, started by
+:func:`start` and kept in ``services.components["media"]``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+
+from redis.exceptions import RedisError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from livesale import errors, http, keys
+from livesale import services as svc
+from livesale.media.errors import BadOffer, ShowNotLive
+from livesale.media.hub import PUBLISHER, VIEWER, MediaHub
+from livesale.media.ice import IceConfig
+from livesale.media.metrics import MediaCollector
+
+log = logging.getLogger("livesale.media")
+
+SDP = "application/sdp"
+COMPONENT = "media"
+#: An SDP offer is a few KiB; refuse anything absurd before parsing it.
+MAX_OFFER_BYTES = 64 * 1024
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Expose-Headers": "Location, ETag, Link, Accept-Post, Accept-Patch",
+}
+
+
+def _with_cors(handler: Handler) -> Handler:
+    """Add CORS headers to every response of ``handler``, refusals (problems) included."""
+
+    @functools.wraps(handler)
+    async def wrapped(request: Request) -> Response:
+        try:
+            response = await handler(request)
+        except errors.LivesaleError as exc:
+            if exc.status >= 500:
+                log.error("%s %s failed: %s", request.method, request.url.path, exc)
+            response = http.problem_response(exc)
+        response.headers.update(CORS_HEADERS)
+        return response
+
+    return wrapped
+
+
+def hub_of(request: Request) -> MediaHub:
+    """The running media hub; ``503`` while the server starts or stops."""
+    hub = svc.of(request).components.get(COMPONENT)
+    if not isinstance(hub, MediaHub):
+        raise errors.Unavailable("the media relay is not running")
+    return hub
+
+
+async def read_offer(request: Request) -> str:
+    """The request's SDP offer; ``415`` unless it is ``application/sdp`` (RFC 9725 §4.2)."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.split(";")[0].strip().lower() != SDP:
+        raise errors.UnsupportedMediaType(f"expected {SDP}, got {content_type or 'nothing'}")
+    body = await request.body()
+    if len(body) > MAX_OFFER_BYTES:
+        raise errors.PayloadTooLarge(f"an SDP offer is at most {MAX_OFFER_BYTES} bytes")
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadOffer("the SDP offer is not UTF-8 text") from exc
+
+
+async def require_live(request: Request, show_id: str) -> None:
+    """``404`` for an unknown show, ``409 show-not-live`` unless it is live."""
+    show = await svc.of(request).shows.get(show_id)
+    if show.state != "live":
+        raise ShowNotLive(f"show {show_id} is {show.state}")
+
+
+def _created(
+    request: Request, kind: str, show_id: str, session_id: str, etag: str
+) -> dict[str, str]:
+    hub = hub_of(request)
+    headers = {
+        # WHIP (RFC 9725 §4.2): 201 Created with the session's URL in Location.
+        "Location": f"/{kind}/{show_id}/{session_id}",
+        "ETag": etag,
+    }
+    links = hub.ice.link_headers()
+    if links:
+        # WHIP (RFC 9725 §4.6): ICE servers for the client, one Link value each.
+        headers["Link"] = ", ".join(links)
+    return headers
+
+
+@http.endpoint(
+    "WHIP ingest: SDP offer in, SDP answer out (RFC 9725)",
+    auth="host",
+    status=201,
+    request_media_type=SDP,
+    response_media_type=SDP,
+)
+@_with_cors
+async def whip(request: Request) -> Response:
+    """WHIP ingest: the host's offer in, the relay's answer out."""
+    show_id = request.path_params["show_id"]
+    services = svc.of(request)
+    await services.shows.verify_host(show_id, http.bearer_token(request))
+    offer = await read_offer(request)
+    await require_live(request, show_id)
+    session = await hub_of(request).publish(show_id, offer)
+    headers = _created(request, "whip", show_id, session.id, session.etag)
+    return Response(session.answer, 201, headers, media_type=SDP)
+
+
+@http.endpoint(
+    "WHEP playback: SDP offer in, SDP answer out",
+    status=201,
+    request_media_type=SDP,
+    response_media_type=SDP,
+)
+@_with_cors
+async def whep(request: Request) -> Response:
+    """WHEP playback: a viewer's offer in, the relay's answer (the show's media) out."""
+    show_id = request.path_params["show_id"]
+    offer = await read_offer(request)
+    await require_live(request, show_id)
+    session = await hub_of(request).play(show_id, offer)
+    headers = _created(request, "whep", show_id, session.id, session.etag)
+    return Response(session.answer, 201, headers, media_type=SDP)
+
+
+def _session_endpoint(role: str) -> Handler:
+    @_with_cors
+    async def session(request: Request) -> Response:
+        show_id = request.path_params["show_id"]
+        session_id = request.path_params["session_id"]
+        if request.method == "PATCH":
+            # WHIP (RFC 9725 §4.3.1): trickle ICE and ICE restarts are optional; a server
+            # without them answers 405. The answer already carries every candidate.
+            response = http.problem_response(
+                errors.MethodNotAllowed("trickle ICE and ICE restart are not supported")
+            )
+            response.headers["Allow"] = "DELETE, OPTIONS"
+            return response
+        hub = hub_of(request)
+        found = hub.session(session_id, show_id)
+        if found is None or found.role != role:
+            raise errors.NotFound("no such session (it may have ended)")
+        await hub.end(session_id, show_id)
+        # WHIP (RFC 9725 §4.2): DELETE on the session URL ends it; 200 OK.
+        return Response(status_code=200)
+
+    session.__doc__ = f"End (DELETE) a {'WHIP' if role == PUBLISHER else 'WHEP'} session."
+    return session
+
+
+def _options(endpoint: bool) -> Handler:
+    async def options(request: Request) -> Response:
+        """CORS preflight; advertises ``Accept-Post: application/sdp`` on the endpoints."""
+        methods = "POST, OPTIONS" if endpoint else "DELETE, PATCH, OPTIONS"
+        headers = {
+            **CORS_HEADERS,
+            "Access-Control-Allow-Methods": methods,
+            "Access-Control-Allow-Headers": "Authorization, Content-Type, If-Match",
+            "Access-Control-Max-Age": "86400",
+            "Allow": methods,
+        }
+        if endpoint:
+            headers["Accept-Post"] = SDP
+        return Response(status_code=204, headers=headers)
+
+    return options
+
+
+routes: list[BaseRoute] = [
+    Route("/whip/{show_id}", whip, methods=["POST"]),
+    Route("/whip/{show_id}", _options(True), methods=["OPTIONS"]),
+    Route(
+        "/whip/{show_id}/{session_id}", _session_endpoint(PUBLISHER), methods=["DELETE", "PATCH"]
+    ),
+    Route("/whip/{show_id}/{session_id}", _options(False), methods=["OPTIONS"]),
+    Route("/whep/{show_id}", whep, methods=["POST"]),
+    Route("/whep/{show_id}", _options(True), methods=["OPTIONS"]),
+    Route("/whep/{show_id}/{session_id}", _session_endpoint(VIEWER), methods=["DELETE", "PATCH"]),
+    Route("/whep/{show_id}/{session_id}", _options(False), methods=["OPTIONS"]),
+]
+
+
+async def start(services: svc.Services) -> MediaHub:
+    """Start this process's relay with the server's ICE settings and metrics registry."""
+    settings = services.settings
+    ice = IceConfig(
+        hosts=settings.ice_hosts,
+        stun_urls=settings.stun_urls,
+        turn_urls=settings.turn_urls,
+        turn_username=settings.turn_username,
+        turn_password=settings.turn_password,
+    )
+
+    async def on_paused(show_id: str, paused: bool) -> None:
+        # The room reads ``paused`` from the show's Redis hash (see livesale.keys.show).
+        try:
+            await services.redis.hset(keys.show(show_id), "paused", "1" if paused else "0")
+        except RedisError as exc:
+            log.warning("could not record show %s as %s: %s", show_id, paused, exc)
+
+    async def is_live(show_id: str) -> bool:
+        try:
+            show = await services.shows.get(show_id)
+        except errors.NotFound:
+            return False
+        except errors.LivesaleError:
+            return True  # a store hiccup must not cut a live stream
+        return show.state == "live"
+
+    hub = MediaHub(ice, on_paused=on_paused, is_live=is_live)
+    collector = MediaCollector(hub.stats)
+    services.metrics.registry.register(collector)
+    hub.on_close.append(lambda: services.metrics.registry.unregister(collector))
+    await hub.start()
+    return hub
