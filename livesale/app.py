@@ -19,6 +19,7 @@ from livesale import http, openapi, pages
 from livesale import services as svc
 from livesale.config import Settings
 from livesale.errors import LivesaleError, Unavailable
+from livesale.media import routes as media_routes
 from livesale.metrics import Metrics, MetricsMiddleware
 from livesale.orders import routes as order_routes
 from livesale.orders.recovery import ensure_stock
@@ -30,7 +31,9 @@ Starter = Callable[[svc.Services], Awaitable[svc.Component]]
 
 #: Components with background work, started in this order and closed in reverse.
 #: Each is ``async def start(services) -> Component``.
-STARTERS: list[tuple[str, Starter]] = []
+STARTERS: list[tuple[str, Starter]] = [
+    (media_routes.COMPONENT, media_routes.start),
+]
 
 
 async def healthz(request: Request) -> Response:
@@ -62,6 +65,7 @@ def create_app(settings: Settings, services: svc.Services | None = None) -> Star
         Route("/metrics", metrics, methods=["GET"]),
         *order_routes.routes,
         *room_routes.routes,
+        *media_routes.routes,
     ]
 
     async def openapi_json(request: Request) -> Response:
