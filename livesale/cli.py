@@ -316,7 +316,8 @@ def stock_set(
     _print_stock(level, as_json)
 
 
-@stock.command("add")
+# ignore_unknown_options: "-3" is a negative DELTA, not an option.
+@stock.command("add", context_settings={"ignore_unknown_options": True})
 @click.argument("sku")
 @click.argument("delta", type=int)
 @click.option("--reason", default="delivery", show_default=True)

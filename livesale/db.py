@@ -152,9 +152,22 @@ class Database:
 
 
 def _statements(sql: str) -> Iterable[str]:
-    """Split a migration file into statements (they contain no semicolons in literals)."""
-    for part in sql.split(";"):
-        lines = [ln for ln in part.splitlines() if not ln.strip().startswith("--")]
-        statement = "\n".join(lines).strip()
-        if statement:
-            yield statement
+    """Split a migration file into statements, as SQLite itself would.
+
+    ``sqlite3.complete_statement`` understands comments, string literals and trigger bodies,
+    so a semicolon inside any of them does not end a statement.
+    """
+    buffer = ""
+    for piece in sql.split(";"):
+        buffer += piece + ";"
+        if sqlite3.complete_statement(buffer):
+            if _has_sql(buffer):
+                yield buffer.strip()
+            buffer = ""
+    if _has_sql(buffer.rstrip(";")):
+        raise StoreError(f"migration ends with an incomplete statement: {buffer.strip()[:80]}")
+
+
+def _has_sql(text: str) -> bool:
+    lines = (ln.split("--", 1)[0].strip() for ln in text.splitlines())
+    return any(ln and ln != ";" for ln in lines)

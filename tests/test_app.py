@@ -1,0 +1,69 @@
+"""The app as a whole: OpenAPI covers every route, metrics, the landing page, problems."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+from starlette.routing import Mount, Route, WebSocketRoute
+
+from tests.conftest import LiveServer
+from tests.orders.test_catalogue_routes import assert_problem
+
+
+def test_openapi_describes_every_route(server: LiveServer, http: httpx.Client) -> None:
+    """Every route the app serves (HTTP and WebSocket) is in /api/openapi.json, and no more."""
+    document = http.get("/api/openapi.json").json()
+    assert document["openapi"].startswith("3.")
+    described = {(path, method) for path, ops in document["paths"].items() for method in ops}
+    served = set()
+    for route in server.app.routes:
+        if isinstance(route, Route):
+            path = re.sub(r"{([^}:]+)(:[^}]+)?}", r"{\1}", route.path)
+            served |= {(path, m.lower()) for m in (route.methods or set()) - {"HEAD"}}
+        elif isinstance(route, WebSocketRoute):
+            served.add((route.path, "get"))
+        else:
+            assert isinstance(route, Mount)
+    assert served == described
+    stock = document["paths"]["/api/stock/{sku}"]["put"]
+    assert stock["security"] == [{"merchantKey": []}]
+    body_ref = stock["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    assert body_ref.rsplit("/", 1)[-1] in document["components"]["schemas"]
+
+
+def test_metrics_count_requests_by_route(http: httpx.Client) -> None:
+    """/metrics serves Prometheus text with requests counted by route template."""
+    http.get("/api/products/NOPE")
+    text = http.get("/metrics").text
+    assert "# TYPE livesale_http_requests_total counter" in text
+    assert 'route="/api/products/{sku}",status="404"' in text
+
+
+def test_landing_lists_shows_live_first(server: LiveServer, merchant: httpx.Client) -> None:
+    """/ lists shows with state and watch links, live first, and no host token."""
+    first = merchant.post("/api/shows", json={"title": "Morning <b>", "host_name": "A"}).json()
+    second = merchant.post("/api/shows", json={"title": "Evening", "host_name": "B"}).json()
+    merchant.post(f"/api/shows/{second['id']}/start")
+    page = httpx.get(server.url + "/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    html = page.text
+    assert html.index("Evening") < html.index("Morning &lt;b&gt;")
+    assert f'href="/watch/{second["id"]}"' in html and "Live now" in html and "Upcoming" in html
+    assert first["host_token"] not in html and second["host_token"] not in html
+
+
+def test_unknown_route_and_method_are_problems(http: httpx.Client) -> None:
+    """An unknown path is a 404 problem and a wrong method a 405 problem."""
+    assert_problem(http.get("/api/nothing-here"), 404, "not-found")
+    assert_problem(http.delete("/api/products"), 405, "method-not-allowed")
+
+
+def test_wrong_content_type_is_415(merchant: httpx.Client) -> None:
+    """A JSON endpoint refuses another content type with 415."""
+    response = merchant.post(
+        "/api/products",
+        content=b"sku=x",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert_problem(response, 415, "unsupported-media-type")
