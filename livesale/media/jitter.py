@@ -130,7 +130,7 @@ class VideoAssembler:
         pending = self._pending
         first = pending[0]
         data = b"".join(p._data for p in pending)
-        self._pending = []
+        pending.clear()  # in place: _drain holds a reference to this list
         self.frames += 1
         self._on_frame(data, first.timestamp, first.ssrc)
 

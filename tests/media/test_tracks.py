@@ -1,0 +1,102 @@
+"""The relay's per-viewer tracks, channels and keyframe requests (no network involved)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from livesale.media.metrics import MediaStats
+from livesale.media.relay import Channel, KeyframeRequester, RelayTrack
+
+
+def track(kind: str = "video", max_queue: int = 4) -> tuple[RelayTrack, list[int], MediaStats]:
+    requests: list[int] = []
+    stats = MediaStats()
+    relay = RelayTrack(kind, stats, lambda: requests.append(1), max_queue=max_queue)
+    return relay, requests, stats
+
+
+async def test_viewer_starts_on_a_keyframe() -> None:
+    """Frames before the first keyframe are not forwarded; the first one out is a keyframe."""
+    relay, requests, stats = track()
+    channel = Channel("video", 90000)
+    channel.add(relay)
+    channel.push(b"delta-1", 0, False)
+    channel.push(b"key", 3000, True)
+    channel.push(b"delta-2", 6000, False)
+    first = await relay.recv()
+    second = await relay.recv()
+    assert (bytes(first), first.is_keyframe) == (b"key", True)
+    assert bytes(second) == b"delta-2"
+    assert requests == [1], "a starting sender asks for a keyframe"
+    assert stats.video_frames_forwarded == 2 and stats.bytes_forwarded == 10
+
+
+async def test_overflow_flushes_and_waits_for_the_next_keyframe() -> None:
+    """A viewer that falls behind is flushed, never skips single frames, resyncs on a keyframe."""
+    relay, requests, stats = track(max_queue=3)
+    channel = Channel("video", 90000)
+    channel.add(relay)
+    channel.push(b"key-1", 0, True)
+    for index in range(1, 6):
+        channel.push(f"delta-{index}".encode(), index * 3000, False)
+    assert stats.viewer_resyncs == 1
+    assert requests == [1]
+    channel.push(b"delta-6", 18000, False)
+    channel.push(b"key-2", 21000, True)
+    channel.push(b"delta-7", 24000, False)
+    received = [bytes(await relay.recv()) for _ in range(2)]
+    assert received == [b"key-2", b"delta-7"]
+
+
+async def test_channel_timeline_continues_across_publishers() -> None:
+    """A new publisher's frames continue after the old one's: no jump back, a gap forward."""
+    relay, _, _ = track(max_queue=50)
+    channel = Channel("video", 90000)
+    channel.add(relay)
+    channel.push(b"k", 4_294_960_000, True)  # near the 32-bit wrap
+    channel.push(b"d", 2_000, False)  # wrapped
+    channel.new_source()
+    await asyncio.sleep(0.1)
+    channel.push(b"k2", 123, True)
+    pts = [(await relay.recv()).pts for _ in range(3)]
+    assert pts[1] - pts[0] == 9_296
+    assert pts[2] - pts[1] >= 9_000 - 1  # about 100 ms at 90 kHz
+
+
+async def test_stopped_track_ends_its_sender_and_leaves_the_channel() -> None:
+    """Stopping a track wakes its sender with MediaStreamError and unregisters it."""
+    from aiortc.mediastreams import MediaStreamError
+
+    relay, _, _ = track()
+    channel = Channel("video", 90000)
+    channel.add(relay)
+    waiting = asyncio.ensure_future(relay.recv())
+    await asyncio.sleep(0)
+    relay.stop()
+    try:
+        await waiting
+    except MediaStreamError:
+        pass
+    else:
+        raise AssertionError("recv() returned after stop()")
+    assert channel.tracks == []
+
+
+async def test_keyframe_requests_are_rate_limited_and_coalesced() -> None:
+    """Many requests inside one interval give one request now and one when it ends."""
+    sent: list[float] = []
+    loop = asyncio.get_running_loop()
+    requester = KeyframeRequester(
+        lambda: bool(sent.append(loop.time())) or True, MediaStats(), min_interval=0.2
+    )
+    for _ in range(20):
+        requester.request()
+        await asyncio.sleep(0.005)
+    assert len(sent) == 1
+    await asyncio.sleep(0.25)
+    assert len(sent) == 2
+    assert sent[1] - sent[0] >= 0.19
+    requester.request()
+    requester.close()
+    await asyncio.sleep(0.25)
+    assert len(sent) == 2
