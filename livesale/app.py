@@ -23,6 +23,7 @@ from livesale.media import routes as media_routes
 from livesale.metrics import Metrics, MetricsMiddleware
 from livesale.orders import routes as order_routes
 from livesale.orders.recovery import ensure_stock
+from livesale.room import hub as room_hub
 from livesale.room import routes as room_routes
 
 log = logging.getLogger("livesale")
@@ -32,6 +33,7 @@ Starter = Callable[[svc.Services], Awaitable[svc.Component]]
 #: Components with background work, started in this order and closed in reverse.
 #: Each is ``async def start(services) -> Component``.
 STARTERS: list[tuple[str, Starter]] = [
+    ("room", room_hub.start),
     (media_routes.COMPONENT, media_routes.start),
 ]
 

@@ -43,3 +43,53 @@ def show_channel(show_id: str) -> str:
 def show_seq(show_id: str) -> str:
     """Counter giving every room event of a show its sequence number."""
     return f"{PREFIX}{{show:{show_id}}}:seq"
+
+
+def show_channel_pattern() -> str:
+    """Pattern matching every show's channel: one subscription per process serves all rooms."""
+    return f"{PREFIX}{{show:*}}:events"
+
+
+def show_requests(show_id: str) -> str:
+    """Hash SKU -> votes of the show's open explain requests."""
+    return f"{PREFIX}{{show:{show_id}}}:requests"
+
+
+def show_request_order(show_id: str) -> str:
+    """Hash SKU -> the sequence number that opened the request (ties rank oldest first)."""
+    return f"{PREFIX}{{show:{show_id}}}:request-order"
+
+
+def show_voters(show_id: str, sku: str) -> str:
+    """Set of viewer ids who asked for or voted on the open request for ``sku``."""
+    return f"{PREFIX}{{show:{show_id}}}:voters:{sku}"
+
+
+def show_plants(show_id: str) -> str:
+    """Hash SKU -> how many viewers planted it (the host sees only these counts)."""
+    return f"{PREFIX}{{show:{show_id}}}:plants"
+
+
+def viewer_plants(show_id: str, viewer_id: str) -> str:
+    """Set of the SKUs one viewer planted in a show: private to that viewer."""
+    return f"{PREFIX}{{show:{show_id}}}:planted:{viewer_id}"
+
+
+def show_chat(show_id: str) -> str:
+    """List of the show's last chat lines (JSON), oldest first."""
+    return f"{PREFIX}{{show:{show_id}}}:chat"
+
+
+def show_mutes(show_id: str) -> str:
+    """Hash viewer id -> muted-until (ms, Redis clock)."""
+    return f"{PREFIX}{{show:{show_id}}}:mutes"
+
+
+def chat_bucket(show_id: str, viewer_id: str) -> str:
+    """Hash ``tokens``, ``at``, ``last`` of one viewer's chat rate limit (expires when idle)."""
+    return f"{PREFIX}{{show:{show_id}}}:bucket:{viewer_id}"
+
+
+def show_presence(show_id: str) -> str:
+    """Hash process id -> ``viewers:expires_ms``: each process's viewer count, while it lives."""
+    return f"{PREFIX}{{show:{show_id}}}:presence"

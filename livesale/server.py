@@ -18,6 +18,7 @@ from livesale.app import create_app
 from livesale.client import CLI_KEY_FILE, SERVER_FILE
 from livesale.config import Settings
 from livesale.embedded_redis import EmbeddedRedis
+from livesale.transport import DeadlineHttpProtocol, DeadlineWebSocketProtocol
 
 #: Room WebSocket frames from clients are small JSON objects; anything bigger is refused (1009).
 WS_MAX_SIZE = 4096
@@ -34,7 +35,8 @@ def uvicorn_config(app: object, settings: Settings, log_level: str = "info") -> 
         port=settings.port,
         log_level=log_level,
         access_log=False,
-        ws="websockets-sansio",
+        http=DeadlineHttpProtocol,
+        ws=DeadlineWebSocketProtocol,
         ws_max_size=WS_MAX_SIZE,
         ws_ping_interval=WS_PING_INTERVAL,
         ws_ping_timeout=WS_PING_TIMEOUT,

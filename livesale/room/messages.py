@@ -72,3 +72,319 @@ class Lineup(msgspec.Struct, frozen=True):
     show_id: str
     featured: str | None
     items: list[LineupItem]
+
+
+# ---------------------------------------------------------------------------------------------
+# The room WebSocket (``/ws/shows/{id}``).
+#
+# Every frame is one JSON object with a ``type``. Server frames carry ``seq``:
+#
+# * *sequenced* events (``show``, ``lineup``, ``featured``, ``requests``, ``chat``,
+#   ``chat_deleted``, ``slow_mode``) each take the show's next sequence number, the same on every
+#   process and for every viewer;
+# * every other frame (``snapshot``, ``stock``, ``sale``, ``hearts``, ``presence``, ``plants``,
+#   ``planted``, ``muted``, ``hold``, ``order``, ``error``) carries the number of the last
+#   sequenced event before it and never advances it.
+#
+# A client keeps the highest ``seq`` seen; a frame with ``seq > last + 1`` means it missed an
+# event: it sends ``{"type": "snapshot"}`` (or reconnects) and replaces its view with the answer.
+# ---------------------------------------------------------------------------------------------
+
+ChatText = Annotated[str, msgspec.Meta(max_length=2000)]
+Seconds = Annotated[int, msgspec.Meta(ge=0, le=86_400)]
+SlowSeconds = Annotated[int, msgspec.Meta(ge=0, le=600)]
+HeartCount = Annotated[int, msgspec.Meta(ge=1, le=50)]
+ViewerIdStr = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+
+class Msg(msgspec.Struct, tag_field="type", frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Base of every room message; the subclass's ``tag`` is its ``type``."""
+
+
+# Client to server ----------------------------------------------------------------------------
+
+
+class ChatIn(Msg, tag="chat", frozen=True):
+    """Say something: 1–280 characters once trimmed."""
+
+    text: ChatText
+
+
+class HeartIn(Msg, tag="heart", frozen=True):
+    """Tap the heart ``count`` times (clients may batch taps)."""
+
+    count: HeartCount = 1
+
+
+class RequestIn(Msg, tag="request", frozen=True):
+    """Ask the host to explain ``sku`` (求讲解); asking again for an open request is a vote."""
+
+    sku: SkuStr
+
+
+class VoteIn(Msg, tag="vote", frozen=True):
+    """Upvote the open request for ``sku``."""
+
+    sku: SkuStr
+
+
+class PlantIn(Msg, tag="plant", frozen=True):
+    """Plant (``want=true``) or unplant ``sku``: a private wish list; the host sees counts."""
+
+    sku: SkuStr
+    want: bool = True
+
+
+class SnapshotIn(Msg, tag="snapshot", frozen=True):
+    """Ask for a fresh snapshot (after a gap in ``seq``)."""
+
+
+class FeatureIn(Msg, tag="feature", frozen=True):
+    """Host: feature ``sku`` ("now explaining"); resolves its request."""
+
+    sku: SkuStr
+
+
+class UnfeatureIn(Msg, tag="unfeature", frozen=True):
+    """Host: feature nothing."""
+
+
+class ResolveIn(Msg, tag="resolve", frozen=True):
+    """Host: close the request for ``sku`` without featuring it."""
+
+    sku: SkuStr
+
+
+class DeleteChatIn(Msg, tag="delete_chat", frozen=True):
+    """Host: remove chat line ``id`` for everyone."""
+
+    id: Annotated[int, msgspec.Meta(ge=1)]
+
+
+class MuteIn(Msg, tag="mute", frozen=True):
+    """Host: stop ``viewer_id`` chatting for ``seconds`` (0 lifts the mute)."""
+
+    viewer_id: ViewerIdStr
+    seconds: Seconds
+
+
+class SlowModeIn(Msg, tag="slow_mode", frozen=True):
+    """Host: each viewer may chat once every ``seconds`` (0 turns slow mode off)."""
+
+    seconds: SlowSeconds
+
+
+ClientMsg = (
+    ChatIn
+    | HeartIn
+    | RequestIn
+    | VoteIn
+    | PlantIn
+    | SnapshotIn
+    | FeatureIn
+    | UnfeatureIn
+    | ResolveIn
+    | DeleteChatIn
+    | MuteIn
+    | SlowModeIn
+)
+CLIENT_TYPES: frozenset[str] = frozenset(
+    t.__struct_config__.tag  # type: ignore[misc]
+    for t in (
+        ChatIn,
+        HeartIn,
+        RequestIn,
+        VoteIn,
+        PlantIn,
+        SnapshotIn,
+        FeatureIn,
+        UnfeatureIn,
+        ResolveIn,
+        DeleteChatIn,
+        MuteIn,
+        SlowModeIn,
+    )
+)
+#: Host-only client messages.
+HOST_ONLY: tuple[type[Msg], ...] = (
+    FeatureIn,
+    UnfeatureIn,
+    ResolveIn,
+    DeleteChatIn,
+    MuteIn,
+    SlowModeIn,
+)
+
+
+# Server to client ----------------------------------------------------------------------------
+
+
+class Event(Msg, frozen=True, kw_only=True, forbid_unknown_fields=False):
+    """A server frame. ``seq`` is encoded right after ``type`` (the bus stamps it there)."""
+
+    seq: int = 0
+
+
+class RequestEntry(msgspec.Struct, frozen=True):
+    """One line of the host's queue."""
+
+    sku: str
+    votes: int
+
+
+class ChatLine(Event, tag="chat", frozen=True, kw_only=True):
+    """A chat line; ``id`` is the sequence number it was said at."""
+
+    id: int = 0
+    at: int = 0  # ms since the epoch, Redis clock
+    viewer_id: str
+    nick: str
+    text: str
+    host: bool = False
+
+
+class ChatDeleted(Event, tag="chat_deleted", frozen=True):
+    id: int
+
+
+class Featured(Event, tag="featured", frozen=True):
+    """The item now explained, or ``null``; ``at`` is the Redis clock in ms (chapter marks)."""
+
+    sku: str | None
+    at: int = 0
+
+
+class Requests(Event, tag="requests", frozen=True):
+    """The open requests, most votes first, then oldest first."""
+
+    queue: list[RequestEntry]
+
+
+class LineupChanged(Event, tag="lineup", frozen=True):
+    lineup: Lineup
+
+
+class ShowChanged(Event, tag="show", frozen=True):
+    """The show's state changed (live, ended) or its publisher paused or resumed."""
+
+    state: ShowStateName
+    paused: bool = False
+
+
+class SlowMode(Event, tag="slow_mode", frozen=True):
+    seconds: int
+
+
+class StockItem(msgspec.Struct, frozen=True):
+    sku: str
+    available: int
+
+
+class StockChanged(Event, tag="stock", frozen=True):
+    """The latest stock of every line-up item that changed since the previous frame."""
+
+    items: list[StockItem]
+
+
+class SaleItem(msgspec.Struct, frozen=True):
+    sku: str
+    qty: int
+
+
+class Sold(Event, tag="sale", frozen=True):
+    """Units sold per SKU since the previous frame (the sales ticker)."""
+
+    items: list[SaleItem]
+
+
+class Hearts(Event, tag="hearts", frozen=True):
+    """Hearts tapped in the room since the previous frame."""
+
+    count: int
+
+
+class Presence(Event, tag="presence", frozen=True):
+    """Viewers connected to the show, on every process."""
+
+    viewers: int
+
+
+class Plants(Event, tag="plants", frozen=True):
+    """Host only: how many viewers planted ``sku`` now."""
+
+    sku: str
+    count: int
+
+
+class Planted(Event, tag="planted", frozen=True):
+    """Only to the viewer who planted: ``sku`` is now on (or off) their list."""
+
+    sku: str
+    want: bool
+
+
+class Muted(Event, tag="muted", frozen=True):
+    """Only to the muted viewer: chat is refused until ``until`` (ms, 0 = not muted)."""
+
+    until: int
+
+
+class ErrorMsg(Event, tag="error", frozen=True):
+    """A refused message. ``code`` is stable; the socket stays open unless it says otherwise."""
+
+    code: str
+    detail: str = ""
+
+
+class You(msgspec.Struct, frozen=True):
+    role: Literal["viewer", "host"]
+    viewer_id: str
+    nick: str
+
+
+class Snapshot(Event, tag="snapshot", frozen=True):
+    """Everything a client needs to draw the room as of ``seq``."""
+
+    you: You
+    show: Show
+    lineup: Lineup
+    featured: str | None
+    requests: list[RequestEntry]
+    viewers: int
+    chat: list[ChatLine]
+    slow_mode: int
+    #: The viewer's own planted SKUs.
+    planted: list[str]
+    #: Host only: plant counts per SKU (empty for viewers).
+    plants: dict[str, int]
+    #: ms until which this viewer is muted (0: not muted).
+    muted_until: int
+    #: The viewer's own live holds.
+    holds: list[dict[str, object]]
+
+
+ServerMsg = (
+    Snapshot
+    | ChatLine
+    | ChatDeleted
+    | Featured
+    | Requests
+    | LineupChanged
+    | ShowChanged
+    | SlowMode
+    | StockChanged
+    | Sold
+    | Hearts
+    | Presence
+    | Plants
+    | Planted
+    | Muted
+    | ErrorMsg
+)
+#: Events that take a sequence number (see the module comment above).
+SEQUENCED: frozenset[str] = frozenset(
+    {"show", "lineup", "featured", "requests", "chat", "chat_deleted", "slow_mode"}
+)
+
+client_decoder = msgspec.json.Decoder(ClientMsg)
+encoder = msgspec.json.Encoder()

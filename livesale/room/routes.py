@@ -7,13 +7,24 @@ from typing import Annotated
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 
+from livesale import events
 from livesale import services as svc
 from livesale.errors import Unauthorized, ValidationFailed
 from livesale.http import bearer_token, endpoint, json_response, read_body
-from livesale.room.messages import Lineup, LineupItemIn, Show, ShowCreated, ShowIn
+from livesale.orders.closing import show_ended
+from livesale.room.messages import (
+    Lineup,
+    LineupChanged,
+    LineupItemIn,
+    Show,
+    ShowChanged,
+    ShowCreated,
+    ShowIn,
+)
 from livesale.room.state import ShowState
+from livesale.room.ws import RoomSocket
 
 
 class ViewerIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -41,6 +52,18 @@ async def merchant_or_host(request: Request, show_id: str) -> str:
     return await services.keys.merchant(request)
 
 
+async def _move(request: Request, show_id: str, target: ShowState) -> Show:
+    """Move the show and tell its room (only when the state really changed)."""
+    services = svc.of(request)
+    before = await services.shows.get(show_id)
+    show = await services.shows.move(show_id, target)
+    if show.state != before.state:
+        await events.publish_event(
+            services.redis, show_id, ShowChanged(state=show.state, paused=show.paused)
+        )
+    return show
+
+
 @endpoint("Create a show", auth="merchant", body=ShowIn, response=ShowCreated, status=201)
 async def create_show(request: Request) -> Response:
     services = svc.of(request)
@@ -63,14 +86,18 @@ async def get_show(request: Request) -> Response:
 async def start_show(request: Request) -> Response:
     show_id = request.path_params["show_id"]
     await merchant_or_host(request, show_id)
-    return json_response(await svc.of(request).shows.move(show_id, ShowState.LIVE))
+    return json_response(await _move(request, show_id, ShowState.LIVE))
 
 
 @endpoint("End the show", auth="merchant or host", response=Show)
 async def end_show(request: Request) -> Response:
     show_id = request.path_params["show_id"]
     await merchant_or_host(request, show_id)
-    return json_response(await svc.of(request).shows.move(show_id, ShowState.ENDED))
+    services = svc.of(request)
+    show = await services.shows.move(show_id, ShowState.ENDED)
+    # New holds stop with the move above; live holds get the grace period, then fulfilment.
+    await show_ended(services.db, show_id, services.settings.grace_seconds)
+    return json_response(show)
 
 
 @endpoint(
@@ -83,7 +110,11 @@ async def put_lineup(request: Request) -> Response:
     show_id = request.path_params["show_id"]
     await merchant_or_host(request, show_id)
     items = await read_body(request, list[LineupItemIn])
-    return json_response(await svc.of(request).shows.put_lineup(show_id, items))
+    services = svc.of(request)
+    lineup = await services.shows.put_lineup(show_id, items)
+    # Everyone in the room gets the new line-up (with stock and the featured item).
+    await events.publish_event(services.redis, show_id, LineupChanged(lineup=lineup))
+    return json_response(lineup)
 
 
 @endpoint("The line-up with live stock and the featured item", response=Lineup)
@@ -116,4 +147,5 @@ routes: list[BaseRoute] = [
     Route("/api/shows/{show_id}/lineup", put_lineup, methods=["PUT"]),
     Route("/api/shows/{show_id}/lineup", get_lineup, methods=["GET"]),
     Route("/api/viewers", create_viewer, methods=["POST"]),
+    WebSocketRoute("/ws/shows/{show_id}", RoomSocket),
 ]

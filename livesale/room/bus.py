@@ -1,0 +1,236 @@
+"""The room in Redis: every action is one Lua script (:mod:`livesale.room.lua`) that applies a
+rule of :mod:`livesale.room.state`, numbers the event and publishes it; snapshots are read in
+one ``MULTI`` so they match exactly one sequence number."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from livesale import keys
+from livesale.errors import StoreError
+from livesale.room import lua
+from livesale.room.messages import (
+    ChatDeleted,
+    ChatLine,
+    Featured,
+    Muted,
+    RequestEntry,
+    SlowMode,
+    encoder,
+)
+from livesale.room.state import CHAT_BURST, CHAT_RATE, CHAT_TAIL, Refused, rank
+
+_chat_line = msgspec.json.Decoder(ChatLine)
+
+
+def _text(value: bytes | str | None) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class RoomState(msgspec.Struct, frozen=True):
+    """The Redis half of a snapshot, as of sequence number ``seq``."""
+
+    seq: int
+    featured: str | None
+    slow_mode: int
+    requests: list[RequestEntry]
+    chat: list[ChatLine]
+    planted: list[str]
+    plants: dict[str, int]
+    muted_until: int
+
+
+class RoomBus:
+    """Runs the room scripts for every show. Raises :class:`Refused` when a rule says no and
+    :class:`StoreError` when Redis fails."""
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self.redis = redis
+        self._scripts: dict[str, Callable[..., Awaitable[Any]]] = {
+            name: redis.register_script(getattr(lua, name))
+            for name in (
+                "FEATURE",
+                "REQUEST",
+                "RESOLVE",
+                "PLANT",
+                "CHAT",
+                "DELETE_CHAT",
+                "MUTE",
+                "SLOW_MODE",
+                "PRESENCE",
+            )
+        }
+
+    async def _run(self, name: str, keys_: list[str], args: list[Any]) -> Any:
+        try:
+            return await self._scripts[name](keys=keys_, args=args)
+        except RedisError as exc:
+            raise StoreError(f"redis script {name.lower()}: {exc}") from exc
+
+    @staticmethod
+    def _check(result: Any) -> None:
+        code = _text(result)
+        if code != "ok":
+            raise Refused(code or "refused")
+
+    async def feature(self, show_id: str, sku: str | None) -> None:
+        """Feature ``sku`` (``None`` unfeatures): everyone gets ``featured``, and ``requests``
+        when this resolved the item's request."""
+        result = await self._run(
+            "FEATURE",
+            [
+                keys.show(show_id),
+                keys.lineup(show_id),
+                keys.show_requests(show_id),
+                keys.show_request_order(show_id),
+                keys.show_voters(show_id, sku or ""),
+                keys.show_seq(show_id),
+                keys.show_channel(show_id),
+            ],
+            [sku or "", encoder.encode(Featured(sku=sku))],
+        )
+        self._check(result)
+
+    async def request(self, show_id: str, sku: str, viewer_id: str, vote: bool) -> None:
+        """Open or upvote the request for ``sku``; everyone gets the ranked ``requests``."""
+        result = await self._run(
+            "REQUEST",
+            [
+                keys.show(show_id),
+                keys.lineup(show_id),
+                keys.show_requests(show_id),
+                keys.show_request_order(show_id),
+                keys.show_voters(show_id, sku),
+                keys.show_seq(show_id),
+                keys.show_channel(show_id),
+            ],
+            [sku, viewer_id, "1" if vote else "0"],
+        )
+        self._check(result)
+
+    async def resolve(self, show_id: str, sku: str) -> None:
+        result = await self._run(
+            "RESOLVE",
+            [
+                keys.show_requests(show_id),
+                keys.show_request_order(show_id),
+                keys.show_voters(show_id, sku),
+                keys.show_seq(show_id),
+                keys.show_channel(show_id),
+            ],
+            [sku],
+        )
+        self._check(result)
+
+    async def plant(self, show_id: str, sku: str, viewer_id: str, want: bool) -> int:
+        """Plant or unplant; returns the item's count. Hosts get ``plants``, the viewer
+        ``planted``."""
+        code, count = await self._run(
+            "PLANT",
+            [
+                keys.show(show_id),
+                keys.lineup(show_id),
+                keys.show_plants(show_id),
+                keys.viewer_plants(show_id, viewer_id),
+                keys.show_channel(show_id),
+            ],
+            [sku, viewer_id, "1" if want else "0"],
+        )
+        self._check(code)
+        return int(count)
+
+    async def chat(self, show_id: str, viewer_id: str, nick: str, text: str, host: bool) -> int:
+        """Say ``text`` (already cleaned); returns the line id. Viewers are refused when muted,
+        in slow mode or over the rate limit (``Refused.retry_ms`` says how long to wait)."""
+        body = encoder.encode(ChatLine(viewer_id=viewer_id, nick=nick, text=text, host=host))
+        code, value = await self._run(
+            "CHAT",
+            [
+                keys.show(show_id),
+                keys.show_mutes(show_id),
+                keys.chat_bucket(show_id, viewer_id),
+                keys.show_chat(show_id),
+                keys.show_seq(show_id),
+                keys.show_channel(show_id),
+            ],
+            [viewer_id, "1" if host else "0", body, CHAT_RATE, CHAT_BURST, CHAT_TAIL],
+        )
+        code = _text(code)
+        if code != "ok":
+            raise Refused(code or "refused", retry_ms=int(value))
+        return int(value)
+
+    async def delete_chat(self, show_id: str, line_id: int) -> None:
+        result = await self._run(
+            "DELETE_CHAT",
+            [keys.show_chat(show_id), keys.show_seq(show_id), keys.show_channel(show_id)],
+            [line_id, encoder.encode(ChatDeleted(id=line_id))],
+        )
+        self._check(result)
+
+    async def mute(self, show_id: str, viewer_id: str, seconds: int) -> int:
+        """Mute (``seconds=0`` unmutes); the viewer gets ``muted``. Returns muted-until ms."""
+        body = encoder.encode(Muted(until=0))[:-1] + b',"viewer_id":' + encoder.encode(viewer_id)
+        return int(
+            await self._run(
+                "MUTE",
+                [keys.show_mutes(show_id), keys.show_channel(show_id)],
+                [viewer_id, seconds, body + b"}"],
+            )
+        )
+
+    async def slow_mode(self, show_id: str, seconds: int) -> None:
+        result = await self._run(
+            "SLOW_MODE",
+            [keys.show(show_id), keys.show_seq(show_id), keys.show_channel(show_id)],
+            [seconds, encoder.encode(SlowMode(seconds=seconds))],
+        )
+        self._check(result)
+
+    async def presence(self, show_id: str, process: str, count: int, ttl_ms: int) -> int:
+        """Report this process's ``count`` (-1: only read) and return the show's total."""
+        return int(
+            await self._run("PRESENCE", [keys.show_presence(show_id)], [process, count, ttl_ms])
+        )
+
+    async def state(self, show_id: str, viewer_id: str, host: bool) -> RoomState:
+        """The room as of one sequence number (one ``MULTI``)."""
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.get(keys.show_seq(show_id))
+                pipe.hmget(keys.show(show_id), "featured", "slow_mode")
+                pipe.hgetall(keys.show_requests(show_id))
+                pipe.hgetall(keys.show_request_order(show_id))
+                pipe.lrange(keys.show_chat(show_id), 0, -1)
+                pipe.smembers(keys.viewer_plants(show_id, viewer_id))
+                pipe.hgetall(keys.show_plants(show_id))
+                pipe.hget(keys.show_mutes(show_id), viewer_id)
+                (
+                    seq,
+                    (featured, slow),
+                    votes,
+                    order,
+                    chat,
+                    planted,
+                    plants,
+                    muted,
+                ) = await pipe.execute()
+        except RedisError as exc:
+            raise StoreError(f"redis: {exc}") from exc
+        votes_ = {k.decode(): int(v) for k, v in votes.items()}
+        order_ = {k.decode(): int(v) for k, v in order.items()}
+        return RoomState(
+            seq=int(seq or 0),
+            featured=_text(featured),
+            slow_mode=int(slow or 0),
+            requests=[RequestEntry(sku, n) for sku, n in rank(votes_, order_)],
+            chat=[_chat_line.decode(line) for line in chat],
+            planted=sorted(s.decode() for s in planted),
+            plants={k.decode(): int(v) for k, v in plants.items() if int(v) > 0} if host else {},
+            muted_until=int(muted or 0),
+        )

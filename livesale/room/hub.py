@@ -1,0 +1,436 @@
+"""The room hub: one Redis subscription per process, multiplexed to the rooms of this process.
+
+Every event arrives once per process from Redis, is encoded (or relayed) once, and is put on each
+connection's bounded queue with ``push`` — a plain, non-blocking call. A connection whose queue is
+full is closed with 1013 (it reconnects and gets a snapshot); nobody else waits for it, like
+``websockets.broadcast``. Hearts, stock and sales are coalesced per show on a 100 ms tick;
+presence is summed over every process once a second through Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from typing import Any
+
+import msgspec
+from prometheus_client import Counter, Gauge
+from redis.exceptions import RedisError
+
+from livesale import keys
+from livesale.errors import LivesaleError
+from livesale.ids import new_id
+from livesale.room.bus import RoomBus
+from livesale.room.messages import (
+    SEQUENCED,
+    Hearts,
+    Presence,
+    SaleItem,
+    Snapshot,
+    Sold,
+    StockChanged,
+    StockItem,
+    You,
+    encoder,
+)
+from livesale.services import Services
+
+log = logging.getLogger("livesale.room")
+
+#: Frames waiting for one connection before it is dropped (1013) as too slow.
+QUEUE_FRAMES = 512
+#: The coalescing tick: hearts every tick, stock and sales every ``STOCK_TICKS`` ticks.
+TICK_SECONDS = 0.1
+STOCK_TICKS = 2
+PRESENCE_SECONDS = 1.0
+#: A process that stops reporting is forgotten by the presence count after this long.
+PRESENCE_TTL_MS = 5000
+
+_PREFIX = keys.show_channel("\0").split("\0")[0].encode()
+_SUFFIX = keys.show_channel("\0").split("\0")[1].encode()
+
+
+class _Envelope(msgspec.Struct):
+    """What the hub needs to route a bus event; the rest of it is relayed untouched."""
+
+    type: str
+    seq: int = 0
+    viewer_id: str | None = None
+    sku: str | None = None
+    available: int | None = None
+    qty: int | None = None
+    count: int | None = None
+
+
+_envelope = msgspec.json.Decoder(_Envelope)
+
+
+class Conn:
+    """One WebSocket's place in a room: identity and the bounded queue of encoded frames.
+
+    The hub only calls :meth:`push`; the socket's writer task drains ``frames`` when ``wake``
+    is set and, once ``close_code`` is set, sends the close frame.
+    """
+
+    __slots__ = (
+        "show_id",
+        "viewer_id",
+        "nick",
+        "host",
+        "frames",
+        "wake",
+        "pending",
+        "floor",
+        "close_code",
+        "close_reason",
+        "limit",
+    )
+
+    def __init__(
+        self, show_id: str, viewer_id: str, nick: str, host: bool, limit: int = QUEUE_FRAMES
+    ) -> None:
+        self.show_id = show_id
+        self.viewer_id = viewer_id
+        self.nick = nick
+        self.host = host
+        self.frames: deque[str] = deque()
+        self.wake = asyncio.Event()
+        #: While a snapshot is being read, frames wait here with their sequence numbers.
+        self.pending: list[tuple[str, int]] | None = None
+        #: Sequenced frames up to this number are already in the last snapshot sent.
+        self.floor = 0
+        self.close_code = 0
+        self.close_reason = ""
+        self.limit = limit
+
+    def push(self, frame: str, seq: int = 0) -> None:
+        """Queue ``frame`` without waiting; ``seq`` is set for sequenced events only."""
+        if self.close_code:
+            return
+        if self.pending is not None:
+            if len(self.pending) >= self.limit:
+                self.close(1013, "too slow; reconnect", drop=True)
+            else:
+                self.pending.append((frame, seq))
+            return
+        if seq and seq <= self.floor:
+            return
+        if len(self.frames) >= self.limit:
+            self.close(1013, "too slow; reconnect", drop=True)
+            return
+        self.frames.append(frame)
+        self.wake.set()
+
+    def close(self, code: int, reason: str = "", drop: bool = False) -> None:
+        """Ask the writer to close with ``code`` after the queued frames (or at once: ``drop``)."""
+        if self.close_code:
+            return
+        self.close_code = code
+        self.close_reason = reason
+        if drop:
+            self.frames.clear()
+        self.wake.set()
+
+    def hold_frames(self) -> None:
+        """Buffer frames from now on until :meth:`release_frames` (a snapshot is being read)."""
+        if self.pending is None:
+            self.pending = []
+
+    def release_frames(self, snapshot: str, seq: int) -> None:
+        """Send ``snapshot`` (as of ``seq``), then the buffered frames it does not already hold."""
+        pending, self.pending = self.pending or [], None
+        self.floor = seq
+        self.push(snapshot)
+        for frame, frame_seq in pending:
+            self.push(frame, frame_seq)
+
+
+class Room:
+    """One show's connections in this process and what is being coalesced for them."""
+
+    __slots__ = (
+        "show_id",
+        "conns",
+        "viewers",
+        "hosts",
+        "last_seq",
+        "hearts_in",
+        "hearts_out",
+        "stock",
+        "sales",
+        "presence",
+    )
+
+    def __init__(self, show_id: str) -> None:
+        self.show_id = show_id
+        self.conns: set[Conn] = set()
+        self.viewers: dict[str, set[Conn]] = {}
+        self.hosts: set[Conn] = set()
+        #: The last sequenced event this process relayed; unsequenced frames carry it.
+        self.last_seq = 0
+        self.hearts_in = 0
+        self.hearts_out = 0
+        self.stock: dict[str, int] = {}
+        self.sales: dict[str, int] = {}
+        self.presence = -1
+
+    def broadcast(self, frame: str, seq: int = 0) -> None:
+        for conn in self.conns:
+            conn.push(frame, seq)
+
+    def stamp(self, raw: str) -> str:
+        """An unsequenced bus event with this room's current ``seq``."""
+        if '"seq":0' in raw:
+            return raw.replace('"seq":0', f'"seq":{self.last_seq}', 1)
+        return f'{{"seq":{self.last_seq},{raw[1:]}' if raw != "{}" else raw
+
+
+class Hub:
+    """The process's room hub. Start with :func:`start`; ``aclose`` stops it."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.redis = services.redis
+        self.bus = RoomBus(services.redis)
+        self.process = new_id("proc")
+        self.rooms: dict[str, Room] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._pubsub: Any = None
+        registry = services.metrics.registry
+        self.m_conns = Gauge("livesale_room_connections", "Room WebSockets open", registry=registry)
+        self.m_dropped = Counter(
+            "livesale_room_slow_closed",
+            "Room WebSockets closed as too slow (1013)",
+            registry=registry,
+        )
+        self.m_events = Counter(
+            "livesale_room_bus_events", "Room events received from Redis", registry=registry
+        )
+
+    async def start(self) -> None:
+        """Subscribe to every show's channel, then start relaying, ticking and presence."""
+        self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        await self._pubsub.psubscribe(keys.show_channel_pattern())
+        self._tasks = [
+            asyncio.create_task(self._listen(), name="room-listen"),
+            asyncio.create_task(self._tick(), name="room-tick"),
+            asyncio.create_task(self._presence(), name="room-presence"),
+        ]
+
+    async def aclose(self) -> None:
+        """Stop relaying; forget this process's presence; close every room connection."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for room in self.rooms.values():
+            for conn in room.conns:
+                conn.close(1012, "server restarting")
+            with contextlib.suppress(LivesaleError):
+                await self.bus.presence(room.show_id, self.process, 0, PRESENCE_TTL_MS)
+        if self._pubsub is not None:
+            with contextlib.suppress(RedisError):
+                await self._pubsub.aclose()
+
+    # Connections ------------------------------------------------------------------------------
+
+    def attach(self, conn: Conn) -> Room:
+        """Put ``conn`` in its room; frames are held until its first snapshot."""
+        room = self.rooms.get(conn.show_id)
+        if room is None:
+            room = self.rooms[conn.show_id] = Room(conn.show_id)
+        conn.hold_frames()
+        room.conns.add(conn)
+        if conn.host:
+            room.hosts.add(conn)
+        else:
+            room.viewers.setdefault(conn.viewer_id, set()).add(conn)
+        self.m_conns.inc()
+        return room
+
+    def detach(self, conn: Conn) -> None:
+        room = self.rooms.get(conn.show_id)
+        if room is None or conn not in room.conns:
+            return
+        room.conns.discard(conn)
+        room.hosts.discard(conn)
+        mine = room.viewers.get(conn.viewer_id)
+        if mine is not None:
+            mine.discard(conn)
+            if not mine:
+                del room.viewers[conn.viewer_id]
+        self.m_conns.dec()
+
+    async def snapshot(self, conn: Conn) -> None:
+        """Send ``conn`` a snapshot, then only the events it does not already reflect."""
+        room = self.rooms[conn.show_id]
+        conn.hold_frames()
+        state = await self.bus.state(conn.show_id, conn.viewer_id, conn.host)
+        show = await self.services.shows.get(conn.show_id)
+        lineup = await self.services.shows.lineup(conn.show_id)
+        viewers = await self.bus.presence(
+            conn.show_id, self.process, len(room.viewers), PRESENCE_TTL_MS
+        )
+        snap = Snapshot(
+            seq=state.seq,
+            you=You(
+                role="host" if conn.host else "viewer", viewer_id=conn.viewer_id, nick=conn.nick
+            ),
+            show=show,
+            lineup=lineup,
+            featured=state.featured,
+            requests=state.requests,
+            viewers=viewers,
+            chat=state.chat,
+            slow_mode=state.slow_mode,
+            planted=state.planted,
+            plants=state.plants,
+            muted_until=state.muted_until,
+            # Holds belong to the stock domain, which has no per-viewer hold listing yet.
+            holds=[],
+        )
+        conn.release_frames(encoder.encode(snap).decode(), state.seq)
+
+    def heart(self, show_id: str, count: int) -> None:
+        """Count hearts tapped here; they are published (summed) on the next tick."""
+        room = self.rooms.get(show_id)
+        if room is not None:
+            room.hearts_out += count
+
+    # Relaying ---------------------------------------------------------------------------------
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                async for message in self._pubsub.listen():
+                    if message["type"] == "pmessage":
+                        self._dispatch(message["channel"], message["data"])
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                # redis-py reconnects and subscribes again; events published meanwhile are
+                # lost here, and clients see the gap in ``seq`` and ask for a snapshot.
+                log.warning("room bus: %s; resubscribing", exc)
+                await asyncio.sleep(0.5)
+            except Exception:
+                log.exception("room bus relay failed; continuing")
+
+    def _dispatch(self, channel: bytes, data: bytes) -> None:
+        """Route one bus event to the room's connections (called in Redis order)."""
+        self.m_events.inc()
+        room = self.rooms.get(channel[len(_PREFIX) : -len(_SUFFIX)].decode())
+        if room is None:
+            return
+        try:
+            env = _envelope.decode(data)
+        except msgspec.DecodeError:
+            log.warning("ignoring a malformed room event: %r", data[:200])
+            return
+        kind = env.type
+        if env.seq:
+            if room.last_seq and env.seq > room.last_seq + 1:
+                log.warning(
+                    "show %s: events %d..%d missed", room.show_id, room.last_seq + 1, env.seq - 1
+                )
+            room.last_seq = max(room.last_seq, env.seq)
+            room.broadcast(data.decode(), env.seq)
+        elif kind == "stock" and env.sku is not None and env.available is not None:
+            room.stock[env.sku] = env.available
+        elif kind == "sale" and env.sku is not None and env.qty is not None:
+            room.sales[env.sku] = room.sales.get(env.sku, 0) + env.qty
+        elif kind == "hearts" and env.count:
+            room.hearts_in += env.count
+        elif kind in ("hold", "order", "planted", "muted"):
+            targets = room.viewers.get(env.viewer_id or "", ())
+            if targets:
+                frame = room.stamp(data.decode())
+                for conn in targets:
+                    conn.push(frame)
+        elif kind == "plants":
+            if room.hosts:
+                frame = room.stamp(data.decode())
+                for conn in room.hosts:
+                    conn.push(frame)
+        elif kind in SEQUENCED:
+            # Published without a number (straight PUBLISH): relay it as unsequenced.
+            room.broadcast(room.stamp(data.decode()))
+        else:
+            log.debug("ignoring room event of type %r", kind)
+
+    async def _tick(self) -> None:
+        """Coalesce: hearts every tick, stock and sales every ``STOCK_TICKS`` ticks."""
+        ticks = 0
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            ticks += 1
+            try:
+                await self._flush(ticks % STOCK_TICKS == 0)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("room tick failed")
+
+    async def _flush(self, stock_too: bool) -> None:
+        outgoing = [
+            (room.show_id, room.hearts_out) for room in self.rooms.values() if room.hearts_out
+        ]
+        for room in self.rooms.values():
+            room.hearts_out = 0
+            if room.hearts_in:
+                frame = encoder.encode(Hearts(seq=room.last_seq, count=room.hearts_in))
+                room.hearts_in = 0
+                room.broadcast(frame.decode())
+            if stock_too and room.stock:
+                items = [StockItem(sku, n) for sku, n in room.stock.items()]
+                room.stock = {}
+                room.broadcast(
+                    encoder.encode(StockChanged(seq=room.last_seq, items=items)).decode()
+                )
+            if stock_too and room.sales:
+                sold = [SaleItem(sku, n) for sku, n in room.sales.items()]
+                room.sales = {}
+                room.broadcast(encoder.encode(Sold(seq=room.last_seq, items=sold)).decode())
+        if outgoing:
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for show_id, count in outgoing:
+                        pipe.publish(
+                            keys.show_channel(show_id), b'{"type":"hearts","count":%d}' % count
+                        )
+                    await pipe.execute()
+            except RedisError as exc:
+                log.warning("publishing hearts failed: %s", exc)
+
+    async def _presence(self) -> None:
+        """Once a second: report this process's viewers per show and relay changed totals."""
+        while True:
+            await asyncio.sleep(PRESENCE_SECONDS)
+            for show_id, room in list(self.rooms.items()):
+                try:
+                    total = await self.bus.presence(
+                        show_id, self.process, len(room.viewers), PRESENCE_TTL_MS
+                    )
+                except asyncio.CancelledError:
+                    raise
+                except LivesaleError as exc:
+                    log.warning("presence of %s: %s", show_id, exc)
+                    continue
+                if not room.conns:
+                    if self.rooms.get(show_id) is room:
+                        del self.rooms[show_id]
+                    continue
+                if total != room.presence:
+                    room.presence = total
+                    room.broadcast(
+                        encoder.encode(Presence(seq=room.last_seq, viewers=total)).decode()
+                    )
+
+
+async def start(services: Services) -> Hub:
+    """Start this process's room hub (registered in ``livesale.app.STARTERS``)."""
+    hub = Hub(services)
+    await hub.start()
+    return hub

@@ -1,0 +1,252 @@
+"""``/ws/shows/{show_id}?token=...``: the room WebSocket of a viewer or the host.
+
+The token (a viewer token from ``POST /api/viewers`` or the show's host token) and the browser's
+``Origin`` are checked before the socket opens; a refusal is an RFC 9457 problem response
+(401/403/404) instead of the upgrade. Then: a snapshot, the show's events, and the client's
+messages (:data:`livesale.room.messages.ClientMsg`) handled one at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Generator
+from typing import Any
+
+import msgspec
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+
+from livesale import services as svc
+from livesale.config import Settings
+from livesale.errors import Forbidden, LivesaleError, Unauthorized
+from livesale.http import problem_response
+from livesale.room.hub import Conn, Hub
+from livesale.room.messages import (
+    CLIENT_TYPES,
+    HOST_ONLY,
+    ChatIn,
+    DeleteChatIn,
+    ErrorMsg,
+    FeatureIn,
+    HeartIn,
+    MuteIn,
+    PlantIn,
+    RequestIn,
+    ResolveIn,
+    SlowModeIn,
+    SnapshotIn,
+    UnfeatureIn,
+    VoteIn,
+    client_decoder,
+    encoder,
+)
+from livesale.room.state import Refused, clean_chat, take_token
+
+log = logging.getLogger("livesale.room")
+
+#: Consecutive undecodable or misshapen messages tolerated before closing with 1008.
+MAX_STRIKES = 3
+#: Messages a client may send: a bucket of ``INBOX_BURST`` refilled at ``INBOX_RATE`` per second.
+INBOX_RATE = 20.0
+INBOX_BURST = 40.0
+HOST_VIEWER_ID = "host"
+
+
+class _Probe(msgspec.Struct):
+    type: str
+
+
+_probe = msgspec.json.Decoder(_Probe)
+
+
+def origin_allowed(origin: str | None, host: str | None, settings: Settings) -> bool:
+    """Non-browser clients send no ``Origin``; a browser's must be this server's own (by
+    ``Host`` or the public URL) or one of ``settings.allowed_origins``."""
+    if origin is None:
+        return True
+    origin = origin.rstrip("/").lower()
+    allowed = {
+        settings.base_url.lower(),
+        *(o.rstrip("/").lower() for o in settings.allowed_origins),
+    }
+    if host:
+        allowed.update({f"http://{host.lower()}", f"https://{host.lower()}"})
+    return origin in allowed
+
+
+class RoomSocket:
+    """The ASGI app of one room WebSocket (Starlette routes a class endpoint as raw ASGI, so the
+    writer can call ``send`` directly)."""
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.scope = scope
+        self.receive = receive
+        self.send = send
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self.run().__await__()
+
+    async def run(self) -> None:
+        websocket = WebSocket(self.scope, self.receive, self.send)
+        services = svc.of(websocket)
+        hub: Hub = services.components["room"]
+        show_id = websocket.path_params["show_id"]
+        try:
+            if not origin_allowed(
+                websocket.headers.get("origin"), websocket.headers.get("host"), services.settings
+            ):
+                raise Forbidden("this page's origin may not open the room")
+            conn = await _identify(services, show_id, websocket)
+        except LivesaleError as exc:
+            await websocket.send_denial_response(problem_response(exc))
+            return
+        await websocket.accept()
+        hub.attach(conn)
+        writer = asyncio.create_task(self._write(hub, conn), name="room-writer")
+        try:
+            await hub.snapshot(conn)
+            await self._read(hub, conn)
+        except LivesaleError as exc:
+            log.warning("room %s: %s", show_id, exc)
+            conn.close(1011, "server error")
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(writer), 5)
+        finally:
+            hub.detach(conn)
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, OSError, RuntimeError):
+                await writer
+
+    async def _write(self, hub: Hub, conn: Conn) -> None:
+        """Drain the queue into the socket; then send the close frame the hub asked for."""
+        send = self.send
+        frames = conn.frames
+        try:
+            while True:
+                await conn.wake.wait()
+                conn.wake.clear()
+                while frames:
+                    await send({"type": "websocket.send", "text": frames.popleft()})
+                if conn.close_code:
+                    if conn.close_code == 1013:
+                        hub.m_dropped.inc()
+                    await send(
+                        {
+                            "type": "websocket.close",
+                            "code": conn.close_code,
+                            "reason": conn.close_reason,
+                        }
+                    )
+                    return
+        except OSError:
+            return  # the peer is gone (uvicorn's ClientDisconnected is an OSError)
+
+    async def _read(self, hub: Hub, conn: Conn) -> None:
+        strikes = 0
+        tokens, at = INBOX_BURST, time.monotonic()
+        while True:
+            message = await self.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            if conn.close_code:
+                continue
+            now = time.monotonic()
+            ok, tokens = take_token(
+                tokens, int(at * 1000), int(now * 1000), INBOX_RATE, INBOX_BURST
+            )
+            at = now
+            if not ok:
+                _error(hub, conn, "too_fast", "slow down: too many messages")
+                continue
+            text = message.get("text")
+            try:
+                if text is None:
+                    raise msgspec.DecodeError("binary frames are not room messages")
+                msg = client_decoder.decode(text)
+            except msgspec.DecodeError as exc:
+                kind = _kind(text)
+                if kind is not None and kind not in CLIENT_TYPES:
+                    _error(hub, conn, "unknown_type", f"unknown message type {kind[:40]!r}")
+                    continue
+                strikes += 1
+                _error(hub, conn, "bad_message", str(exc)[:200])
+                if strikes >= MAX_STRIKES:
+                    conn.close(1008, "too many malformed messages")
+                continue
+            strikes = 0
+            try:
+                await _handle(hub, conn, msg)
+            except Refused as refusal:
+                _error(hub, conn, refusal.code, refusal.detail, refusal.retry_ms)
+
+
+def _kind(text: str | None) -> str | None:
+    """The ``type`` of a JSON object that failed to decode, if it has a string one."""
+    if text is None:
+        return None
+    try:
+        return _probe.decode(text).type
+    except msgspec.DecodeError:
+        return None
+
+
+def _error(hub: Hub, conn: Conn, code: str, detail: str, retry_ms: int = 0) -> None:
+    if retry_ms:
+        detail = f"{detail} (retry in {retry_ms} ms)"
+    room = hub.rooms.get(conn.show_id)
+    seq = room.last_seq if room is not None else 0
+    conn.push(encoder.encode(ErrorMsg(seq=seq, code=code, detail=detail)).decode())
+
+
+async def _identify(services: svc.Services, show_id: str, websocket: WebSocket) -> Conn:
+    """The connection of the token's bearer; 401 without a token, 403 for a wrong one, 404 for
+    an unknown show."""
+    token = websocket.query_params.get("token")
+    if not token:
+        auth = websocket.headers.get("authorization", "")
+        token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
+    if not token:
+        raise Unauthorized("this needs ?token= (a viewer token or the show's host token)")
+    show = await services.shows.get(show_id)
+    if token.startswith("host_"):
+        await services.shows.verify_host(show_id, token)
+        return Conn(show_id, HOST_VIEWER_ID, show.host_name, host=True)
+    claims = services.signer.verify(token)
+    return Conn(show_id, claims.vid, claims.nick, host=False)
+
+
+async def _handle(hub: Hub, conn: Conn, msg: Any) -> None:
+    """Apply one client message; a rule's refusal comes out as :class:`Refused`."""
+    bus, show_id = hub.bus, conn.show_id
+    if isinstance(msg, HOST_ONLY) and not conn.host:
+        raise Refused("not_host", "only the host may do that")
+    match msg:
+        case ChatIn(text=text):
+            await bus.chat(show_id, conn.viewer_id, conn.nick, clean_chat(text), conn.host)
+        case HeartIn(count=count):
+            hub.heart(show_id, count)
+        case RequestIn(sku=sku):
+            await bus.request(show_id, sku, conn.viewer_id, vote=False)
+        case VoteIn(sku=sku):
+            await bus.request(show_id, sku, conn.viewer_id, vote=True)
+        case PlantIn(sku=sku, want=want):
+            await bus.plant(show_id, sku, conn.viewer_id, want)
+        case SnapshotIn():
+            await hub.snapshot(conn)
+        case FeatureIn(sku=sku):
+            await bus.feature(show_id, sku)
+        case UnfeatureIn():
+            await bus.feature(show_id, None)
+        case ResolveIn(sku=sku):
+            await bus.resolve(show_id, sku)
+        case DeleteChatIn(id=line_id):
+            await bus.delete_chat(show_id, line_id)
+        case MuteIn(viewer_id=viewer_id, seconds=seconds):
+            await bus.mute(show_id, viewer_id, seconds)
+        case SlowModeIn(seconds=seconds):
+            await bus.slow_mode(show_id, seconds)
+        case _:
+            raise Refused("unknown_type", f"unhandled message {type(msg).__name__}")
