@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from livesale import errors, http, keys
+from livesale import errors, events, http, keys
 from livesale import services as svc
 from livesale.media.errors import BadOffer, ShowNotLive
 from livesale.media.hub import PUBLISHER, VIEWER, MediaHub
@@ -212,11 +212,15 @@ async def start(services: svc.Services) -> MediaHub:
     )
 
     async def on_paused(show_id: str, paused: bool) -> None:
-        # The room reads ``paused`` from the show's Redis hash (see livesale.keys.show).
+        # The show's Redis hash carries ``paused`` (livesale.keys.show) for every process; the
+        # room hears it as a ``show`` event (livesale.events).
         try:
             await services.redis.hset(keys.show(show_id), "paused", "1" if paused else "0")
-        except RedisError as exc:
-            log.warning("could not record show %s as %s: %s", show_id, paused, exc)
+            await events.publish(
+                services.redis, show_id, {"type": "show", "state": "live", "paused": paused}
+            )
+        except (RedisError, errors.StoreError) as exc:
+            log.warning("could not announce show %s paused=%s: %s", show_id, paused, exc)
 
     async def is_live(show_id: str) -> bool:
         try:

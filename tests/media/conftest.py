@@ -85,6 +85,9 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         )
         report = hook.pytest_runtest_makereport(item=item, call=call)
         hook.pytest_runtest_logreport(report=report)
+    # Tear down what earlier in-process tests set up and the next test does not need, as
+    # pytest's own protocol would.
+    item.session._setupstate.teardown_exact(nextitem)
     hook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
     return True
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
+from livesale import keys
 from livesale.config import Settings
 from livesale.media.hub import MediaHub
 from tests.conftest import LiveServer
@@ -72,10 +75,12 @@ def signal(
 
 @pytest.mark.netns
 async def test_whip_and_whep_carry_the_show_end_to_end(
-    loopback_ice: None, server: LiveServer, encoder_calls: list[str]
+    loopback_ice: None, server: LiveServer, redis_client: redis.Redis, encoder_calls: list[str]
 ) -> None:
     """A WHIP publisher reaches a WHEP viewer; DELETE ends both sessions and their PCs."""
     show = make_show(server)
+    room = redis_client.pubsub()
+    room.subscribe(keys.show_channel(show.id))
     publisher, viewer = Publisher("vp8"), Viewer()
     responses: list[httpx.Response] = []
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
@@ -104,6 +109,15 @@ async def test_whip_and_whep_carry_the_show_end_to_end(
         assert hub.sessions == {}
         shown = (await client.get(f"/api/shows/{show.id}")).json()
         assert shown["paused"] is True
+        announced = []
+        for _ in range(50):
+            message = room.get_message(timeout=0.1)
+            if message and message["type"] == "message":
+                announced.append(json.loads(message["data"]))
+            if any(e.get("type") == "show" and e.get("paused") for e in announced):
+                break
+        assert any(e["type"] == "show" and e["paused"] is True for e in announced), announced
+    room.close()
     await viewer.close()
     await publisher.close()
     assert encoder_calls == []
