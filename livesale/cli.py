@@ -54,7 +54,8 @@ def cli() -> None:
 # --- serve ----------------------------------------------------------------------------------
 
 
-@cli.command()
+# Every option also reads LIVESALE_<NAME> (LIVESALE_PORT, LIVESALE_DATA_DIR, ...).
+@cli.command(context_settings={"auto_envvar_prefix": "LIVESALE"})
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option(
@@ -110,7 +111,7 @@ def keys() -> None:
     """Merchant API keys."""
 
 
-@keys.command("create")
+@keys.command("create", context_settings={"auto_envvar_prefix": "LIVESALE"})
 @click.option(
     "--data-dir",
     default=str(DEFAULT_DATA_DIR),

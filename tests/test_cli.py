@@ -223,3 +223,19 @@ def test_demo_seeds_once(spawn: Any, tmp_path: Path) -> None:
     assert len(httpx.get(second.url + "/api/shows").json()) == 1
     assert "Merchant API key" not in second.output()  # printed on the first start only
     assert f"/studio/{show['id']}#token=host_" in second.output()
+
+
+def test_serve_options_read_environment(spawn: Any, tmp_path: Path) -> None:
+    """`livesale serve` options also read LIVESALE_<NAME> (here LIVESALE_DATA_DIR)."""
+    import os
+
+    import httpx
+
+    data = tmp_path / "from-env"
+    os.environ["LIVESALE_DATA_DIR"] = str(data)
+    try:
+        server = spawn()
+    finally:
+        del os.environ["LIVESALE_DATA_DIR"]
+    assert httpx.get(server.url + "/healthz").status_code == 200
+    assert (data / "livesale.db").exists()
