@@ -12,8 +12,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from asyncio import TimerHandle
+import socket
+from asyncio import BaseTransport, TimerHandle
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -61,8 +63,22 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
             self.transport.abort()
 
 
+#: Kernel send buffer of a WebSocket. Linux grows it up to 4 MiB per socket by default; room
+#: frames are small, and a bounded buffer keeps memory per viewer low and lets the hub notice a
+#: viewer that stopped reading (its queue fills and it is dropped with 1013).
+WS_SNDBUF = 128 * 1024
+
+
 class DeadlineWebSocketProtocol(WebSocketsSansIOProtocol):
-    """websockets-sansio, aborting connections whose peer stopped reading."""
+    """websockets-sansio with a bounded send buffer, aborting connections whose peer stopped
+    reading."""
+
+    def connection_made(self, transport: BaseTransport) -> None:
+        super().connection_made(transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, WS_SNDBUF)
 
     def keepalive_timeout(self) -> None:
         super().keepalive_timeout()

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -86,6 +87,7 @@ class Conn:
         "close_code",
         "close_reason",
         "limit",
+        "on_drop",
     )
 
     def __init__(
@@ -104,6 +106,8 @@ class Conn:
         self.close_code = 0
         self.close_reason = ""
         self.limit = limit
+        #: Called once if the connection is dropped for being too slow.
+        self.on_drop: Callable[[], object] | None = None
 
     def push(self, frame: str, seq: int = 0) -> None:
         """Queue ``frame`` without waiting; ``seq`` is set for sequenced events only."""
@@ -131,6 +135,8 @@ class Conn:
         self.close_reason = reason
         if drop:
             self.frames.clear()
+            if self.on_drop is not None:
+                self.on_drop()
         self.wake.set()
 
     def hold_frames(self) -> None:
@@ -243,6 +249,7 @@ class Hub:
         if room is None:
             room = self.rooms[conn.show_id] = Room(conn.show_id)
         conn.hold_frames()
+        conn.on_drop = self.m_dropped.inc
         room.conns.add(conn)
         if conn.host:
             room.hosts.add(conn)

@@ -122,3 +122,54 @@ async def connect(server: LiveServer) -> AsyncIterator[Connect]:
 
     yield make
     await asyncio.gather(*(ws.close() for ws in opened), return_exceptions=True)
+
+
+class View:
+    """A client's picture of the room, built the way a page builds it: a snapshot, then events.
+    ``gap`` turns true when a sequenced frame skips a number."""
+
+    def __init__(self, snapshot: dict[str, Any]) -> None:
+        self.gap = False
+        self.reset(snapshot)
+
+    def reset(self, snapshot: dict[str, Any]) -> None:
+        self.seq: int = snapshot["seq"]
+        self.featured = snapshot["featured"]
+        self.requests = snapshot["requests"]
+        self.chat = [line["id"] for line in snapshot["chat"]]
+        self.slow_mode = snapshot["slow_mode"]
+        self.state = snapshot["show"]["state"]
+        self.lineup = [item["sku"] for item in snapshot["lineup"]["items"]]
+
+    def apply(self, msg: dict[str, Any]) -> None:
+        kind = msg["type"]
+        if kind == "snapshot":
+            self.gap = False
+            self.reset(msg)
+            return
+        if msg["seq"] > self.seq + 1:
+            self.gap = True
+        if kind in ("featured", "requests", "chat", "chat_deleted", "slow_mode", "show", "lineup"):
+            if msg["seq"] <= self.seq:
+                return
+            self.seq = msg["seq"]
+        match kind:
+            case "featured":
+                self.featured = msg["sku"]
+            case "requests":
+                self.requests = msg["queue"]
+            case "chat":
+                self.chat = (self.chat + [msg["id"]])[-50:]
+            case "chat_deleted":
+                self.chat = [i for i in self.chat if i != msg["id"]]
+            case "slow_mode":
+                self.slow_mode = msg["seconds"]
+            case "show":
+                self.state = msg["state"]
+            case "lineup":
+                self.lineup = [item["sku"] for item in msg["lineup"]["items"]]
+
+    def same_as(self, snapshot: dict[str, Any]) -> bool:
+        other = View(snapshot)
+        keys_ = ("featured", "requests", "chat", "slow_mode", "state", "lineup", "seq")
+        return all(getattr(self, k) == getattr(other, k) for k in keys_)

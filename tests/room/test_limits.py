@@ -1,0 +1,210 @@
+"""What the room does with abusive or broken clients: oversized frames, garbage, peers that stop
+reading, silent connections and unfinished handshakes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from websockets.client import ClientProtocol
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import Close, Opcode
+from websockets.uri import parse_uri
+
+from tests.conftest import LiveServer
+from tests.room.conftest import Connect, ShowSetup, new_viewer, ws_url
+
+
+async def test_oversized_frame_closed_1009(
+    server: LiveServer, show: ShowSetup, connect: Connect
+) -> None:
+    """A frame over 4 KiB closes the socket with 1009."""
+    ann = await connect(show, new_viewer(server.url, "ann")[1], max_size=None)
+    await ann.ws.send(json.dumps({"type": "chat", "text": "x" * 5000}))
+    with pytest.raises(ConnectionClosed) as closed:
+        await ann.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+
+
+async def test_garbage_gets_errors_then_1008(
+    server: LiveServer, show: ShowSetup, connect: Connect
+) -> None:
+    """Bad JSON or a wrong shape gets ``error``; an unknown type too; persisting closes 1008."""
+    ann = await connect(show, new_viewer(server.url, "ann")[1])
+    await ann.ws.send('{"type": "dance"}')
+    assert (await ann.expect("error"))["code"] == "unknown_type"
+    await ann.ws.send("{not json")
+    assert (await ann.expect("error"))["code"] == "bad_message"
+    await ann.send(type="chat", text="still here")  # a good message resets the count
+    await ann.expect("chat")
+    for bad in ('{"type": "chat"}', "[1, 2]", b"\x00binary"):
+        await ann.ws.send(bad)
+    codes = [(await ann.expect("error"))["code"] for _ in range(3)]
+    assert codes == ["bad_message"] * 3
+    with pytest.raises(ConnectionClosed) as closed:
+        await ann.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+
+
+frames = st.one_of(
+    st.binary(max_size=300),
+    st.text(max_size=300),
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+        max_leaves=10,
+    ).map(json.dumps),
+    st.fixed_dictionaries(
+        {"type": st.sampled_from(["chat", "vote", "feature", "mute", "plant", "heart"])},
+        optional={
+            "sku": st.text(max_size=70),
+            "text": st.text(max_size=300),
+            "seconds": st.integers(),
+            "count": st.integers(),
+            "id": st.integers(),
+            "viewer_id": st.text(max_size=80),
+            "want": st.booleans(),
+        },
+    ).map(json.dumps),
+)
+
+
+async def test_garbage_never_crashes_nor_reaches_others(
+    server: LiveServer, show: ShowSetup, connect: Connect
+) -> None:
+    """Hypothesis garbage from one viewer: the server survives and the others see nothing."""
+    token = new_viewer(server.url, "mallory")[1]
+    watcher = await connect(show, new_viewer(server.url, "watcher")[1])
+    sent: list[str | bytes] = []
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(batch=st.lists(frames, min_size=1, max_size=4))
+    def collect(batch: list[str | bytes]) -> None:
+        sent.extend(batch)
+
+    collect()
+    mallory = await connect(show, token)
+    for frame in sent:
+        if mallory.ws.close_code is not None:
+            mallory = await connect(show, token)
+        try:
+            await mallory.ws.send(frame)
+        except ConnectionClosed:
+            mallory = await connect(show, token)
+    leaked = [
+        m for m in await watcher.quiet(1.0) if m["type"] not in ("presence", "hearts", "chat")
+    ]
+    leaked += [
+        m
+        for m in watcher.seen
+        if m["type"] == "chat" and m["viewer_id"] != mallory.snapshot["you"]["viewer_id"]
+    ]
+    assert not leaked
+    assert httpx.get(f"{server.url}/healthz").status_code == 200
+    fresh = await connect(show, new_viewer(server.url, "after")[1])
+    await fresh.send(type="chat", text="the room still works")
+    await watcher.expect("chat", lambda m: m["text"] == "the room still works")
+
+
+async def _raw_ws(
+    server: LiveServer, show: ShowSetup, token: str
+) -> tuple[ClientProtocol, asyncio.StreamReader, asyncio.StreamWriter]:
+    """A WebSocket opened by hand on a socket with a tiny receive buffer, which is then never
+    read unless the test says so."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.settings.port))
+    sock.setblocking(False)
+    reader, writer = await asyncio.open_connection(sock=sock)
+    protocol = ClientProtocol(parse_uri(ws_url(server.url, show.id, token)))
+    protocol.send_request(protocol.connect())
+    writer.write(b"".join(protocol.data_to_send()))
+    while protocol.handshake_exc is None and protocol.state.name == "CONNECTING":
+        protocol.receive_data(await reader.read(65536))
+    return protocol, reader, writer
+
+
+async def _close_code(
+    protocol: ClientProtocol, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> int | None:
+    """Read (and answer) everything the server sends until it hangs up; its close code."""
+    code = None
+    while True:
+        data = await asyncio.wait_for(reader.read(1 << 20), 30)
+        if not data:
+            return code
+        protocol.receive_data(data)
+        for event in protocol.events_received():
+            if getattr(event, "opcode", None) is Opcode.CLOSE:
+                code = Close.parse(event.data).code
+        writer.write(b"".join(protocol.data_to_send()))
+
+
+async def test_slow_consumer_dropped_1013_without_delaying_others(
+    server: LiveServer, show: ShowSetup, connect: Connect
+) -> None:
+    """A client that stops reading is closed with 1013; the others get every line meanwhile."""
+    protocol, reader, writer = await _raw_ws(server, show, new_viewer(server.url, "stuck")[1])
+    # These two read everything (their client library buffers without limit).
+    host = await connect(show, show.host_token, max_queue=None)
+    fast = await connect(show, new_viewer(server.url, "fast")[1], max_queue=None)
+    text = "z" * 270
+    auth = {"Authorization": f"Bearer {server.api_key}"}
+    extra = [
+        {"sku": f"BULK-{n}", "title": "t" * 150, "price": {"amount": 100, "currency": "EUR"}}
+        for n in range(150)
+    ]
+    assert httpx.post(f"{server.url}/api/products/import", json=extra, headers=auth).is_success
+    big = [{"sku": p["sku"]} for p in extra]  # each ``lineup`` frame is ~40 KB
+    sent = 0
+    for _ in range(12):
+        for _ in range(5):
+            big.reverse()
+            put = httpx.put(f"{server.url}/api/shows/{show.id}/lineup", json=big, headers=auth)
+            assert put.status_code == 200
+        for _ in range(300):
+            sent += 1
+            await host.send(type="chat", text=f"{sent:05d}{text}")
+        # Every line reaches the reading viewer promptly, whatever the stuck one does.
+        await fast.expect("chat", lambda m: m["text"].startswith(f"{sent:05d}"), timeout=10)
+        metrics = httpx.get(f"{server.url}/metrics").text
+        if "livesale_room_slow_closed_total 1.0" in metrics:
+            break
+    else:
+        raise AssertionError("the stuck client was never dropped")
+    lines = [int(m["text"][:5]) for m in fast.seen if m["type"] == "chat"]
+    assert lines == list(range(1, sent + 1))
+    assert await _close_code(protocol, reader, writer) == 1013
+    writer.close()
+
+
+@pytest.mark.timeout(60)
+async def test_silent_peer_closed_after_missed_pings(server: LiveServer, show: ShowSetup) -> None:
+    """A socket whose peer never answers pings is cut within ping interval + timeout (10 s)."""
+    protocol, reader, writer = await _raw_ws(server, show, new_viewer(server.url, "mute")[1])
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while await asyncio.wait_for(reader.read(65536), 20):
+        pass  # read but never answer (no pong)
+    assert loop.time() - start < 20
+    writer.close()
+
+
+@pytest.mark.timeout(60)
+async def test_unfinished_handshake_closed(server: LiveServer) -> None:
+    """A connection that never finishes its request headers is closed at the deadline."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.settings.port)
+    writer.write(b"GET /ws/shows/x HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    assert await asyncio.wait_for(reader.read(1024), 20) == b""
+    assert loop.time() - start < 15
+    silent_reader, silent = await asyncio.open_connection("127.0.0.1", server.settings.port)
+    assert await asyncio.wait_for(silent_reader.read(1024), 20) == b""
+    writer.close()
+    silent.close()

@@ -1,0 +1,386 @@
+"""The room WebSocket on a real server: joining, the host's line-up controls, requests, plants,
+chat moderation, hearts, presence, relayed stock, and snapshots that match the event stream."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+import websockets
+from websockets.exceptions import InvalidStatus
+
+from livesale import events
+from tests.conftest import LiveServer
+from tests.room.conftest import Connect, ShowSetup, View, new_viewer, ws_url
+
+
+@pytest.mark.parametrize(
+    ("token", "status"), [("", 401), ("v1.forged.token", 403), ("host_wrong", 403)]
+)
+async def test_bad_token_refused_before_open(
+    server: LiveServer, show: ShowSetup, token: str, status: int
+) -> None:
+    """A missing or wrong token gets an HTTP problem instead of an open socket."""
+    with pytest.raises(InvalidStatus) as caught:
+        await websockets.connect(ws_url(server.url, show.id, token))
+    assert caught.value.response.status_code == status
+    assert b'"status":%d' % status in caught.value.response.body
+
+
+async def test_unknown_show_refused(server: LiveServer, show: ShowSetup) -> None:
+    """A socket for a show that does not exist is refused with 404."""
+    _, token = new_viewer(server.url, "ann")
+    with pytest.raises(InvalidStatus) as caught:
+        await websockets.connect(ws_url(server.url, "sh_nothere", token))
+    assert caught.value.response.status_code == 404
+
+
+async def test_foreign_origin_refused(server: LiveServer, show: ShowSetup) -> None:
+    """A browser page from another origin cannot open the room; the server's own can."""
+    _, token = new_viewer(server.url, "ann")
+    with pytest.raises(InvalidStatus) as caught:
+        await websockets.connect(ws_url(server.url, show.id, token), origin="https://evil.example")  # type: ignore[arg-type]
+    assert caught.value.response.status_code == 403
+    ws = await websockets.connect(ws_url(server.url, show.id, token), origin=server.url)  # type: ignore[arg-type]
+    assert '"type":"snapshot"' in str(await ws.recv())
+    await ws.close()
+
+
+async def test_snapshot_on_join(server: LiveServer, show: ShowSetup, connect: Connect) -> None:
+    """Joining sends the show, line-up with stock, featured, queue, viewers, chat and holds."""
+    vid, token = new_viewer(server.url, "ann")
+    viewer = await connect(show, token)
+    snap = viewer.snapshot
+    assert snap["you"] == {"role": "viewer", "viewer_id": vid, "nick": "ann"}
+    assert snap["show"]["state"] == "live"
+    assert [i["sku"] for i in snap["lineup"]["items"]] == list(show.skus)
+    assert all(i["available"] == 20 for i in snap["lineup"]["items"])
+    assert snap["featured"] is None and snap["requests"] == [] and snap["chat"] == []
+    assert snap["viewers"] == 1 and snap["holds"] == [] and snap["plants"] == {}
+    host = await connect(show, show.host_token)
+    assert host.snapshot["you"]["role"] == "host"
+
+
+async def test_feature_reaches_everyone_and_resolves_request(
+    server: LiveServer, show: ShowSetup, connect: Connect
+) -> None:
+    """Host feature/unfeature reach every viewer; featuring an item resolves its request."""
+    _, t1 = new_viewer(server.url, "ann")
+    _, t2 = new_viewer(server.url, "bob")
+    host, ann, bob = [await connect(show, t) for t in (show.host_token, t1, t2)]
+    await ann.send(type="request", sku="EYE-2")
+    await bob.expect("requests", lambda m: m["queue"] == [{"sku": "EYE-2", "votes": 1}])
+    await host.send(type="feature", sku="EYE-2")
+    for client in (ann, bob, host):
+        featured = await client.expect("featured")
+        assert featured["sku"] == "EYE-2" and featured["at"] > 0
+        resolved = await client.expect("requests")
+        assert resolved["queue"] == [] and resolved["seq"] == featured["seq"] + 1
+    await host.send(type="unfeature")
+    assert (await bob.expect("featured"))["sku"] is None
+    lineup = httpx.get(f"{server.url}/api/shows/{show.id}/lineup").json()
+    assert lineup["featured"] is None
+    await host.send(type="feature", sku="HAIR-4")
+    await ann.expect("featured", lambda m: m["sku"] == "HAIR-4")
+    assert httpx.get(f"{server.url}/api/shows/{show.id}/lineup").json()["featured"] == "HAIR-4"
+
+
+async def test_host_only_and_off_lineup_refused(
+    server: LiveServer, show: ShowSetup, connect: Connect
+) -> None:
+    """A viewer cannot feature; nobody can feature or request an item off the line-up."""
+    _, token = new_viewer(server.url, "ann")
+    host, ann = await connect(show, show.host_token), await connect(show, token)
+    for msg in ({"type": "feature", "sku": "LIP-1"}, {"type": "slow_mode", "seconds": 5}):
+        await ann.send(**msg)
+        assert (await ann.expect("error"))["code"] == "not_host"
+    await host.send(type="feature", sku="NOPE-9")
+    assert (await host.expect("error"))["code"] == "not_in_lineup"
+    await ann.send(type="request", sku="NOPE-9")
+    assert (await ann.expect("error"))["code"] == "not_in_lineup"
+
+
+async def test_lineup_put_reaches_everyone(
+    server: LiveServer, show: ShowSetup, connect: Connect
+) -> None:
+    """Replacing the line-up over HTTP sends everyone the new ``lineup``."""
+    _, token = new_viewer(server.url, "ann")
+    ann = await connect(show, token)
+    put = httpx.put(
+        f"{server.url}/api/shows/{show.id}/lineup",
+        json=[{"sku": "SKIN-3"}, {"sku": "LIP-1"}],
+        headers={"Authorization": f"Bearer {show.host_token}"},
+    )
+    assert put.status_code == 200
+    msg = await ann.expect("lineup")
+    assert [i["sku"] for i in msg["lineup"]["items"]] == ["SKIN-3", "LIP-1"]
+    assert msg["seq"] == ann.snapshot["seq"] + 1
+
+
+async def test_requests_ranked_by_votes_then_age(
+    server: LiveServer, show: ShowSetup, connect: Connect
+) -> None:
+    """Votes rank the queue, ties go to the older request; one vote per viewer; host resolves."""
+    viewers = [await connect(show, new_viewer(server.url, f"v{n}")[1]) for n in range(3)]
+    host = await connect(show, show.host_token)
+    a, b, c = viewers
+    await a.send(type="request", sku="LIP-1")
+    await host.expect("requests")
+    await b.send(type="request", sku="EYE-2")
+    await host.expect("requests")
+    await c.send(type="vote", sku="EYE-2")
+    queue = (await host.expect("requests"))["queue"]
+    assert queue == [{"sku": "EYE-2", "votes": 2}, {"sku": "LIP-1", "votes": 1}]
+    await c.send(type="request", sku="LIP-1")  # a request for an open item is a vote
+    queue = (await host.expect("requests"))["queue"]
+    assert queue == [{"sku": "LIP-1", "votes": 2}, {"sku": "EYE-2", "votes": 2}]
+    await c.send(type="vote", sku="LIP-1")
+    assert (await c.expect("error"))["code"] == "already_voted"
+    await a.send(type="vote", sku="SKIN-3")
+    assert (await a.expect("error"))["code"] == "not_requested"
+    await host.send(type="resolve", sku="LIP-1")
+    assert (await a.expect("requests", lambda m: len(m["queue"]) == 1))["queue"][0]["sku"] == (
+        "EYE-2"
+    )
+    await a.send(type="request", sku="LIP-1")  # resolved: a new request may open
+    await host.expect("requests", lambda m: {"sku": "LIP-1", "votes": 1} in m["queue"])
+
+
+async def test_plants_private_and_counted_for_host(
+    server: LiveServer, show: ShowSetup, connect: Connect
+) -> None:
+    """Plants: the host sees counts, only the viewer sees their list, and it survives reconnects."""
+    _, t1 = new_viewer(server.url, "ann")
+    _, t2 = new_viewer(server.url, "bob")
+    host, ann, bob = [await connect(show, t) for t in (show.host_token, t1, t2)]
+    await ann.send(type="plant", sku="SKIN-3")
+    assert (await ann.expect("planted")) | {"seq": 0} == {
+        "type": "planted",
+        "sku": "SKIN-3",
+        "want": True,
+        "viewer_id": ann.snapshot["you"]["viewer_id"],
+        "seq": 0,
+    }
+    assert (await host.expect("plants"))["count"] == 1
+    await bob.send(type="plant", sku="SKIN-3")
+    assert (await host.expect("plants"))["count"] == 2
+    await ann.send(type="plant", sku="SKIN-3", want=False)
+    assert (await host.expect("plants"))["count"] == 1
+    await ann.send(type="plant", sku="LIP-1")
+    await ann.expect("planted", lambda m: m["sku"] == "LIP-1")
+    leaked = [m for m in await bob.quiet() if m["type"] == "plants" or m.get("sku") == "LIP-1"]
+    assert not leaked
+    again = await connect(show, t1)
+    assert again.snapshot["planted"] == ["LIP-1"] and again.snapshot["plants"] == {}
+    host2 = await connect(show, show.host_token)
+    assert host2.snapshot["plants"] == {"SKIN-3": 1, "LIP-1": 1}
+
+
+async def test_chat_trim_length_delete_and_tail(
+    server: LiveServer, show: ShowSetup, connect: Connect
+) -> None:
+    """Chat is trimmed, 1–280 characters; the host deletes a line for everyone and the tail too."""
+    vid, token = new_viewer(server.url, "ann")
+    host, ann = await connect(show, show.host_token), await connect(show, token)
+    await ann.send(type="chat", text="   hi there  ")
+    line = await host.expect("chat")
+    assert (line["text"], line["nick"], line["viewer_id"], line["id"]) == (
+        "hi there",
+        "ann",
+        vid,
+        line["seq"],
+    )
+    for text, code in (("   ", "chat_empty"), ("x" * 281, "chat_too_long")):
+        await ann.send(type="chat", text=text)
+        assert (await ann.expect("error"))["code"] == code
+    await ann.send(type="chat", text="y" * 280)
+    await host.expect("chat", lambda m: m["text"] == "y" * 280)
+    await host.send(type="delete_chat", id=line["id"])
+    assert (await ann.expect("chat_deleted"))["id"] == line["id"]
+    late = await connect(show, token)
+    assert [m["text"] for m in late.snapshot["chat"]] == ["y" * 280]
+    await host.send(type="delete_chat", id=10_000)
+    assert (await host.expect("error"))["code"] == "not_found"
+
+
+async def test_chat_flood_limited_while_others_chat(
+    server: LiveServer, show: ShowSetup, connect: Connect
+) -> None:
+    """One viewer's flood is cut to the burst; another viewer's lines all go through."""
+    _, t1 = new_viewer(server.url, "flood")
+    _, t2 = new_viewer(server.url, "calm")
+    host, flood, calm = [await connect(show, t) for t in (show.host_token, t1, t2)]
+    for n in range(15):
+        await flood.send(type="chat", text=f"spam {n}")
+    await calm.send(type="chat", text="hello")
+    errors = [m for m in await flood.quiet(1.0) if m["type"] == "error"]
+    assert len(errors) >= 10 and {e["code"] for e in errors} == {"rate_limited"}
+    await host.quiet(0.3)
+    said = [m["text"] for m in host.seen if m["type"] == "chat"]
+    assert "hello" in said
+    assert len([t for t in said if t.startswith("spam")]) <= 4
+    await asyncio.sleep(1.1)  # the bucket refills at one line a second
+    await flood.send(type="chat", text="sorry")
+    await host.expect("chat", lambda m: m["text"] == "sorry")
+
+
+async def test_mute_and_slow_mode(server: LiveServer, show: ShowSetup, connect: Connect) -> None:
+    """A muted viewer is refused until unmuted; slow mode spaces each viewer's lines."""
+    vid, token = new_viewer(server.url, "ann")
+    host, ann = await connect(show, show.host_token), await connect(show, token)
+    await host.send(type="mute", viewer_id=vid, seconds=60)
+    assert (await ann.expect("muted"))["until"] > 0
+    await ann.send(type="chat", text="let me talk")
+    assert (await ann.expect("error"))["code"] == "muted"
+    assert (await connect(show, token)).snapshot["muted_until"] > 0
+    await host.send(type="mute", viewer_id=vid, seconds=0)
+    assert (await ann.expect("muted"))["until"] == 0
+    await host.send(type="slow_mode", seconds=30)
+    assert (await ann.expect("slow_mode"))["seconds"] == 30
+    await ann.send(type="chat", text="one")
+    await host.expect("chat", lambda m: m["text"] == "one")
+    await ann.send(type="chat", text="two")
+    refusal = await ann.expect("error")
+    assert refusal["code"] == "slow_mode" and "retry in" in refusal["detail"]
+    await host.send(type="chat", text="the host is never slowed")
+    await host.send(type="chat", text="nor twice")
+    await ann.expect("chat", lambda m: m["text"] == "nor twice" and m["host"])
+    await host.send(type="slow_mode", seconds=0)
+    await ann.expect("slow_mode", lambda m: m["seconds"] == 0)
+
+
+async def test_hearts_coalesced(server: LiveServer, show: ShowSetup, connect: Connect) -> None:
+    """Many heart taps arrive as a few ``hearts`` frames whose counts add up."""
+    viewers = [await connect(show, new_viewer(server.url, f"h{n}")[1]) for n in range(3)]
+    host = await connect(show, show.host_token)
+    for v in viewers:
+        for _ in range(10):
+            await v.send(type="heart")
+        await v.send(type="heart", count=5)
+    total, frames = 0, 0
+    while total < 45:
+        total += (await host.expect("hearts"))["count"]
+        frames += 1
+    assert total == 45 and frames < 10
+    await viewers[0].send(type="heart", count=51)
+    assert (await viewers[0].expect("error"))["code"] == "bad_message"
+
+
+async def test_presence_counts_viewers(
+    server: LiveServer, show: ShowSetup, connect: Connect
+) -> None:
+    """``presence`` follows viewers joining and leaving (the host is not a viewer)."""
+    host = await connect(show, show.host_token)
+    ann = await connect(show, new_viewer(server.url, "ann")[1])
+    bob = await connect(show, new_viewer(server.url, "bob")[1])
+    await host.expect("presence", lambda m: m["viewers"] == 2, timeout=5)
+    await bob.ws.close()
+    await ann.expect("presence", lambda m: m["viewers"] == 1, timeout=5)
+
+
+async def test_stock_and_sales_coalesced(
+    server: LiveServer, show: ShowSetup, connect: Connect
+) -> None:
+    """500 stock changes become a few frames holding the latest stock; sales add up."""
+    ann = await connect(show, new_viewer(server.url, "ann")[1])
+    redis = aioredis.from_url(server.settings.redis_url or "")
+    try:
+        for left in range(499, -1, -1):
+            await events.publish(
+                redis, show.id, {"type": "stock", "sku": "LIP-1", "available": left}
+            )
+            await events.publish(redis, show.id, {"type": "sale", "sku": "LIP-1", "qty": 1})
+        await events.publish(redis, show.id, {"type": "stock", "sku": "EYE-2", "available": 7})
+    finally:
+        await redis.aclose()
+    latest: dict[str, int] = {}
+    stock_frames, sold = 0, 0
+    while latest.get("LIP-1") != 0 or "EYE-2" not in latest or sold < 500:
+        msg = await ann.recv()
+        if msg["type"] == "stock":
+            stock_frames += 1
+            latest.update({i["sku"]: i["available"] for i in msg["items"]})
+        elif msg["type"] == "sale":
+            sold += sum(i["qty"] for i in msg["items"] if i["sku"] == "LIP-1")
+    assert latest == {"LIP-1": 0, "EYE-2": 7} and sold == 500
+    assert stock_frames < 50
+
+
+async def test_hold_and_order_only_to_buyer(
+    server: LiveServer, show: ShowSetup, connect: Connect
+) -> None:
+    """``hold`` and ``order`` events reach the buyer's connections and nobody else."""
+    vid, t1 = new_viewer(server.url, "buyer")
+    buyer, buyer_tab2 = await connect(show, t1), await connect(show, t1)
+    other = await connect(show, new_viewer(server.url, "other")[1])
+    redis = aioredis.from_url(server.settings.redis_url or "")
+    try:
+        await events.publish(
+            redis, show.id, {"type": "hold", "viewer_id": vid, "hold": {"hold_id": "h1"}}
+        )
+        await events.publish(
+            redis, show.id, {"type": "order", "viewer_id": vid, "order": {"id": "o1"}}
+        )
+    finally:
+        await redis.aclose()
+    for tab in (buyer, buyer_tab2):
+        assert (await tab.expect("hold"))["hold"] == {"hold_id": "h1"}
+        assert (await tab.expect("order"))["order"] == {"id": "o1"}
+    assert not [m for m in await other.quiet(0.5) if m["type"] in ("hold", "order")]
+
+
+async def test_show_end_reaches_room_and_closes_actions(
+    server: LiveServer, show: ShowSetup, connect: Connect
+) -> None:
+    """Ending the show sends ``show``; then chat and requests are refused."""
+    ann = await connect(show, new_viewer(server.url, "ann")[1])
+    ended = httpx.post(
+        f"{server.url}/api/shows/{show.id}/end",
+        headers={"Authorization": f"Bearer {show.host_token}"},
+    )
+    assert ended.status_code == 200
+    assert (await ann.expect("show"))["state"] == "ended"
+    await ann.send(type="chat", text="bye")
+    assert (await ann.expect("error"))["code"] == "show_ended"
+
+
+async def test_reconnect_and_gap_give_a_snapshot_equal_to_the_stream(
+    server: LiveServer, show: ShowSetup, connect: Connect
+) -> None:
+    """A client that follows events, or asks for a snapshot after a gap, matches the server."""
+    _, token = new_viewer(server.url, "ann")
+    host = await connect(show, show.host_token)
+    follower = await connect(show, token)
+    view = View(follower.snapshot)
+
+    async def busy() -> None:
+        for n in range(30):
+            await host.send(type="chat", text=f"line {n}")
+            if n % 5 == 0:
+                await host.send(type="feature", sku=show.skus[n % 4])
+            if n == 12:
+                await host.send(type="slow_mode", seconds=3)
+
+    task = asyncio.create_task(busy())
+    # A client joining mid-stream: snapshot, then only what the snapshot does not hold.
+    await asyncio.sleep(0.01)
+    joiner = await connect(show, token)
+    joined = View(joiner.snapshot)
+    await task
+    await host.send(type="delete_chat", id=follower.snapshot["seq"] + 3)
+    final = await host.expect("chat_deleted")
+    for client, v in ((follower, view), (joiner, joined)):
+        while v.seq < final["seq"]:
+            v.apply(await client.recv())
+        assert not v.gap
+    fresh = await connect(show, token)
+    assert view.same_as(fresh.snapshot) and joined.same_as(fresh.snapshot)
+    # A client that missed events asks for a snapshot and is equal again.
+    stale = View(fresh.snapshot)
+    await host.send(type="feature", sku="LIP-1")
+    await fresh.expect("featured")
+    await fresh.send(type="snapshot")
+    stale.apply(await fresh.expect("snapshot"))
+    assert stale.featured == "LIP-1" and stale.same_as((await connect(show, token)).snapshot)
