@@ -171,7 +171,9 @@ async def test_slow_consumer_dropped_1013_without_delaying_others(
             sent += 1
             await host.send(type="chat", text=f"{sent:05d}{text}")
         # Every line reaches the reading viewer promptly, whatever the stuck one does.
-        await fast.expect("chat", lambda m: m["text"].startswith(f"{sent:05d}"), timeout=10)
+        await fast.expect(
+            "chat", lambda m, last=f"{sent:05d}": m["text"].startswith(last), timeout=10
+        )
         metrics = httpx.get(f"{server.url}/metrics").text
         if "livesale_room_slow_closed_total 1.0" in metrics:
             break
