@@ -47,7 +47,7 @@ def _run_in_namespace(item: pytest.Item) -> None:
         "-n",
         "sh",
         "-c",
-        'ip link set lo up && exec "$0" -m pytest -p no:cacheprovider -q --no-header "$@"',
+        'ip link set lo up && exec "$0" -m pytest -p no:cacheprovider -q --no-header -rs "$@"',
         sys.executable,
         item.nodeid,
     ]
@@ -69,6 +69,10 @@ def _run_in_namespace(item: pytest.Item) -> None:
             f"test in network namespace failed (exit {done.returncode}):\n"
             f"{done.stdout[-12000:]}\n{done.stderr[-4000:]}"
         )
+    # A skip inside the namespace is a skip here too, never a silent pass.
+    skipped = [line for line in done.stdout.splitlines() if line.startswith("SKIPPED")]
+    if skipped:
+        pytest.skip(skipped[0].split(": ", 1)[-1])
 
 
 @pytest.hookimpl(tryfirst=True)
