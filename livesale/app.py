@@ -62,7 +62,7 @@ def create_app(settings: Settings, services: svc.Services | None = None) -> Star
     """
     registry = services.metrics if services else Metrics()
     routes: list[BaseRoute] = [
-        Route("/", pages.landing, methods=["GET"]),
+        *pages.routes,
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         *order_routes.routes,

@@ -6,7 +6,8 @@ import html
 from pathlib import Path
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, Response
+from starlette.routing import BaseRoute, Route
 
 from livesale import services as svc
 from livesale.room.messages import Show
@@ -49,3 +50,30 @@ async def landing(request: Request) -> Response:
         f"<main><h2>Live and upcoming</h2><ul class=shows>{body}</ul>{past_html}</main>"
         "</body></html>"
     )
+
+
+async def _page(request: Request, name: str) -> Response:
+    # The show must exist (404 problem otherwise); the page itself reads the rest over the API.
+    await svc.of(request).shows.get(request.path_params["show_id"])
+    return FileResponse(
+        WEB_DIR / name,
+        media_type="text/html",
+        headers={"Cache-Control": "no-cache", "Referrer-Policy": "no-referrer"},
+    )
+
+
+async def watch(request: Request) -> Response:
+    """The viewer page: video, line-up strip, ask to explain, want, buy, chat and hearts."""
+    return await _page(request, "watch.html")
+
+
+async def studio(request: Request) -> Response:
+    """The host studio: camera, go live, line-up with Feature, requests, chat, live sales."""
+    return await _page(request, "studio.html")
+
+
+routes: list[BaseRoute] = [
+    Route("/", landing, methods=["GET"]),
+    Route("/watch/{show_id}", watch, methods=["GET"]),
+    Route("/studio/{show_id}", studio, methods=["GET"]),
+]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
+import re
 import signal
 from dataclasses import replace
 from types import FrameType
@@ -48,6 +50,31 @@ def uvicorn_config(app: object, settings: Settings, log_level: str = "info") -> 
     )
 
 
+class RedactTokens(logging.Filter):
+    """Keep credentials out of logs: uvicorn logs WebSocket paths with their query string."""
+
+    _TOKEN = re.compile(r"(token=)[^&\s\"']+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            record.args = tuple(
+                self._TOKEN.sub(r"\1<redacted>", a) if isinstance(a, str) else a
+                for a in (record.args if isinstance(record.args, tuple) else (record.args,))
+            )
+        if isinstance(record.msg, str) and "token=" in record.msg:
+            record.msg = self._TOKEN.sub(r"\1<redacted>", record.msg)
+        return True
+
+
+def quiet_logs() -> None:
+    """Redact tokens from uvicorn's logs and keep ICE chatter out of an operator's terminal."""
+    for name in ("uvicorn.error", "uvicorn.access", "uvicorn"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactTokens) for f in logger.filters):
+            logger.addFilter(RedactTokens())
+    logging.getLogger("aioice").setLevel(logging.WARNING)
+
+
 def _sigterm(signum: int, frame: FrameType | None) -> None:
     # uvicorn re-raises the signal it caught once it has shut down; ending with SystemExit lets
     # the embedded Redis be stopped by the ``finally`` below instead of dying mid-write.
@@ -89,6 +116,7 @@ async def _prepare(settings: Settings, console: Console) -> svc.Services:
 async def _serve(settings: Settings, log_level: str, console: Console) -> None:
     services = await _prepare(settings, console)
     app = create_app(settings, services)
+    quiet_logs()
     server = uvicorn.Server(uvicorn_config(app, settings, log_level))
     marker = settings.data_dir / SERVER_FILE
     marker.write_text(json.dumps({"url": settings.base_url, "pid": os.getpid()}))

@@ -1,0 +1,80 @@
+// HTTP helpers shared by the pages: JSON calls whose RFC 9457 problems become ApiErrors.
+
+export class ApiError extends Error {
+  constructor(status, problem) {
+    super(problem.detail || problem.title || `HTTP ${status}`);
+    this.status = status;
+    this.problem = problem;
+    // The last segment of the problem type: "sold-out", "limit", "payment-declined", ...
+    this.kind = (problem.type || "").split("/").pop();
+  }
+}
+
+export async function api(method, path, { token, body } = {}) {
+  const headers = {};
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (err) {
+    throw new ApiError(0, { detail: "The server cannot be reached. Check your connection." });
+  }
+  return readResponse(response);
+}
+
+export async function readResponse(response) {
+  const text = await response.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = { detail: text.slice(0, 200) };
+  }
+  if (!response.ok) throw new ApiError(response.status, data || {});
+  return data;
+}
+
+const formats = new Map();
+
+// {amount: 1990, currency: "EUR"} -> "€19.90" in the reader's locale.
+export function money(value) {
+  if (!value) return "";
+  let format = formats.get(value.currency);
+  if (!format) {
+    format = new Intl.NumberFormat(undefined, { style: "currency", currency: value.currency });
+    formats.set(value.currency, format);
+  }
+  const digits = format.resolvedOptions().maximumFractionDigits;
+  return format.format(value.amount / 10 ** digits);
+}
+
+// A random key for one buy click: a retried click reuses it and gets the same hold.
+export function newKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(12));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name === "class") node.className = value;
+    else if (name === "text") node.textContent = value;
+    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else node.setAttribute(name, value === true ? "" : value);
+  }
+  for (const child of children) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+export function showIdFromPath() {
+  return decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "");
+}

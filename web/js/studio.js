@@ -1,0 +1,377 @@
+// The host studio: camera preview, going live over WHIP, the line-up, requests, chat, live sales.
+
+import { api, ApiError, el, money, showIdFromPath } from "./api.js";
+import { Room } from "./room.js";
+import { publish } from "./webrtc.js";
+
+const showId = showIdFromPath();
+const $ = (id) => document.getElementById(id);
+const TOKEN_KEY = `livesale.host.${showId}`;
+
+const state = {
+  token: "",
+  show: null,
+  items: new Map(),
+  order: [],
+  featured: null,
+  queue: [],
+  plants: {},
+  chat: [],
+  stream: null,
+  session: null,
+  units: 0,
+  revenue: {},
+};
+
+let toastTimer = 0;
+function toast(text) {
+  const node = $("toast");
+  node.textContent = text;
+  node.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => (node.hidden = true), 4000);
+}
+
+const errorText = (err) => (err instanceof ApiError ? err.message : String(err?.message || err));
+
+// --- the host token: from the link's #token=..., kept in this tab only -----------------------
+
+async function hostToken() {
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  const fromLink = fragment.get("token");
+  if (fromLink) {
+    sessionStorage.setItem(TOKEN_KEY, fromLink);
+    history.replaceState(null, "", location.pathname); // keep it out of screenshots and history
+    return fromLink;
+  }
+  const kept = sessionStorage.getItem(TOKEN_KEY);
+  if (kept) return kept;
+  const dialog = $("token-dialog");
+  dialog.showModal();
+  return new Promise((resolve) => {
+    $("token-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const token = $("token-input").value.trim();
+      if (!token) return;
+      sessionStorage.setItem(TOKEN_KEY, token);
+      dialog.close();
+      resolve(token);
+    });
+  });
+}
+
+// --- camera and microphone -------------------------------------------------------------------
+
+async function openCamera() {
+  const camera = $("camera").value;
+  const microphone = $("microphone").value;
+  const constraints = {
+    video: camera ? { deviceId: { exact: camera } } : { width: 1280, height: 720 },
+    audio: microphone ? { deviceId: { exact: microphone } } : true,
+  };
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia(constraints);
+    if (state.stream) for (const track of state.stream.getTracks()) track.stop();
+    state.stream = stream;
+    $("preview").srcObject = stream;
+    $("media-status").textContent = "";
+    await listDevices();
+    if (state.session) {
+      // Live: swap the tracks in place, no renegotiation.
+      for (const sender of state.session.pc.getSenders()) {
+        const track = stream.getTracks().find((t) => t.kind === sender.track?.kind);
+        if (track) await sender.replaceTrack(track);
+      }
+    }
+  } catch (err) {
+    $("media-status").textContent =
+      `Camera or microphone unavailable: ${err.message || err.name}. Check the browser's permission.`;
+  }
+}
+
+async function listDevices() {
+  const devices = await navigator.mediaDevices.enumerateDevices();
+  for (const [select, kind] of [[$("camera"), "videoinput"], [$("microphone"), "audioinput"]]) {
+    const current = state.stream?.getTracks().find((t) => `${t.kind}input` === kind)
+      ?.getSettings().deviceId;
+    select.replaceChildren(...devices.filter((d) => d.kind === kind).map((d, n) =>
+      el("option", { value: d.deviceId, selected: d.deviceId === current },
+        d.label || `${kind === "videoinput" ? "Camera" : "Microphone"} ${n + 1}`)));
+  }
+}
+
+$("camera").addEventListener("change", openCamera);
+$("microphone").addEventListener("change", openCamera);
+
+// --- going live and ending -------------------------------------------------------------------
+
+async function goLive() {
+  const button = $("go-live");
+  button.disabled = true;
+  try {
+    if (!state.stream) await openCamera();
+    if (!state.stream) throw new Error("no camera");
+    if (state.show?.state !== "live") {
+      state.show = await api("POST", `/api/shows/${showId}/start`, { token: state.token });
+    }
+    await startPublishing();
+    renderShow();
+  } catch (err) {
+    toast(`Could not go live: ${errorText(err)}`);
+    button.disabled = false;
+  }
+}
+
+async function startPublishing() {
+  if (state.session) await state.session.stop();
+  state.session = await publish(showId, state.token, state.stream);
+  const pc = state.session.pc;
+  pc.addEventListener("connectionstatechange", () => {
+    if (pc !== state.session?.pc) return;
+    if (pc.connectionState === "failed") {
+      // Network change: publish again; viewers resume without renegotiating.
+      toast("Connection lost — reconnecting…");
+      state.session = null;
+      setTimeout(() => state.show?.state === "live" && startPublishing().catch((e) =>
+        toast(`Reconnect failed: ${errorText(e)}`)), 1000);
+    }
+    $("media-status").textContent = pc.connectionState === "connected" ? "You're live." : "";
+  });
+}
+
+$("go-live").addEventListener("click", goLive);
+$("end-show").addEventListener("click", () => $("end-dialog").showModal());
+$("end-form").addEventListener("submit", async (event) => {
+  if (event.submitter?.value !== "end") return;
+  try {
+    state.show = await api("POST", `/api/shows/${showId}/end`, { token: state.token });
+    if (state.session) await state.session.stop();
+    state.session = null;
+    renderShow();
+    toast("The show has ended. Paid orders will ship as one batch.");
+  } catch (err) {
+    toast(`Could not end the show: ${errorText(err)}`);
+  }
+});
+
+function renderShow() {
+  const show = state.show;
+  if (!show) return;
+  $("title").textContent = show.title;
+  document.title = `Studio: ${show.title}`;
+  const live = show.state === "live";
+  $("state").textContent = live ? (show.paused ? "Paused" : "Live") : show.state === "ended"
+    ? "Ended" : "Not live";
+  $("state").className = `badge ${live && show.paused ? "paused" : show.state}`;
+  // Live and publishing: nothing to press. Live without a camera session (a reloaded tab):
+  // the same button publishes again and viewers resume.
+  $("go-live").hidden = show.state === "ended" || (live && Boolean(state.session));
+  $("go-live").disabled = false;
+  $("go-live").textContent = live ? "Resume camera" : "Go live";
+  $("end-show").disabled = show.state === "ended";
+}
+
+// --- line-up, requests, plants ---------------------------------------------------------------
+
+function setLineup(lineup) {
+  state.items = new Map(lineup.items.map((item) => [item.sku, item]));
+  state.order = lineup.items.map((item) => item.sku);
+  renderLineup();
+  renderQueue();
+}
+
+function renderLineup() {
+  const rows = state.order.map((sku) => {
+    const item = state.items.get(sku);
+    const featured = state.featured === sku;
+    return el("li", { class: `row${featured ? " featured" : ""}`, "data-sku": sku },
+      item.image_url ? el("img", { src: item.image_url, alt: "" }) : el("span"),
+      el("div", {},
+        el("div", { class: "name" }, featured ? el("span", { class: "featured-badge" }, "Featured") : null,
+          " ", item.title),
+        el("div", { class: "meta" },
+          `${money(item.price)} · ${item.available} in stock · ♥ ${state.plants[sku] || 0} want`)),
+      featured
+        ? el("button", { type: "button", class: "secondary", onclick: () => send({ type: "unfeature" }),
+          "aria-label": "Unfeature" }, "Unfeature")
+        : el("button", { type: "button", onclick: () => send({ type: "feature", sku }),
+          "aria-label": "Feature" }, "Feature"));
+  });
+  $("lineup").replaceChildren(...rows);
+}
+
+function renderQueue() {
+  if (!state.queue.length) {
+    $("queue").replaceChildren(el("li", { class: "empty" }, "No requests yet."));
+    return;
+  }
+  $("queue").replaceChildren(...state.queue.map((entry) => {
+    const item = state.items.get(entry.sku);
+    return el("li", { class: "row", "data-sku": entry.sku },
+      el("div", {}, el("div", { class: "name" }, item ? item.title : entry.sku),
+        el("div", { class: "meta" }, el("span", { class: "votes" }, entry.votes), " asked")),
+      el("button", { type: "button", onclick: () => send({ type: "feature", sku: entry.sku }),
+        "aria-label": "Explain now" }, "Explain now"),
+      el("button", { type: "button", class: "secondary",
+        onclick: () => send({ type: "resolve", sku: entry.sku }), "aria-label": "Dismiss" }, "✕"));
+  }));
+}
+
+// --- chat ------------------------------------------------------------------------------------
+
+function renderChat() {
+  const list = $("chat");
+  list.replaceChildren(...state.chat.slice(-100).map((line) =>
+    el("li", { class: "row", "data-id": line.id },
+      el("div", {}, el("b", {}, line.nick), " ", line.text),
+      el("button", { type: "button", class: "secondary", "aria-label": `Delete message from ${line.nick}`,
+        onclick: () => send({ type: "delete_chat", id: line.id }) }, "Delete"),
+      line.host ? el("span") : el("button", {
+        type: "button", class: "secondary", "aria-label": `Mute ${line.nick} for 5 minutes`,
+        onclick: () => {
+          send({ type: "mute", viewer_id: line.viewer_id, seconds: 300 });
+          toast(`${line.nick} is muted for 5 minutes`);
+        },
+      }, "Mute"))));
+  list.scrollTop = list.scrollHeight;
+}
+
+$("chat-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const text = $("chat-input").value.trim();
+  if (text && send({ type: "chat", text })) $("chat-input").value = "";
+});
+$("slow-mode").addEventListener("change", (event) => {
+  send({ type: "slow_mode", seconds: Number(event.target.value) });
+});
+
+// --- live sales ------------------------------------------------------------------------------
+
+function renderStats() {
+  $("stat-units").textContent = state.units;
+  const revenue = Object.entries(state.revenue);
+  $("stat-revenue").textContent = revenue.length
+    ? revenue.map(([currency, amount]) => money({ amount, currency })).join(" + ") : "0";
+}
+
+async function refreshStats() {
+  try {
+    const stats = await api("GET", `/api/shows/${showId}/stats`, { token: state.token });
+    state.units = stats.units;
+    state.revenue = Object.fromEntries(stats.revenue.map((m) => [m.currency, m.amount]));
+    $("stat-holds").textContent = stats.live_holds;
+    renderStats();
+  } catch (err) {
+    console.warn("stats:", errorText(err));
+  }
+}
+
+// --- the room --------------------------------------------------------------------------------
+
+let room;
+const send = (msg) => {
+  if (room.send(msg)) return true;
+  toast("Not connected — reconnecting…");
+  return false;
+};
+
+function onMessage(msg) {
+  switch (msg.type) {
+    case "snapshot":
+      state.show = msg.show;
+      state.featured = msg.featured;
+      state.queue = msg.requests;
+      state.plants = { ...msg.plants };
+      state.chat = msg.chat;
+      $("stat-viewers").textContent = msg.viewers;
+      $("slow-mode").value = String(msg.slow_mode);
+      setLineup(msg.lineup);
+      renderShow();
+      renderChat();
+      refreshStats();
+      break;
+    case "show":
+      state.show = { ...state.show, state: msg.state, paused: msg.paused };
+      renderShow();
+      refreshStats();
+      break;
+    case "lineup":
+      setLineup(msg.lineup);
+      break;
+    case "featured":
+      state.featured = msg.sku;
+      renderLineup();
+      break;
+    case "requests":
+      state.queue = msg.queue;
+      renderQueue();
+      break;
+    case "plants":
+      state.plants[msg.sku] = msg.count;
+      renderLineup();
+      break;
+    case "stock":
+      for (const { sku, available } of msg.items) {
+        const item = state.items.get(sku);
+        if (item) item.available = available;
+      }
+      renderLineup();
+      refreshStats();
+      break;
+    case "sale":
+      for (const { sku, qty } of msg.items) {
+        const item = state.items.get(sku);
+        state.units += qty;
+        if (item) {
+          const currency = item.price.currency;
+          state.revenue[currency] = (state.revenue[currency] || 0) + qty * item.price.amount;
+        }
+      }
+      renderStats();
+      break;
+    case "chat":
+      state.chat.push(msg);
+      if (state.chat.length > 300) state.chat.splice(0, state.chat.length - 300);
+      renderChat();
+      break;
+    case "chat_deleted":
+      state.chat = state.chat.filter((line) => line.id !== msg.id);
+      renderChat();
+      break;
+    case "presence":
+      $("stat-viewers").textContent = msg.viewers;
+      break;
+    case "slow_mode":
+      $("slow-mode").value = String(msg.seconds);
+      break;
+    case "hearts":
+    case "planted":
+    case "muted":
+    case "hold":
+    case "order":
+      break;
+    case "error":
+      toast(msg.detail || msg.code);
+      break;
+    default:
+      console.warn("room: unknown message type", msg.type);
+  }
+}
+
+async function main() {
+  if (!showId) return;
+  state.token = await hostToken();
+  room = new Room(showId, state.token, {
+    onMessage,
+    onStatus: (status, code) => {
+      if (status === "reconnecting" && (code === 4401 || code === 4403 || code === 1008)) {
+        sessionStorage.removeItem(TOKEN_KEY);
+      }
+    },
+  });
+  room.connect();
+  await openCamera();
+  setInterval(() => state.show?.state === "live" && refreshStats(), 5000);
+}
+
+main();
