@@ -22,6 +22,7 @@ from livesale.errors import LivesaleError, Unavailable
 from livesale.media import routes as media_routes
 from livesale.metrics import Metrics, MetricsMiddleware
 from livesale.orders import routes as order_routes
+from livesale.orders import worker as orders_worker
 from livesale.orders.recovery import ensure_stock
 from livesale.room import hub as room_hub
 from livesale.room import routes as room_routes
@@ -35,6 +36,7 @@ Starter = Callable[[svc.Services], Awaitable[svc.Component]]
 STARTERS: list[tuple[str, Starter]] = [
     ("room", room_hub.start),
     (media_routes.COMPONENT, media_routes.start),
+    ("orders", orders_worker.start),
 ]
 
 

@@ -14,6 +14,7 @@
     │   ├── StockConflict              409 stock-conflict
     │   ├── SoldOut                    409 sold-out       (carries ``available``)
     │   ├── LimitExceeded              409 limit
+    │   ├── HoldExpired                409 hold-expired   (payment voided, nothing sold)
     │   └── IdempotencyMismatch        409 idempotency-mismatch
     ├── PaymentRequired                402 payment-declined
     ├── PayloadTooLarge                413 payload-too-large
@@ -87,6 +88,10 @@ class SoldOut(Conflict):
 
 class LimitExceeded(Conflict):
     slug, title = "limit", "Per-buyer limit reached"
+
+
+class HoldExpired(Conflict):
+    slug, title = "hold-expired", "The hold expired before checkout completed"
 
 
 class IdempotencyMismatch(Conflict):

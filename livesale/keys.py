@@ -45,6 +45,35 @@ def show_seq(show_id: str) -> str:
     return f"{PREFIX}{{show:{show_id}}}:seq"
 
 
+#: Set of SKUs that have live holds, so the sweepers know where to look.
+HOLD_SKUS = PREFIX + "hold-skus"
+
+
+def holds(sku: str) -> str:
+    """Hash hold id -> the hold record (JSON) of every recent hold of one SKU."""
+    return f"{PREFIX}{{{sku}}}:holds"
+
+
+def hold_expiry(sku: str) -> str:
+    """Sorted set of one SKU's live hold ids, scored by expiry (Redis time, milliseconds)."""
+    return f"{PREFIX}{{{sku}}}:expiry"
+
+
+def holds_done(sku: str) -> str:
+    """Sorted set of one SKU's finished hold ids, scored by when they ended (for pruning)."""
+    return f"{PREFIX}{{{sku}}}:done"
+
+
+def buyers(sku: str) -> str:
+    """Hash ``<show>|<viewer>`` -> units held plus bought, for the per-buyer limit."""
+    return f"{PREFIX}{{{sku}}}:buyers"
+
+
+def idempotency(show_id: str, viewer_id: str, key: str) -> str:
+    """A buy click's idempotency record (24 h): ``<hold id>|<sku>|<qty>``."""
+    return f"{PREFIX}{{show:{show_id}}}:idem:{viewer_id}:{key}"
+
+
 def show_channel_pattern() -> str:
     """Pattern matching every show's channel: one subscription per process serves all rooms."""
     return f"{PREFIX}{{show:*}}:events"

@@ -34,6 +34,10 @@ class Scripts:
             except RedisError as exc:
                 raise StoreError(f"cannot load Lua scripts: {exc}") from exc
 
+    def get(self, name: str) -> AsyncScript:
+        """The registered script ``name`` (its ``sha`` and source), for pipelined calls."""
+        return self._scripts[name]
+
     async def call(self, name: str, keys: list[str], args: list[Any]) -> Any:
         """Run script ``name``; Redis errors come out as :class:`StoreError`."""
         try:

@@ -55,9 +55,12 @@ def of(conn: HTTPConnection) -> Services:
 
 async def connect_redis(url: str) -> aioredis.Redis:
     """A client for ``url`` that has answered PING; :class:`ConfigError` in one line if not."""
-    client: aioredis.Redis = aioredis.from_url(
-        url, health_check_interval=15, socket_connect_timeout=5
+    # A blocking pool: under a burst, callers wait for a free connection instead of failing
+    # with "Too many connections" (redis-py's plain pool refuses past its limit at once).
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=256, timeout=10, health_check_interval=15, socket_connect_timeout=5
     )
+    client: aioredis.Redis = aioredis.Redis.from_pool(pool)  # owns the pool: aclose closes it
     try:
         await client.ping()
     except (RedisError, OSError) as exc:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -75,3 +75,131 @@ class LedgerEntry(msgspec.Struct, frozen=True):
     delta: int
     on_hand: int
     reason: str
+
+
+# --- holds, checkout, orders, fulfilment ------------------------------------------------------
+
+Qty = Annotated[int, msgspec.Meta(ge=1, le=99)]
+IdempotencyKey = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._:-]{1,100}$")]
+
+
+class HoldIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``POST /api/shows/{id}/holds``: a buy click."""
+
+    sku: SkuStr
+    qty: Qty
+    idempotency_key: IdempotencyKey
+
+
+class HoldOut(msgspec.Struct, frozen=True):
+    """A hold: ``price`` is the unit price fixed when it was made, ``total`` price x qty;
+    ``expires_at`` is Unix time in seconds (the buyer's countdown)."""
+
+    hold_id: str
+    show_id: str
+    sku: str
+    qty: int
+    state: str
+    expires_at: float
+    price: Money
+    total: Money
+
+
+class PaymentIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    provider: Literal["test", "manual"]
+    token: Annotated[str, msgspec.Meta(max_length=200)] = ""
+
+
+class ShippingIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    address: Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]
+    email: Annotated[str, msgspec.Meta(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+
+
+class CheckoutIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``POST /api/holds/{id}/checkout``."""
+
+    payment: PaymentIn
+    shipping: ShippingIn
+
+
+class Shipping(msgspec.Struct, frozen=True):
+    name: str
+    address: str
+    email: str
+
+
+class OrderOut(msgspec.Struct, frozen=True):
+    """An order. ``state``: pending, authorized, confirmed (units sold), declined, expired,
+    cancelled. ``payment_status``: none, authorized, captured, voided, refunded, declined,
+    due (manual, pay on delivery), paid (manual, marked by the merchant)."""
+
+    id: str
+    show_id: str
+    hold_id: str
+    viewer_id: str
+    nickname: str
+    sku: str
+    qty: int
+    price: Money
+    total: Money
+    state: str
+    provider: str
+    payment_status: str
+    shipping: Shipping
+    reason: str
+    created_at: float
+    updated_at: float
+
+
+class ParcelLine(msgspec.Struct, frozen=True):
+    order_id: str
+    sku: str
+    title: str
+    qty: int
+    total: Money
+
+
+class Parcel(msgspec.Struct, frozen=True):
+    """One buyer's parcel: every confirmed line of the show, shipped together."""
+
+    viewer_id: str
+    nickname: str
+    shipping: Shipping
+    lines: list[ParcelLine]
+    units: int
+    totals: list[Money]
+
+
+class Fulfilment(msgspec.Struct, frozen=True):
+    """The show's fulfilment batch, made when the grace period after its end is over."""
+
+    show_id: str
+    state: str
+    ready_at: float | None
+    parcels: list[Parcel]
+    orders: int
+    units: int
+
+
+class WebhookIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    url: Annotated[str, msgspec.Meta(max_length=2000, pattern=r"^https?://\S+$")]
+
+
+class WebhookOut(msgspec.Struct, frozen=True):
+    """The merchant's webhook. ``secret`` signs every delivery:
+    ``X-Livesale-Signature: sha256=<hex HMAC-SHA256 of the body>``."""
+
+    url: str
+    secret: str
+
+
+class Delivery(msgspec.Struct, frozen=True):
+    id: int
+    event: str
+    state: str
+    attempts: int
+    last_status: int | None
+    last_error: str
+    created_at: float
+    delivered_at: float | None

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import msgspec
 from redis.exceptions import RedisError
 
 from livesale import keys
 from livesale.errors import StoreError
+from livesale.orders import state
 from livesale.orders.messages import StockLevel
 from livesale.services import Services
 
@@ -33,45 +35,97 @@ class StockDifference(msgspec.Struct, frozen=True):
 
 
 async def sold_counts(services: Services) -> dict[str, int]:
-    """Units sold per SKU according to SQLite's orders (none before orders exist)."""
-    return {}
+    """Units sold per SKU according to SQLite: the quantities of confirmed orders."""
+    rows = await services.db.fetchall(
+        "SELECT sku, SUM(qty) AS units FROM orders WHERE state = 'confirmed' GROUP BY sku"
+    )
+    return {r["sku"]: int(r["units"]) for r in rows}
+
+
+class _SkuOrders:
+    """What SQLite says about one SKU's orders: sold units, in-flight holds, buyers' units."""
+
+    def __init__(self) -> None:
+        self.sold = 0
+        self.authorized_holds: list[str] = []
+        self.bought: dict[str, int] = {}
+
+
+async def _orders_by_sku(services: Services) -> dict[str, _SkuOrders]:
+    # One statement, so one consistent snapshot of every order that counts.
+    rows = await services.db.fetchall(
+        "SELECT sku, show_id, viewer_id, hold_id, qty, state FROM orders"
+        " WHERE state IN ('confirmed', 'authorized')"
+    )
+    found: dict[str, _SkuOrders] = {}
+    for r in rows:
+        entry = found.setdefault(r["sku"], _SkuOrders())
+        if r["state"] == "confirmed":
+            entry.sold += int(r["qty"])
+            buyer = state.buyer_field(r["show_id"], r["viewer_id"])
+            entry.bought[buyer] = entry.bought.get(buyer, 0) + int(r["qty"])
+        else:
+            entry.authorized_holds.append(r["hold_id"])
+    return found
 
 
 async def rebuild(services: Services) -> list[StockDifference]:
     """Rewrite every SKU's counters and every open show's mirror from SQLite.
 
-    Holds that lived only in Redis are dropped (their units return to ``available``). Returns
-    the SKUs whose counters differed. Sets the readiness marker when done.
+    On-hand comes from the catalogue's ledgered count, sold from confirmed orders (plus
+    authorized orders whose hold Redis already confirmed), held from the holds Redis still has
+    (none after Redis lost its data: those holds are dropped). The readiness marker is removed
+    first, so nothing is reserved, confirmed or restocked while this runs, and set again at the
+    end. Returns the SKUs whose counters differed; an on-hand below what is held and sold is
+    reported (logged as an error) and leaves ``available`` at 0.
     """
-    rows = await services.db.fetchall("SELECT sku, on_hand FROM products ORDER BY sku")
-    sold = await sold_counts(services)
-    before = await services.stock.get_many([r["sku"] for r in rows])
+    redis = services.redis
     differences: list[StockDifference] = []
     try:
-        async with services.redis.pipeline(transaction=True) as pipe:
-            for row in rows:
-                sku, on_hand = row["sku"], int(row["on_hand"])
-                units_sold = sold.get(sku, 0)
-                level = StockLevel(sku, on_hand, max(on_hand - units_sold, 0), 0, units_sold)
-                if level != before[sku]:
-                    differences.append(StockDifference(sku, before[sku], level))
-                pipe.hset(
-                    keys.stock(sku),
-                    mapping={
-                        "on_hand": level.on_hand,
-                        "available": level.available,
-                        "held": 0,
-                        "sold": level.sold,
-                    },
+        await redis.delete(keys.STOCK_READY)
+        rows = await services.db.fetchall("SELECT sku, on_hand FROM products ORDER BY sku")
+        orders = await _orders_by_sku(services)
+        before = await services.stock.get_many([r["sku"] for r in rows])
+        for row in rows:
+            sku, on_hand = row["sku"], int(row["on_hand"])
+            entry = orders.get(sku, _SkuOrders())
+            args: list[Any] = [on_hand, entry.sold, len(entry.authorized_holds)]
+            args.extend(entry.authorized_holds)
+            for buyer, units in entry.bought.items():
+                args.extend([buyer, units])
+            result = await services.scripts.call(
+                "stock_rebuild",
+                [keys.stock(sku), keys.holds(sku), keys.hold_expiry(sku), keys.buyers(sku)],
+                args,
+            )
+            level = StockLevel(sku, *(int(v) for v in result[:4]))
+            if int(result[4]):
+                log.error(
+                    "stock of %s: on-hand %d is %d below what is held and sold",
+                    sku,
+                    on_hand,
+                    int(result[4]),
                 )
-            await pipe.execute()
+            if level != before[sku]:
+                differences.append(StockDifference(sku, before[sku], level))
         await services.shows.mirror_all()
-        await services.redis.set(keys.STOCK_READY, "1")
+        await redis.set(keys.STOCK_READY, "1")
     except RedisError as exc:
         raise StoreError(f"redis: {exc}") from exc
     for diff in differences:
         log.warning("stock of %s rebuilt: redis had %s, now %s", diff.sku, diff.redis, diff.rebuilt)
     return differences
+
+
+async def reconcile(services: Services) -> list[StockDifference]:
+    """``livesale stock reconcile``: the same rebuild on demand, under the rebuild lock."""
+    redis = services.redis
+    while not await redis.set(keys.REBUILD_LOCK, "1", nx=True, ex=_LOCK_SECONDS):
+        await asyncio.sleep(0.1)
+    try:
+        return await rebuild(services)
+    finally:
+        await redis.delete(keys.REBUILD_LOCK)
 
 
 async def ensure_stock(services: Services) -> bool:
@@ -83,6 +137,8 @@ async def ensure_stock(services: Services) -> bool:
     while not await redis.exists(keys.STOCK_READY):
         if await redis.set(keys.REBUILD_LOCK, "1", nx=True, ex=_LOCK_SECONDS):
             try:
+                if await redis.exists(keys.STOCK_READY):
+                    return False  # another process finished a rebuild a moment ago
                 await rebuild(services)
             finally:
                 await redis.delete(keys.REBUILD_LOCK)

@@ -12,7 +12,7 @@ from starlette.routing import BaseRoute, Route
 from livesale import services as svc
 from livesale.errors import LivesaleError, ValidationFailed
 from livesale.http import endpoint, json_response, read_body
-from livesale.orders import state
+from livesale.orders import buy_routes, state
 from livesale.orders.messages import (
     ImportResult,
     LedgerEntry,
@@ -160,4 +160,5 @@ routes: list[BaseRoute] = [
     Route("/api/stock/{sku}", set_stock, methods=["PUT"]),
     Route("/api/stock/{sku}/adjust", adjust_stock, methods=["POST"]),
     Route("/api/stock/{sku}/ledger", get_ledger, methods=["GET"]),
+    *buy_routes.routes,
 ]

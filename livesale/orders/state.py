@@ -7,7 +7,21 @@ Every function returns the new counters or raises, leaving its input untouched.
 
 from __future__ import annotations
 
-from livesale.errors import StockConflict, ValidationFailed
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+from livesale.errors import (
+    Conflict,
+    Forbidden,
+    IdempotencyMismatch,
+    InvalidTransition,
+    LimitExceeded,
+    NotFound,
+    SoldOut,
+    StockConflict,
+    ValidationFailed,
+)
 from livesale.orders.messages import StockLevel
 
 
@@ -39,3 +53,291 @@ def _move_on_hand(level: StockLevel, on_hand: int) -> StockLevel:
             sold=level.sold,
         )
     return StockLevel(level.sku, on_hand, on_hand - committed, level.held, level.sold)
+
+
+# --- holds ------------------------------------------------------------------------------------
+#
+# One SKU's shelf: its counters, its holds, the per-buyer counts and the idempotency records.
+# ``reserve``, ``release``, ``confirm``, ``expire`` and ``release_show`` return an
+# :class:`Outcome` with the new shelf and never raise for a refusal, because a refused reserve
+# may still have reaped expired holds; :func:`raise_for` turns a refusal into its error.
+
+
+class HoldState(enum.Enum):
+    HELD = "held"
+    CONFIRMED = "confirmed"
+    RELEASED = "released"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Units of one SKU reserved for one buyer until ``expires_at`` (ms, Redis time)."""
+
+    hold_id: str
+    sku: str
+    show_id: str
+    viewer_id: str
+    qty: int
+    amount: int
+    currency: str
+    expires_at: int
+    state: HoldState = HoldState.HELD
+    order_id: str = ""
+    idem_key: str = ""
+
+    @property
+    def buyer(self) -> str:
+        """The per-buyer counter this hold counts against: ``<show>|<viewer>``."""
+        return buyer_field(self.show_id, self.viewer_id)
+
+
+def buyer_field(show_id: str, viewer_id: str) -> str:
+    return f"{show_id}|{viewer_id}"
+
+
+@dataclass(frozen=True)
+class Offer:
+    """A line-up entry as the buy path sees it: the show price and the per-buyer limit."""
+
+    amount: int
+    currency: str
+    limit: int = 0  # 0: no limit
+
+
+@dataclass(frozen=True)
+class Shelf:
+    level: StockLevel
+    holds: Mapping[str, Hold] = field(default_factory=dict)
+    buyers: Mapping[str, int] = field(default_factory=dict)
+    #: idempotency key -> (hold id, fingerprint ``sku|qty``)
+    idem: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a hold rule decided. ``status`` is ``ok`` or the reason for refusing."""
+
+    status: str
+    shelf: Shelf
+    hold: Hold | None = None
+    reaped: tuple[Hold, ...] = ()
+    limit: int = 0
+    current: int = 0
+    show_state: str = ""
+
+    @property
+    def available(self) -> int:
+        return self.shelf.level.available
+
+
+#: How many expired holds a reserve call returns to ``available`` before doing its own work.
+REAP_BATCH = 10
+
+
+def fingerprint(sku: str, qty: int) -> str:
+    """What an idempotency key is bound to: the same key with another body is refused."""
+    return f"{sku}|{qty}"
+
+
+def _end_hold(shelf: Shelf, hold: Hold, state: HoldState) -> Shelf:
+    """Return a held hold's units to ``available`` and drop them from the buyer's count."""
+    level = shelf.level
+    new_level = StockLevel(
+        level.sku, level.on_hand, level.available + hold.qty, level.held - hold.qty, level.sold
+    )
+    holds = dict(shelf.holds)
+    holds[hold.hold_id] = replace(hold, state=state)
+    buyers = dict(shelf.buyers)
+    buyers[hold.buyer] = buyers.get(hold.buyer, 0) - hold.qty
+    return replace(shelf, level=new_level, holds=holds, buyers=buyers)
+
+
+def expire(shelf: Shelf, now_ms: int, batch: int = REAP_BATCH) -> tuple[Shelf, tuple[Hold, ...]]:
+    """Expire up to ``batch`` held holds whose time is up (oldest expiry first)."""
+    due = sorted(
+        (h for h in shelf.holds.values() if h.state is HoldState.HELD and h.expires_at <= now_ms),
+        key=lambda h: (h.expires_at, h.hold_id),
+    )[:batch]
+    for hold in due:
+        shelf = _end_hold(shelf, hold, HoldState.EXPIRED)
+    return shelf, tuple(replace(h, state=HoldState.EXPIRED) for h in due)
+
+
+def reserve(
+    shelf: Shelf,
+    *,
+    hold_id: str,
+    show_id: str,
+    viewer_id: str,
+    qty: int,
+    idem_key: str,
+    show_state: str,
+    offer: Offer | None,
+    now_ms: int,
+    ttl_ms: int,
+) -> Outcome:
+    """A buy click. Checks, in order: idempotency (same key: the same hold; same key with
+    another SKU or qty: ``mismatch``), the show is live, the SKU is on the line-up, the
+    per-buyer limit (held plus bought), ``available >= qty``; then moves ``qty`` from
+    available to held in a new hold priced from the offer. Expired holds are reaped first."""
+    shelf, reaped = expire(shelf, now_ms)
+    sku = shelf.level.sku
+    record = shelf.idem.get(idem_key)
+    if record is not None:
+        if record[1] != fingerprint(sku, qty):
+            return Outcome("mismatch", shelf, reaped=reaped)
+        return Outcome("existing", shelf, hold=shelf.holds[record[0]], reaped=reaped)
+    if show_state != "live":
+        return Outcome("not_live", shelf, reaped=reaped, show_state=show_state)
+    if offer is None:
+        return Outcome("not_on_lineup", shelf, reaped=reaped)
+    buyer = buyer_field(show_id, viewer_id)
+    current = shelf.buyers.get(buyer, 0)
+    if offer.limit and current + qty > offer.limit:
+        return Outcome("limit", shelf, reaped=reaped, limit=offer.limit, current=current)
+    level = shelf.level
+    if level.available < qty:
+        return Outcome("sold_out", shelf, reaped=reaped)
+    hold = Hold(
+        hold_id=hold_id,
+        sku=sku,
+        show_id=show_id,
+        viewer_id=viewer_id,
+        qty=qty,
+        amount=offer.amount,
+        currency=offer.currency,
+        expires_at=now_ms + ttl_ms,
+        idem_key=idem_key,
+    )
+    new_level = StockLevel(sku, level.on_hand, level.available - qty, level.held + qty, level.sold)
+    shelf = Shelf(
+        level=new_level,
+        holds={**shelf.holds, hold_id: hold},
+        buyers={**shelf.buyers, buyer: current + qty},
+        idem={**shelf.idem, idem_key: (hold_id, fingerprint(sku, qty))},
+    )
+    return Outcome("ok", shelf, hold=hold, reaped=reaped)
+
+
+def release(shelf: Shelf, hold_id: str, viewer_id: str | None) -> Outcome:
+    """The buyer (or, with ``viewer_id=None``, the system) gives a held hold back.
+
+    ``gone`` for an unknown hold, ``forbidden`` for another viewer's, ``not_held`` when it is
+    no longer held (released, expired or confirmed); nothing changes then."""
+    hold = shelf.holds.get(hold_id)
+    if hold is None:
+        return Outcome("gone", shelf)
+    if viewer_id is not None and hold.viewer_id != viewer_id:
+        return Outcome("forbidden", shelf)
+    if hold.state is not HoldState.HELD:
+        return Outcome("not_held", shelf, hold=hold)
+    shelf = _end_hold(shelf, hold, HoldState.RELEASED)
+    return Outcome("ok", shelf, hold=shelf.holds[hold_id])
+
+
+def confirm(shelf: Shelf, hold_id: str, order_id: str, now_ms: int) -> Outcome:
+    """Checkout succeeded: a live hold's units move from held to sold, once.
+
+    ``ok`` (also when this order already confirmed it), ``taken`` when another order did,
+    ``gone`` for an unknown hold, ``expired`` when the hold is no longer live (a hold whose
+    time is up is expired here and its units returned)."""
+    hold = shelf.holds.get(hold_id)
+    if hold is None:
+        return Outcome("gone", shelf)
+    if hold.state is HoldState.CONFIRMED:
+        return Outcome("ok" if hold.order_id == order_id else "taken", shelf, hold=hold)
+    if hold.state is not HoldState.HELD:
+        return Outcome("expired", shelf, hold=hold)
+    if hold.expires_at <= now_ms:
+        shelf = _end_hold(shelf, hold, HoldState.EXPIRED)
+        return Outcome("expired", shelf, hold=shelf.holds[hold_id])
+    level = shelf.level
+    new_level = StockLevel(
+        level.sku, level.on_hand, level.available, level.held - hold.qty, level.sold + hold.qty
+    )
+    confirmed = replace(hold, state=HoldState.CONFIRMED, order_id=order_id)
+    shelf = replace(shelf, level=new_level, holds={**shelf.holds, hold_id: confirmed})
+    return Outcome("ok", shelf, hold=confirmed)
+
+
+def release_show(shelf: Shelf, show_id: str) -> tuple[Shelf, tuple[Hold, ...]]:
+    """The show's grace period is over: release every hold of ``show_id`` still held."""
+    ended: list[Hold] = []
+    for hold in sorted(shelf.holds.values(), key=lambda h: (h.expires_at, h.hold_id)):
+        if hold.show_id == show_id and hold.state is HoldState.HELD:
+            shelf = _end_hold(shelf, hold, HoldState.RELEASED)
+            ended.append(shelf.holds[hold.hold_id])
+    return shelf, tuple(ended)
+
+
+def raise_for(outcome: Outcome) -> None:
+    """Raise the error a refused :func:`reserve`, :func:`release` or :func:`confirm` means."""
+    match outcome.status:
+        case "ok" | "existing":
+            return
+        case "mismatch":
+            raise IdempotencyMismatch("this idempotency key was used for another SKU or quantity")
+        case "not_live":
+            raise InvalidTransition(
+                f"the show is {outcome.show_state or 'not live'}; it takes no holds",
+                state=outcome.show_state or None,
+            )
+        case "not_on_lineup":
+            raise Conflict("this SKU is not on the show's line-up")
+        case "limit":
+            raise LimitExceeded(
+                f"at most {outcome.limit} per buyer; you have {outcome.current}",
+                limit=outcome.limit,
+                current=outcome.current,
+            )
+        case "sold_out":
+            raise SoldOut(f"only {outcome.available} left", available=outcome.available)
+        case "gone":
+            raise NotFound("no such hold")
+        case "forbidden":
+            raise Forbidden("this hold belongs to another viewer")
+        case "not_held" | "expired" | "taken":
+            state = outcome.hold.state.value if outcome.hold else outcome.status
+            raise InvalidTransition(f"the hold is {state}", state=state)
+    raise ValueError(f"unknown outcome {outcome.status!r}")
+
+
+# --- orders -----------------------------------------------------------------------------------
+
+
+class OrderState(enum.Enum):
+    """``pending`` (written, not yet authorized) → ``authorized`` → ``confirmed`` (units sold);
+    final refusals: ``declined`` (payment refused), ``expired`` (hold gone before it was
+    confirmed; payment voided), ``cancelled`` (checkout interrupted; payment voided)."""
+
+    PENDING = "pending"
+    AUTHORIZED = "authorized"
+    CONFIRMED = "confirmed"
+    DECLINED = "declined"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+_ORDER_MOVES: dict[OrderState, frozenset[OrderState]] = {
+    OrderState.PENDING: frozenset(
+        {OrderState.AUTHORIZED, OrderState.DECLINED, OrderState.CANCELLED, OrderState.EXPIRED}
+    ),
+    OrderState.AUTHORIZED: frozenset(
+        {OrderState.CONFIRMED, OrderState.EXPIRED, OrderState.CANCELLED}
+    ),
+    OrderState.CONFIRMED: frozenset(),
+    OrderState.DECLINED: frozenset(),
+    OrderState.EXPIRED: frozenset(),
+    OrderState.CANCELLED: frozenset(),
+}
+
+#: Orders still on their way to a final state; recovery drives them on after a crash.
+IN_FLIGHT = (OrderState.PENDING, OrderState.AUTHORIZED)
+
+
+def order_transition(current: OrderState, target: OrderState) -> OrderState:
+    """``target`` if an order in ``current`` may move there; :class:`InvalidTransition` else."""
+    if target not in _ORDER_MOVES[current]:
+        raise InvalidTransition(f"order is {current.name.lower()}", state=current.value)
+    return target

@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 
 from livesale import keys
 from livesale.db import Database
-from livesale.errors import NotFound, StockConflict, StoreError, ValidationFailed
+from livesale.errors import NotFound, StockConflict, StoreError, Unavailable, ValidationFailed
 from livesale.orders import state
 from livesale.orders.messages import LedgerEntry, Product, ProductIn, StockLevel
 from livesale.orders.money import Money
@@ -158,9 +158,13 @@ class StockStore:
     ) -> StockLevel:
         mode, value = ("set", set_to) if set_to is not None else ("adjust", delta)
         result = await self.scripts.call(
-            "stock_set", [keys.stock(sku), keys.stock_ledger(sku)], [mode, value, actor, reason]
+            "stock_set",
+            [keys.stock(sku), keys.stock_ledger(sku), keys.STOCK_READY],
+            [mode, value, actor, reason],
         )
         status = result[0].decode() if isinstance(result[0], bytes) else result[0]
+        if status == "unready":
+            raise Unavailable("stock is being rebuilt from the database; try again shortly")
         level = StockLevel(sku, *(int(v) for v in result[1:]))
         if status == "conflict":
             target = value if mode == "set" else level.on_hand + int(value or 0)

@@ -13,6 +13,7 @@ from livesale import events
 from livesale import services as svc
 from livesale.errors import Unauthorized, ValidationFailed
 from livesale.http import bearer_token, endpoint, json_response, read_body
+from livesale.orders.closing import show_ended
 from livesale.room.messages import (
     Lineup,
     LineupChanged,
@@ -92,7 +93,11 @@ async def start_show(request: Request) -> Response:
 async def end_show(request: Request) -> Response:
     show_id = request.path_params["show_id"]
     await merchant_or_host(request, show_id)
-    return json_response(await _move(request, show_id, ShowState.ENDED))
+    services = svc.of(request)
+    show = await _move(request, show_id, ShowState.ENDED)
+    # New holds stop with the move above; live holds get the grace period, then fulfilment.
+    await show_ended(services.db, show_id, services.settings.grace_seconds)
+    return json_response(show)
 
 
 @endpoint(

@@ -1,7 +1,11 @@
 -- Set or adjust one SKU's on-hand count; the twin of state.set_on_hand / state.adjust.
--- KEYS[1] stock hash, KEYS[2] ledger stream
+-- KEYS[1] stock hash, KEYS[2] ledger stream, KEYS[3] stock-ready marker
 -- ARGV[1] "set" | "adjust", ARGV[2] value, ARGV[3] actor, ARGV[4] reason
--- Returns {"ok", on_hand, available, held, sold} or {"conflict", on_hand, available, held, sold}.
+-- Returns {"ok", on_hand, available, held, sold} or {"conflict", on_hand, available, held, sold},
+-- or {"unready", 0, 0, 0, 0} while stock is being rebuilt from SQLite.
+if redis.call('EXISTS', KEYS[3]) == 0 then
+  return {'unready', 0, 0, 0, 0}
+end
 local f = redis.call('HMGET', KEYS[1], 'on_hand', 'held', 'sold')
 local on_hand = tonumber(f[1] or '0')
 local held = tonumber(f[2] or '0')

@@ -1,0 +1,175 @@
+"""HTTP endpoints of the sale: holds, checkout, orders, fulfilment, the webhook."""
+
+from __future__ import annotations
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from livesale import events
+from livesale import services as svc
+from livesale.auth import viewer
+from livesale.errors import Forbidden, Unavailable
+from livesale.http import endpoint, json_response, read_body
+from livesale.orders import state, worker
+from livesale.orders.holds import announce_ended, hold_event, hold_out
+from livesale.orders.messages import (
+    CheckoutIn,
+    Delivery,
+    Fulfilment,
+    HoldIn,
+    HoldOut,
+    OrderOut,
+    WebhookIn,
+    WebhookOut,
+)
+from livesale.orders.recovery import StockDifference, reconcile
+
+_encode = msgspec.json.Encoder().encode
+
+
+@endpoint(
+    "Buy click: hold stock for this viewer",
+    auth="viewer",
+    body=HoldIn,
+    response=HoldOut,
+    status=201,
+)
+async def create_hold(request: Request) -> Response:
+    services = svc.of(request)
+    claims = viewer(request, services.signer)
+    body = await read_body(request, HoldIn)
+    orders = worker.of(request)
+    try:
+        outcome = await orders.holds.reserve(
+            request.path_params["show_id"], claims.vid, body.sku, body.qty, body.idempotency_key
+        )
+    except Unavailable:
+        orders.stock_lost()
+        raise
+    if outcome.reaped:
+        await announce_ended(services.redis, list(outcome.reaped), outcome.available)
+    state.raise_for(outcome)
+    assert outcome.hold is not None
+    return Response(_encode(hold_out(outcome.hold)), 201, media_type="application/json")
+
+
+@endpoint("A hold", auth="viewer", response=HoldOut)
+async def get_hold(request: Request) -> Response:
+    services = svc.of(request)
+    claims = viewer(request, services.signer)
+    hold = await worker.of(request).holds.get(request.path_params["hold_id"])
+    if hold.viewer_id != claims.vid:
+        raise Forbidden("this hold belongs to another viewer")
+    return json_response(hold_out(hold))
+
+
+@endpoint("Release a hold", auth="the hold's viewer", response=HoldOut)
+async def release_hold(request: Request) -> Response:
+    services = svc.of(request)
+    claims = viewer(request, services.signer)
+    orders = worker.of(request)
+    outcome = await orders.holds.release(request.path_params["hold_id"], claims.vid)
+    state.raise_for(outcome)
+    assert outcome.hold is not None
+    await events.publish(services.redis, outcome.hold.show_id, hold_event(outcome.hold))
+    return json_response(hold_out(outcome.hold))
+
+
+@endpoint(
+    "Pay for a hold", auth="the hold's viewer", body=CheckoutIn, response=OrderOut, status=201
+)
+async def checkout(request: Request) -> Response:
+    services = svc.of(request)
+    claims = viewer(request, services.signer)
+    body = await read_body(request, CheckoutIn)
+    order, status = await worker.of(request).sales.checkout(
+        request.path_params["hold_id"], claims, body
+    )
+    return json_response(order, status)
+
+
+@endpoint(
+    "Orders, oldest first (?show=ID, ?state=confirmed)", auth="merchant", response=list[OrderOut]
+)
+async def list_orders(request: Request) -> Response:
+    services = svc.of(request)
+    await services.keys.merchant(request)
+    sales = worker.of(request).sales
+    return json_response(
+        await sales.orders(request.query_params.get("show"), request.query_params.get("state"))
+    )
+
+
+@endpoint("One order", auth="merchant", response=OrderOut)
+async def get_order(request: Request) -> Response:
+    services = svc.of(request)
+    await services.keys.merchant(request)
+    return json_response(await worker.of(request).sales.order(request.path_params["order_id"]))
+
+
+@endpoint("Mark a manual (pay on delivery) order paid", auth="merchant", response=OrderOut)
+async def mark_paid(request: Request) -> Response:
+    services = svc.of(request)
+    await services.keys.merchant(request)
+    sales = worker.of(request).sales
+    return json_response(await sales.mark_paid(request.path_params["order_id"]))
+
+
+@endpoint(
+    "The show's fulfilment batch (one parcel per buyer) after its end",
+    auth="merchant",
+    response=Fulfilment,
+)
+async def fulfilment(request: Request) -> Response:
+    services = svc.of(request)
+    await services.keys.merchant(request)
+    closing = worker.of(request).closing
+    return json_response(await closing.fulfilment(request.path_params["show_id"]))
+
+
+@endpoint(
+    "Set the webhook URL; answers a new signing secret",
+    auth="merchant",
+    body=WebhookIn,
+    response=WebhookOut,
+)
+async def put_webhook(request: Request) -> Response:
+    services = svc.of(request)
+    await services.keys.merchant(request)
+    body = await read_body(request, WebhookIn)
+    return json_response(await worker.of(request).webhooks.configure(body.url))
+
+
+@endpoint("The webhook's delivery log, newest first", auth="merchant", response=list[Delivery])
+async def list_deliveries(request: Request) -> Response:
+    services = svc.of(request)
+    await services.keys.merchant(request)
+    return json_response(await worker.of(request).webhooks.deliveries())
+
+
+@endpoint(
+    "Rebuild stock from the database now; answers every difference found",
+    auth="merchant",
+    response=list[StockDifference],
+)
+async def reconcile_stock(request: Request) -> Response:
+    services = svc.of(request)
+    await services.keys.merchant(request)
+    return json_response(await reconcile(services))
+
+
+routes: list[BaseRoute] = [
+    Route("/api/stock/reconcile", reconcile_stock, methods=["POST"]),
+    Route("/api/shows/{show_id}/holds", create_hold, methods=["POST"]),
+    Route("/api/holds/{hold_id}", get_hold, methods=["GET"]),
+    Route("/api/holds/{hold_id}", release_hold, methods=["DELETE"]),
+    Route("/api/holds/{hold_id}/checkout", checkout, methods=["POST"]),
+    Route("/api/orders", list_orders, methods=["GET"]),
+    Route("/api/orders/{order_id}", get_order, methods=["GET"]),
+    Route("/api/orders/{order_id}/paid", mark_paid, methods=["POST"]),
+    Route("/api/shows/{show_id}/fulfilment", fulfilment, methods=["GET"]),
+    Route("/api/webhook", put_webhook, methods=["PUT"]),
+    Route("/api/webhook/deliveries", list_deliveries, methods=["GET"]),
+]

@@ -1,0 +1,266 @@
+"""Holds in Redis: the buy click, release, confirm, expiry and the end-of-show release.
+
+Every change is one Lua script (``livesale/orders/lua``) mirroring a rule of
+:mod:`livesale.orders.state`; this module only builds the keys, calls the script and turns its
+answer into an :class:`~livesale.orders.state.Outcome`. A hold id carries its SKU
+(``ho_<random>.<sku>``) so any process finds the hold's keys without a lookup.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from livesale import events, keys
+from livesale.errors import NotFound, StoreError, Unavailable
+from livesale.ids import new_id
+from livesale.orders import state
+from livesale.orders.batch import ScriptBatcher
+from livesale.orders.messages import HoldOut, StockLevel
+from livesale.orders.money import Money
+from livesale.scripts import Scripts
+
+log = logging.getLogger("livesale.orders")
+
+#: How long a buy click's idempotency record lives (Stripe keeps keys 24 h too).
+IDEMPOTENCY_SECONDS = 24 * 3600
+#: How long a finished hold stays readable (retries, checkout answers, recovery).
+KEEP_FINISHED_MS = 24 * 3600 * 1000
+#: How many expired holds one sweep of one SKU returns to ``available``.
+SWEEP_BATCH = 500
+
+
+class HoldRecord(msgspec.Struct, frozen=True):
+    """A hold as the Lua scripts store it (JSON in the SKU's holds hash)."""
+
+    id: str
+    sku: str
+    show: str
+    viewer: str
+    qty: int
+    amount: int
+    currency: str
+    exp: int
+    state: str
+    order: str = ""
+    idem: str = ""
+
+
+_decode_record = msgspec.json.Decoder(HoldRecord).decode
+
+
+def to_hold(raw: bytes | str) -> state.Hold:
+    """A stored hold record as a :class:`~livesale.orders.state.Hold`."""
+    r = _decode_record(raw)
+    return state.Hold(
+        hold_id=r.id,
+        sku=r.sku,
+        show_id=r.show,
+        viewer_id=r.viewer,
+        qty=r.qty,
+        amount=r.amount,
+        currency=r.currency,
+        expires_at=int(r.exp),
+        state=state.HoldState(r.state),
+        order_id=r.order,
+        idem_key=r.idem,
+    )
+
+
+def hold_out(hold: state.Hold) -> HoldOut:
+    """The wire shape of a hold (HTTP answers and room events)."""
+    return HoldOut(
+        hold_id=hold.hold_id,
+        show_id=hold.show_id,
+        sku=hold.sku,
+        qty=hold.qty,
+        state=hold.state.value,
+        expires_at=hold.expires_at / 1000,
+        price=Money(amount=hold.amount, currency=hold.currency),
+        total=Money(amount=hold.amount * hold.qty, currency=hold.currency),
+    )
+
+
+def new_hold_id(sku: str) -> str:
+    return f"{new_id('ho')}.{sku}"
+
+
+def sku_of(hold_id: str) -> str:
+    """The SKU a hold id carries; :class:`NotFound` for anything that is not a hold id."""
+    prefix, dot, sku = hold_id.partition(".")
+    if not dot or not prefix.startswith("ho_") or not sku:
+        raise NotFound("no such hold")
+    return sku
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _sku_keys(sku: str) -> list[str]:
+    return [keys.stock(sku), keys.holds(sku), keys.hold_expiry(sku), keys.holds_done(sku)]
+
+
+class HoldStore:
+    """Runs the hold scripts for every process; safe to call concurrently from anywhere."""
+
+    def __init__(self, redis: aioredis.Redis, scripts: Scripts, hold_seconds: int) -> None:
+        self.redis = redis
+        self.scripts = scripts
+        self.batcher = ScriptBatcher(redis, scripts)
+        self.hold_ms = hold_seconds * 1000
+
+    async def reserve(
+        self, show_id: str, viewer_id: str, sku: str, qty: int, idem_key: str
+    ) -> state.Outcome:
+        """One buy click (see :func:`livesale.orders.state.reserve`).
+
+        Returns the outcome, refused or not: the caller raises with
+        :func:`~livesale.orders.state.raise_for` and publishes ``outcome.reaped``.
+        :class:`Unavailable` while stock is being rebuilt from SQLite.
+        """
+        result = await self.batcher.call(
+            "reserve",
+            [
+                *_sku_keys(sku),
+                keys.buyers(sku),
+                keys.show(show_id),
+                keys.lineup(show_id),
+                keys.idempotency(show_id, viewer_id, idem_key),
+                keys.STOCK_READY,
+                keys.show_channel(show_id),
+                keys.HOLD_SKUS,
+            ],
+            [
+                new_hold_id(sku),
+                show_id,
+                viewer_id,
+                sku,
+                qty,
+                self.hold_ms,
+                idem_key,
+                IDEMPOTENCY_SECONDS,
+                state.REAP_BATCH,
+            ],
+        )
+        status = _text(result[0])
+        if status == "unready":
+            raise Unavailable("stock is being rebuilt from the database; try again shortly")
+        available = int(result[1])
+        hold = to_hold(result[2]) if result[2] else None
+        outcome = state.Outcome(
+            status,
+            state.Shelf(StockLevel(sku, 0, available, 0, 0)),
+            hold=hold,
+            reaped=tuple(to_hold(r) for r in result[5:]),
+        )
+        if status == "limit":
+            outcome = state.Outcome(
+                status,
+                outcome.shelf,
+                reaped=outcome.reaped,
+                limit=int(result[3]),
+                current=int(result[4]),
+            )
+        elif status == "not_live":
+            outcome = state.Outcome(
+                status, outcome.shelf, reaped=outcome.reaped, show_state=_text(result[3])
+            )
+        return outcome
+
+    async def get(self, hold_id: str) -> state.Hold:
+        """The hold, in whatever state; :class:`NotFound` if unknown or long finished."""
+        sku = sku_of(hold_id)
+        try:
+            raw = await self.redis.hget(keys.holds(sku), hold_id)
+        except RedisError as exc:
+            raise StoreError(f"redis: {exc}") from exc
+        if raw is None:
+            raise NotFound("no such hold")
+        return to_hold(raw)
+
+    async def release(self, hold_id: str, viewer_id: str | None) -> state.Outcome:
+        """Give a held hold back (``viewer_id=None``: the system does it)."""
+        hold = await self.get(hold_id)
+        result = await self.scripts.call(
+            "release",
+            [*_sku_keys(hold.sku), keys.buyers(hold.sku), keys.show_channel(hold.show_id)],
+            [hold_id, viewer_id or ""],
+        )
+        return self._outcome(hold.sku, result)
+
+    async def confirm(self, hold: state.Hold, order_id: str) -> state.Outcome:
+        """Move a live hold's units from held to sold for ``order_id``.
+
+        Status ``ok``, ``expired``, ``gone``, ``taken``, or ``unready`` while stock is being
+        rebuilt (the caller then retries later; nothing changed).
+        """
+        result = await self.batcher.call(
+            "confirm",
+            [
+                *_sku_keys(hold.sku),
+                keys.buyers(hold.sku),
+                keys.STOCK_READY,
+                keys.show_channel(hold.show_id),
+            ],
+            [hold.hold_id, order_id],
+        )
+        return self._outcome(hold.sku, result)
+
+    def _outcome(self, sku: str, result: list[Any]) -> state.Outcome:
+        return state.Outcome(
+            _text(result[0]),
+            state.Shelf(StockLevel(sku, 0, int(result[1]), 0, 0)),
+            hold=to_hold(result[2]) if result[2] else None,
+        )
+
+    async def skus_with_holds(self) -> list[str]:
+        try:
+            members = await self.redis.smembers(keys.HOLD_SKUS)
+        except RedisError as exc:
+            raise StoreError(f"redis: {exc}") from exc
+        return sorted(_text(m) for m in members)
+
+    async def sweep(self, sku: str) -> tuple[int, list[state.Hold]]:
+        """Expire the SKU's holds whose time is up; ``(available, expired holds)``."""
+        result = await self.scripts.call(
+            "expire",
+            [*_sku_keys(sku), keys.buyers(sku), keys.HOLD_SKUS],
+            [sku, SWEEP_BATCH, KEEP_FINISHED_MS],
+        )
+        return int(result[0]), [to_hold(r) for r in result[1:]]
+
+    async def release_show(self, show_id: str, sku: str) -> tuple[int, list[state.Hold]]:
+        """Release every hold of ``show_id`` on ``sku`` that is still held."""
+        result = await self.scripts.call(
+            "release_show", [*_sku_keys(sku), keys.buyers(sku)], [show_id]
+        )
+        return int(result[0]), [to_hold(r) for r in result[1:]]
+
+
+def hold_event(hold: state.Hold) -> dict[str, Any]:
+    """The buyer-only room event for a hold that was made, released or expired."""
+    return {
+        "type": "hold",
+        "viewer_id": hold.viewer_id,
+        "hold": msgspec.to_builtins(hold_out(hold)),
+    }
+
+
+async def announce_ended(redis: aioredis.Redis, holds: list[state.Hold], available: int) -> None:
+    """Publish the stock and per-buyer hold events for holds that ended outside a script
+    that publishes them itself (sweeps, reaping, the end of a show)."""
+    shows: set[str] = set()
+    for hold in holds:
+        shows.add(hold.show_id)
+        await events.publish(redis, hold.show_id, hold_event(hold))
+    if holds:
+        sku = holds[0].sku
+        for show_id in sorted(shows):
+            await events.publish(
+                redis, show_id, {"type": "stock", "sku": sku, "available": available}
+            )
