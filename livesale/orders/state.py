@@ -110,7 +110,8 @@ class Shelf:
     level: StockLevel
     holds: Mapping[str, Hold] = field(default_factory=dict)
     buyers: Mapping[str, int] = field(default_factory=dict)
-    #: idempotency key -> (hold id, fingerprint ``sku|qty``)
+    #: ``<show>|<viewer>|<idempotency key>`` -> (hold id, fingerprint ``sku|qty``): a key is
+    #: the buyer's own, within one show
     idem: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
 
@@ -183,7 +184,8 @@ def reserve(
     available to held in a new hold priced from the offer. Expired holds are reaped first."""
     shelf, reaped = expire(shelf, now_ms)
     sku = shelf.level.sku
-    record = shelf.idem.get(idem_key)
+    idem = f"{show_id}|{viewer_id}|{idem_key}"
+    record = shelf.idem.get(idem)
     if record is not None:
         if record[1] != fingerprint(sku, qty):
             return Outcome("mismatch", shelf, reaped=reaped)
@@ -215,7 +217,7 @@ def reserve(
         level=new_level,
         holds={**shelf.holds, hold_id: hold},
         buyers={**shelf.buyers, buyer: current + qty},
-        idem={**shelf.idem, idem_key: (hold_id, fingerprint(sku, qty))},
+        idem={**shelf.idem, idem: (hold_id, fingerprint(sku, qty))},
     )
     return Outcome("ok", shelf, hold=hold, reaped=reaped)
 

@@ -19,12 +19,21 @@ from tests.conftest import LiveServer
 
 CHECKOUT = {
     "payment": {"provider": "test", "token": "tok_visa"},
-    "shipping": {"name": "Ada Lovelace", "address": "12 Analytical St, London", "email": "ada@example.com"},
+    "shipping": {
+        "name": "Ada Lovelace",
+        "address": "12 Analytical St, London",
+        "email": "ada@example.com",
+    },
 }
 
 
-def checkout_body(token: str = "tok_visa", provider: str = "test", **shipping: str) -> dict[str, Any]:
-    body = {"payment": {"provider": provider, "token": token}, "shipping": dict(CHECKOUT["shipping"])}
+def checkout_body(
+    token: str = "tok_visa", provider: str = "test", **shipping: str
+) -> dict[str, Any]:
+    body = {
+        "payment": {"provider": provider, "token": token},
+        "shipping": dict(CHECKOUT["shipping"]),
+    }
     body["shipping"].update(shipping)
     return body
 
@@ -52,13 +61,20 @@ class Shop:
         self.ok(
             self.client.post(
                 "/api/products",
-                json={"sku": sku, "title": f"Product {sku}", "price": {"amount": amount, "currency": currency}, "stock": stock},
+                json={
+                    "sku": sku,
+                    "title": f"Product {sku}",
+                    "price": {"amount": amount, "currency": currency},
+                    "stock": stock,
+                },
             ),
             201,
         )
 
     def show(self, lineup: list[dict[str, Any]], start: bool = True) -> str:
-        show = self.ok(self.client.post("/api/shows", json={"title": "Flash", "host_name": "Mia"}), 201)
+        show = self.ok(
+            self.client.post("/api/shows", json={"title": "Flash", "host_name": "Mia"}), 201
+        )
         self.ok(self.client.put(f"/api/shows/{show['id']}/lineup", json=lineup))
         if start:
             self.ok(self.client.post(f"/api/shows/{show['id']}/start"))
@@ -84,15 +100,21 @@ class Shop:
         assert min(level["available"], level["held"], level["sold"]) >= 0, level
         return level
 
-    def hold(self, show_id: str, headers: dict[str, str], sku: str, qty: int = 1, key: str = "k1") -> httpx.Response:
+    def hold(
+        self, show_id: str, headers: dict[str, str], sku: str, qty: int = 1, key: str = "k1"
+    ) -> httpx.Response:
         return self.client.post(
             f"/api/shows/{show_id}/holds",
             json={"sku": sku, "qty": qty, "idempotency_key": key},
             headers=headers,
         )
 
-    def checkout(self, hold_id: str, headers: dict[str, str], body: dict[str, Any] | None = None) -> httpx.Response:
-        return self.client.post(f"/api/holds/{hold_id}/checkout", json=body or CHECKOUT, headers=headers)
+    def checkout(
+        self, hold_id: str, headers: dict[str, str], body: dict[str, Any] | None = None
+    ) -> httpx.Response:
+        return self.client.post(
+            f"/api/holds/{hold_id}/checkout", json=body or CHECKOUT, headers=headers
+        )
 
     def db(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.data_dir / "livesale.db")
@@ -102,7 +124,8 @@ class Shop:
     def sold_in_db(self, sku: str) -> int:
         with self.db() as conn:
             row = conn.execute(
-                "SELECT COALESCE(SUM(qty), 0) FROM orders WHERE sku = ? AND state = 'confirmed'", (sku,)
+                "SELECT COALESCE(SUM(qty), 0) FROM orders WHERE sku = ? AND state = 'confirmed'",
+                (sku,),
             ).fetchone()
         return int(row[0])
 
@@ -145,8 +168,13 @@ async def _one(url: str, method: str, path: str, body: Any, headers: dict[str, s
     split = urlsplit(url)
     host, port = split.hostname or "127.0.0.1", split.port or 80
     payload = json.dumps(body).encode() if body is not None else b""
-    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}", "Connection: close",
-             f"Content-Length: {len(payload)}", "Content-Type: application/json"]
+    lines = [
+        f"{method} {path} HTTP/1.1",
+        f"Host: {host}:{port}",
+        "Connection: close",
+        f"Content-Length: {len(payload)}",
+        "Content-Type: application/json",
+    ]
     lines += [f"{k}: {v}" for k, v in headers.items()]
     reader, writer = await asyncio.open_connection(host, port)
     try:
@@ -158,9 +186,7 @@ async def _one(url: str, method: str, path: str, body: Any, headers: dict[str, s
     return Answer(int(head.split(b" ", 2)[1]), content)
 
 
-async def burst(
-    url: str, requests: list[tuple[str, str, Any, dict[str, str]]]
-) -> list[Answer]:
+async def burst(url: str, requests: list[tuple[str, str, Any, dict[str, str]]]) -> list[Answer]:
     """Send every request at once (``method, path, json, headers``), each on its own
     connection like distinct buyers; the answers in the same order."""
     return list(await asyncio.gather(*(_one(url, *r) for r in requests)))

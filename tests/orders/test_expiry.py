@@ -1,0 +1,54 @@
+"""Holds expire on Redis's clock and their units return to ``available``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from livesale.config import Settings
+from tests.orders.conftest import Shop
+
+
+@pytest.fixture
+def settings(tmp_path: Path, redis_url: str) -> Settings:
+    return Settings(data_dir=tmp_path / "data", redis_url=redis_url, hold_seconds=1)
+
+
+def test_expired_hold_returns_stock(shop: Shop) -> None:
+    """A 1 s hold is back in ``available`` within about a second, then cannot be paid."""
+    shop.product("GLOSS", stock=2)
+    show = shop.show([{"sku": "GLOSS"}])
+    buyer = shop.viewer()
+    hold = shop.ok(shop.hold(show, buyer, "GLOSS", qty=2), 201)
+    assert shop.stock("GLOSS")["held"] == 2
+    deadline = time.monotonic() + 3
+    while shop.stock("GLOSS")["available"] != 2:
+        assert time.monotonic() < deadline, "hold did not expire"
+        time.sleep(0.1)
+    assert (
+        shop.client.get(f"/api/holds/{hold['hold_id']}", headers=buyer).json()["state"] == "expired"
+    )
+    late = shop.checkout(hold["hold_id"], buyer)
+    assert late.status_code == 409
+    assert shop.sold_in_db("GLOSS") == 0
+
+
+def test_payment_after_expiry_is_voided(shop: Shop) -> None:
+    """A payment that completes after its hold expired is voided: no sale, no money kept."""
+    from tests.orders.conftest import checkout_body
+
+    shop.product("SLOW", stock=1)
+    show = shop.show([{"sku": "SLOW"}])
+    buyer = shop.viewer()
+    hold = shop.ok(shop.hold(show, buyer, "SLOW"), 201)
+    answer = shop.checkout(hold["hold_id"], buyer, checkout_body("tok_slow"))
+    assert answer.status_code == 409, answer.text
+    problem = answer.json()
+    assert problem["type"].endswith("hold-expired") and problem["payment_status"] == "voided"
+    with shop.db() as conn:
+        order = conn.execute("SELECT state, payment_status FROM orders").fetchone()
+        payment = conn.execute("SELECT status FROM test_payments").fetchone()
+    assert tuple(order) == ("expired", "voided") and payment[0] == "voided"
+    assert shop.stock("SLOW") == {"sku": "SLOW", "on_hand": 1, "available": 1, "held": 0, "sold": 0}

@@ -1,0 +1,335 @@
+"""One table of cases run against the pure rules and their Lua twins on a real Redis."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from typing import Any
+
+import pytest
+import redis
+
+from livesale import keys
+from livesale.errors import InvalidTransition, LimitExceeded, SoldOut, StockConflict
+from livesale.orders import state
+from livesale.orders.holds import to_hold
+from livesale.orders.messages import StockLevel
+
+SKU, SHOW, OTHER_SHOW = "LIP-RED", "sh_table", "sh_other"
+LONG, NOW = 300_000, 0  # hold lifetimes in ms: far in the future, or already over
+
+Op = tuple[Any, ...]
+
+# Each case: on-hand, per-buyer limit, then operations. ("reserve", viewer, qty, idem, ttl)
+# ("release", n, viewer|None) ("confirm", n, order) ("expire",) ("release_show", show)
+# ("show", state) ("adjust", delta) ("set", on_hand); n is the n-th reserve of the case.
+CASES: dict[str, tuple[int, int, list[Op]]] = {
+    "reserve then sold out": (
+        2,
+        0,
+        [
+            ("reserve", "a", 1, "k1", LONG),
+            ("reserve", "b", 1, "k1", LONG),
+            ("reserve", "c", 1, "k1", LONG),
+        ],
+    ),
+    "qty larger than available": (3, 0, [("reserve", "a", 4, "k1", LONG)]),
+    "idempotent retry returns the same hold": (
+        5,
+        0,
+        [("reserve", "a", 2, "k1", LONG), ("reserve", "a", 2, "k1", LONG)],
+    ),
+    "same key, other qty is a mismatch": (
+        5,
+        0,
+        [("reserve", "a", 2, "k1", LONG), ("reserve", "a", 3, "k1", LONG)],
+    ),
+    "per-buyer limit counts held": (
+        10,
+        2,
+        [
+            ("reserve", "a", 1, "k1", LONG),
+            ("reserve", "a", 1, "k2", LONG),
+            ("reserve", "a", 1, "k3", LONG),
+            ("reserve", "b", 2, "k1", LONG),
+        ],
+    ),
+    "per-buyer limit counts bought": (
+        10,
+        2,
+        [("reserve", "a", 2, "k1", LONG), ("confirm", 0, "or_1"), ("reserve", "a", 1, "k2", LONG)],
+    ),
+    "release frees stock and the limit": (
+        3,
+        1,
+        [
+            ("reserve", "a", 1, "k1", LONG),
+            ("release", 0, "a"),
+            ("reserve", "a", 1, "k2", LONG),
+            ("release", 0, "a"),
+        ],
+    ),
+    "release of another viewer's hold": (
+        3,
+        0,
+        [("reserve", "a", 1, "k1", LONG), ("release", 0, "b")],
+    ),
+    "confirm moves held to sold once": (
+        3,
+        0,
+        [
+            ("reserve", "a", 2, "k1", LONG),
+            ("confirm", 0, "or_1"),
+            ("confirm", 0, "or_1"),
+            ("confirm", 0, "or_2"),
+            ("release", 0, "a"),
+        ],
+    ),
+    "confirm of an expired hold": (3, 0, [("reserve", "a", 2, "k1", NOW), ("confirm", 0, "or_1")]),
+    "reserve reaps expired holds first": (
+        2,
+        0,
+        [("reserve", "a", 2, "k1", NOW), ("reserve", "b", 2, "k1", LONG)],
+    ),
+    "sweeper expires only what is due": (
+        5,
+        0,
+        [
+            ("reserve", "a", 1, "k1", NOW),
+            ("reserve", "b", 1, "k1", LONG),
+            ("expire",),
+            ("confirm", 0, "or_1"),
+        ],
+    ),
+    "show not live refuses": (5, 0, [("show", "ended"), ("reserve", "a", 1, "k1", LONG)]),
+    "retry after the show ended still gets its hold": (
+        5,
+        0,
+        [("reserve", "a", 1, "k1", LONG), ("show", "ended"), ("reserve", "a", 1, "k1", LONG)],
+    ),
+    "end of show releases only its holds": (
+        5,
+        0,
+        [
+            ("reserve", "a", 1, "k1", LONG),
+            ("reserve", "b", 2, "k1", LONG),
+            ("confirm", 1, "or_1"),
+            ("release_show", SHOW),
+            ("release_show", OTHER_SHOW),
+        ],
+    ),
+    "on-hand never below held and sold": (
+        5,
+        0,
+        [
+            ("reserve", "a", 2, "k1", LONG),
+            ("confirm", 0, "or_1"),
+            ("reserve", "b", 1, "k1", LONG),
+            ("adjust", -3),
+            ("set", 3),
+            ("adjust", 4),
+            ("set", 0),
+        ],
+    ),
+}
+
+
+@dataclass
+class Result:
+    status: str
+    level: StockLevel
+    holds: dict[str, str] = field(default_factory=dict)
+    buyers: dict[str, int] = field(default_factory=dict)
+
+
+def hold_id(n: int) -> str:
+    return f"ho_{n:012d}.{SKU}"
+
+
+class Pure:
+    def __init__(self, on_hand: int, limit: int) -> None:
+        self.shelf = state.Shelf(StockLevel(SKU, on_hand, on_hand, 0, 0))
+        self.show = "live"
+        self.offer = state.Offer(amount=1990, currency="EUR", limit=limit)
+        self.reserves = 0
+
+    def now(self) -> int:
+        return int(time.time() * 1000)
+
+    def run(self, op: Op) -> str:
+        match op:
+            case ("reserve", viewer, qty, idem, ttl):
+                outcome = state.reserve(
+                    self.shelf,
+                    hold_id=hold_id(self.reserves),
+                    show_id=SHOW,
+                    viewer_id=viewer,
+                    qty=qty,
+                    idem_key=idem,
+                    show_state=self.show,
+                    offer=self.offer,
+                    now_ms=self.now(),
+                    ttl_ms=ttl,
+                )
+                self.reserves += 1
+            case ("release", n, viewer):
+                outcome = state.release(self.shelf, hold_id(n), viewer)
+            case ("confirm", n, order):
+                outcome = state.confirm(self.shelf, hold_id(n), order, self.now())
+            case ("expire",):
+                self.shelf, _ = state.expire(self.shelf, self.now(), 500)
+                return "ok"
+            case ("release_show", show):
+                self.shelf, _ = state.release_show(self.shelf, show)
+                return "ok"
+            case ("show", new_state):
+                self.show = new_state
+                return "ok"
+            case ("adjust", delta):
+                return self._level(lambda lv: state.adjust(lv, delta))
+            case ("set", on_hand):
+                return self._level(lambda lv: state.set_on_hand(lv, on_hand))
+        self.shelf = outcome.shelf
+        return outcome.status
+
+    def _level(self, change: Any) -> str:
+        try:
+            self.shelf = replace(self.shelf, level=change(self.shelf.level))
+        except StockConflict:
+            return "conflict"
+        return "ok"
+
+    def result(self, status: str) -> Result:
+        return Result(
+            status,
+            self.shelf.level,
+            {h: hold.state.value for h, hold in self.shelf.holds.items()},
+            {b: n for b, n in self.shelf.buyers.items() if n},
+        )
+
+
+class Lua:
+    def __init__(self, client: redis.Redis, on_hand: int, limit: int) -> None:
+        self.r = client
+        folder = resources.files("livesale.orders").joinpath("lua")
+        self.scripts = {
+            name: client.register_script(folder.joinpath(f"{name}.lua").read_text())
+            for name in ("reserve", "release", "confirm", "expire", "release_show", "stock_set")
+        }
+        client.set(keys.STOCK_READY, "1")
+        client.hset(
+            keys.stock(SKU),
+            mapping={"on_hand": on_hand, "available": on_hand, "held": 0, "sold": 0},
+        )
+        client.hset(keys.show(SHOW), "state", "live")
+        client.hset(keys.lineup(SHOW), SKU, f"1990|EUR|{limit}")
+        self.reserves = 0
+        self.sku_keys = [
+            keys.stock(SKU),
+            keys.holds(SKU),
+            keys.hold_expiry(SKU),
+            keys.holds_done(SKU),
+            keys.buyers(SKU),
+        ]
+
+    def run(self, op: Op) -> str:
+        chan = keys.show_channel(SHOW)
+        match op:
+            case ("reserve", viewer, qty, idem, ttl):
+                out = self.scripts["reserve"](
+                    keys=[
+                        *self.sku_keys,
+                        keys.show(SHOW),
+                        keys.lineup(SHOW),
+                        keys.idempotency(SHOW, viewer, idem),
+                        keys.STOCK_READY,
+                        chan,
+                        keys.HOLD_SKUS,
+                    ],
+                    args=[hold_id(self.reserves), SHOW, viewer, SKU, qty, ttl, idem, 86400, 10],
+                )
+                self.reserves += 1
+            case ("release", n, viewer):
+                out = self.scripts["release"](
+                    keys=[*self.sku_keys, chan], args=[hold_id(n), viewer or ""]
+                )
+            case ("confirm", n, order):
+                out = self.scripts["confirm"](
+                    keys=[*self.sku_keys, keys.STOCK_READY, chan], args=[hold_id(n), order]
+                )
+            case ("expire",):
+                self.scripts["expire"](
+                    keys=[*self.sku_keys, keys.HOLD_SKUS], args=[SKU, 500, 86_400_000]
+                )
+                return "ok"
+            case ("release_show", show):
+                self.scripts["release_show"](keys=self.sku_keys, args=[show])
+                return "ok"
+            case ("show", new_state):
+                self.r.hset(keys.show(SHOW), "state", new_state)
+                return "ok"
+            case ("adjust", delta):
+                out = self.scripts["stock_set"](
+                    keys=[keys.stock(SKU), keys.stock_ledger(SKU), keys.STOCK_READY],
+                    args=["adjust", delta, "t", "t"],
+                )
+            case ("set", on_hand):
+                out = self.scripts["stock_set"](
+                    keys=[keys.stock(SKU), keys.stock_ledger(SKU), keys.STOCK_READY],
+                    args=["set", on_hand, "t", "t"],
+                )
+        return str(out[0].decode())
+
+    def result(self, status: str) -> Result:
+        values = self.r.hmget(keys.stock(SKU), ["on_hand", "available", "held", "sold"])
+        holds = {
+            k.decode(): to_hold(v).state.value for k, v in self.r.hgetall(keys.holds(SKU)).items()
+        }
+        buyers = {k.decode(): int(v) for k, v in self.r.hgetall(keys.buyers(SKU)).items() if int(v)}
+        return Result(status, StockLevel(SKU, *(int(v or 0) for v in values)), holds, buyers)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_pure_and_lua_agree(name: str, redis_client: redis.Redis) -> None:
+    """Every step of the case gives the same answer, counters, holds and buyer counts."""
+    on_hand, limit, ops = CASES[name]
+    pure, lua = Pure(on_hand, limit), Lua(redis_client, on_hand, limit)
+    for op in ops:
+        expected = pure.result(pure.run(op))
+        got = lua.result(lua.run(op))
+        assert got == expected, f"{name}: {op}"
+        state.check(got.level)
+
+
+def test_refusals_raise_their_problems() -> None:
+    """A refused reserve maps to the problem the HTTP contract names, with its members."""
+    shelf = state.Shelf(StockLevel(SKU, 1, 1, 0, 0))
+    kwargs: dict[str, Any] = dict(
+        show_id=SHOW,
+        viewer_id="a",
+        idem_key="k",
+        now_ms=0,
+        ttl_ms=LONG,
+        offer=state.Offer(100, "EUR", limit=1),
+    )
+    empty = replace(shelf, level=StockLevel(SKU, 1, 0, 1, 0))
+    with pytest.raises(SoldOut) as sold_out:
+        state.raise_for(state.reserve(empty, hold_id="h", qty=1, show_state="live", **kwargs))
+    assert sold_out.value.extra == {"available": 0}
+    with pytest.raises(LimitExceeded):
+        state.raise_for(state.reserve(shelf, hold_id="h", qty=2, show_state="live", **kwargs))
+    with pytest.raises(InvalidTransition):
+        state.raise_for(state.reserve(shelf, hold_id="h", qty=1, show_state="ended", **kwargs))
+
+
+def test_order_state_machine() -> None:
+    """Orders only move forward: confirmed, declined, expired and cancelled are final."""
+    S = state.OrderState
+    assert state.order_transition(S.PENDING, S.AUTHORIZED) is S.AUTHORIZED
+    assert state.order_transition(S.AUTHORIZED, S.CONFIRMED) is S.CONFIRMED
+    for final in (S.CONFIRMED, S.DECLINED, S.EXPIRED, S.CANCELLED):
+        with pytest.raises(InvalidTransition):
+            state.order_transition(final, S.AUTHORIZED)
+    with pytest.raises(InvalidTransition):
+        state.order_transition(S.PENDING, S.CONFIRMED)
