@@ -1,0 +1,67 @@
+"""Two ``livesale serve`` processes on one Redis and one data directory serve the same room."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import create_key
+from tests.room.conftest import Connect, make_show, new_viewer
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(120)
+async def test_two_processes_share_one_room(
+    spawn: Any, redis_url: str, tmp_path: Path, connect: Connect
+) -> None:
+    """Viewers on two processes see the same events with the same numbers; presence counts both."""
+    data = tmp_path / "shared"
+    a = spawn("--data-dir", str(data), "--redis-url", redis_url)
+    b = spawn("--data-dir", str(data), "--redis-url", redis_url)
+    show = make_show(a.url, await asyncio.to_thread(create_key, data))
+    host = await connect(show, show.host_token, base=a.url)
+    on_a = await connect(show, new_viewer(a.url, "ann")[1], base=a.url)
+    on_b = await connect(show, new_viewer(b.url, "bob")[1], base=b.url)
+    assert on_a.snapshot["seq"] == on_b.snapshot["seq"]
+
+    await host.send(type="feature", sku="EYE-2")
+    got = await asyncio.gather(on_a.expect("featured"), on_b.expect("featured"))
+    assert got[0] == got[1]
+    await on_b.send(type="request", sku="LIP-1")
+    await on_a.send(type="chat", text="hi from a")
+    await on_b.send(type="chat", text="hi from b")
+    await host.send(type="feature", sku="SKIN-3")
+    await on_a.send(type="vote", sku="LIP-1")
+    for n in range(10):
+        await (on_a if n % 2 else on_b).send(type="heart")
+    final = await host.expect("requests", lambda m: m["queue"] == [{"sku": "LIP-1", "votes": 2}])
+
+    def sequenced(client: Any) -> list[tuple[int, str]]:
+        return [(m["seq"], m["type"]) for m in client.seen if m["type"] in _SEQUENCED]
+
+    for client in (on_a, on_b):
+        await client.expect("requests", lambda m: m["seq"] == final["seq"])
+    assert sequenced(on_a) == sequenced(on_b)
+    numbers = [s for s, _ in sequenced(on_a)]
+    assert numbers == list(range(on_a.snapshot["seq"] + 1, final["seq"] + 1))
+
+    hearts = 0
+    while hearts < 10:
+        hearts += (await on_a.expect("hearts"))["count"]
+    assert hearts == 10
+    await on_a.expect("presence", lambda m: m["viewers"] == 2, timeout=5)
+    await on_b.expect("presence", lambda m: m["viewers"] == 2, timeout=5)
+
+    # A feature on one process reaches the other promptly (a generous bound; the benchmark
+    # measures it).
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    await host.send(type="feature", sku="HAIR-4")
+    await on_b.expect("featured", lambda m: m["sku"] == "HAIR-4")
+    assert loop.time() - start < 2
+
+
+_SEQUENCED = {"featured", "requests", "chat", "chat_deleted", "slow_mode", "show", "lineup"}
