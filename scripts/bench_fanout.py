@@ -271,12 +271,13 @@ def main() -> None:
     parser.add_argument("--sku-prefix", default="BENCH-", help=argparse.SUPPRESS)
     args = parser.parse_args()
     raise_nofile()
+    run: Any = asyncio.run
     try:
         import uvloop
 
         run = uvloop.run
     except ImportError:
-        run = asyncio.run
+        pass
     if args.baseline_server:
         run(baseline_main(args.baseline_server))
         return

@@ -80,7 +80,7 @@ async def test_pure_rules_match_redis(
         await client.send(**msg)
         reply = await client.expect(
             "error" if expected != "ok" else _event_of(msg["type"]),
-            lambda m: m["type"] != "chat" or m["text"] == msg.get("text"),
+            lambda m, text=msg.get("text"): m["type"] != "chat" or m["text"] == text,
         )
         assert reply.get("code", "ok") == expected
     await clients["host"].send(type="snapshot")
