@@ -80,13 +80,17 @@ async def test_pure_rules_match_redis(
         await client.send(**msg)
         reply = await client.expect(
             "error" if expected != "ok" else _event_of(msg["type"]),
-            lambda m, text=msg.get("text"): m["type"] != "chat" or m["text"] == text,
+            _said(msg.get("text")),
         )
         assert reply.get("code", "ok") == expected
     await clients["host"].send(type="snapshot")
     snap = await clients["host"].expect("snapshot")
     assert [(r["sku"], r["votes"]) for r in snap["requests"]] == pure.queue()
     assert snap["featured"] == pure.featured and snap["slow_mode"] == pure.slow_mode
+
+
+def _said(text: str | None) -> Any:
+    return lambda m: m["type"] != "chat" or m["text"] == text
 
 
 def _event_of(kind: str) -> str:
