@@ -1,0 +1,140 @@
+"""Show end: grace period, release, capture, fulfilment batch, signed webhooks, export."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from livesale.cli import main
+from livesale.config import Settings
+from tests.orders.conftest import Shop, checkout_body
+
+
+@pytest.fixture
+def settings(tmp_path: Path, redis_url: str) -> Settings:
+    return Settings(data_dir=tmp_path / "data", redis_url=redis_url, grace_seconds=1)
+
+
+class Receiver(ThreadingHTTPServer):
+    """A merchant's webhook endpoint on 127.0.0.1 that fails its first delivery."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        self.failures_left = 1
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: Receiver
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.server.failures_left:
+            self.server.failures_left -= 1
+            self.send_response(500)
+        else:
+            self.server.received.append((dict(self.headers), body))
+            self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def wait_for(check: Any, seconds: float = 10) -> Any:
+    deadline = time.monotonic() + seconds
+    while not (result := check()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+    return result
+
+
+def test_show_end_ships_one_parcel_per_buyer(
+    shop: Shop, receiver: Receiver, tmp_path: Path
+) -> None:
+    """After the grace period: holds released, payments captured, parcels per buyer, webhooks."""
+    hook = shop.ok(
+        shop.client.put(
+            "/api/webhook", json={"url": f"http://127.0.0.1:{receiver.server_port}/hook"}
+        )
+    )
+    shop.product("LIP-01", stock=10)
+    shop.product("PAL-01", stock=10, amount=4500)
+    show = shop.show([{"sku": "LIP-01"}, {"sku": "PAL-01"}])
+    ada, bob, cat = shop.viewer("ada"), shop.viewer("bob"), shop.viewer("cat")
+    for buyer, sku, qty in ((ada, "LIP-01", 2), (ada, "PAL-01", 1), (bob, "LIP-01", 1)):
+        hold = shop.ok(shop.hold(show, buyer, sku, qty=qty, key=sku), 201)
+        shop.ok(shop.checkout(hold["hold_id"], buyer), 201)
+    late = shop.ok(shop.hold(show, cat, "LIP-01", qty=3), 201)
+    lingering = shop.ok(shop.hold(show, bob, "PAL-01", qty=1), 201)
+    shop.end(show)
+    refused = shop.hold(show, cat, "PAL-01", key="after-end")
+    assert refused.status_code == 409
+    assert shop.ok(shop.client.get(f"/api/shows/{show}/fulfilment"))["state"] == "grace"
+    # Inside the grace period a live hold may still check out.
+    shop.ok(shop.checkout(late["hold_id"], cat, checkout_body(name="Cat Stevens")), 201)
+    batch = wait_for(
+        lambda: (
+            (b := shop.client.get(f"/api/shows/{show}/fulfilment").json())["state"] == "ready" and b
+        )
+    )
+    assert (
+        shop.client.get(f"/api/holds/{lingering['hold_id']}", headers=bob).json()["state"]
+        == "released"
+    )
+    parcels = {p["nickname"]: p for p in batch["parcels"]}
+    assert set(parcels) == {"ada", "bob", "cat"}
+    assert parcels["ada"]["units"] == 3 and len(parcels["ada"]["lines"]) == 2
+    assert parcels["ada"]["totals"] == [{"amount": 2 * 1990 + 4500, "currency": "EUR"}]
+    assert parcels["cat"]["shipping"]["name"] == "Cat Stevens"
+    assert (batch["orders"], batch["units"]) == (4, 7)
+    with shop.db() as conn:
+        statuses = {r[0] for r in conn.execute("SELECT payment_status FROM orders")}
+    assert statuses == {"captured"}
+    assert shop.stock("LIP-01") == {
+        "sku": "LIP-01",
+        "on_hand": 10,
+        "available": 4,
+        "held": 0,
+        "sold": 6,
+    }
+    assert shop.stock("PAL-01")["held"] == 0
+
+    received = wait_for(lambda: len(receiver.received) >= 5 and receiver.received)
+    events = [json.loads(body)["event"] for _, body in received]
+    assert events.count("order.paid") == 4 and events[-1] == "show.fulfilment_ready"
+    for headers, body in received:
+        expected = "sha256=" + hmac.new(hook["secret"].encode(), body, hashlib.sha256).hexdigest()
+        assert headers["X-Livesale-Signature"] == expected
+    log = shop.ok(shop.client.get("/api/webhook/deliveries"))
+    assert all(d["state"] == "delivered" for d in log)
+    assert max(d["attempts"] for d in log) == 2  # the first delivery failed and was retried
+
+    out = tmp_path / "batch.csv"
+    args = ["--server", shop.url, "--api-key", shop.api_key]
+    assert main(["orders", "export", show, "--format", "csv", "--output", str(out), *args]) == 0
+    rows = out.read_text().splitlines()
+    assert rows[0].startswith("viewer_id,nickname,name,address,email,order_id,sku")
+    assert len(rows) == 1 + 4
+    assert main(["orders", "export", show, "--format", "json", "--output", str(out), *args]) == 0
+    assert len(json.loads(out.read_text())["parcels"]) == 3
+    assert main(["orders", "list", "--show", show, *args]) == 0
