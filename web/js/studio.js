@@ -291,6 +291,7 @@ function onMessage(msg) {
       refreshStats();
       break;
     case "show":
+      if (state.show?.state === "ended") break; // an ended show never comes back
       state.show = { ...state.show, state: msg.state, paused: msg.paused };
       renderShow();
       refreshStats();

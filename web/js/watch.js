@@ -100,6 +100,10 @@ function renderShow() {
 let session = null;
 let connecting = false;
 
+// A handle for diagnostics (the browser console, and the end-to-end test): the playback
+// peer connection, for getStats().
+window.livesale = { get peerConnection() { return session ? session.pc : null; } };
+
 async function startVideo() {
   if (connecting || session || !state.show || state.show.state !== "live") return;
   connecting = true;
@@ -165,7 +169,7 @@ function renderItem(item) {
   const soldOut = item.available <= 0;
   const hold = itemHold(sku);
   const featured = state.featured === sku;
-  const buy = hold
+  const buyButton = hold
     ? el("button", { type: "button", class: "buy", onclick: () => openCheckout(hold) }, "Checkout")
     : el("button", {
       type: "button", class: "buy", disabled: soldOut || state.show?.state !== "live",
@@ -194,7 +198,7 @@ function renderItem(item) {
       "aria-pressed": state.planted.has(sku) ? "true" : "false", "aria-label": "Want",
       onclick: () => want(sku),
     }, state.planted.has(sku) ? "♥ Want" : "♡ Want"),
-    buy));
+    buyButton));
 }
 
 function renderLineup() {
@@ -437,6 +441,7 @@ function onMessage(msg) {
       if (msg.show.state === "live") startVideo();
       break;
     case "show":
+      if (state.show?.state === "ended") break; // an ended show never comes back
       state.show = { ...state.show, state: msg.state, paused: msg.paused };
       renderShow();
       renderLineup();

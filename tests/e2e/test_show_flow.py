@@ -1,0 +1,235 @@
+"""A whole show in real browsers: the host goes live, viewers watch, ask, buy, and it ships."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from livesale.cli import main
+from livesale.config import Settings, in_ci
+from tests.conftest import LiveServer
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(os.environ.get("LIVESALE_ARTIFACTS", "test-artifacts"))
+ARGS = [
+    "--no-sandbox",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--allow-loopback-in-peer-connection",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--autoplay-policy=no-user-gesture-required",
+]
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 800}
+
+PRODUCTS = [
+    {"sku": "LIP-RED", "title": "Velvet Lipstick Red", "price": {"amount": 1990, "currency": "EUR"},
+     "stock": 20, "image_url": "/static/img/demo/lip-vlv-red.svg"},
+    {"sku": "SRM-C", "title": "Vitamin C Serum", "price": {"amount": 3990, "currency": "EUR"},
+     "stock": 10, "image_url": "/static/img/demo/srm-vtc-15.svg"},
+    {"sku": "GLS-PCH", "title": "Peach Gloss", "price": {"amount": 1490, "currency": "EUR"},
+     "stock": 5, "image_url": "/static/img/demo/lip-gls-pch.svg"},
+]  # fmt: skip
+ITEM_2 = "SRM-C"
+
+pytestmark = [pytest.mark.netns, pytest.mark.e2e, pytest.mark.timeout(180)]
+
+
+@pytest.fixture
+def browser_server(settings: Settings) -> Any:
+    """A server offering 127.0.0.1 as its only ICE host, with a short post-show grace."""
+    live = LiveServer(replace(settings, ice_hosts=("127.0.0.1",), grace_seconds=1)).start()
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        if in_ci():
+            pytest.fail("chromium is missing: scripts/test installs it")
+        pytest.skip("Debian's chromium is not installed (scripts/test installs it as root)")
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser
+        await browser.close()
+
+
+async def frames_decoded(page: Page) -> int:
+    """``framesDecoded`` of the page's WHEP video (getStats inbound-rtp), 0 before it plays."""
+    result: int = await page.evaluate(
+        """async () => {
+            const pc = window.livesale && window.livesale.peerConnection;
+            if (!pc) return 0;
+            let frames = 0;
+            (await pc.getStats()).forEach((s) => {
+                if (s.type === "inbound-rtp" && s.kind === "video") frames = s.framesDecoded || 0;
+            });
+            return frames;
+        }"""
+    )
+    return result
+
+
+async def wait_for_video(page: Page, timeout: float = 20) -> None:
+    """The page's video decodes frames (rising) and has a size."""
+    deadline = time.monotonic() + timeout
+    first = 0
+    while time.monotonic() < deadline:
+        frames = await frames_decoded(page)
+        width = await page.eval_on_selector("#video", "v => v.videoWidth")
+        if first == 0 and frames > 0:
+            first = frames
+        elif first and frames > first + 10 and width > 0:
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"video did not play: frames={await frames_decoded(page)}")
+
+
+async def screenshot(page: Page, name: str, size: dict[str, int]) -> None:
+    """Save a screenshot at ``size`` as a test artifact and check it is not blank."""
+    await page.set_viewport_size(size)
+    await asyncio.sleep(0.3)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}-{size['width']}x{size['height']}.png"
+    png = await page.screenshot(path=str(path))
+    colours = await page.evaluate(
+        """async (data) => {
+            const img = new Image();
+            img.src = "data:image/png;base64," + data;
+            await img.decode();
+            const canvas = new OffscreenCanvas(img.width, img.height);
+            const ctx = canvas.getContext("2d");
+            ctx.drawImage(img, 0, 0);
+            const px = ctx.getImageData(0, 0, img.width, img.height).data;
+            const seen = new Set();
+            for (let i = 0; i < px.length; i += 4 * 97) seen.add((px[i] << 16) | (px[i+1] << 8) | px[i+2]);
+            return seen.size;
+        }""",
+        base64.b64encode(png).decode(),
+    )
+    assert colours > 20, f"{path} looks blank ({colours} colours)"
+
+
+PAGE_ERRORS: list[str] = []
+
+
+def watch_errors(page: Page, who: str) -> None:
+    """Collect uncaught script errors of ``page``: the test fails on any."""
+    page.on("pageerror", lambda error: PAGE_ERRORS.append(f"{who}: {error}"))
+
+
+async def join(browser: Browser, url: str, nickname: str) -> Page:
+    page = await browser.new_page(viewport=PHONE)
+    watch_errors(page, nickname)
+    await page.goto(url)
+    await page.get_by_label("Nickname").fill(nickname)
+    await page.get_by_role("button", name="Join the show").click()
+    await expect(page.locator("#lineup li.item")).to_have_count(len(PRODUCTS))
+    return page
+
+
+def card(page: Page, sku: str) -> Any:
+    return page.locator(f'#lineup li[data-sku="{sku}"]')
+
+
+async def test_a_whole_show(
+    browser_server: LiveServer, browser: Browser, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Go live, watch, ask to explain, feature, buy with a countdown, end, export the order."""
+    server = browser_server
+    with server.client(headers={"Authorization": f"Bearer {server.api_key}"}) as merchant:
+        assert merchant.post("/api/products/import", json=PRODUCTS).status_code == 201
+        show = merchant.post("/api/shows", json={"title": "Friday Glow-Up", "host_name": "Mia"})
+        show_id = show.json()["id"]
+        lineup = [{"sku": p["sku"], "limit_per_buyer": 2} for p in PRODUCTS]
+        assert merchant.put(f"/api/shows/{show_id}/lineup", json=lineup).is_success
+
+    PAGE_ERRORS.clear()
+    host = await browser.new_page(viewport=DESKTOP)
+    watch_errors(host, "studio")
+    await host.goto(show.json()["studio_url"])
+    await host.get_by_role("button", name="Go live").click()
+    await expect(host.locator("#state")).to_have_text("Live", timeout=15_000)
+    await expect(host.locator("#media-status")).to_have_text("You're live.", timeout=15_000)
+
+    watch_url = show.json()["watch_url"]
+    viewer_a = await join(browser, watch_url, "Ava")
+    viewer_b = await join(browser, watch_url, "Bo")
+    await asyncio.gather(wait_for_video(viewer_a), wait_for_video(viewer_b))
+
+    # Viewer A asks the host to explain item 2; it tops the studio's queue.
+    await card(viewer_a, ITEM_2).get_by_role("button", name="Ask to explain").click()
+    top = host.locator("#queue li").first
+    await expect(top).to_have_attribute("data-sku", ITEM_2, timeout=5_000)
+
+    # The host explains it now: both viewers see it featured within a second.
+    await top.get_by_role("button", name="Explain now").click()
+    clicked = time.monotonic()
+    for viewer in (viewer_a, viewer_b):
+        await expect(card(viewer, ITEM_2)).to_have_class("item featured", timeout=1_000)
+    assert time.monotonic() - clicked < 1.0
+    await expect(host.locator("#queue li.empty")).to_have_count(1)
+
+    # Viewer B buys it: a hold with a countdown, then checkout and a confirmation.
+    stock_a = card(viewer_a, ITEM_2).locator(".stock")
+    await expect(stock_a).to_have_attribute("data-stock", "10")
+    await card(viewer_b, ITEM_2).get_by_role("button", name="Buy").click()
+    dialog = viewer_b.locator("#checkout-dialog")
+    await expect(dialog).to_be_visible()
+    countdown = dialog.get_by_role("timer")
+    await expect(countdown).to_contain_text("4:5")
+    await dialog.get_by_label("Name").fill("Bo Lind")
+    await dialog.get_by_label("Email").fill("bo@example.com")
+    await dialog.get_by_label("Address").fill("1 Harbour Street, Malmö")
+    await expect(dialog.get_by_label("Card (test token)")).to_have_value("tok_visa")
+    await dialog.get_by_role("button", name="Pay").click()
+    confirmation = viewer_b.locator("#confirm-dialog")
+    await expect(confirmation).to_be_visible(timeout=10_000)
+    await expect(confirmation).to_contain_text("Vitamin C Serum")
+
+    # Viewer A sees the stock one lower.
+    await expect(stock_a).to_have_attribute("data-stock", "9", timeout=5_000)
+    await expect(host.locator("#stat-units")).to_have_text("1", timeout=5_000)
+
+    for page, name in ((host, "studio"), (viewer_a, "watch")):
+        for size in (PHONE, DESKTOP):
+            await screenshot(page, name, size)
+
+    # The host ends the show; the order is exported for shipping.
+    await host.set_viewport_size(DESKTOP)
+    await host.get_by_role("button", name="End show").click()
+    await host.locator("#end-dialog").get_by_role("button", name="End show").click()
+    await expect(host.locator("#state")).to_have_text("Ended", timeout=5_000)
+    await expect(viewer_a.locator("#state")).to_have_text("Ended", timeout=5_000)
+
+    deadline = time.monotonic() + 30
+    while True:
+        capsys.readouterr()
+        code = main(["orders", "export", show_id, "--format", "json", "--server", server.url,
+                     "--api-key", server.api_key])  # fmt: skip
+        out = capsys.readouterr().out
+        if code == 0:
+            break
+        assert time.monotonic() < deadline, out
+        await asyncio.sleep(0.5)
+    exported = json.loads(out)
+    text = json.dumps(exported)
+    assert "Bo Lind" in text and ITEM_2 in text
+    assert httpx.get(server.url + "/healthz").status_code == 200
+    assert PAGE_ERRORS == []
