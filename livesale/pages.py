@@ -45,7 +45,8 @@ async def landing(request: Request) -> Response:
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         '<meta name=viewport content="width=device-width, initial-scale=1">'
         "<title>livesale — live shows</title>"
-        '<link rel=icon href="/static/img/icon.svg" type="image/svg+xml"><link rel=stylesheet href="/static/landing.css"></head><body>'
+        '<link rel=icon href="/static/img/icon.svg" type="image/svg+xml">'
+        '<link rel=stylesheet href="/static/landing.css"></head><body>'
         "<header><h1>livesale</h1><p>Live shopping: watch, ask, buy.</p></header>"
         f"<main><h2>Live and upcoming</h2><ul class=shows>{body}</ul>{past_html}</main>"
         "</body></html>"

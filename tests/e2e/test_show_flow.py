@@ -118,7 +118,9 @@ async def screenshot(page: Page, name: str, size: dict[str, int]) -> None:
             ctx.drawImage(img, 0, 0);
             const px = ctx.getImageData(0, 0, img.width, img.height).data;
             const seen = new Set();
-            for (let i = 0; i < px.length; i += 4 * 97) seen.add((px[i] << 16) | (px[i+1] << 8) | px[i+2]);
+            for (let i = 0; i < px.length; i += 4 * 97) {
+                seen.add((px[i] << 16) | (px[i + 1] << 8) | px[i + 2]);
+            }
             return seen.size;
         }""",
         base64.b64encode(png).decode(),
