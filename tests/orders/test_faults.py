@@ -1,0 +1,193 @@
+"""Fault drills: Redis loses its data, the server is killed mid-checkout, Redis restarts.
+
+Every drill checks the invariants against SQLite, not only against Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis
+
+from livesale import keys
+from tests.conftest import create_key
+from tests.orders.conftest import CHECKOUT, Shop, burst
+
+
+def sqlite_sold(data_dir: Path, sku: str) -> tuple[int, int]:
+    """(units in confirmed orders, on-hand) according to SQLite."""
+    with sqlite3.connect(data_dir / "livesale.db") as conn:
+        sold = conn.execute(
+            "SELECT COALESCE(SUM(qty), 0) FROM orders WHERE sku = ? AND state = 'confirmed'", (sku,)
+        ).fetchone()[0]
+        on_hand = conn.execute("SELECT on_hand FROM products WHERE sku = ?", (sku,)).fetchone()[0]
+    return int(sold), int(on_hand)
+
+
+def test_redis_flush_refuses_buys_until_rebuilt(shop: Shop, redis_client: redis.Redis) -> None:
+    """After a flush: 503 while stock is rebuilt, then sold equals paid orders; no oversell."""
+    shop.product("FLUSH", stock=10)
+    show = shop.show([{"sku": "FLUSH"}])
+    buyers = shop.viewers(6)
+    for buyer in buyers[:4]:
+        hold = shop.ok(shop.hold(show, buyer, "FLUSH", qty=2), 201)
+        if buyer is not buyers[3]:
+            shop.ok(shop.checkout(hold["hold_id"], buyer), 201)
+    redis_client.flushall()
+    # Another process "is rebuilding": this server must refuse until the marker is back.
+    redis_client.set(keys.REBUILD_LOCK, "1", ex=30)
+    refused = shop.hold(show, buyers[4], "FLUSH")
+    assert refused.status_code == 503 and refused.json()["type"].endswith("unavailable")
+    redis_client.delete(keys.REBUILD_LOCK)
+    deadline = time.monotonic() + 10
+    while (answer := shop.hold(show, buyers[4], "FLUSH", qty=4)).status_code == 503:
+        assert time.monotonic() < deadline, "stock was never rebuilt"
+        time.sleep(0.1)
+    assert answer.status_code == 201, answer.text
+    level = shop.stock("FLUSH")
+    assert (level["sold"], level["held"], level["available"]) == (6, 4, 0)
+    assert sqlite_sold(shop.data_dir, "FLUSH") == (6, 10)
+    assert shop.hold(show, buyers[5], "FLUSH").json()["type"].endswith("sold-out")
+
+
+def _setup(url: str, key: str, sku: str, stock: int) -> tuple[str, httpx.Client]:
+    client = httpx.Client(base_url=url, timeout=30, headers={"Authorization": f"Bearer {key}"})
+    client.post(
+        "/api/products",
+        json={
+            "sku": sku,
+            "title": sku,
+            "price": {"amount": 500, "currency": "EUR"},
+            "stock": stock,
+        },
+    ).raise_for_status()
+    show = client.post("/api/shows", json={"title": "Drill", "host_name": "Mia"}).json()["id"]
+    client.put(f"/api/shows/{show}/lineup", json=[{"sku": sku}]).raise_for_status()
+    client.post(f"/api/shows/{show}/start").raise_for_status()
+    return show, client
+
+
+def _viewers(url: str, n: int) -> list[dict[str, str]]:
+    answers = asyncio.run(
+        burst(url, [("POST", "/api/viewers", {"nickname": f"v{i}"}, {}) for i in range(n)])
+    )
+    return [{"Authorization": f"Bearer {a.json()['token']}"} for a in answers]
+
+
+def _check_sqlite(data_dir: Path, sku: str, level: dict[str, Any]) -> None:
+    sold, on_hand = sqlite_sold(data_dir, sku)
+    assert level["sold"] == sold and level["on_hand"] == on_hand
+    assert level["available"] + level["held"] + level["sold"] == level["on_hand"]
+    assert sold <= on_hand
+    with sqlite3.connect(data_dir / "livesale.db") as conn:
+        in_flight = conn.execute(
+            "SELECT COUNT(*) FROM orders WHERE state IN ('pending', 'authorized')"
+        ).fetchone()[0]
+        # No money kept without a confirmed hold: every live charge belongs to a confirmed order.
+        charged_unconfirmed = conn.execute(
+            "SELECT COUNT(*) FROM test_payments p JOIN orders o ON o.id = p.order_id"
+            " WHERE p.status IN ('authorized', 'captured') AND o.state != 'confirmed'"
+        ).fetchone()[0]
+    assert in_flight == 0 and charged_unconfirmed == 0
+
+
+def test_kill_during_checkouts_recovers(spawn: Any, tmp_path: Path) -> None:
+    """kill -9 in a burst of checkouts; after restart every order is final, none charged
+    without a confirmed hold, and Redis's sold count equals SQLite's confirmed orders."""
+    data = tmp_path / "drill"
+    proc = spawn("--data-dir", str(data), "--log-level", "warning")
+    key = create_key(data)
+    show, client = _setup(proc.url, key, "KILL", 60)
+    buyers = _viewers(proc.url, 60)
+    holds = asyncio.run(
+        burst(
+            proc.url,
+            [
+                (
+                    "POST",
+                    f"/api/shows/{show}/holds",
+                    {"sku": "KILL", "qty": 1, "idempotency_key": "k"},
+                    b,
+                )
+                for b in buyers
+            ],
+        )
+    )
+    pairs = [(h.json()["hold_id"], b) for h, b in zip(holds, buyers, strict=True)]
+
+    async def checkouts_then_kill() -> None:
+        tasks = [
+            asyncio.ensure_future(
+                burst(proc.url, [("POST", f"/api/holds/{hid}/checkout", CHECKOUT, b)])
+            )
+            for hid, b in pairs
+        ]
+        await asyncio.sleep(0.15)
+        assert proc.proc is not None
+        os.kill(proc.proc.pid, signal.SIGKILL)
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    asyncio.run(checkouts_then_kill())
+    proc.proc.wait()
+    client.close()
+    again = spawn("--data-dir", str(data), "--log-level", "warning", port=proc.port)
+    with httpx.Client(base_url=again.url, timeout=30) as fresh:
+        deadline = time.monotonic() + 10
+        while True:
+            with sqlite3.connect(data / "livesale.db") as conn:
+                left = conn.execute(
+                    "SELECT COUNT(*) FROM orders WHERE state IN ('pending', 'authorized')"
+                ).fetchone()[0]
+            if not left:
+                break
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        _check_sqlite(data, "KILL", fresh.get("/api/stock/KILL").json())
+
+
+def test_redis_killed_keeps_acknowledged_holds(spawn: Any, tmp_path: Path) -> None:
+    """Redis killed mid-show and restarted with the server (AOF): no acknowledged hold or
+    paid order is lost."""
+    data = tmp_path / "aof"
+    proc = spawn("--data-dir", str(data), "--log-level", "warning")
+    key = create_key(data)
+    show, client = _setup(proc.url, key, "AOF", 20)
+    buyers = _viewers(proc.url, 8)
+    holds = [
+        client.post(
+            f"/api/shows/{show}/holds",
+            json={"sku": "AOF", "qty": 1, "idempotency_key": "k"},
+            headers=b,
+        ).json()
+        for b in buyers
+    ]
+    for hold, buyer in list(zip(holds, buyers, strict=True))[:4]:
+        client.post(
+            f"/api/holds/{hold['hold_id']}/checkout", json=CHECKOUT, headers=buyer
+        ).raise_for_status()
+    time.sleep(1.5)  # appendfsync everysec: acknowledged writes reach the disk within a second
+    redis_pid = int((data / "redis" / "redis.pid").read_text().strip())
+    os.kill(redis_pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while os.path.exists(f"/proc/{redis_pid}") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.proc is not None
+    os.kill(proc.proc.pid, signal.SIGKILL)
+    proc.proc.wait()
+    client.close()
+    again = spawn("--data-dir", str(data), "--log-level", "warning", port=proc.port)
+    with httpx.Client(base_url=again.url, timeout=30) as fresh:
+        level = fresh.get("/api/stock/AOF").json()
+        assert (level["held"], level["sold"]) == (4, 4), level
+        for hold, buyer in list(zip(holds, buyers, strict=True))[4:]:
+            assert (
+                fresh.get(f"/api/holds/{hold['hold_id']}", headers=buyer).json()["state"] == "held"
+            )
+        _check_sqlite(data, "AOF", level)
