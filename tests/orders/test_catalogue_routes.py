@@ -220,3 +220,29 @@ def test_unknown_product_is_404(http: httpx.Client) -> None:
     """An unknown SKU is a 404 problem."""
     assert_problem(http.get("/api/products/NOPE"), 404, "not-found")
     assert_problem(http.get("/api/stock/NOPE"), 404, "not-found")
+
+
+def test_stock_cannot_fall_below_held_or_sold(server: LiveServer, stocked: httpx.Client) -> None:
+    """With units held by a buyer, on-hand cannot be set or adjusted below them."""
+    show = stocked.post("/api/shows", json={"title": "S", "host_name": "H"}).json()
+    assert stocked.put(f"/api/shows/{show['id']}/lineup", json=[{"sku": "LIP-RED"}]).is_success
+    assert stocked.post(f"/api/shows/{show['id']}/start").is_success
+    viewer = httpx.post(server.url + "/api/viewers", json={"nickname": "Ann"}).json()
+    hold = httpx.post(
+        f"{server.url}/api/shows/{show['id']}/holds",
+        json={"sku": "LIP-RED", "qty": 3, "idempotency_key": "click-1"},
+        headers={"Authorization": f"Bearer {viewer['token']}"},
+    )
+    assert hold.status_code == 201, hold.text
+    before = state(stocked), stocked.get("/api/stock/LIP-RED/ledger").json()
+    assert before[0][1][0]["held"] == 3
+    problem = assert_problem(
+        stocked.put("/api/stock/LIP-RED", json={"on_hand": 2}), 409, "stock-conflict"
+    )
+    assert problem["held"] == 3
+    assert_problem(
+        stocked.post("/api/stock/LIP-RED/adjust", json={"delta": -8}), 409, "stock-conflict"
+    )
+    assert (state(stocked), stocked.get("/api/stock/LIP-RED/ledger").json()) == before
+    level = stocked.put("/api/stock/LIP-RED", json={"on_hand": 3}).json()
+    assert level == {"sku": "LIP-RED", "on_hand": 3, "available": 0, "held": 3, "sold": 0}
