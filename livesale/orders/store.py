@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 
 from livesale import keys
 from livesale.db import Database
-from livesale.errors import NotFound, StockConflict, StoreError, Unavailable, ValidationFailed
+from livesale.errors import NotFound, StockConflict, StoreError, Unavailable
 from livesale.orders import state
 from livesale.orders.messages import LedgerEntry, Product, ProductIn, StockLevel
 from livesale.orders.money import Money
@@ -168,8 +168,6 @@ class StockStore:
         level = StockLevel(sku, *(int(v) for v in result[1:]))
         if status == "conflict":
             target = value if mode == "set" else level.on_hand + int(value or 0)
-            if target is not None and target < 0:
-                raise ValidationFailed("on_hand cannot be negative")
             raise StockConflict(
                 f"on_hand {target} would be below the {level.held} held and {level.sold} sold",
                 on_hand=level.on_hand,
