@@ -3,8 +3,8 @@
 
 Starts ``livesale serve`` (one process, the embedded Redis) on a fresh data directory, makes a
 product with S units, a live show and N viewers, then sends N concurrent buy clicks — each
-buyer on its own keep-alive connection opened beforehand (the page is open) — and prints answered clicks per second, p50/p99 latency and the
-oversell check. In the same run it measures the baseline: the raw reserve-script rate of one
+buyer on its own keep-alive connection opened beforehand (the page is open) — and prints
+answered clicks per second, p50/p99 latency and the oversell check. In the same run it measures the baseline: the raw reserve-script rate of one
 redis-py client calling the same script on the same Redis, and prints the ratio.
 
     python scripts/bench_flash_sale.py --buyers 2000 --stock 500
@@ -104,7 +104,8 @@ def percentile(values: list[float], p: float) -> float:
 async def raw_rate(redis_url: str, show_id: str, sku: str, seconds: float) -> float:
     """Reserve-script calls per second of one redis-py client (50 calls in flight)."""
     client = aioredis.Redis.from_url(redis_url)
-    source = (Path(__file__).resolve().parent.parent / "livesale/orders/lua/reserve.lua").read_text()
+    lua = Path(__file__).resolve().parent.parent / "livesale/orders/lua/reserve.lua"
+    source = lua.read_text()
     sha = await client.script_load(source)
     count = 0
     deadline = time.perf_counter() + seconds
@@ -152,8 +153,18 @@ async def bench(args: argparse.Namespace) -> int:
     data_dir = Path(tempfile.mkdtemp(prefix="livesale-bench-"))
     port = args.port
     server = subprocess.Popen(
-        [sys.executable, "-m", "livesale", "serve", "--port", str(port), "--data-dir",
-         str(data_dir), "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "livesale",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            "--log-level",
+            "warning",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -171,15 +182,28 @@ async def bench(args: argparse.Namespace) -> int:
             base_url=url, headers={"Authorization": f"Bearer {api_key}"}, timeout=30
         )
         sku = "FLASH-1"
-        merchant.post("/api/products", json={
-            "sku": sku, "title": "Flash lipstick", "price": {"amount": 1990, "currency": "EUR"},
-            "stock": args.stock}).raise_for_status()
-        merchant.post("/api/products", json={
-            "sku": "RAW-1", "title": "Baseline", "price": {"amount": 100, "currency": "EUR"},
-            "stock": 10_000_000}).raise_for_status()
+        merchant.post(
+            "/api/products",
+            json={
+                "sku": sku,
+                "title": "Flash lipstick",
+                "price": {"amount": 1990, "currency": "EUR"},
+                "stock": args.stock,
+            },
+        ).raise_for_status()
+        merchant.post(
+            "/api/products",
+            json={
+                "sku": "RAW-1",
+                "title": "Baseline",
+                "price": {"amount": 100, "currency": "EUR"},
+                "stock": 10_000_000,
+            },
+        ).raise_for_status()
         show = merchant.post("/api/shows", json={"title": "Bench", "host_name": "Bench"}).json()
-        merchant.put(f"/api/shows/{show['id']}/lineup",
-                     json=[{"sku": sku}, {"sku": "RAW-1"}]).raise_for_status()
+        merchant.put(
+            f"/api/shows/{show['id']}/lineup", json=[{"sku": sku}, {"sku": "RAW-1"}]
+        ).raise_for_status()
         merchant.post(f"/api/shows/{show['id']}/start").raise_for_status()
 
         sem = asyncio.Semaphore(200)
@@ -199,10 +223,12 @@ async def bench(args: argparse.Namespace) -> int:
         rates: list[float] = []
         for round_no in range(1, args.rounds + 1):
             started = time.perf_counter()
-            answers = await asyncio.gather(*(
-                b.click(path, {"sku": sku, "qty": 1, "idempotency_key": f"r{round_no}"})
-                for b in buyers
-            ))
+            answers = await asyncio.gather(
+                *(
+                    b.click(path, {"sku": sku, "qty": 1, "idempotency_key": f"r{round_no}"})
+                    for b in buyers
+                )
+            )
             wall = time.perf_counter() - started
             latencies = [a[1] for a in answers]
             statuses: dict[int, int] = {}
@@ -220,7 +246,8 @@ async def bench(args: argparse.Namespace) -> int:
         oversold = max(0, holds - args.stock)
         invariant = level["available"] + level["held"] + level["sold"] == level["on_hand"]
         print(f"stock after: {level}  oversold units: {oversold}  invariant: {invariant}")
-        raw = await raw_rate(f"unix://{socket_path(data_dir)}", show["id"], "RAW-1", args.raw_seconds)
+        redis_url = f"unix://{socket_path(data_dir)}"
+        raw = await raw_rate(redis_url, show["id"], "RAW-1", args.raw_seconds)
         best = max(rates)
         print(f"baseline: raw reserve script, one redis-py client: {raw:,.0f} calls/s")
         print(f"ratio server/raw: {best / raw:.2f} (best round {best:,.0f} clicks/s)")

@@ -40,7 +40,11 @@ def test_flash_sale_never_oversells(shop: Shop) -> None:
         "held": 40,
         "sold": 0,
     }
-    winners = [(a.json()["hold_id"], h) for a, h in zip(answers, buyers) if a.status_code == 201]
+    winners = [
+        (a.json()["hold_id"], h)
+        for a, h in zip(answers, buyers, strict=True)
+        if a.status_code == 201
+    ]
     paid = asyncio.run(
         burst(
             shop.url,
