@@ -4,8 +4,9 @@
 Starts ``livesale serve`` (one process, the embedded Redis) on a fresh data directory, makes a
 product with S units, a live show and N viewers, then sends N concurrent buy clicks — each
 buyer on its own keep-alive connection opened beforehand (the page is open) — and prints
-answered clicks per second, p50/p99 latency and the oversell check. In the same run it measures the baseline: the raw reserve-script rate of one
-redis-py client calling the same script on the same Redis, and prints the ratio.
+answered clicks per second, p50/p99 latency and the oversell check. In the same run it
+measures the baseline: the raw reserve-script rate of one redis-py client calling the same
+script on the same Redis, and prints the ratio.
 
     python scripts/bench_flash_sale.py --buyers 2000 --stock 500
 """
