@@ -137,7 +137,10 @@ async def baseline_main(port: int) -> None:
         try:
             async for message in ws:
                 sku = json.loads(message)["sku"]
-                broadcast(clients, json.dumps({"type": "featured", "sku": sku, "seq": 0}))
+                frame = json.dumps(
+                    {"type": "featured", "sku": sku, "seq": 0}, separators=(",", ":")
+                )
+                broadcast(clients, frame)
         finally:
             clients.discard(ws)
 
