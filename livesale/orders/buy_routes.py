@@ -21,10 +21,13 @@ from livesale.orders.messages import (
     HoldIn,
     HoldOut,
     OrderOut,
+    ShowStats,
     WebhookIn,
     WebhookOut,
 )
+from livesale.orders.money import Money
 from livesale.orders.recovery import StockDifference, reconcile
+from livesale.room.routes import merchant_or_host
 
 _encode = msgspec.json.Encoder().encode
 
@@ -118,6 +121,32 @@ async def mark_paid(request: Request) -> Response:
 
 
 @endpoint(
+    "Live sales of a show: units, revenue, live holds", auth="merchant or host", response=ShowStats
+)
+async def show_stats(request: Request) -> Response:
+    services = svc.of(request)
+    show_id = request.path_params["show_id"]
+    await merchant_or_host(request, show_id)
+    rows = await services.db.fetchall(
+        "SELECT currency, COUNT(*) AS n, SUM(qty) AS units, SUM(amount) AS amount FROM orders"
+        " WHERE show_id = ? AND state = 'confirmed' GROUP BY currency ORDER BY currency",
+        (show_id,),
+    )
+    lineup = await services.shows.lineup(show_id)
+    holds = await worker.of(request).holds.live(show_id, [i.sku for i in lineup.items])
+    return json_response(
+        ShowStats(
+            show_id=show_id,
+            orders=sum(int(r["n"]) for r in rows),
+            units=sum(int(r["units"]) for r in rows),
+            revenue=[Money(amount=int(r["amount"]), currency=r["currency"]) for r in rows],
+            live_holds=len(holds),
+            held_units=sum(h.qty for h in holds),
+        )
+    )
+
+
+@endpoint(
     "The show's fulfilment batch (one parcel per buyer) after its end",
     auth="merchant",
     response=Fulfilment,
@@ -170,6 +199,7 @@ routes: list[BaseRoute] = [
     Route("/api/orders/{order_id}", get_order, methods=["GET"]),
     Route("/api/orders/{order_id}/paid", mark_paid, methods=["POST"]),
     Route("/api/shows/{show_id}/fulfilment", fulfilment, methods=["GET"]),
+    Route("/api/shows/{show_id}/stats", show_stats, methods=["GET"]),
     Route("/api/webhook", put_webhook, methods=["PUT"]),
     Route("/api/webhook/deliveries", list_deliveries, methods=["GET"]),
 ]

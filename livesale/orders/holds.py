@@ -9,6 +9,7 @@ answer into an :class:`~livesale.orders.state.Outcome`. A hold id carries its SK
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -217,6 +218,34 @@ class HoldStore:
             state.Shelf(StockLevel(sku, 0, int(result[1]), 0, 0)),
             hold=to_hold(result[2]) if result[2] else None,
         )
+
+    async def live(
+        self, show_id: str, skus: Sequence[str], viewer_id: str | None = None
+    ) -> list[state.Hold]:
+        """The show's holds still held on ``skus`` (only ``viewer_id``'s when given).
+
+        Reads each SKU's expiry set, which holds live holds only, so finished holds kept for
+        retries cost nothing here.
+        """
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for sku in skus:
+                    pipe.zrange(keys.hold_expiry(sku), 0, -1)
+                ids = await pipe.execute()
+                wanted = [(sku, members) for sku, members in zip(skus, ids, strict=True) if members]
+                for sku, members in wanted:
+                    pipe.hmget(keys.holds(sku), members)
+                records = await pipe.execute() if wanted else []
+        except RedisError as exc:
+            raise StoreError(f"redis: {exc}") from exc
+        holds = [to_hold(raw) for batch in records for raw in batch if raw is not None]
+        return [
+            h
+            for h in holds
+            if h.show_id == show_id
+            and h.state is state.HoldState.HELD
+            and (viewer_id is None or h.viewer_id == viewer_id)
+        ]
 
     async def skus_with_holds(self) -> list[str]:
         try:

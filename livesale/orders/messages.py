@@ -203,3 +203,15 @@ class Delivery(msgspec.Struct, frozen=True):
     last_error: str
     created_at: float
     delivered_at: float | None
+
+
+class ShowStats(msgspec.Struct, frozen=True):
+    """The studio's live panel: what the show has sold and what buyers hold right now."""
+
+    show_id: str
+    orders: int
+    units: int
+    #: Confirmed sales per currency.
+    revenue: list[Money]
+    live_holds: int
+    held_units: int
