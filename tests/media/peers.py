@@ -33,6 +33,7 @@ VIDEO_TIME_BASE = fractions.Fraction(1, 90000)
 AUDIO_TIME_BASE = fractions.Fraction(1, 48000)
 BLOCK = 16
 DARK, LIGHT, BAR = 50, 170, 235
+DARK_BIT, LIGHT_BIT = 16, 235
 CHECK_SIZE = (20, 15)
 
 
@@ -82,6 +83,40 @@ def matches_pattern(frame: av.VideoFrame) -> int | None:
     return bar if error < 25 else None
 
 
+def stamp_row(width: int, line_size: int, value: int) -> bytes:
+    """Luma of the top block row carrying ``value`` in binary, most significant bit left.
+
+    One bit per block column (white for 1, black for 0): big enough to survive any encoder.
+    """
+    columns = width // BLOCK
+    line = b"".join(
+        bytes([LIGHT_BIT if value >> (columns - 1 - col) & 1 else DARK_BIT]) * BLOCK
+        for col in range(columns)
+    )
+    line += bytes(line_size - len(line))
+    return line * BLOCK
+
+
+def read_stamp(frame: av.VideoFrame) -> int:
+    """The value :func:`stamp_row` painted into ``frame``'s top block row."""
+    plane = frame.planes[0]
+    data = memoryview(plane)
+    columns = frame.width // BLOCK
+    value = 0
+    for col in range(columns):
+        total = 0
+        for y in (BLOCK // 2 - 2, BLOCK // 2 + 2):
+            start = y * plane.line_size + col * BLOCK + BLOCK // 2 - 2
+            total += sum(data[start : start + 4])
+        value = value << 1 | (1 if total / 8 > (LIGHT_BIT + DARK_BIT) / 2 else 0)
+    return value
+
+
+def wall_ms() -> int:
+    """Wall-clock milliseconds (shared by every process on the machine)."""
+    return time.time_ns() // 1_000_000
+
+
 class PatternTrack(MediaStreamTrack):
     """A video track yielding pre-encoded frames of the moving pattern at ``fps``."""
 
@@ -96,7 +131,10 @@ class PatternTrack(MediaStreamTrack):
         fps: int = 30,
         bitrate: int = 600_000,
         keyframe_every: float | None = None,
+        stamp: bool = False,
     ) -> None:
+        """``stamp``: paint each frame's capture time (:func:`wall_ms`, modulo ``2**(width //
+        BLOCK)``) into its top block row, for :func:`read_stamp` at the far end."""
         super().__init__()
         self.codec_name = codec
         self.fps = fps
@@ -135,10 +173,22 @@ class PatternTrack(MediaStreamTrack):
         self._frames: list[av.VideoFrame] = [
             pattern_frame(width, height, i) for i in range(width // BLOCK)
         ]
+        self.stamp = stamp
+        self._lumas = [bytes(frame.planes[0]) for frame in self._frames] if stamp else []
 
     def request_keyframe(self) -> None:
         """Make the next frame a keyframe (wired to the publisher sender's PLI/FIR)."""
         self.force_keyframe = True
+
+    def _stamped(self, pattern: int) -> av.VideoFrame:
+        frame = av.VideoFrame(self.width, self.height, "yuv420p")
+        y_plane = frame.planes[0]
+        columns = self.width // BLOCK
+        row = stamp_row(self.width, y_plane.line_size, wall_ms() % (1 << columns))
+        y_plane.update(row + self._lumas[pattern][len(row) :])
+        for plane in frame.planes[1:]:
+            plane.update(b"\x80" * plane.buffer_size)
+        return frame
 
     async def recv(self) -> av.Packet:  # type: ignore[override]
         """The next encoded frame, paced at ``fps``."""
@@ -153,6 +203,8 @@ class PatternTrack(MediaStreamTrack):
         index = self.frames
         self.frames += 1
         frame = self._frames[index % len(self._frames)]
+        if self.stamp:
+            frame = self._stamped(index % len(self._frames))
         frame.pts = index * 90000 // self.fps
         frame.time_base = VIDEO_TIME_BASE
         periodic = (
