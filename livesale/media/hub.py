@@ -34,6 +34,7 @@ from livesale.media.ice import (
 from livesale.media.internals import check_aiortc_internals, redirect_keyframe_requests
 from livesale.media.metrics import MediaStats
 from livesale.media.relay import Broadcast, RelayTrack, Source
+from livesale.media.sender import install_sender
 
 log = logging.getLogger("livesale.media")
 
@@ -258,11 +259,13 @@ class MediaHub:
                 # Pin before the offer is applied: the sender uses the first common codec.
                 transceiver.setCodecPreferences(offers.video_preferences(broadcast.codec))
                 redirect_keyframe_requests(transceiver.sender, broadcast.viewer_keyframe_request)
+                install_sender(transceiver.sender, track)
                 pairs.append((transceiver, track))
             if audio is not None:
                 track = RelayTrack("audio", self.stats, broadcast.keyframes.request)
                 transceiver = pc.addTransceiver(track, direction="sendonly")
                 transceiver.setCodecPreferences(audio)
+                install_sender(transceiver.sender, track)
                 pairs.append((transceiver, track))
             session.answer = await self._negotiate(pc, offer_sdp)
         except BaseException:

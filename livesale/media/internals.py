@@ -1,13 +1,16 @@
 """The few aiortc/aioice internals the pass-through relay relies on, in one place.
 
 aiortc 1.16 has no public API for forwarding encoded media, so the relay hooks in at four points
-(see the module docstrings of :mod:`livesale.media.relay` and :mod:`livesale.media.jitter`):
+(see the module docstrings of :mod:`livesale.media.relay`, :mod:`livesale.media.jitter` and
+:mod:`livesale.media.sender`):
 
 1. the receiver's jitter buffer (``RTCRtpReceiver.__jitter_buffer``), replaced by an assembler
    that hands complete frames to the relay (aiortc depayloads into ``packet._data`` first);
 2. the sender's ``_send_keyframe()``, called on a viewer's PLI/FIR, redirected to the publisher;
 3. the receiver's ``_send_rtcp_pli(ssrc)``, used to ask the publisher for a keyframe;
-4. the sender's pack path: a non-``Frame`` from ``track.recv()`` goes to ``encoder.pack()``.
+4. the sender's RTP loop (``_run_rtp``, started by ``send()``) and NACK answer (``_retransmit``),
+   replaced per viewer by :mod:`livesale.media.sender`, which keeps the private counters aiortc's
+   RTCP sender reports read and the events ``stop()`` waits for.
 
 :func:`check_aiortc_internals` verifies all of them against the installed sources; the hub runs
 it at start-up and a test runs it too, so an aiortc upgrade that moves them fails loudly instead
@@ -27,6 +30,19 @@ from aiortc.rtcrtpsender import RTCRtpSender
 
 SUPPORTED_AIORTC = "1.16."
 _JITTER_BUFFER_ATTR = "_RTCRtpReceiver__jitter_buffer"
+#: Private attributes of ``RTCRtpSender`` that :mod:`livesale.media.sender` reads or keeps.
+_SENDER_ATTRIBUTES = (
+    "rtp_started",
+    "rtp_exited",
+    "mid",
+    "rtp_header_extensions_map",
+    "rtx_payload_type",
+    "rtx_sequence_number",
+    "ntp_timestamp",
+    "rtp_timestamp",
+    "octet_count",
+    "packet_count",
+)
 
 
 class AiortcInternalsMoved(RuntimeError):
@@ -69,9 +85,24 @@ def check_aiortc_internals() -> None:
             "the sender no longer calls _send_keyframe() on PLI/FIR",
         ),
         (
-            RTCRtpSender._next_encoded_frame,
-            "self.__encoder.pack(data)",
-            "the sender no longer packs pre-encoded packets",
+            RTCRtpSender.send,
+            "asyncio.ensure_future(self._run_rtp(parameters.codecs[0]))",
+            "the sender no longer starts its RTP loop as self._run_rtp(codec)",
+        ),
+        (
+            RTCRtpSender._handle_rtcp_packet,
+            "await self._retransmit(seq)",
+            "the sender no longer answers NACKs through self._retransmit(seq)",
+        ),
+        (
+            RTCRtpSender.stop,
+            "await asyncio.gather(self.__rtp_exited.wait(), self.__rtcp_exited.wait())",
+            "the sender's stop() no longer waits for __rtp_exited",
+        ),
+        (
+            RTCRtpSender._run_rtcp,
+            "packet_count=self.__packet_count & 0xFFFFFFFF",
+            "the sender reports no longer read __packet_count",
         ),
         (
             aioice.ice.Connection.gather_candidates,
@@ -88,6 +119,10 @@ def check_aiortc_internals() -> None:
         if needle not in text:
             problems.append(meaning)
 
+    init = _source(RTCRtpSender.__init__)
+    for name in _SENDER_ATTRIBUTES:
+        if f"self.__{name} = " not in init and f"self.__{name}: " not in init:
+            problems.append(f"RTCRtpSender no longer sets __{name}")
     module_source = _source(inspect.getmodule(RTCRtpReceiver))
     if module_source.count("__jitter_buffer") != 3:
         problems.append("the receiver uses __jitter_buffer in more places than add()")

@@ -6,9 +6,11 @@ them (``encoder.pack()``); nothing is decoded and nothing is encoded. One show i
 
 * a :class:`Source` per publisher, fed by the assemblers of :mod:`livesale.media.jitter` that sit
   where the publisher's receivers keep their jitter buffers;
-* one :class:`Channel` per media kind, which turns each frame into one ``av.Packet`` on a
-  timeline that stays continuous when the publisher reconnects, and offers it to every viewer;
-* a :class:`RelayTrack` per viewer and kind, the track its sender reads: a bounded queue that
+* one :class:`Channel` per media kind, which places each frame on a timeline that stays
+  continuous when the publisher reconnects, packetises it once (:mod:`livesale.media.sender`)
+  and offers the result to every viewer;
+* a :class:`RelayTrack` per viewer and kind, the track its sender reads (the sender only puts
+  an RTP header on each shared payload, see :mod:`livesale.media.sender`): a bounded queue that
   starts on a keyframe (a viewer's first video frame is always one), and on overflow is flushed
   and waits for the next keyframe (dropping single frames would corrupt VP8, whose picture IDs
   the sender renumbers);
@@ -23,19 +25,17 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from fractions import Fraction
 from typing import Any
 
-import av
-from aiortc import MediaStreamTrack
+from aiortc import MediaStreamTrack, RTCRtpCodecCapability
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
-from av.stream import Stream
 
 from livesale.media.bitstream import KeyframeDetector
 from livesale.media.internals import install_assembler, send_picture_loss
 from livesale.media.jitter import AudioAssembler, VideoAssembler
 from livesale.media.metrics import MediaStats
+from livesale.media.sender import Packetizer, RtpFrame
 
 log = logging.getLogger("livesale.media")
 
@@ -44,10 +44,11 @@ AUDIO_CLOCK = 48_000
 #: About two seconds of video or audio; a viewer further behind is flushed and re-synchronised.
 VIDEO_QUEUE = 60
 AUDIO_QUEUE = 100
+OPUS = RTCRtpCodecCapability(mimeType="audio/opus", clockRate=AUDIO_CLOCK, channels=2)
 
 
 class RelayTrack(MediaStreamTrack):
-    """One viewer's track of one kind: yields the publisher's ``av.Packet`` objects in order."""
+    """One viewer's track of one kind: yields the publisher's frames (``RtpFrame``) in order."""
 
     def __init__(
         self,
@@ -63,15 +64,16 @@ class RelayTrack(MediaStreamTrack):
         self._stats = stats
         self._request_keyframe = request_keyframe
         self._max_queue = max_queue or (VIDEO_QUEUE if self._video else AUDIO_QUEUE)
-        self._queue: deque[av.Packet[Stream]] = deque()
+        self._queue: deque[RtpFrame] = deque()
         self._waiter: asyncio.Future[None] | None = None
         #: Video waits for a keyframe before it forwards anything.
         self._gated = self._video
         self._started = False
         self.on_stop: Callable[[RelayTrack], None] | None = None
 
-    def offer(self, packet: av.Packet[Stream], keyframe: bool) -> None:
-        """Queue ``packet`` for this viewer; never blocks and never awaits."""
+    def offer(self, frame: RtpFrame) -> None:
+        """Queue ``frame`` for this viewer; never blocks and never awaits."""
+        keyframe = frame.keyframe
         if self._gated:
             if not keyframe:
                 return
@@ -85,7 +87,7 @@ class RelayTrack(MediaStreamTrack):
                 self._gated = True
                 self._request_keyframe()
                 return
-        queue.append(packet)
+        queue.append(frame)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -95,7 +97,7 @@ class RelayTrack(MediaStreamTrack):
         if self._video:
             self._gated = True
 
-    async def recv(self) -> av.Packet[Stream]:
+    async def recv(self) -> RtpFrame:  # type: ignore[override]
         """The next encoded frame; raises ``MediaStreamError`` once the track has stopped."""
         if self.readyState != "live":
             raise MediaStreamError
@@ -110,13 +112,14 @@ class RelayTrack(MediaStreamTrack):
             await self._waiter
             if self.readyState != "live":
                 raise MediaStreamError
-        packet = queue.popleft()
+        frame = queue.popleft()
+        stats = self._stats
         if self._video:
-            self._stats.video_frames_forwarded += 1
+            stats.video_frames_forwarded += 1
         else:
-            self._stats.audio_frames_forwarded += 1
-        self._stats.bytes_forwarded += packet.size
-        return packet
+            stats.audio_frames_forwarded += 1
+        stats.bytes_forwarded += frame.size
+        return frame
 
     def stop(self) -> None:
         """End the track: its sender stops and the channel forgets it."""
@@ -134,17 +137,17 @@ class RelayTrack(MediaStreamTrack):
 class Channel:
     """The frames of one media kind of a show, fanned out to every viewer's :class:`RelayTrack`.
 
-    Each frame becomes one ``av.Packet`` shared by all viewers (``pack()`` only reads it). The
-    presentation timestamps continue across publishers: the first frame of a new source is
+    Each frame is packetised once and the payloads are shared by all viewers. The
+    timestamps continue across publishers: the first frame of a new source is
     placed after the last frame of the previous one by the wall-clock time in between, so
     viewers see a pause, not a jump, and need no renegotiation.
     """
 
-    def __init__(self, kind: str, clock_rate: int) -> None:
+    def __init__(self, kind: str, clock_rate: int, codec: Any | None = None) -> None:
         self.kind = kind
         self.clock_rate = clock_rate
-        self.time_base = Fraction(1, clock_rate)
         self.tracks: list[RelayTrack] = []
+        self._packetizer = Packetizer(codec) if codec is not None else None
         self._last_rtp: int | None = None
         self._unwrapped = 0
         self._offset = 0
@@ -160,6 +163,10 @@ class Channel:
         """Stop offering frames to ``track``."""
         if track in self.tracks:
             self.tracks.remove(track)
+
+    def set_codec(self, codec: Any) -> None:
+        """Packetise frames as ``codec`` (an ``RTCRtpCodecCapability``) from now on."""
+        self._packetizer = Packetizer(codec)
 
     def new_source(self) -> None:
         """The next frame comes from another publisher: restart the RTP unwrapping."""
@@ -191,14 +198,11 @@ class Channel:
         if self._last_pts is None or pts > self._last_pts:
             self._last_pts = pts
         self._last_wall = now
-        if not self.tracks:
+        if not self.tracks or self._packetizer is None:
             return
-        packet = av.Packet(data)
-        packet.pts = pts
-        packet.time_base = self.time_base
-        packet.is_keyframe = keyframe
+        frame = self._packetizer.packetize(data, pts, keyframe)
         for track in self.tracks:
-            track.offer(packet, keyframe)
+            track.offer(frame)
 
 
 class KeyframeRequester:
@@ -316,7 +320,7 @@ class Broadcast:
         self.show_id = show_id
         self.stats = stats
         self.video = Channel("video", VIDEO_CLOCK)
-        self.audio = Channel("audio", AUDIO_CLOCK)
+        self.audio = Channel("audio", AUDIO_CLOCK, OPUS)
         self.source: Source | None = None
         #: The video codec capability every viewer is pinned to, once a publisher has sent one.
         self.codec: Any | None = None
@@ -335,6 +339,7 @@ class Broadcast:
         self.keyframe_wanted = True
         if source.video_capability is not None:
             self.codec = source.video_capability
+            self.video.set_codec(source.video_capability)
         self.video.new_source()
         self.audio.new_source()
 

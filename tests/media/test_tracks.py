@@ -4,8 +4,23 @@ from __future__ import annotations
 
 import asyncio
 
+from aiortc import RTCRtpCodecCapability
+from aiortc.codecs.vpx import vp8_depayload
+
 from livesale.media.metrics import MediaStats
 from livesale.media.relay import Channel, KeyframeRequester, RelayTrack
+from livesale.media.sender import RtpFrame
+
+VP8 = RTCRtpCodecCapability(mimeType="video/VP8", clockRate=90000)
+
+
+def video_channel() -> Channel:
+    return Channel("video", 90000, VP8)
+
+
+def body(frame: RtpFrame) -> bytes:
+    """The encoded frame carried by ``frame``'s RTP payloads."""
+    return b"".join(vp8_depayload(payload) for payload in frame.payloads)
 
 
 def track(kind: str = "video", max_queue: int = 4) -> tuple[RelayTrack, list[int], MediaStats]:
@@ -18,15 +33,15 @@ def track(kind: str = "video", max_queue: int = 4) -> tuple[RelayTrack, list[int
 async def test_viewer_starts_on_a_keyframe() -> None:
     """Frames before the first keyframe are not forwarded; the first one out is a keyframe."""
     relay, requests, stats = track()
-    channel = Channel("video", 90000)
+    channel = video_channel()
     channel.add(relay)
     channel.push(b"delta-1", 0, False)
     channel.push(b"key", 3000, True)
     channel.push(b"delta-2", 6000, False)
     first = await relay.recv()
     second = await relay.recv()
-    assert (bytes(first), first.is_keyframe) == (b"key", True)
-    assert bytes(second) == b"delta-2"
+    assert (body(first), first.keyframe) == (b"key", True)
+    assert (body(second), second.keyframe) == (b"delta-2", False)
     assert requests == [1], "a starting sender asks for a keyframe"
     assert stats.video_frames_forwarded == 2 and stats.bytes_forwarded == 10
 
@@ -34,7 +49,7 @@ async def test_viewer_starts_on_a_keyframe() -> None:
 async def test_overflow_flushes_and_waits_for_the_next_keyframe() -> None:
     """A viewer that falls behind is flushed, never skips single frames, resyncs on a keyframe."""
     relay, requests, stats = track(max_queue=3)
-    channel = Channel("video", 90000)
+    channel = video_channel()
     channel.add(relay)
     channel.push(b"key-1", 0, True)
     for index in range(1, 6):
@@ -44,23 +59,37 @@ async def test_overflow_flushes_and_waits_for_the_next_keyframe() -> None:
     channel.push(b"delta-6", 18000, False)
     channel.push(b"key-2", 21000, True)
     channel.push(b"delta-7", 24000, False)
-    received = [bytes(await relay.recv()) for _ in range(2)]
+    received = [body(await relay.recv()) for _ in range(2)]
     assert received == [b"key-2", b"delta-7"]
 
 
 async def test_channel_timeline_continues_across_publishers() -> None:
     """A new publisher's frames continue after the old one's: no jump back, a gap forward."""
     relay, _, _ = track(max_queue=50)
-    channel = Channel("video", 90000)
+    channel = video_channel()
     channel.add(relay)
     channel.push(b"k", 4_294_960_000, True)  # near the 32-bit wrap
     channel.push(b"d", 2_000, False)  # wrapped
     channel.new_source()
     await asyncio.sleep(0.1)
     channel.push(b"k2", 123, True)
-    pts = [(await relay.recv()).pts for _ in range(3)]
+    pts = [(await relay.recv()).timestamp for _ in range(3)]
     assert pts[1] - pts[0] == 9_296
     assert pts[2] - pts[1] >= 9_000 - 1  # about 100 ms at 90 kHz
+
+
+async def test_frames_are_packetised_once_for_every_viewer() -> None:
+    """Every viewer gets the same payload objects; a large frame is split into packets."""
+    first, _, _ = track(max_queue=10)
+    second, _, _ = track(max_queue=10)
+    channel = video_channel()
+    channel.add(first)
+    channel.add(second)
+    keyframe = bytes(range(256)) * 20
+    channel.push(keyframe, 0, True)
+    a, b = await first.recv(), await second.recv()
+    assert a is b
+    assert len(a.payloads) > 1 and body(a) == keyframe
 
 
 async def test_stopped_track_ends_its_sender_and_leaves_the_channel() -> None:
@@ -68,7 +97,7 @@ async def test_stopped_track_ends_its_sender_and_leaves_the_channel() -> None:
     from aiortc.mediastreams import MediaStreamError
 
     relay, _, _ = track()
-    channel = Channel("video", 90000)
+    channel = video_channel()
     channel.add(relay)
     waiting = asyncio.ensure_future(relay.recv())
     await asyncio.sleep(0)
