@@ -232,7 +232,8 @@ async def run_probe(port: int, start_at: float, end_at: float) -> None:
         try:
             frames = decoder.decode(av.Packet(data))
         except av.error.FFmpegError:
-            result["undecodable"] += 1
+            if window[0]:
+                result["undecodable"] += 1
             return
         now = wall_ms()
         for frame in frames:
