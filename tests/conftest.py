@@ -4,12 +4,14 @@ uvicorn server on a pre-bound ``127.0.0.1:0`` socket running in its own thread a
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import socket
 import subprocess
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -76,6 +78,7 @@ class LiveServer:
     thread: threading.Thread | None = None
     app: Any = None
     errors: list[BaseException] = field(default_factory=list)
+    loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def url(self) -> str:
@@ -95,9 +98,13 @@ class LiveServer:
         self.server = uvicorn.Server(uvicorn_config(self.app, self.settings, "warning"))
         server = self.server
 
+        async def serve() -> None:
+            self.loop = asyncio.get_running_loop()
+            await server.serve(sockets=[sock])
+
         def run() -> None:
             try:
-                asyncio.run(server.serve(sockets=[sock]))
+                asyncio.run(serve())
             except BaseException as exc:  # surfaced by wait_started / stop
                 self.errors.append(exc)
             finally:
@@ -120,10 +127,21 @@ class LiveServer:
         if self.server is not None and self.thread is not None:
             self.server.should_exit = True
             self.thread.join(30)
-            assert not self.thread.is_alive(), "server did not stop"
+            assert not self.thread.is_alive(), "server did not stop:\n" + self._stacks()
         self.server = None
         if self.errors:
             raise self.errors[0]
+
+    def _stacks(self) -> str:
+        """Where the server's thread and every task of its loop are stuck (for a hang)."""
+        out = io.StringIO()
+        frame = sys._current_frames().get(self.thread.ident or 0) if self.thread else None
+        if frame is not None:
+            out.write("".join(traceback.format_stack(frame)))
+        if self.loop is not None:
+            for task in list(asyncio.all_tasks(self.loop)):
+                task.print_stack(limit=8, file=out)
+        return out.getvalue()
 
     def client(self, **kwargs: Any) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30, **kwargs)
