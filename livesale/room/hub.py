@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 from livesale import keys
 from livesale.errors import LivesaleError
 from livesale.ids import new_id
+from livesale.orders.holds import hold_out
 from livesale.room.bus import RoomBus
 from livesale.room.messages import (
     SEQUENCED,
@@ -296,10 +297,17 @@ class Hub:
             planted=state.planted,
             plants=state.plants,
             muted_until=state.muted_until,
-            # Holds belong to the stock domain, which has no per-viewer hold listing yet.
-            holds=[],
+            holds=await self._own_holds(conn, [item.sku for item in lineup.items]),
         )
         conn.release_frames(encoder.encode(snap).decode(), state.seq)
+
+    async def _own_holds(self, conn: Conn, skus: list[str]) -> list[dict[str, object]]:
+        """The viewer's live holds in this show, as the hold API shows them (none for hosts)."""
+        orders = self.services.components.get("orders")
+        if conn.host or orders is None:
+            return []
+        holds = await orders.holds.live(conn.show_id, skus, conn.viewer_id)
+        return [msgspec.to_builtins(hold_out(h)) for h in holds]
 
     def heart(self, show_id: str, count: int) -> None:
         """Count hearts tapped here; they are published (summed) on the next tick."""
