@@ -18,22 +18,10 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 
 from livesale.cli import main
 from livesale.config import Settings, in_ci
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import LiveServer
 
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("LIVESALE_ARTIFACTS", "test-artifacts"))
-ARGS = [
-    "--no-sandbox",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--allow-loopback-in-peer-connection",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-    "--autoplay-policy=no-user-gesture-required",
-]
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
 
@@ -60,12 +48,14 @@ def browser_server(settings: Settings) -> Any:
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    if not Path(CHROMIUM).exists():
+    if not CHROMIUM.exists():
         if in_ci():
             pytest.fail("chromium is missing: scripts/test installs it")
         pytest.skip("Debian's chromium is not installed (scripts/test installs it as root)")
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+        )
         yield browser
         await browser.close()
 

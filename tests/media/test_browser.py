@@ -21,23 +21,11 @@ from urllib.parse import urlencode
 import pytest
 
 from livesale.config import Settings
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import LiveServer
 from tests.media.test_routes import make_show, media_hub
 
-CHROMIUM = Path("/usr/bin/chromium")
 PAGES = Path(__file__).resolve().parent / "pages"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--allow-loopback-in-peer-connection",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-    "--autoplay-policy=no-user-gesture-required",
-]
 
 pytestmark = [
     pytest.mark.netns,

@@ -78,3 +78,20 @@ export function el(tag, attrs = {}, ...children) {
 export function showIdFromPath() {
   return decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "");
 }
+
+let toastTimer = 0;
+
+// A short message in the page's #toast element, gone after a few seconds.
+export function toast(text) {
+  const node = document.getElementById("toast");
+  node.textContent = text;
+  node.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => (node.hidden = true), 4000);
+}
+
+// An error in words for a person: the problem's detail, or the error's message.
+export function errorText(err) {
+  if (err instanceof ApiError) return err.message;
+  return String(err && err.message ? err.message : err);
+}

@@ -1,6 +1,6 @@
 // The host studio: camera preview, going live over WHIP, the line-up, requests, chat, live sales.
 
-import { api, ApiError, el, money, showIdFromPath } from "./api.js";
+import { api, el, errorText, money, showIdFromPath, toast } from "./api.js";
 import { Room } from "./room.js";
 import { publish } from "./webrtc.js";
 
@@ -22,17 +22,6 @@ const state = {
   units: 0,
   revenue: {},
 };
-
-let toastTimer = 0;
-function toast(text) {
-  const node = $("toast");
-  node.textContent = text;
-  node.hidden = false;
-  clearTimeout(toastTimer);
-  toastTimer = setTimeout(() => (node.hidden = true), 4000);
-}
-
-const errorText = (err) => (err instanceof ApiError ? err.message : String(err?.message || err));
 
 // --- the host token: from the link's #token=..., kept in this tab only -----------------------
 

@@ -1,6 +1,6 @@
 // The viewer page: video over WHEP, the room, the line-up strip, buying with a hold countdown.
 
-import { api, ApiError, el, money, newKey, showIdFromPath } from "./api.js";
+import { api, ApiError, el, errorText, money, newKey, showIdFromPath, toast } from "./api.js";
 import { Room } from "./room.js";
 import { play } from "./webrtc.js";
 
@@ -23,22 +23,6 @@ const state = {
   hold: null, // the hold being checked out
   clockSkew: 0, // server time - local time, ms
 };
-
-// --- small UI helpers -----------------------------------------------------------------------
-
-let toastTimer = 0;
-function toast(text) {
-  const node = $("toast");
-  node.textContent = text;
-  node.hidden = false;
-  clearTimeout(toastTimer);
-  toastTimer = setTimeout(() => (node.hidden = true), 4000);
-}
-
-function errorText(err) {
-  if (err instanceof ApiError) return err.message;
-  return String(err && err.message ? err.message : err);
-}
 
 // --- the viewer ------------------------------------------------------------------------------
 
