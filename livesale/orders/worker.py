@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 import httpx
 from starlette.requests import HTTPConnection
 
-from livesale import keys
+from livesale import background, keys
 from livesale import services as svc
 from livesale.orders.closing import Closing
 from livesale.orders.holds import HoldStore, announce_ended
@@ -67,13 +67,8 @@ class OrdersComponent:
         ]
 
     async def aclose(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        if self._rebuilding is not None:
-            self._rebuilding.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._rebuilding is not None:
-            await asyncio.gather(self._rebuilding, return_exceptions=True)
+        rebuilding = [self._rebuilding] if self._rebuilding is not None else []
+        await background.stop([*self._tasks, *rebuilding])
         await self.holds.batcher.aclose()
         await self._http.aclose()
 
@@ -85,6 +80,7 @@ class OrdersComponent:
                 raise
             except Exception:
                 log.exception("%s failed; retrying", getattr(duty, "__name__", duty))
+            background.check_cancelled()
             await asyncio.sleep(seconds)
 
     async def sweep(self) -> int:
