@@ -23,6 +23,7 @@ from typing import Any
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateError, OperationError
 
+from livesale import background
 from livesale.media import offers
 from livesale.media.errors import BadOffer, NoPublisher, RelayClosed, UnsupportedCodec
 from livesale.media.ice import (
@@ -128,8 +129,7 @@ class MediaHub:
             return
         self._closing = True
         if self._watchdog is not None:
-            self._watchdog.cancel()
-            await asyncio.gather(self._watchdog, return_exceptions=True)
+            await background.stop([self._watchdog])
         await asyncio.gather(
             *(self._close(s, "shutdown") for s in list(self.sessions.values())),
             return_exceptions=True,
@@ -142,9 +142,7 @@ class MediaHub:
         self.broadcasts.clear()
         while self._tasks:
             tasks = list(self._tasks)
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await background.stop(tasks)
             self._tasks.difference_update(tasks)
         restore_host_addresses()
         for callback in self.on_close:
@@ -426,6 +424,7 @@ class MediaHub:
                     if not await self._is_live(show_id):
                         log.info("show %s is no longer live: closing its media", show_id)
                         await self.end_show(show_id)
+            background.check_cancelled()
 
     async def _inspect(self, session: Session, now: float) -> None:
         timings = self.timings
