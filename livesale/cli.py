@@ -81,6 +81,12 @@ def cli() -> None:
 @click.option("--turn-username", default="", help="TURN username.")
 @click.option("--turn-password", default="", help="TURN password.")
 @click.option(
+    "--allow-origin",
+    "allowed_origins",
+    multiple=True,
+    help="Another web origin whose pages may open room sockets (repeatable).",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -91,6 +97,7 @@ def serve(log_level: str, **options: Any) -> None:
     options["ice_hosts"] = tuple(options["ice_hosts"])
     options["stun_urls"] = tuple(options["stun_urls"])
     options["turn_urls"] = tuple(options["turn_urls"])
+    options["allowed_origins"] = tuple(options["allowed_origins"])
     settings = Settings(**options)
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

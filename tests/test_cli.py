@@ -239,3 +239,28 @@ def test_serve_options_read_environment(spawn: Any, tmp_path: Path) -> None:
         del os.environ["LIVESALE_DATA_DIR"]
     assert httpx.get(server.url + "/healthz").status_code == 200
     assert (data / "livesale.db").exists()
+
+
+def test_allow_origin_option(spawn: Any, tmp_path: Path) -> None:
+    """`serve --allow-origin` lets pages of that origin open room sockets, and no other."""
+    import httpx
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    from tests.conftest import create_key
+
+    data = tmp_path / "data"
+    server = spawn("--data-dir", str(data), "--allow-origin", "https://shop.example")
+    key = create_key(data)
+    show = httpx.post(
+        server.url + "/api/shows",
+        json={"title": "S", "host_name": "H"},
+        headers={"Authorization": f"Bearer {key}"},
+    ).json()
+    url = f"ws://127.0.0.1:{server.port}/ws/shows/{show['id']}?token={show['host_token']}"
+    with connect(url, origin="https://shop.example") as ws:  # type: ignore[arg-type]
+        assert json.loads(ws.recv(timeout=10))["type"] == "snapshot"
+    with pytest.raises(InvalidStatus) as refused:
+        with connect(url, origin="https://elsewhere.example"):  # type: ignore[arg-type]
+            pass
+    assert refused.value.response.status_code == 403
