@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -27,6 +28,8 @@ WS_MAX_SIZE = 4096
 #: Ping every 5 s, close 5 s after an unanswered ping: a silent peer is gone within 10 s.
 WS_PING_INTERVAL = 5.0
 WS_PING_TIMEOUT = 5.0
+#: Allocations between collections of the youngest GC generation (CPython's default is 700).
+GC_GEN0_THRESHOLD = 20_000
 
 
 def uvicorn_config(app: object, settings: Settings, log_level: str = "info") -> uvicorn.Config:
@@ -75,6 +78,21 @@ def quiet_logs() -> None:
     logging.getLogger("aioice").setLevel(logging.WARNING)
 
 
+def tune_gc() -> None:
+    """Keep the cyclic garbage collector off the hot path; call once start-up is done.
+
+    A flash sale keeps thousands of requests in flight, each allocating a few hundred objects,
+    so with CPython's defaults the collector runs every few requests and walks every long-lived
+    object (modules, the app, its routes) again and again: measured, about half the CPU of a buy
+    click. Freezing moves everything built at start-up out of its sight, and a larger first
+    threshold collects the young generation less often. Cycles are still collected.
+    """
+    gc.collect()
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
+
+
 def _sigterm(signum: int, frame: FrameType | None) -> None:
     # uvicorn re-raises the signal it caught once it has shut down; ending with SystemExit lets
     # the embedded Redis be stopped by the ``finally`` below instead of dying mid-write.
@@ -120,6 +138,7 @@ async def _serve(settings: Settings, log_level: str, console: Console) -> None:
     server = uvicorn.Server(uvicorn_config(app, settings, log_level))
     marker = settings.data_dir / SERVER_FILE
     marker.write_text(json.dumps({"url": settings.base_url, "pid": os.getpid()}))
+    tune_gc()
     console.print(f"livesale is serving on [bold]{settings.base_url}[/]  (Ctrl-C to stop)")
     try:
         await server.serve()
