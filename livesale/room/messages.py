@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import msgspec
 
@@ -188,23 +188,7 @@ ClientMsg = (
     | MuteIn
     | SlowModeIn
 )
-CLIENT_TYPES: frozenset[str] = frozenset(
-    t.__struct_config__.tag  # type: ignore[misc]
-    for t in (
-        ChatIn,
-        HeartIn,
-        RequestIn,
-        VoteIn,
-        PlantIn,
-        SnapshotIn,
-        FeatureIn,
-        UnfeatureIn,
-        ResolveIn,
-        DeleteChatIn,
-        MuteIn,
-        SlowModeIn,
-    )
-)
+CLIENT_TYPES: frozenset[str] = frozenset(t.__struct_config__.tag for t in get_args(ClientMsg))
 #: Host-only client messages.
 HOST_ONLY: tuple[type[Msg], ...] = (
     FeatureIn,
