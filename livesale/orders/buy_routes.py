@@ -190,8 +190,8 @@ async def reconcile_stock(request: Request) -> Response:
 
 
 routes: list[BaseRoute] = [
-    Route("/api/stock/reconcile", reconcile_stock, methods=["POST"]),
     Route("/api/shows/{show_id}/holds", create_hold, methods=["POST"]),
+    Route("/api/stock/reconcile", reconcile_stock, methods=["POST"]),
     Route("/api/holds/{hold_id}", get_hold, methods=["GET"]),
     Route("/api/holds/{hold_id}", release_hold, methods=["DELETE"]),
     Route("/api/holds/{hold_id}/checkout", checkout, methods=["POST"]),
