@@ -23,6 +23,7 @@ import asyncio
 import json
 import multiprocessing as mp
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -358,6 +359,10 @@ def bench(args: argparse.Namespace) -> int:
                 process.kill()
         stop(server)
         log.close()
+        if server.returncode == 0:
+            shutil.rmtree(data_dir, ignore_errors=True)
+        else:
+            print(f"server exited with {server.returncode}; its log: {data_dir / 'server.log'}")
 
 
 def main() -> int:
