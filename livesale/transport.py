@@ -7,6 +7,10 @@
 * :class:`DeadlineWebSocketProtocol`: when the keepalive ping goes unanswered or the closing
   handshake times out, the transport is aborted. uvicorn calls ``transport.close()``, which waits
   for the write buffer to drain — forever when the peer has stopped reading.
+
+It also offers the app a :class:`FrameSink` in the ASGI scope
+(``scope["extensions"][DIRECT_FRAMES]["sink"]``): frames built once with :func:`text_frame`
+are written straight to the transport, without a task switch or a per-connection encoding.
 """
 
 from __future__ import annotations
@@ -14,12 +18,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import socket
 from asyncio import BaseTransport, TimerHandle
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request
+from websockets.protocol import State
 
 log = logging.getLogger("livesale")
 
@@ -63,6 +72,42 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
             self.transport.abort()
 
 
+#: The ASGI scope extension (``{"sink": FrameSink}``) offering a WebSocket's direct writes.
+DIRECT_FRAMES = "livesale.direct_frames"
+
+
+class FrameSink(Protocol):
+    """Synchronous frame writes to one open WebSocket.
+
+    The caller keeps frames in order itself: it writes directly only while :meth:`ready` and
+    nothing of its own is waiting; otherwise it queues and, before each queued write, awaits
+    :meth:`drain`.
+    """
+
+    def ready(self) -> bool:
+        """The socket is open and its write buffer is below the high-water mark."""
+        ...
+
+    def write(self, wire: bytes) -> None:
+        """Write one complete frame from :func:`text_frame`; call only when :meth:`ready`."""
+        ...
+
+    async def drain(self) -> bool:
+        """Wait until the write buffer is below its low-water mark; ``False`` once the socket
+        is closing or gone (nothing more may be written)."""
+        ...
+
+
+def text_frame(payload: bytes) -> bytes:
+    """An unmasked, unfragmented text frame (RFC 6455 §5.2; a server never masks, §5.1) carrying
+    ``payload`` (UTF-8), the same bytes for every connection without extensions."""
+    return Frame(Opcode.TEXT, payload).serialize(mask=False)
+
+
+#: Bytes the transport may buffer for a WebSocket before it counts as not writable; past it,
+#: frames wait in the app's bounded queue (and a viewer that never drains it is dropped).
+WRITE_HIGH_WATER = 64 * 1024
+
 #: Kernel send buffer of a WebSocket. Linux grows it up to 4 MiB per socket by default; room
 #: frames are small, and a bounded buffer keeps memory per viewer low and lets the hub notice a
 #: viewer that stopped reading (its queue fills and it is dropped with 1013).
@@ -75,10 +120,64 @@ class DeadlineWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def connection_made(self, transport: BaseTransport) -> None:
         super().connection_made(transport)
+        self.write = self.transport.write
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, WS_SNDBUF)
+        with contextlib.suppress(AttributeError, NotImplementedError):
+            transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)  # type: ignore[attr-defined]
+
+    def handle_connect(self, event: Request) -> None:
+        super().handle_connect(event)
+        # Raw frames are only right without extensions (compression is off in livesale).
+        if self.response.status_code == 101 and not self.conn.extensions:
+            extensions = self.scope.get("extensions")
+            if extensions is not None:
+                extensions[DIRECT_FRAMES] = {"sink": self}
+
+    # FrameSink --------------------------------------------------------------------------------
+
+    #: :meth:`FrameSink.write`: the transport's own ``write``, bound once (it runs once per
+    #: viewer and frame, so no Python-level wrapper).
+    write: Callable[[bytes], object]
+
+    def ready(self) -> bool:
+        # ``writable`` is cleared by pause_writing() (buffer above WRITE_HIGH_WATER) and set
+        # again by resume_writing() or when the connection is lost. Every way out of the OPEN
+        # state sets ``close_sent`` (our close, a protocol error, a missed pong) or closes the
+        # transport (the peer's close), so those two stand for ``self.conn.state``.
+        return self.writable.is_set() and not self.close_sent and not self.transport.is_closing()
+
+    async def drain(self) -> bool:
+        await self.writable.wait()
+        return self.ready()
+
+    # Keepalive --------------------------------------------------------------------------------
+
+    def start_keepalive(self) -> None:
+        if self.ping_interval is not None and self.ping_interval > 0:
+            # The first ping comes at a random point of the first interval, so the pings of
+            # viewers who joined together (a show going live) do not all fall in one loop
+            # iteration, every interval, as a burst that delays fan-out. A silent peer is still
+            # gone within ``ping_interval + ping_timeout``.
+            delay = random.uniform(0.0, self.ping_interval)
+            self.ping_timer = self.loop.call_later(delay, self.send_keepalive_ping)
+
+    def send_keepalive_ping(self) -> None:
+        """uvicorn's keepalive ping, with the frame written by hand: websockets' ``send_ping``
+        builds it through its general frame serializer, which costs more than the write."""
+        self.ping_timer = None
+        if self.close_sent or self.transport.is_closing() or self.conn.state is not State.OPEN:
+            return
+        self.pending_ping_payload = payload = random.getrandbits(32).to_bytes(4, "big")
+        self.ping_sent_at = self.loop.time()
+        # RFC 6455 §5.5.2: FIN + opcode 0x9 (ping), unmasked (§5.1), 4-byte payload.
+        self.transport.write(b"\x89\x04" + payload)
+        if self.ping_timeout is not None:
+            self.pong_timer = self.loop.call_later(self.ping_timeout, self.keepalive_timeout)
+        else:
+            self.schedule_ping()
 
     def keepalive_timeout(self) -> None:
         super().keepalive_timeout()

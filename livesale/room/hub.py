@@ -1,10 +1,11 @@
 """The room hub: one Redis subscription per process, multiplexed to the rooms of this process.
 
-Every event arrives once per process from Redis, is encoded (or relayed) once, and is put on each
-connection's bounded queue with ``push`` — a plain, non-blocking call. A connection whose queue is
-full is closed with 1013 (it reconnects and gets a snapshot); nobody else waits for it, like
-``websockets.broadcast``. Hearts, stock and sales are coalesced per show on a 100 ms tick;
-presence is summed over every process once a second through Redis.
+Every event arrives once per process from Redis, is encoded (or relayed) once — JSON and
+WebSocket frame both — and handed to each connection with ``push``, a plain, non-blocking call:
+written straight to the socket while it keeps up, else put on the connection's bounded queue.
+A connection whose queue is full is closed with 1013 (it reconnects and gets a snapshot);
+nobody else waits for it, like ``websockets.broadcast``. Hearts, stock and sales are coalesced
+per show on a 100 ms tick; presence is summed over every process once a second through Redis.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from livesale.room.messages import (
     encoder,
 )
 from livesale.services import Services
+from livesale.transport import FrameSink, text_frame
 
 log = logging.getLogger("livesale.room")
 
@@ -69,11 +71,34 @@ class _Envelope(msgspec.Struct):
 _envelope = msgspec.json.Decoder(_Envelope)
 
 
+class Out:
+    """One encoded frame, for any number of connections: the JSON ``payload``, and the
+    WebSocket frame around it, built on first use and then shared by every connection."""
+
+    __slots__ = ("payload", "_wire")
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+        self._wire: bytes | None = None
+
+    @property
+    def wire(self) -> bytes:
+        if self._wire is None:
+            self._wire = text_frame(self.payload)
+        return self._wire
+
+    @property
+    def text(self) -> str:
+        return self.payload.decode()
+
+
 class Conn:
     """One WebSocket's place in a room: identity and the bounded queue of encoded frames.
 
-    The hub only calls :meth:`push`; the socket's writer task drains ``frames`` when ``wake``
-    is set and, once ``close_code`` is set, sends the close frame.
+    The hub only calls :meth:`push`. With a :class:`~livesale.transport.FrameSink` a frame goes
+    straight to the socket while it is writable and nothing is queued; otherwise it waits in
+    ``frames`` for the socket's writer task, woken by ``wake``, which also sends the close frame
+    once ``close_code`` is set.
     """
 
     __slots__ = (
@@ -81,6 +106,7 @@ class Conn:
         "viewer_id",
         "nick",
         "host",
+        "sink",
         "frames",
         "wake",
         "pending",
@@ -98,10 +124,12 @@ class Conn:
         self.viewer_id = viewer_id
         self.nick = nick
         self.host = host
-        self.frames: deque[str] = deque()
+        #: Direct writes to the socket, when the server offers them.
+        self.sink: FrameSink | None = None
+        self.frames: deque[Out] = deque()
         self.wake = asyncio.Event()
         #: While a snapshot is being read, frames wait here with their sequence numbers.
-        self.pending: list[tuple[str, int]] | None = None
+        self.pending: list[tuple[Out, int]] | None = None
         #: Sequenced frames up to this number are already in the last snapshot sent.
         self.floor = 0
         self.close_code = 0
@@ -110,8 +138,8 @@ class Conn:
         #: Called once if the connection is dropped for being too slow.
         self.on_drop: Callable[[], object] | None = None
 
-    def push(self, frame: str, seq: int = 0) -> None:
-        """Queue ``frame`` without waiting; ``seq`` is set for sequenced events only."""
+    def push(self, frame: Out, seq: int = 0) -> None:
+        """Send or queue ``frame`` without waiting; ``seq`` is set for sequenced events only."""
         if self.close_code:
             return
         if self.pending is not None:
@@ -122,10 +150,16 @@ class Conn:
             return
         if seq and seq <= self.floor:
             return
-        if len(self.frames) >= self.limit:
+        frames = self.frames
+        if not frames:
+            sink = self.sink
+            if sink is not None and sink.ready():
+                sink.write(frame.wire)
+                return
+        if len(frames) >= self.limit:
             self.close(1013, "too slow; reconnect", drop=True)
             return
-        self.frames.append(frame)
+        frames.append(frame)
         self.wake.set()
 
     def close(self, code: int, reason: str = "", drop: bool = False) -> None:
@@ -140,12 +174,17 @@ class Conn:
                 self.on_drop()
         self.wake.set()
 
+    def gone(self) -> None:
+        """The socket is closing or closed: drop what is queued and queue nothing more."""
+        self.close_code = self.close_code or 1006
+        self.frames.clear()
+
     def hold_frames(self) -> None:
         """Buffer frames from now on until :meth:`release_frames` (a snapshot is being read)."""
         if self.pending is None:
             self.pending = []
 
-    def release_frames(self, snapshot: str, seq: int) -> None:
+    def release_frames(self, snapshot: Out, seq: int) -> None:
         """Send ``snapshot`` (as of ``seq``), then the buffered frames it does not already hold."""
         pending, self.pending = self.pending or [], None
         self.floor = seq
@@ -183,15 +222,15 @@ class Room:
         self.sales: dict[str, int] = {}
         self.presence = -1
 
-    def broadcast(self, frame: str, seq: int = 0) -> None:
+    def broadcast(self, frame: Out, seq: int = 0) -> None:
         for conn in self.conns:
             conn.push(frame, seq)
 
-    def stamp(self, raw: str) -> str:
+    def stamp(self, raw: bytes) -> Out:
         """An unsequenced bus event with this room's current ``seq``."""
-        if '"seq":0' in raw:
-            return raw.replace('"seq":0', f'"seq":{self.last_seq}', 1)
-        return f'{{"seq":{self.last_seq},{raw[1:]}' if raw != "{}" else raw
+        if b'"seq":0' in raw:
+            return Out(raw.replace(b'"seq":0', b'"seq":%d' % self.last_seq, 1))
+        return Out(b'{"seq":%d,%s' % (self.last_seq, raw[1:]) if raw != b"{}" else raw)
 
 
 class Hub:
@@ -299,7 +338,7 @@ class Hub:
             muted_until=state.muted_until,
             holds=await self._own_holds(conn, [item.sku for item in lineup.items]),
         )
-        conn.release_frames(encoder.encode(snap).decode(), state.seq)
+        conn.release_frames(Out(encoder.encode(snap)), state.seq)
 
     async def _own_holds(self, conn: Conn, skus: list[str]) -> list[dict[str, object]]:
         """The viewer's live holds in this show, as the hold API shows them (none for hosts)."""
@@ -351,7 +390,7 @@ class Hub:
                     "show %s: events %d..%d missed", room.show_id, room.last_seq + 1, env.seq - 1
                 )
             room.last_seq = max(room.last_seq, env.seq)
-            room.broadcast(data.decode(), env.seq)
+            room.broadcast(Out(data), env.seq)
         elif kind == "stock" and env.sku is not None and env.available is not None:
             room.stock[env.sku] = env.available
         elif kind == "sale" and env.sku is not None and env.qty is not None:
@@ -361,17 +400,17 @@ class Hub:
         elif kind in ("hold", "order", "planted", "muted"):
             targets = room.viewers.get(env.viewer_id or "", ())
             if targets:
-                frame = room.stamp(data.decode())
+                frame = room.stamp(data)
                 for conn in targets:
                     conn.push(frame)
         elif kind == "plants":
             if room.hosts:
-                frame = room.stamp(data.decode())
+                frame = room.stamp(data)
                 for conn in room.hosts:
                     conn.push(frame)
         elif kind in SEQUENCED:
             # Published without a number (straight PUBLISH): relay it as unsequenced.
-            room.broadcast(room.stamp(data.decode()))
+            room.broadcast(room.stamp(data))
         else:
             log.debug("ignoring room event of type %r", kind)
 
@@ -395,19 +434,17 @@ class Hub:
         for room in self.rooms.values():
             room.hearts_out = 0
             if room.hearts_in:
-                frame = encoder.encode(Hearts(seq=room.last_seq, count=room.hearts_in))
+                frame = Out(encoder.encode(Hearts(seq=room.last_seq, count=room.hearts_in)))
                 room.hearts_in = 0
-                room.broadcast(frame.decode())
+                room.broadcast(frame)
             if stock_too and room.stock:
                 items = [StockItem(sku, n) for sku, n in room.stock.items()]
                 room.stock = {}
-                room.broadcast(
-                    encoder.encode(StockChanged(seq=room.last_seq, items=items)).decode()
-                )
+                room.broadcast(Out(encoder.encode(StockChanged(seq=room.last_seq, items=items))))
             if stock_too and room.sales:
                 sold = [SaleItem(sku, n) for sku, n in room.sales.items()]
                 room.sales = {}
-                room.broadcast(encoder.encode(Sold(seq=room.last_seq, items=sold)).decode())
+                room.broadcast(Out(encoder.encode(Sold(seq=room.last_seq, items=sold))))
         if outgoing:
             try:
                 async with self.redis.pipeline(transaction=False) as pipe:
@@ -439,9 +476,7 @@ class Hub:
                     continue
                 if total != room.presence:
                     room.presence = total
-                    room.broadcast(
-                        encoder.encode(Presence(seq=room.last_seq, viewers=total)).decode()
-                    )
+                    room.broadcast(Out(encoder.encode(Presence(seq=room.last_seq, viewers=total))))
 
 
 async def start(services: Services) -> Hub:

@@ -23,7 +23,7 @@ from livesale import services as svc
 from livesale.config import Settings
 from livesale.errors import Forbidden, LivesaleError, Unauthorized
 from livesale.http import problem_response
-from livesale.room.hub import Conn, Hub
+from livesale.room.hub import Conn, Hub, Out
 from livesale.room.messages import (
     CLIENT_TYPES,
     HOST_ONLY,
@@ -44,6 +44,7 @@ from livesale.room.messages import (
     encoder,
 )
 from livesale.room.state import Refused, clean_chat, take_token
+from livesale.transport import DIRECT_FRAMES
 
 log = logging.getLogger("livesale.room")
 
@@ -104,6 +105,7 @@ class RoomSocket:
             await websocket.send_denial_response(problem_response(exc))
             return
         await websocket.accept()
+        conn.sink = ((self.scope.get("extensions") or {}).get(DIRECT_FRAMES) or {}).get("sink")
         hub.attach(conn)
         writer = asyncio.create_task(self._write(hub, conn), name="room-writer")
         try:
@@ -124,12 +126,21 @@ class RoomSocket:
         """Drain the queue into the socket; then send the close frame the hub asked for."""
         send = self.send
         frames = conn.frames
+        sink = conn.sink
         try:
             while True:
                 await conn.wake.wait()
                 conn.wake.clear()
                 while frames:
-                    await send({"type": "websocket.send", "text": frames.popleft()})
+                    if sink is None:
+                        await send({"type": "websocket.send", "text": frames.popleft().text})
+                    elif sink.ready():
+                        # Taken off the queue only as it is written, so ``push`` never
+                        # overtakes it.
+                        sink.write(frames.popleft().wire)
+                    elif not await sink.drain():
+                        conn.gone()  # closing or closed: nothing more can be written
+                        return
                 if conn.close_code:
                     await send(
                         {
@@ -197,7 +208,7 @@ def _error(hub: Hub, conn: Conn, code: str, detail: str, retry_ms: int = 0) -> N
         detail = f"{detail} (retry in {retry_ms} ms)"
     room = hub.rooms.get(conn.show_id)
     seq = room.last_seq if room is not None else 0
-    conn.push(encoder.encode(ErrorMsg(seq=seq, code=code, detail=detail)).decode())
+    conn.push(Out(encoder.encode(ErrorMsg(seq=seq, code=code, detail=detail))))
 
 
 async def _identify(services: svc.Services, show_id: str, websocket: WebSocket) -> Conn:
