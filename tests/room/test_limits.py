@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+from typing import Any
 
 import httpx
 import pytest
@@ -13,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import Close, Opcode
+from websockets.frames import Close, Frame, Opcode
 from websockets.uri import parse_uri
 
 from tests.conftest import LiveServer
@@ -182,6 +183,48 @@ async def test_slow_consumer_dropped_1013_without_delaying_others(
     lines = [int(m["text"][:5]) for m in fast.seen if m["type"] == "chat"]
     assert lines == list(range(1, sent + 1))
     assert await _close_code(protocol, reader, writer) == 1013
+    writer.close()
+
+
+async def test_viewer_that_pauses_reading_gets_every_frame_in_order(
+    server: LiveServer, show: ShowSetup, connect: Connect
+) -> None:
+    """A viewer that stops reading until its socket buffers are full (so later frames wait in
+    its queue), then reads again, gets every frame once, in order, and stays connected."""
+    protocol, reader, writer = await _raw_ws(server, show, new_viewer(server.url, "napper")[1])
+    host = await connect(show, show.host_token, max_queue=None)
+    auth = {"Authorization": f"Bearer {server.api_key}"}
+    extra = [
+        {"sku": f"BULK-{n}", "title": "t" * 150, "price": {"amount": 100, "currency": "EUR"}}
+        for n in range(150)
+    ]
+    assert httpx.post(f"{server.url}/api/products/import", json=extra, headers=auth).is_success
+    big = [{"sku": p["sku"]} for p in extra]
+    # 20 line-ups of ~40 KB: more than the kernel and the transport buffer hold for a socket
+    # that is not read, far fewer frames than the queue's limit.
+    for _ in range(20):
+        big.reverse()
+        put = httpx.put(f"{server.url}/api/shows/{show.id}/lineup", json=big, headers=auth)
+        assert put.status_code == 200
+    await host.send(type="chat", text="wake up")
+    await host.expect("chat", lambda m: m["text"] == "wake up", timeout=10)
+
+    frames: list[dict[str, Any]] = []
+    while not any(m["type"] == "chat" for m in frames):
+        data = await asyncio.wait_for(reader.read(1 << 20), 10)
+        assert data, "the server hung up"
+        protocol.receive_data(data)
+        for event in protocol.events_received():
+            if isinstance(event, Frame):
+                assert event.opcode is not Opcode.CLOSE, Close.parse(event.data)
+                if event.opcode is Opcode.TEXT:
+                    frames.append(json.loads(event.data))
+        writer.write(b"".join(protocol.data_to_send()))
+    lineups = [m for m in frames if m["type"] == "lineup"]
+    seqs = [m["seq"] for m in lineups]
+    assert len(lineups) == 20 and seqs == list(range(seqs[0], seqs[0] + 20))
+    firsts = [m["lineup"]["items"][0]["sku"] for m in lineups]
+    assert firsts == ["BULK-149", "BULK-0"] * 10
     writer.close()
 
 
