@@ -21,7 +21,7 @@ import msgspec
 from prometheus_client import Counter, Gauge
 from redis.exceptions import RedisError
 
-from livesale import keys
+from livesale import background, keys
 from livesale.errors import LivesaleError
 from livesale.ids import new_id
 from livesale.orders.holds import hold_out
@@ -267,11 +267,7 @@ class Hub:
 
     async def aclose(self) -> None:
         """Stop relaying; forget this process's presence; close every room connection."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await background.stop(self._tasks)
         for room in self.rooms.values():
             for conn in room.conns:
                 conn.close(1012, "server restarting")
@@ -371,6 +367,7 @@ class Hub:
                 await asyncio.sleep(0.5)
             except Exception:
                 log.exception("room bus relay failed; continuing")
+            background.check_cancelled()
 
     def _dispatch(self, channel: bytes, data: bytes) -> None:
         """Route one bus event to the room's connections (called in Redis order)."""
@@ -426,6 +423,7 @@ class Hub:
                 raise
             except Exception:
                 log.exception("room tick failed")
+            background.check_cancelled()
 
     async def _flush(self, stock_too: bool) -> None:
         outgoing = [
@@ -477,6 +475,7 @@ class Hub:
                 if total != room.presence:
                     room.presence = total
                     room.broadcast(Out(encoder.encode(Presence(seq=room.last_seq, viewers=total))))
+            background.check_cancelled()
 
 
 async def start(services: Services) -> Hub:
