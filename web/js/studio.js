@@ -1,6 +1,6 @@
 // The host studio: camera preview, going live over WHIP, the line-up, requests, chat, live sales.
 
-import { api, el, errorText, money, showIdFromPath, toast } from "./api.js";
+import { api, applyStock, el, errorText, money, pushChat, showIdFromPath, toast } from "./api.js";
 import { Room } from "./room.js";
 import { publish } from "./webrtc.js";
 
@@ -243,6 +243,12 @@ function renderStats() {
     ? revenue.map(([currency, amount]) => money({ amount, currency })).join(" + ") : "0";
 }
 
+// Stock frames arrive every ~200 ms in a flash sale: ask for the live holds at most every 2 s.
+let statsTimer = 0;
+function refreshStatsSoon() {
+  if (!statsTimer) statsTimer = setTimeout(() => { statsTimer = 0; refreshStats(); }, 2000);
+}
+
 async function refreshStats() {
   try {
     const stats = await api("GET", `/api/shows/${showId}/stats`, { token: state.token });
@@ -301,12 +307,9 @@ function onMessage(msg) {
       renderLineup();
       break;
     case "stock":
-      for (const { sku, available } of msg.items) {
-        const item = state.items.get(sku);
-        if (item) item.available = available;
-      }
+      applyStock(state.items, msg.items);
       renderLineup();
-      refreshStats();
+      refreshStatsSoon();
       break;
     case "sale":
       for (const { sku, qty } of msg.items) {
@@ -320,8 +323,7 @@ function onMessage(msg) {
       renderStats();
       break;
     case "chat":
-      state.chat.push(msg);
-      if (state.chat.length > 300) state.chat.splice(0, state.chat.length - 300);
+      pushChat(state.chat, msg, 300);
       renderChat();
       break;
     case "chat_deleted":

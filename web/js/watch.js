@@ -1,6 +1,8 @@
 // The viewer page: video over WHEP, the room, the line-up strip, buying with a hold countdown.
 
-import { api, ApiError, el, errorText, money, newKey, showIdFromPath, toast } from "./api.js";
+import {
+  api, ApiError, applyStock, el, errorText, money, newKey, pushChat, showIdFromPath, toast,
+} from "./api.js";
 import { Room } from "./room.js";
 import { play } from "./webrtc.js";
 
@@ -191,6 +193,14 @@ function renderLineup() {
   renderFeatured();
 }
 
+// Bring the featured card into view; only when the featured item changes, so stock updates
+// never pull the strip away from where the viewer scrolled.
+function showFeatured() {
+  const card = state.featured &&
+    document.querySelector(`#lineup [data-sku="${CSS.escape(state.featured)}"]`);
+  if (card) card.scrollIntoView({ behavior: "smooth", inline: "center", block: "nearest" });
+}
+
 function renderFeatured() {
   const box = $("featured");
   const item = state.featured && state.items.get(state.featured);
@@ -203,8 +213,6 @@ function renderFeatured() {
     el("span", { class: "featured-badge" }, "Now explaining"),
     el("strong", {}, item.title), " ", el("span", {}, money(item.price)),
   );
-  const card = document.querySelector(`#lineup [data-sku="${CSS.escape(item.sku)}"]`);
-  if (card) card.scrollIntoView({ behavior: "smooth", inline: "center", block: "nearest" });
 }
 
 function ask(sku) {
@@ -439,6 +447,7 @@ function onMessage(msg) {
       state.featured = msg.sku;
       if (msg.sku) state.requested.delete(msg.sku);
       renderLineup();
+      showFeatured();
       break;
     case "requests": {
       const open = new Set(msg.queue.map((r) => r.sku));
@@ -447,17 +456,13 @@ function onMessage(msg) {
       break;
     }
     case "stock":
-      for (const { sku, available } of msg.items) {
-        const item = state.items.get(sku);
-        if (item) item.available = available;
-      }
+      applyStock(state.items, msg.items);
       renderLineup();
       break;
     case "sale":
       break;
     case "chat":
-      state.chat.push(msg);
-      if (state.chat.length > 200) state.chat.splice(0, state.chat.length - 200);
+      pushChat(state.chat, msg, 200);
       renderChat();
       break;
     case "chat_deleted":
