@@ -127,13 +127,13 @@ async def show_stats(request: Request) -> Response:
     services = svc.of(request)
     show_id = request.path_params["show_id"]
     await merchant_or_host(request, show_id)
+    skus = await services.shows.lineup_skus(show_id)
     rows = await services.db.fetchall(
         "SELECT currency, COUNT(*) AS n, SUM(qty) AS units, SUM(amount) AS amount FROM orders"
         " WHERE show_id = ? AND state = 'confirmed' GROUP BY currency ORDER BY currency",
         (show_id,),
     )
-    lineup = await services.shows.lineup(show_id)
-    holds = await worker.of(request).holds.live(show_id, [i.sku for i in lineup.items])
+    holds = await worker.of(request).holds.live(show_id, skus)
     return json_response(
         ShowStats(
             show_id=show_id,

@@ -207,6 +207,14 @@ class ShowStore:
             (show_id,),
         )
 
+    async def lineup_skus(self, show_id: str) -> list[str]:
+        """The line-up's SKUs in show order (no stock, no Redis): 404 for an unknown show."""
+        await self._row(show_id)
+        rows = await self.db.fetchall(
+            "SELECT sku FROM lineup_items WHERE show_id = ? ORDER BY position", (show_id,)
+        )
+        return [r["sku"] for r in rows]
+
     async def lineup(self, show_id: str) -> Lineup:
         """The line-up in show order, with live stock and the featured item."""
         await self._row(show_id)
