@@ -214,10 +214,10 @@ async def start(services: svc.Services) -> MediaHub:
     async def on_paused(show_id: str, paused: bool) -> None:
         # The show's Redis hash carries ``paused`` (livesale.keys.show) for every process; the
         # room hears it as a ``show`` event (livesale.events).
-        if not await is_live(show_id):
-            return  # an ended show is not paused: its end has been announced already
         try:
             await services.redis.hset(keys.show(show_id), "paused", "1" if paused else "0")
+            if not await is_live(show_id):
+                return  # an ended show is not paused: its end has been announced already
             await events.publish(
                 services.redis, show_id, {"type": "show", "state": "live", "paused": paused}
             )

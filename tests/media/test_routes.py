@@ -107,7 +107,12 @@ async def test_whip_and_whep_carry_the_show_end_to_end(
         hub = media_hub(server)
         assert hub.peer_connections == 0
         assert hub.sessions == {}
-        shown = (await client.get(f"/api/shows/{show.id}")).json()
+        # The relay records the pause from a task of its own, right after the DELETE answers.
+        for _ in range(50):
+            shown = (await client.get(f"/api/shows/{show.id}")).json()
+            if shown["paused"]:
+                break
+            await asyncio.sleep(0.02)
         assert shown["paused"] is True
         announced = []
         for _ in range(50):
