@@ -3,7 +3,8 @@
 * :class:`DeadlineHttpProtocol`: a connection must finish sending its request headers within
   :data:`HANDSHAKE_SECONDS` of connecting (or of starting its next request); uvicorn otherwise
   keeps a client that sends half a request — or nothing — forever. This covers the HTTP half of
-  the WebSocket opening handshake.
+  the WebSocket opening handshake. It also sends each response's head with its body, in one
+  write (:class:`HeadWithBody`).
 * :class:`DeadlineWebSocketProtocol`: when the keepalive ping goes unanswered or the closing
   handshake times out, the transport is aborted. uvicorn calls ``transport.close()``, which waits
   for the write buffer to drain — forever when the peer has stopped reading.
@@ -24,7 +25,7 @@ from asyncio import BaseTransport, TimerHandle
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
@@ -51,7 +52,11 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._disarm()
+        previous = self.cycle
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and cycle is not previous:  # not a WebSocket upgrade
+            cycle.transport = HeadWithBody(self.transport, cycle)  # type: ignore[assignment]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -70,6 +75,45 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
         self._deadline = None
         if not self.transport.is_closing():
             self.transport.abort()
+
+
+class HeadWithBody:
+    """The transport as one uvicorn response cycle sees it: the status line and headers are
+    kept back and written together with the first part of the body.
+
+    uvicorn writes the head when the app sends ``http.response.start`` and the body when it
+    sends ``http.response.body``, two sends (two TCP segments) for every response; a buy click
+    is answered in one. Every response ends with a body message (empty for 204, HEAD or an empty
+    body), so the head always goes out; a ``100 Continue`` comes before the response starts and
+    is written at once.
+    """
+
+    __slots__ = ("_transport", "_cycle", "_head", "_started")
+
+    def __init__(self, transport: asyncio.Transport, cycle: RequestResponseCycle) -> None:
+        self._transport = transport
+        self._cycle = cycle
+        self._head: bytes | None = None
+        self._started = False
+
+    def write(self, data: bytes) -> None:
+        if not self._started and self._cycle.response_started:
+            self._started = True  # uvicorn sets response_started, then writes the head
+            self._head = data
+            return
+        if self._head is not None:
+            data = self._head + data
+            self._head = None
+        self._transport.write(data)
+
+    def close(self) -> None:
+        if self._head is not None:
+            self._transport.write(self._head)
+            self._head = None
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
 
 
 #: The ASGI scope extension (``{"sink": FrameSink}``) offering a WebSocket's direct writes.

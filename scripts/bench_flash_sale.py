@@ -2,11 +2,13 @@
 """Flash-sale benchmark: N buyers press "Buy" on one SKU at the same moment.
 
 Starts ``livesale serve`` (one process, the embedded Redis) on a fresh data directory, makes a
-product with S units, a live show and N viewers. Client processes (``--clients``, default 2)
-then each open a keep-alive connection per buyer beforehand (the page is open) and, on a common
-signal, send every buyer's click at once. The script prints answered clicks per second (all N
-answers over the time from the first click sent to the last answer read), p50/p99 latency of
-the clicks, the CPU the server process used per click, and the oversell check.
+live show and N viewers, and one product with S units for each round, so that every round is a
+real sale (S holds, the rest sold out) and not a replay against an empty shelf. Client
+processes (``--clients``, default 2) then each open a keep-alive connection per buyer beforehand
+(the page is open) and, on a common signal, send every buyer's click at once. The script prints
+answered clicks per second (all N answers over the time from the first click sent to the last
+answer read), p50/p99 latency of the clicks, the CPU the server process used per click, and
+the oversell check.
 
 In the same run it measures the baseline, one redis-py client (hiredis when installed) calling
 the same reserve script on the same Redis: sequentially (one call in flight) and pipelined
@@ -85,7 +87,7 @@ class Buyer(asyncio.Protocol):
             self.answer.set_exception(ConnectionError("server closed the connection"))
 
 
-async def client_main(port: int, path: str, sku: str, tokens: list[str], pipe: Connection) -> None:
+async def client_main(port: int, path: str, tokens: list[str], pipe: Connection) -> None:
     """One client process: connect every buyer, then one burst of clicks per ``go``."""
     loop = asyncio.get_running_loop()
     buyers: list[Buyer] = []
@@ -96,9 +98,10 @@ async def client_main(port: int, path: str, sku: str, tokens: list[str], pipe: C
         buyers.extend(protocol for _, protocol in made)
     pipe.send("ready")
     while True:
-        round_no = await loop.run_in_executor(None, pipe.recv)
-        if round_no is None:
+        job = await loop.run_in_executor(None, pipe.recv)
+        if job is None:
             break
+        round_no, sku = job
         requests = []
         for token in tokens:
             body = json.dumps({"sku": sku, "qty": 1, "idempotency_key": f"r{round_no}"}).encode()
@@ -127,8 +130,8 @@ async def client_main(port: int, path: str, sku: str, tokens: list[str], pipe: C
             b.transport.close()
 
 
-def client_process(port: int, path: str, sku: str, tokens: list[str], pipe: Connection) -> None:
-    uvloop.run(client_main(port, path, sku, tokens, pipe))
+def client_process(port: int, path: str, tokens: list[str], pipe: Connection) -> None:
+    uvloop.run(client_main(port, path, tokens, pipe))
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -265,11 +268,9 @@ def bench(args: argparse.Namespace) -> int:
         merchant = httpx.Client(
             base_url=url, headers={"Authorization": f"Bearer {api_key}"}, timeout=30
         )
-        sku = "FLASH-1"
-        for product, title, stock in (
-            (sku, "Flash lipstick", args.stock),
-            ("RAW-1", "Raw", 10_000_000),
-        ):
+        skus = [f"FLASH-{n}" for n in range(1, args.rounds + 1)]
+        products = [(sku, f"Flash lipstick {n}", args.stock) for n, sku in enumerate(skus, 1)]
+        for product, title, stock in [*products, ("RAW-1", "Raw", 10_000_000)]:
             merchant.post(
                 "/api/products",
                 json={
@@ -281,7 +282,7 @@ def bench(args: argparse.Namespace) -> int:
             ).raise_for_status()
         show = merchant.post("/api/shows", json={"title": "Bench", "host_name": "Bench"}).json()
         merchant.put(
-            f"/api/shows/{show['id']}/lineup", json=[{"sku": sku}, {"sku": "RAW-1"}]
+            f"/api/shows/{show['id']}/lineup", json=[{"sku": s} for s in [*skus, "RAW-1"]]
         ).raise_for_status()
         merchant.post(f"/api/shows/{show['id']}/start").raise_for_status()
 
@@ -292,7 +293,7 @@ def bench(args: argparse.Namespace) -> int:
             ours, theirs = spawn.Pipe()
             share = tokens[i :: args.clients]
             process = spawn.Process(
-                target=client_process, args=(port, path, sku, share, theirs), daemon=True
+                target=client_process, args=(port, path, share, theirs), daemon=True
             )
             process.start()
             clients.append((process, ours))
@@ -304,9 +305,9 @@ def bench(args: argparse.Namespace) -> int:
         )
         print(f"load average before: {load_average()}")
         rates: list[float] = []
-        for round_no in range(1, args.rounds + 1):
+        for round_no, sku in enumerate(skus, 1):
             for _, pipe in clients:
-                pipe.send(round_no)
+                pipe.send((round_no, sku))
             for _, pipe in clients:
                 assert pipe.recv() == "armed"
             cpu_before = cpu_seconds(server.pid)
@@ -333,10 +334,18 @@ def bench(args: argparse.Namespace) -> int:
             pipe.send(None)
         for process, _ in clients:
             process.join(10)
-        level = merchant.get(f"/api/stock/{sku}").json()
-        oversold = max(0, level["held"] + level["sold"] - args.stock)
-        invariant = level["available"] + level["held"] + level["sold"] == level["on_hand"]
-        print(f"stock after: {level}  oversold units: {oversold}  invariant: {invariant}")
+        oversold = 0
+        invariant = True
+        for sku in skus:
+            level = merchant.get(f"/api/stock/{sku}").json()
+            oversold += max(0, level["held"] + level["sold"] - args.stock)
+            invariant = invariant and (
+                level["available"] + level["held"] + level["sold"] == level["on_hand"]
+            )
+            print(f"stock after: {level}")
+        print(
+            f"oversold units: {oversold}  invariant available + held + sold = on_hand: {invariant}"
+        )
         redis_url = f"unix://{socket_path(data_dir)}"
         print(f"Redis's own time per script call in the rounds: {redis_usec(redis_url):.0f} us")
         sequential, pipelined = uvloop.run(
