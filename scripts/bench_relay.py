@@ -3,12 +3,16 @@
     python scripts/bench_relay.py --viewers 10
 
 One publisher sends the moving test pattern (640x480, 30 fps, ~1.2 Mbit/s VP8, a keyframe every
-2 s) to a relay process pinned to one CPU. N viewers watch: N - 1 of them, spread over separate
-processes, count the frames they receive (RTP packets carrying the marker bit, after SRTP) without
-decoding them or running aiortc's receive path, so that two cores can host 40 of them; the last
-one is a *latency probe* that receives like a browser (a frame is complete on its marker bit),
-decodes every frame and reads back the capture time the publisher painted into the picture, so
-capture-to-decode latency (encode, both hops through the relay, decode) is measured end to end.
+2 s) to a relay process pinned to one CPU. The pattern carries sensor-like grain, so that the
+encoder really spends the bitrate, as on a camera's picture (the bare pattern needs less than
+half of it); the script prints the bitrate the relay forwarded to each viewer.
+
+N viewers watch: N - 1 of them, spread over separate processes, count the frames they receive
+(RTP packets carrying the marker bit, after SRTP) without decoding them or running aiortc's
+receive path, so that two cores can host 40 of them; the last one is a *latency probe* that
+receives like a browser (a frame is complete on its marker bit), decodes every frame and reads
+back the capture time the publisher painted into the picture, so capture-to-decode latency
+(encode, both hops through the relay, decode) is measured end to end.
 
 The relay's CPU is measured as CPU seconds of its process over the measurement window
 (``getrusage``), not wall time. Then the same load runs through aiortc's ``MediaRelay`` (decode +
@@ -73,6 +77,7 @@ def run_relay(mode: str, port: int) -> None:
 
     from livesale.media.hub import HubTimings, MediaHub
     from livesale.media.ice import IceConfig, rtc_configuration, use_host_addresses
+    from livesale.server import tune_gc
 
     os.sched_setaffinity(0, {RELAY_CPU})
     ice = IceConfig(hosts=("127.0.0.1",))
@@ -115,13 +120,17 @@ def run_relay(mode: str, port: int) -> None:
         )
 
     def stats() -> dict[str, int]:
-        return {"forwarded": hub.stats.video_frames_forwarded}
+        return {
+            "forwarded": hub.stats.video_frames_forwarded,
+            "bytes": hub.stats.bytes_forwarded,
+        }
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         use_host_addresses(["127.0.0.1"])
         if mode == "passthrough":
             await hub.start()
+        tune_gc()  # as ``livesale serve`` does once it has started
         yield
         if mode == "passthrough":
             await hub.aclose()
@@ -158,6 +167,7 @@ async def run_publisher(port: int, seconds: float) -> None:
         bitrate=BITRATE,
         keyframe_every=2,
         stamp=True,
+        grain=True,
     )
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
 
@@ -333,6 +343,9 @@ def measure(mode: str, viewers: int, warmup: float, window: float) -> dict[str, 
                 proc.kill()
     cpu = last["cpu"] - first["cpu"]
     wall = last["wall"] - first["wall"]
+    # The publisher's bitrate, as forwarded (the pass-through relay counts what it forwards).
+    sent = last.get("bytes", 0) - first.get("bytes", 0)
+    bitrate = sent * 8 / wall / viewers if sent else math.nan
     fps = [f / window for f in frames]
     delivered = sum(frames) * wall / window
     return {
@@ -348,6 +361,7 @@ def measure(mode: str, viewers: int, warmup: float, window: float) -> dict[str, 
         "latency_p95": percentile(latencies, 95),
         "latency_samples": len(latencies),
         "undecodable": undecodable,
+        "bitrate": bitrate,
     }
 
 
@@ -375,6 +389,11 @@ def report(result: dict[str, Any]) -> None:
         f"{result['cpu_per_frame'] * 1e6:.0f} µs",
         flush=True,
     )
+    if not math.isnan(result["bitrate"]):
+        print(
+            f"  {'':<12} video forwarded to each viewer: {result['bitrate'] / 1e6:.2f} Mbit/s",
+            flush=True,
+        )
 
 
 def main() -> int:

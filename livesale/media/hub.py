@@ -257,13 +257,13 @@ class MediaHub:
                 # Pin before the offer is applied: the sender uses the first common codec.
                 transceiver.setCodecPreferences(offers.video_preferences(broadcast.codec))
                 redirect_keyframe_requests(transceiver.sender, broadcast.viewer_keyframe_request)
-                install_sender(transceiver.sender, track)
+                install_sender(transceiver.sender, track, self.stats)
                 pairs.append((transceiver, track))
             if audio is not None:
                 track = RelayTrack("audio", self.stats, broadcast.keyframes.request)
                 transceiver = pc.addTransceiver(track, direction="sendonly")
                 transceiver.setCodecPreferences(audio)
-                install_sender(transceiver.sender, track)
+                install_sender(transceiver.sender, track, self.stats)
                 pairs.append((transceiver, track))
             session.answer = await self._negotiate(pc, offer_sdp)
         except BaseException:

@@ -1,6 +1,6 @@
 """The few aiortc/aioice internals the pass-through relay relies on, in one place.
 
-aiortc 1.16 has no public API for forwarding encoded media, so the relay hooks in at four points
+aiortc 1.16 has no public API for forwarding encoded media, so the relay hooks in at five points
 (see the module docstrings of :mod:`livesale.media.relay`, :mod:`livesale.media.jitter` and
 :mod:`livesale.media.sender`):
 
@@ -10,7 +10,10 @@ aiortc 1.16 has no public API for forwarding encoded media, so the relay hooks i
 3. the receiver's ``_send_rtcp_pli(ssrc)``, used to ask the publisher for a keyframe;
 4. the sender's RTP loop (``_run_rtp``, started by ``send()``) and NACK answer (``_retransmit``),
    replaced per viewer by :mod:`livesale.media.sender`, which keeps the private counters aiortc's
-   RTCP sender reports read and the events ``stop()`` waits for.
+   RTCP sender reports read and the events ``stop()`` waits for;
+5. the wire under a viewer's sender, written to directly: the DTLS transport's state, SRTP
+   session (pylibsrtp's buffer and libsrtp's ``srtp_protect``) and stats counters, and the UDP
+   transport and remote address of aioice's nominated candidate pair.
 
 :func:`check_aiortc_internals` verifies all of them against the installed sources; the hub runs
 it at start-up and a test runs it too, so an aiortc upgrade that moves them fails loudly instead
@@ -25,6 +28,9 @@ from typing import Any
 
 import aioice.ice
 import aiortc
+import pylibsrtp
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcicetransport import RTCIceTransport
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtcrtpsender import RTCRtpSender
 
@@ -108,6 +114,51 @@ def check_aiortc_internals() -> None:
             aioice.ice.Connection.gather_candidates,
             "get_host_addresses(",
             "aioice no longer gathers host candidates through get_host_addresses()",
+        ),
+        (
+            RTCDtlsTransport._send_rtp,
+            "data = self._tx_srtp.protect(data)",
+            "the DTLS transport no longer protects RTP with self._tx_srtp",
+        ),
+        (
+            RTCDtlsTransport._send_rtp,
+            "if self._state != State.CONNECTED:",
+            "the DTLS transport no longer keeps its state in self._state",
+        ),
+        (
+            RTCDtlsTransport._send_rtp,
+            "self.__tx_packets += 1",
+            "the DTLS transport no longer counts packets sent in __tx_packets",
+        ),
+        (
+            RTCIceTransport.__init__,
+            "self._connection = gatherer._connection",
+            "the ICE transport no longer keeps aioice's connection in _connection",
+        ),
+        (
+            aioice.ice.Connection.sendto,
+            "active_pair = self._nominated.get(component)",
+            "aioice no longer keeps the selected pair per component in _nominated",
+        ),
+        (
+            aioice.ice.Connection.sendto,
+            "await active_pair.protocol.send_data(data, active_pair.remote_addr)",
+            "aioice no longer sends through pair.protocol to pair.remote_addr",
+        ),
+        (
+            aioice.ice.StunProtocol.send_data,
+            "self.transport.sendto(data, addr)",
+            "aioice's protocol no longer sends with self.transport.sendto(data, addr)",
+        ),
+        (
+            getattr(pylibsrtp.Session, "_Session__process", None),
+            "_srtp_assert(func(self._srtp[0], self._cdata, len_p))",
+            "pylibsrtp no longer calls libsrtp with (self._srtp[0], self._cdata, length)",
+        ),
+        (
+            getattr(pylibsrtp.Session, "_Session__process", None),
+            "self._buffer[0 : len(data)] = data",
+            "pylibsrtp no longer encrypts in place in self._buffer",
         ),
     ]
     for obj, needle, meaning in expectations:

@@ -28,8 +28,10 @@ class MediaStats:
     keyframe_requests: int = 0
     #: Picture-loss / FIR requests received from viewers.
     viewer_keyframe_requests: int = 0
-    #: Viewers flushed and re-synchronised on a keyframe because their queue overflowed.
+    #: Viewers flushed and re-synchronised on a keyframe because they fell behind.
     viewer_resyncs: int = 0
+    #: Packets sent again because a viewer reported them lost (NACK).
+    retransmissions: int = 0
     #: Viewer sessions closed by the relay (ICE failure, silence, codec change, shutdown).
     viewers_dropped: int = 0
     publisher_losses: int = 0
@@ -75,8 +77,13 @@ class MediaCollector(Collector):
         )
         yield CounterMetricFamily(
             "livesale_media_viewer_resyncs",
-            "Viewer queues flushed and re-synchronised on the next keyframe",
+            "Viewers that fell behind, flushed and re-synchronised on the next keyframe",
             value=s.viewer_resyncs,
+        )
+        yield CounterMetricFamily(
+            "livesale_media_retransmissions",
+            "Packets sent again to viewers that reported them lost (NACK), from sender history",
+            value=s.retransmissions,
         )
         yield CounterMetricFamily(
             "livesale_media_viewers_dropped",

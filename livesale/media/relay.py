@@ -9,11 +9,12 @@ them (``encoder.pack()``); nothing is decoded and nothing is encoded. One show i
 * one :class:`Channel` per media kind, which places each frame on a timeline that stays
   continuous when the publisher reconnects, packetises it once (:mod:`livesale.media.sender`)
   and offers the result to every viewer;
-* a :class:`RelayTrack` per viewer and kind, the track its sender reads (the sender only puts
-  an RTP header on each shared payload, see :mod:`livesale.media.sender`): a bounded queue that
-  starts on a keyframe (a viewer's first video frame is always one), and on overflow is flushed
-  and waits for the next keyframe (dropping single frames would corrupt VP8, whose picture IDs
-  the sender renumbers);
+* a :class:`RelayTrack` per viewer and kind: once the viewer's sender has started it writes each
+  frame straight to the viewer (:class:`livesale.media.sender.ViewerStream`), inside the
+  fan-out; before that, frames wait in a bounded queue. It starts on a keyframe (a viewer's
+  first video frame is always one), and a viewer that falls behind (its queue overflows, or its
+  socket is backed up) is flushed and waits for the next keyframe (dropping single frames would
+  corrupt VP8, whose picture IDs the sender renumbers);
 * a :class:`KeyframeRequester` that turns viewers' PLI/FIR, joins and losses into picture-loss
   requests to the publisher, at most one per ``min_interval``, later ones coalesced.
 """
@@ -48,7 +49,13 @@ OPUS = RTCRtpCodecCapability(mimeType="audio/opus", clockRate=AUDIO_CLOCK, chann
 
 
 class RelayTrack(MediaStreamTrack):
-    """One viewer's track of one kind: yields the publisher's frames (``RtpFrame``) in order."""
+    """One viewer's track of one kind: the publisher's frames (``RtpFrame``), in order.
+
+    Once its sender has started, the track has a *sink* (:meth:`attach`), the viewer's
+    :class:`livesale.media.sender.ViewerStream`, and each frame is written to it as it is offered,
+    inside the channel's fan-out. Before that (and for :meth:`recv`) frames wait in a bounded
+    queue.
+    """
 
     def __init__(
         self,
@@ -69,36 +76,67 @@ class RelayTrack(MediaStreamTrack):
         #: Video waits for a keyframe before it forwards anything.
         self._gated = self._video
         self._started = False
+        self._sink: Callable[[RtpFrame], bool] | None = None
         self.on_stop: Callable[[RelayTrack], None] | None = None
 
     def offer(self, frame: RtpFrame) -> None:
-        """Queue ``frame`` for this viewer; never blocks and never awaits."""
+        """Send ``frame`` to this viewer, or queue it; never blocks, never raises."""
         keyframe = frame.keyframe
         if self._gated:
             if not keyframe:
                 return
             self._gated = False
+        sink = self._sink
+        if sink is not None:
+            try:
+                sent = sink(frame)
+            except ConnectionError:
+                self.stop()  # the viewer's transport has closed
+                return
+            except Exception:
+                log.exception("sending a frame to a viewer failed")
+                self.stop()
+                return
+            if sent:
+                self._forwarded(frame)
+            else:
+                self._fell_behind(keyframe)
+            return
         queue = self._queue
         if len(queue) >= self._max_queue:
-            # Flush, never skip single frames: the decoder could not tell what it missed.
             queue.clear()
-            self._stats.viewer_resyncs += 1
-            if self._video and not keyframe:
-                self._gated = True
-                self._request_keyframe()
+            if self._fell_behind(keyframe):
                 return
         queue.append(frame)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    def _fell_behind(self, keyframe: bool) -> bool:
+        """The viewer could not take a frame: what was waiting is dropped, and video waits for
+        the next keyframe (never skip single frames: the decoder could not tell what it missed).
+        ``True`` when the frame at hand must be dropped too."""
+        self._stats.viewer_resyncs += 1
+        if self._video and not keyframe:
+            self._gated = True
+            self._request_keyframe()
+            return True
+        return False
+
+    def _forwarded(self, frame: RtpFrame) -> None:
+        stats = self._stats
+        if self._video:
+            stats.video_frames_forwarded += 1
+        else:
+            stats.audio_frames_forwarded += 1
+        stats.bytes_forwarded += frame.size
+
     def regate(self) -> None:
         """Forward nothing more until the next keyframe (after a loss or a new publisher)."""
         if self._video:
             self._gated = True
 
-    async def recv(self) -> RtpFrame:  # type: ignore[override]
-        """The next encoded frame; raises ``MediaStreamError`` once the track has stopped."""
+    def _starting(self) -> None:
         if self.readyState != "live":
             raise MediaStreamError
         if not self._started:
@@ -106,6 +144,31 @@ class RelayTrack(MediaStreamTrack):
             self._started = True
             if self._video:
                 self._request_keyframe()
+
+    async def attach(self, sink: Callable[[RtpFrame], bool]) -> None:
+        """Write every frame to ``sink`` until the track stops: first those queued, then each
+        one as it is offered. ``sink(frame)`` returns ``False`` when the viewer cannot take it
+        (backed up) and raises ``ConnectionError`` once the viewer is gone."""
+        self._starting()
+        queue = self._queue
+        while queue:
+            frame = queue.popleft()
+            if sink(frame):
+                self._forwarded(frame)
+            else:
+                queue.clear()
+                self._fell_behind(False)
+        self._sink = sink
+        try:
+            while self.readyState == "live":
+                self._waiter = asyncio.get_running_loop().create_future()
+                await self._waiter
+        finally:
+            self._sink = None
+
+    async def recv(self) -> RtpFrame:  # type: ignore[override]
+        """The next encoded frame; raises ``MediaStreamError`` once the track has stopped."""
+        self._starting()
         queue = self._queue
         while not queue:
             self._waiter = asyncio.get_running_loop().create_future()
@@ -113,12 +176,7 @@ class RelayTrack(MediaStreamTrack):
             if self.readyState != "live":
                 raise MediaStreamError
         frame = queue.popleft()
-        stats = self._stats
-        if self._video:
-            stats.video_frames_forwarded += 1
-        else:
-            stats.audio_frames_forwarded += 1
-        stats.bytes_forwarded += frame.size
+        self._forwarded(frame)
         return frame
 
     def stop(self) -> None:
@@ -126,6 +184,7 @@ class RelayTrack(MediaStreamTrack):
         if self.readyState == "ended":
             return
         super().stop()
+        self._sink = None
         self._queue.clear()
         waiter = self._waiter
         if waiter is not None and not waiter.done():
@@ -201,7 +260,7 @@ class Channel:
         if not self.tracks or self._packetizer is None:
             return
         frame = self._packetizer.packetize(data, pts, keyframe)
-        for track in self.tracks:
+        for track in tuple(self.tracks):  # a viewer whose transport closed leaves the list
             track.offer(frame)
 
 

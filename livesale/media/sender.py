@@ -1,39 +1,53 @@
 """Sending the relay's frames to viewers: packetised once per show, only re-headered per viewer.
 
 aiortc's sender would packetise every frame again for every viewer (``encoder.pack()``), build
-an ``RtpPacket`` object per packet, pack its header extensions and read the clock twice per
-packet. For a relay that is most of the Python work per viewer, and all of it is the same for
-every viewer except the 12-byte RTP header. So:
+an ``RtpPacket`` object per packet, pack its header extensions, read the clock twice per packet
+and pass each packet down five coroutines (DTLS, ICE transport, ICE connection, pair, protocol)
+that never suspend, from a task woken once per frame. For a relay that is most of the work per
+viewer, and all of it is the same for every viewer except the 12-byte RTP header. So:
 
 * :class:`Packetizer` turns each frame into RTP payloads once, for every viewer of a show
-  (aiortc's VP8/H.264 payloaders for video, one payload per Opus frame for audio);
-* :func:`install_sender` replaces a viewer sender's RTP loop with :func:`_send_frames`, which
-  prepends a header with the viewer's own sequence number, timestamp origin and SSRC to those
-  shared payloads, hands the bytes to the sender's DTLS transport (SRTP, then UDP), keeps them
-  for NACKs (RFC 4585 §6.2.1, sent as RTX per RFC 4588 when negotiated) and keeps the counters
-  aiortc's RTCP sender reports read. RTCP, PLI/FIR and stats stay aiortc's.
+  (aiortc's VP8/H.264 payloaders for video, one payload per Opus frame for audio), and stamps
+  it with the time it was relayed;
+* :func:`install_sender` replaces a viewer sender's RTP loop: it attaches a
+  :class:`ViewerStream` to the viewer's track, and the channel's fan-out calls
+  :meth:`ViewerStream.send` for each frame. That prepends a header with the viewer's own
+  sequence number, timestamp origin and SSRC, and the viewer's header extensions (a template
+  built once, with the frame's send time filled in) to the shared payloads, encrypts them
+  (:func:`srtp_protect`) and writes them to the UDP socket of the viewer's ICE pair. It keeps
+  the packets for NACKs (RFC 4585 §6.2.1, sent as RTX per RFC 4588 when negotiated) and the
+  counters aiortc's RTCP sender reports and stats read. RTCP, PLI/FIR and stats stay aiortc's.
 
-The header extensions (MID, RFC 8843; abs-send-time) are built once per frame per viewer: a
-frame's packets leave in one burst, which is also how receivers group them for bandwidth
-estimation. The aiortc internals used here are checked by
+The aiortc internals used here are checked by
 :func:`livesale.media.internals.check_aiortc_internals`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
+from collections.abc import Callable
 from fractions import Fraction
 from struct import Struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import av
+import pylibsrtp
 from aiortc import clock
 from aiortc.codecs import get_encoder
 from aiortc.mediastreams import MediaStreamError
+from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import RTP_HISTORY_SIZE, HeaderExtensions
+from pylibsrtp._binding import ffi as _srtp_ffi
+from pylibsrtp._binding import lib as _srtp_lib
+
+from livesale.media.metrics import MediaStats
+
+if TYPE_CHECKING:
+    from livesale.media.relay import RelayTrack
 
 log = logging.getLogger("livesale.media")
 
@@ -44,12 +58,16 @@ _VERSION_2 = 0x80
 _HAS_EXTENSION = 0x10
 _MARKER = 0x80
 _VIDEO_TIME_BASE = Fraction(1, 90_000)
+#: Bytes a viewer's UDP socket may have waiting unsent before that viewer counts as behind (its
+#: frames stop until the next keyframe). The kernel rarely refuses a datagram; when it does, the
+#: transport keeps it, and this bounds how much it keeps.
+UNSENT_LIMIT = 256 * 1024
 
 
 class RtpFrame:
     """One encoded frame as RTP payloads, shared (read-only) by every viewer's sender."""
 
-    __slots__ = ("payloads", "timestamp", "keyframe", "size")
+    __slots__ = ("payloads", "timestamp", "keyframe", "size", "ntp")
 
     def __init__(self, payloads: list[bytes], timestamp: int, keyframe: bool, size: int) -> None:
         self.payloads = payloads
@@ -58,6 +76,9 @@ class RtpFrame:
         self.keyframe = keyframe
         #: Bytes of the encoded frame.
         self.size = size
+        #: When the relay got the frame (64-bit NTP format): its send time for every viewer
+        #: (abs-send-time) and the wallclock its timestamp maps to in sender reports.
+        self.ntp = clock.current_ntp_time()
 
 
 class Packetizer:
@@ -81,107 +102,229 @@ class Packetizer:
         return RtpFrame(payloads, timestamp, keyframe, len(data))
 
 
-class _History:
-    """The last :data:`RTP_HISTORY_SIZE` packets a viewer was sent, unencrypted, by number."""
-
-    __slots__ = ("packets",)
-
-    def __init__(self) -> None:
-        self.packets: list[bytes | None] = [None] * RTP_HISTORY_SIZE
-
-
-def install_sender(sender: RTCRtpSender, track: Any) -> None:
-    """Make ``sender`` send ``track``'s :class:`RtpFrame` objects with :func:`_send_frames`.
+def install_sender(sender: RTCRtpSender, track: RelayTrack, stats: MediaStats) -> None:
+    """Make ``sender`` send ``track``'s :class:`RtpFrame` objects through a :class:`ViewerStream`.
 
     Must be called before the sender starts (before the viewer's offer is applied).
     """
-    history = _History()
+    streams: list[ViewerStream] = []
+    private: Any = sender  # the name-mangled attributes below
 
     async def run_rtp(codec: Any) -> None:
-        await _send_frames(sender, track, codec, history)
+        private._RTCRtpSender__rtp_started.set()  # stop() waits for it
+        try:
+            stream = ViewerStream(sender, codec)
+            streams.append(stream)
+            await track.attach(stream.send)
+        except (asyncio.CancelledError, ConnectionError, MediaStreamError):
+            pass
+        except Exception:
+            log.exception("sending to a viewer failed")
+        finally:
+            track.stop()
+            private._RTCRtpSender__rtp_exited.set()
 
     async def retransmit(sequence_number: int) -> None:
-        await _retransmit(sender, history, sequence_number)
+        if streams:
+            with contextlib.suppress(ConnectionError):
+                if streams[0].retransmit(sequence_number):
+                    stats.retransmissions += 1
 
     sender._run_rtp = run_rtp  # type: ignore[method-assign]
     sender._retransmit = retransmit  # type: ignore[method-assign]
 
 
-async def _send_frames(sender: Any, track: Any, codec: Any, history: _History) -> None:
-    """The viewer's RTP loop: one header per packet around the shared payloads."""
-    sender._RTCRtpSender__rtp_started.set()
-    payload_type = codec.payloadType
-    ssrc = sender._ssrc
-    mid = sender._RTCRtpSender__mid
-    extensions_map = sender._RTCRtpSender__rtp_header_extensions_map
-    # RFC 3550 §5.1: random initial sequence number (lower half: SRTP rollover) and timestamp.
-    sequence = random.randrange(1 << 15)
-    origin = random.getrandbits(32)
-    packets = sender._RTCRtpSender__packet_count
-    octets = sender._RTCRtpSender__octet_count
-    slots = history.packets
-    pack_header = _HEADER.pack
+class ViewerStream:
+    """One viewer's RTP stream of one kind, written synchronously as frames arrive.
+
+    :meth:`send` runs inside the channel's fan-out: it puts this viewer's header on each shared
+    payload, encrypts it (SRTP) and hands it to the UDP socket of the viewer's selected ICE
+    pair. aiortc's own path takes five coroutines per packet (DTLS transport, ICE transport, ICE
+    connection, pair, protocol) that never suspend, and a task wake-up per frame; for a relay
+    they are most of the cost of a viewer.
+    """
+
+    def __init__(self, sender: Any, codec: Any) -> None:
+        self._sender = sender
+        self._payload_type = codec.payloadType
+        self._ssrc = sender._ssrc
+        # RFC 3550 §5.1: random initial sequence number (lower half: SRTP rollover) and
+        # timestamp origin.
+        self._sequence = random.randrange(1 << 15)
+        self._origin = random.getrandbits(32)
+        self._history: list[bytes | None] = [None] * RTP_HISTORY_SIZE
+        self._first, self._before_time, self._after_time = extension_template(
+            sender._RTCRtpSender__rtp_header_extensions_map, sender._RTCRtpSender__mid
+        )
+        self._wire: _Wire | None = None
+
+    def send(self, frame: RtpFrame) -> bool:
+        """Send every packet of ``frame``; ``False`` (nothing sent) when the socket is backed up.
+
+        Raises ``ConnectionError`` once the viewer's transport is closed.
+        """
+        wire = self._wire
+        if wire is None or not wire.current():
+            wire = self._wire = _Wire(self._sender)
+        if wire.unsent() > UNSENT_LIMIT:
+            return False
+        sendto = wire.sendto
+        address = wire.address
+        protect = wire.protect
+        ntp = frame.ntp
+        timestamp = (self._origin + frame.timestamp) & 0xFFFFFFFF
+        block = self._before_time
+        if self._after_time is not None:
+            # abs-send-time: 24 bits, 6.18 fixed-point seconds (the NTP time's middle bits).
+            block += ((ntp >> 14) & 0xFFFFFF).to_bytes(3, "big") + self._after_time
+        first = self._first
+        payload_type = self._payload_type
+        ssrc = self._ssrc
+        sequence = self._sequence
+        slots = self._history
+        pack_header = _HEADER.pack
+        payloads = frame.payloads
+        last = len(payloads) - 1
+        octets = 0
+        wire_bytes = 0
+        for index, payload in enumerate(payloads):
+            second = payload_type | _MARKER if index == last else payload_type
+            data = pack_header(first, second, sequence, timestamp, ssrc) + block + payload
+            slots[sequence % RTP_HISTORY_SIZE] = data
+            encrypted = protect(data)
+            sendto(encrypted, address)
+            wire_bytes += len(encrypted)
+            octets += len(payload)
+            sequence = (sequence + 1) & 0xFFFF
+        self._sequence = sequence
+        # What aiortc's RTCP sender reports (RFC 3550 §6.4.1) and getStats() read.
+        sender = self._sender
+        sender._RTCRtpSender__ntp_timestamp = ntp
+        sender._RTCRtpSender__rtp_timestamp = timestamp
+        sender._RTCRtpSender__packet_count += len(payloads)
+        sender._RTCRtpSender__octet_count += octets
+        wire.sent(len(payloads), wire_bytes)
+        return True
+
+    def retransmit(self, sequence_number: int) -> bool:
+        """Resend a packet the viewer reported lost (NACK), as RTX when negotiated (RFC 4588);
+        ``False`` when it is no longer in the history."""
+        data = self._history[sequence_number % RTP_HISTORY_SIZE]
+        if data is None or _SEQUENCE.unpack_from(data, 2)[0] != sequence_number:
+            return False
+        sender = self._sender
+        rtx_payload_type = sender._RTCRtpSender__rtx_payload_type
+        if rtx_payload_type is not None:
+            start = 12
+            if data[0] & _HAS_EXTENSION:
+                start += 4 + 4 * _EXTENSION.unpack_from(data, 12)[1]  # (profile, length in words)
+            rtx_sequence = sender._RTCRtpSender__rtx_sequence_number
+            sender._RTCRtpSender__rtx_sequence_number = (rtx_sequence + 1) & 0xFFFF
+            header = _HEADER.pack(
+                data[0],
+                (data[1] & _MARKER) | rtx_payload_type,
+                rtx_sequence,
+                int.from_bytes(data[4:8], "big"),
+                sender._rtx_ssrc,
+            )
+            # The RTX payload starts with the original sequence number (OSN).
+            data = header + data[12:start] + data[2:4] + data[start:]
+        wire = _Wire(sender)
+        encrypted = wire.protect(data)
+        wire.sendto(encrypted, wire.address)
+        wire.sent(1, len(encrypted))
+        return True
+
+
+class _Wire:
+    """Where a viewer's packets go: SRTP's ``protect`` of its DTLS transport and the UDP
+    ``sendto`` and remote address of its selected ICE pair. Raises ``ConnectionError`` when the
+    transport is not connected (as aiortc's own path does)."""
+
+    __slots__ = ("dtls", "pair", "protect", "sendto", "address", "_udp", "_nominated")
+
+    def __init__(self, sender: Any) -> None:
+        dtls = sender.transport
+        if dtls._state is not DtlsState.CONNECTED:
+            raise ConnectionError("Cannot send encrypted RTP, not connected")
+        nominated = dtls.transport._connection._nominated
+        pair = nominated.get(1)
+        if pair is None:
+            raise ConnectionError("Cannot send data, not connected")
+        self.dtls = dtls
+        self.pair = pair
+        self._nominated = nominated
+        self.protect = srtp_protect(dtls._tx_srtp)
+        self._udp = pair.protocol.transport
+        self.sendto: Callable[[bytes, tuple[str, int]], None] = self._udp.sendto
+        self.address: tuple[str, int] = pair.remote_addr
+
+    def current(self) -> bool:
+        """Still connected through the same pair (else look again, or fail)."""
+        return self.dtls._state is DtlsState.CONNECTED and self._nominated.get(1) is self.pair
+
+    def unsent(self) -> int:
+        """Bytes the UDP transport holds because the kernel would not take them yet."""
+        return int(self._udp.get_write_buffer_size())
+
+    def sent(self, packets: int, octets: int) -> None:
+        """Count what was sent where the DTLS transport's stats read it."""
+        dtls = self.dtls
+        dtls._RTCDtlsTransport__tx_packets += packets
+        dtls._RTCDtlsTransport__tx_bytes += octets
+
+
+def srtp_protect(session: pylibsrtp.Session) -> Callable[[bytes], bytes]:
+    """``session.protect`` without its per-call allocation and checks.
+
+    pylibsrtp's ``protect`` allocates a length cell and checks the type on every packet, which
+    costs twice the encryption itself. This one does what ``Session.__process`` does with a
+    cell made once: copy the packet into the session's buffer, encrypt it in place (libsrtp's
+    ``srtp_protect``), return the result. Single-threaded, like the session's own buffer.
+    """
+    context = session._srtp[0]
+    cdata = session._cdata
+    buffer = session._buffer
+    length = _srtp_ffi.new("int *")
+    capacity = len(cdata) - pylibsrtp.SRTP_MAX_TRAILER_LEN
+    protect_in_place = _srtp_lib.srtp_protect
+
+    # ``owner``: the session frees ``context`` when it is collected, so it lives as long as this.
+    def protect(packet: bytes, *, owner: pylibsrtp.Session = session) -> bytes:
+        size = len(packet)
+        if size > capacity:
+            raise ValueError("packet is too long")
+        length[0] = size
+        buffer[0:size] = packet
+        status = protect_in_place(context, cdata, length)
+        if status:
+            pylibsrtp._srtp_assert(status)  # type: ignore[no-untyped-call]  # raises its Error
+        result: bytes = buffer[0 : length[0]]
+        return result
+
+    return protect
+
+
+def extension_template(extensions_map: Any, mid: str | None) -> tuple[int, bytes, bytes | None]:
+    """``(first header byte, extension block before the send time, after it)`` for a viewer
+    whose negotiated extensions are ``extensions_map`` (aiortc's ``HeaderExtensionsMap``).
+
+    Every packet carries the MID (RFC 8843) and abs-send-time header extensions when the viewer
+    negotiated them (RFC 8285); only the 3-byte send time changes from frame to frame. aiortc's
+    serializer builds the block twice with two send times, and the bytes that differ are the
+    time's. ``after`` is ``None`` without abs-send-time (the block is then constant).
+    """
     extensions = HeaderExtensions()
     extensions.mid = mid
-    try:
-        while True:
-            frame = await track.recv()
-            send = sender.transport._send_rtp
-            timestamp = (origin + frame.timestamp) & 0xFFFFFFFF
-            ntp = clock.current_ntp_time()
-            extensions.abs_send_time = (ntp >> 14) & 0x00FFFFFF
-            profile, value = extensions_map.set(extensions)
-            if value:
-                first = _VERSION_2 | _HAS_EXTENSION
-                block = _EXTENSION.pack(profile, len(value) >> 2) + value
-            else:
-                first, block = _VERSION_2, b""
-            payloads = frame.payloads
-            last = len(payloads) - 1
-            for index, payload in enumerate(payloads):
-                second = payload_type | _MARKER if index == last else payload_type
-                data = pack_header(first, second, sequence, timestamp, ssrc) + block + payload
-                slots[sequence % RTP_HISTORY_SIZE] = data
-                await send(data)
-                octets += len(payload)
-                sequence = (sequence + 1) & 0xFFFF
-            packets += len(payloads)
-            # What aiortc's RTCP sender reports (RFC 3550 §6.4.1) and getStats() read.
-            sender._RTCRtpSender__ntp_timestamp = ntp
-            sender._RTCRtpSender__rtp_timestamp = timestamp
-            sender._RTCRtpSender__packet_count = packets
-            sender._RTCRtpSender__octet_count = octets
-    except (asyncio.CancelledError, ConnectionError, MediaStreamError):
-        pass
-    except Exception:
-        log.exception("sending to a viewer failed")
-    finally:
-        track.stop()
-        sender._RTCRtpSender__rtp_exited.set()
-
-
-async def _retransmit(sender: Any, history: _History, sequence_number: int) -> None:
-    """Resend a packet a viewer reported lost (NACK), as RTX when negotiated (RFC 4588 §4)."""
-    data = history.packets[sequence_number % RTP_HISTORY_SIZE]
-    if data is None or _SEQUENCE.unpack_from(data, 2)[0] != sequence_number:
-        return
-    rtx_payload_type = sender._RTCRtpSender__rtx_payload_type
-    if rtx_payload_type is not None:
-        start = 12
-        if data[0] & _HAS_EXTENSION:
-            start += 4 + 4 * _EXTENSION.unpack_from(data, 14)[1]
-        rtx_sequence = sender._RTCRtpSender__rtx_sequence_number
-        sender._RTCRtpSender__rtx_sequence_number = (rtx_sequence + 1) & 0xFFFF
-        header = _HEADER.pack(
-            data[0],
-            (data[1] & _MARKER) | rtx_payload_type,
-            rtx_sequence,
-            int.from_bytes(data[4:8], "big"),
-            sender._rtx_ssrc,
-        )
-        # The RTX payload starts with the original sequence number (OSN).
-        data = header + data[12:start] + data[2:4] + data[start:]
-    try:
-        await sender.transport._send_rtp(data)
-    except ConnectionError:
-        pass
+    blocks = []
+    for send_time in (0, 0xFFFFFF):
+        extensions.abs_send_time = send_time
+        profile, value = extensions_map.set(extensions)
+        blocks.append(_EXTENSION.pack(profile, len(value) >> 2) + value if value else b"")
+    low, high = blocks
+    if not low:
+        return _VERSION_2, b"", None
+    if low == high:
+        return _VERSION_2 | _HAS_EXTENSION, low, None
+    at = next(i for i in range(len(low)) if low[i] != high[i])
+    return _VERSION_2 | _HAS_EXTENSION, low[:at], low[at + 3 :]

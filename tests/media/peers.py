@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import fractions
 import math
+import random
 import struct
 import time
 from collections.abc import Awaitable, Callable
@@ -59,6 +60,22 @@ def pattern_frame(width: int, height: int, index: int) -> av.VideoFrame:
     for plane in frame.planes[1:]:
         plane.update(b"\x80" * plane.buffer_size)
     return frame
+
+
+#: Grain levels added to each luma sample: 0..GRAIN-1 (the pattern's brightest luma plus this
+#: stays below 256).
+GRAIN = 16
+_GRAIN_LEVELS = bytes(b % GRAIN for b in range(256))
+
+
+def add_grain(frame: av.VideoFrame, noise: random.Random) -> None:
+    """Add 0..GRAIN-1 of random noise to every luma sample of ``frame`` (in place)."""
+    y_plane = frame.planes[0]
+    size = y_plane.buffer_size
+    grain = noise.randbytes(size).translate(_GRAIN_LEVELS)
+    # One big-integer addition adds byte by byte: no sample overflows, so nothing carries.
+    noisy = int.from_bytes(bytes(y_plane), "big") + int.from_bytes(grain, "big")
+    y_plane.update(noisy.to_bytes(size, "big"))
 
 
 def matches_pattern(frame: av.VideoFrame) -> int | None:
@@ -132,9 +149,12 @@ class PatternTrack(MediaStreamTrack):
         bitrate: int = 600_000,
         keyframe_every: float | None = None,
         stamp: bool = False,
+        grain: bool = False,
     ) -> None:
         """``stamp``: paint each frame's capture time (:func:`wall_ms`, modulo ``2**(width //
-        BLOCK)``) into its top block row, for :func:`read_stamp` at the far end."""
+        BLOCK)``) into its top block row, for :func:`read_stamp` at the far end. ``grain``: add
+        sensor-like noise to every pixel, so that the encoder spends the whole ``bitrate`` as
+        it does on a camera's picture (the bare pattern needs a fraction of it)."""
         super().__init__()
         self.codec_name = codec
         self.fps = fps
@@ -173,6 +193,10 @@ class PatternTrack(MediaStreamTrack):
         self._frames: list[av.VideoFrame] = [
             pattern_frame(width, height, i) for i in range(width // BLOCK)
         ]
+        if grain:
+            noise = random.Random(width * height)
+            for frame in self._frames:
+                add_grain(frame, noise)
         self.stamp = stamp
         self._lumas = [bytes(frame.planes[0]) for frame in self._frames] if stamp else []
 

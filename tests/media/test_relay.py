@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import pytest
 
@@ -124,6 +125,55 @@ async def test_host_reconnect_resumes_viewers_without_renegotiation(
         await viewer.close()
         await hub.aclose()
     assert hub.peer_connections == 0 and hub.tasks == 0
+
+
+async def test_packets_a_viewer_lost_are_resent_from_history(
+    hub: MediaHub, encoder_calls: list[str], decode_failures: list[str]
+) -> None:
+    """A viewer that loses video packets asks for them (NACK) and gets each one again, as RTX,
+    from its sender's history: its picture stays whole and nothing is re-encoded."""
+    publisher = Publisher("vp8")
+    await publisher.start(whip(hub))
+    viewer = Viewer(audio=False)
+    lost, resent = drop_video_packets(viewer, every=11)
+    await viewer.start(whep(hub))
+    try:
+        await viewer.wait_frames(90, timeout=20)
+        assert len(lost) >= 5
+        # Every packet lost long enough ago to have been asked for came back.
+        settled = sorted(lost)[: len(lost) - 2]
+        assert set(settled) <= resent, f"not resent: {set(settled) - resent}"
+        assert hub.stats.retransmissions >= len(settled)
+        assert viewer.bad == 0
+        assert encoder_calls == [] and decode_failures == []
+    finally:
+        await viewer.close()
+        await publisher.close()
+
+
+def drop_video_packets(viewer: Viewer, *, every: int) -> tuple[set[int], set[int]]:
+    """Make ``viewer`` lose each video packet whose sequence number is a multiple of ``every``
+    the first time it arrives (as if the network dropped it). Returns the sets of sequence
+    numbers ``(lost, resent)``, filled as packets arrive; a resent packet comes as RTX (RFC
+    4588), its original sequence number first in the payload."""
+    from aiortc.codecs import is_rtx
+
+    receiver = viewer.pc.getTransceivers()[0].receiver
+    handle = receiver._handle_rtp_packet
+    lost: set[int] = set()
+    resent: set[int] = set()
+
+    async def arrive(packet: Any, arrival_time_ms: int) -> None:
+        codec = receiver._RTCRtpReceiver__codecs.get(packet.payload_type)
+        if codec is not None and is_rtx(codec):
+            resent.add(int.from_bytes(packet.payload[:2], "big"))
+        elif packet.sequence_number % every == 0 and packet.sequence_number not in lost:
+            lost.add(packet.sequence_number)
+            return
+        await handle(packet, arrival_time_ms)
+
+    receiver._handle_rtp_packet = arrive
+    return lost, resent
 
 
 async def test_sessions_end_with_no_peer_connections_or_tasks_left(hub: MediaHub) -> None:

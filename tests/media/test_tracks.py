@@ -129,3 +129,90 @@ async def test_keyframe_requests_are_rate_limited_and_coalesced() -> None:
     requester.close()
     await asyncio.sleep(0.25)
     assert len(sent) == 2
+
+
+async def test_an_attached_sink_gets_queued_frames_then_each_frame_as_it_comes() -> None:
+    """Once its sender starts, a viewer is written to directly: what waited first, in order,
+    then every frame inside the channel's fan-out, with no task switch in between."""
+    relay, requests, stats = track(max_queue=10)
+    channel = video_channel()
+    channel.add(relay)
+    channel.push(b"delta-0", 0, False)  # before any keyframe: never forwarded
+    channel.push(b"key", 3000, True)
+    channel.push(b"delta-1", 6000, False)
+    sent: list[bytes] = []
+
+    def sink(frame: RtpFrame) -> bool:
+        sent.append(body(frame))
+        return True
+
+    attached = asyncio.ensure_future(relay.attach(sink))
+    await asyncio.sleep(0)
+    assert sent == [b"key", b"delta-1"]
+    assert requests == [1], "a starting sender asks for a keyframe"
+    channel.push(b"delta-2", 9000, False)
+    assert sent[-1] == b"delta-2"  # written synchronously by push()
+    assert stats.video_frames_forwarded == 3
+    relay.stop()
+    await attached
+    assert channel.tracks == []
+
+
+async def test_a_sink_that_falls_behind_resyncs_on_the_next_keyframe() -> None:
+    """A viewer whose socket is backed up skips whole frames up to the next keyframe, never
+    single frames, and the publisher is asked for one."""
+    relay, requests, stats = track()
+    channel = video_channel()
+    channel.add(relay)
+    backed_up = False
+    sent: list[bytes] = []
+
+    def sink(frame: RtpFrame) -> bool:
+        if backed_up:
+            return False
+        sent.append(body(frame))
+        return True
+
+    attached = asyncio.ensure_future(relay.attach(sink))
+    await asyncio.sleep(0)
+    channel.push(b"key-1", 0, True)
+    channel.push(b"delta-1", 3000, False)
+    backed_up = True
+    channel.push(b"delta-2", 6000, False)
+    backed_up = False
+    channel.push(b"delta-3", 9000, False)
+    channel.push(b"key-2", 12000, True)
+    channel.push(b"delta-4", 15000, False)
+    assert sent == [b"key-1", b"delta-1", b"key-2", b"delta-4"]
+    assert stats.viewer_resyncs == 1
+    assert len(requests) == 2  # the sender's start, then the resync
+    relay.stop()
+    await attached
+
+
+async def test_a_viewer_whose_transport_closed_leaves_without_disturbing_others() -> None:
+    """A sink raising ConnectionError stops its track, which leaves the channel; the other
+    viewers of the same frame still get it."""
+    gone, _, _ = track()
+    staying, _, _ = track()
+    channel = video_channel()
+    channel.add(gone)
+    channel.add(staying)
+    sent: list[bytes] = []
+
+    def closed(frame: RtpFrame) -> bool:
+        raise ConnectionError("Cannot send encrypted RTP, not connected")
+
+    def sink(frame: RtpFrame) -> bool:
+        sent.append(body(frame))
+        return True
+
+    first = asyncio.ensure_future(gone.attach(closed))
+    second = asyncio.ensure_future(staying.attach(sink))
+    await asyncio.sleep(0)
+    channel.push(b"key", 0, True)
+    assert sent == [b"key"]
+    assert gone.readyState == "ended" and channel.tracks == [staying]
+    await first
+    staying.stop()
+    await second
