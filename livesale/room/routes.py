@@ -14,6 +14,7 @@ from livesale import services as svc
 from livesale.errors import Unauthorized, ValidationFailed
 from livesale.http import bearer_token, endpoint, json_response, read_body
 from livesale.orders.closing import show_ended
+from livesale.room.hub import Hub
 from livesale.room.messages import (
     Lineup,
     LineupChanged,
@@ -112,6 +113,11 @@ async def put_lineup(request: Request) -> Response:
     items = await read_body(request, list[LineupItemIn])
     services = svc.of(request)
     lineup = await services.shows.put_lineup(show_id, items)
+    if lineup.featured is not None and all(i.sku != lineup.featured for i in lineup.items):
+        # The featured item left the line-up: nothing is featured any more, for everyone.
+        hub: Hub = services.components["room"]
+        await hub.bus.feature(show_id, None)
+        lineup = msgspec.structs.replace(lineup, featured=None)
     # Everyone in the room gets the new line-up (with stock and the featured item).
     await events.publish_event(services.redis, show_id, LineupChanged(lineup=lineup))
     return json_response(lineup)

@@ -119,6 +119,38 @@ async def test_lineup_put_reaches_everyone(
     assert msg["seq"] == ann.snapshot["seq"] + 1
 
 
+async def test_removing_the_featured_item_from_the_lineup_unfeatures_it(
+    server: LiveServer, show: ShowSetup, connect: Connect
+) -> None:
+    """A line-up without the featured item features nothing: everyone is told, the line-up
+    says so, and a viewer joining afterwards is not shown the removed item as featured."""
+    _, token = new_viewer(server.url, "ann")
+    host, ann = await connect(show, show.host_token), await connect(show, token)
+    await host.send(type="feature", sku="EYE-2")
+    await ann.expect("featured", lambda m: m["sku"] == "EYE-2")
+    put = httpx.put(
+        f"{server.url}/api/shows/{show.id}/lineup",
+        json=[{"sku": "SKIN-3"}, {"sku": "LIP-1"}],
+        headers={"Authorization": f"Bearer {show.host_token}"},
+    )
+    assert put.status_code == 200 and put.json()["featured"] is None
+    assert (await ann.expect("featured"))["sku"] is None
+    lineup = (await ann.expect("lineup"))["lineup"]
+    assert lineup["featured"] is None and not any(i["featured"] for i in lineup["items"])
+    assert httpx.get(f"{server.url}/api/shows/{show.id}/lineup").json()["featured"] is None
+    late = await connect(show, new_viewer(server.url, "bob")[1])
+    assert late.snapshot["featured"] is None
+    # Keeping the featured item in a new line-up keeps it featured.
+    await host.send(type="feature", sku="LIP-1")
+    await ann.expect("featured", lambda m: m["sku"] == "LIP-1")
+    put = httpx.put(
+        f"{server.url}/api/shows/{show.id}/lineup",
+        json=[{"sku": "LIP-1"}],
+        headers={"Authorization": f"Bearer {show.host_token}"},
+    )
+    assert put.json()["featured"] == "LIP-1"
+
+
 async def test_requests_ranked_by_votes_then_age(
     server: LiveServer, show: ShowSetup, connect: Connect
 ) -> None:
