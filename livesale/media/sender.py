@@ -251,6 +251,8 @@ class _Wire:
         pair = nominated.get(1)
         if pair is None:
             raise ConnectionError("Cannot send data, not connected")
+        if pair.protocol.transport.is_closing():
+            raise ConnectionError("Cannot send data, the socket is closed")
         self.dtls = dtls
         self.pair = pair
         self._nominated = nominated
@@ -260,8 +262,12 @@ class _Wire:
         self.address: tuple[str, int] = pair.remote_addr
 
     def current(self) -> bool:
-        """Still connected through the same pair (else look again, or fail)."""
-        return self.dtls._state is DtlsState.CONNECTED and self._nominated.get(1) is self.pair
+        """Still connected through the same open pair (else look again, or fail)."""
+        return (
+            self.dtls._state is DtlsState.CONNECTED
+            and self._nominated.get(1) is self.pair
+            and not self._udp.is_closing()
+        )
 
     def unsent(self) -> int:
         """Bytes the UDP transport holds because the kernel would not take them yet."""
