@@ -153,7 +153,8 @@ async def test_packets_a_viewer_lost_are_resent_from_history(
 
 def drop_video_packets(viewer: Viewer, *, every: int) -> tuple[set[int], set[int]]:
     """Make ``viewer`` lose each video packet whose sequence number is a multiple of ``every``
-    the first time it arrives (as if the network dropped it). Returns the sets of sequence
+    the first time it arrives (as if the network dropped it), once its first frames are in: a
+    receiver can only ask for a packet after one it has seen. Returns the sets of sequence
     numbers ``(lost, resent)``, filled as packets arrive; a resent packet comes as RTX (RFC
     4588), its original sequence number first in the payload."""
     from aiortc.codecs import is_rtx
@@ -162,14 +163,18 @@ def drop_video_packets(viewer: Viewer, *, every: int) -> tuple[set[int], set[int
     handle = receiver._handle_rtp_packet
     lost: set[int] = set()
     resent: set[int] = set()
+    seen = [0]
 
     async def arrive(packet: Any, arrival_time_ms: int) -> None:
         codec = receiver._RTCRtpReceiver__codecs.get(packet.payload_type)
         if codec is not None and is_rtx(codec):
             resent.add(int.from_bytes(packet.payload[:2], "big"))
-        elif packet.sequence_number % every == 0 and packet.sequence_number not in lost:
-            lost.add(packet.sequence_number)
-            return
+        else:
+            seen[0] += 1
+            number = packet.sequence_number
+            if seen[0] > 10 and number % every == 0 and number not in lost:
+                lost.add(number)
+                return
         await handle(packet, arrival_time_ms)
 
     receiver._handle_rtp_packet = arrive
