@@ -84,8 +84,9 @@ class HeadWithBody:
     uvicorn writes the head when the app sends ``http.response.start`` and the body when it
     sends ``http.response.body``, two sends (two TCP segments) for every response; a buy click
     is answered in one. Every response ends with a body message (empty for 204, HEAD or an empty
-    body), so the head always goes out; a ``100 Continue`` comes before the response starts and
-    is written at once.
+    body), so the head always goes out; a streamed response's head leaves with its first chunk
+    (livesale streams only files, read at once). A ``100 Continue`` comes before the response
+    starts and is written at once.
     """
 
     __slots__ = ("_transport", "_cycle", "_head", "_started")
