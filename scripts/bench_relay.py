@@ -344,7 +344,7 @@ def measure(mode: str, viewers: int, warmup: float, window: float) -> dict[str, 
     cpu = last["cpu"] - first["cpu"]
     wall = last["wall"] - first["wall"]
     # The publisher's bitrate, as forwarded (the pass-through relay counts what it forwards).
-    sent = last.get("bytes", 0) - first.get("bytes", 0)
+    sent = last["bytes"] - first["bytes"]
     bitrate = sent * 8 / wall / viewers if sent else math.nan
     fps = [f / window for f in frames]
     delivered = sum(frames) * wall / window

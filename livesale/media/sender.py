@@ -107,14 +107,14 @@ def install_sender(sender: RTCRtpSender, track: RelayTrack, stats: MediaStats) -
 
     Must be called before the sender starts (before the viewer's offer is applied).
     """
-    streams: list[ViewerStream] = []
+    stream: ViewerStream | None = None
     private: Any = sender  # the name-mangled attributes below
 
     async def run_rtp(codec: Any) -> None:
+        nonlocal stream
         private._RTCRtpSender__rtp_started.set()  # stop() waits for it
         try:
             stream = ViewerStream(sender, codec)
-            streams.append(stream)
             await track.attach(stream.send)
         except (asyncio.CancelledError, ConnectionError, MediaStreamError):
             pass
@@ -125,9 +125,9 @@ def install_sender(sender: RTCRtpSender, track: RelayTrack, stats: MediaStats) -
             private._RTCRtpSender__rtp_exited.set()
 
     async def retransmit(sequence_number: int) -> None:
-        if streams:
+        if stream is not None:
             with contextlib.suppress(ConnectionError):
-                if streams[0].retransmit(sequence_number):
+                if stream.retransmit(sequence_number):
                     stats.retransmissions += 1
 
     sender._run_rtp = run_rtp  # type: ignore[method-assign]
@@ -163,9 +163,7 @@ class ViewerStream:
 
         Raises ``ConnectionError`` once the viewer's transport is closed.
         """
-        wire = self._wire
-        if wire is None or not wire.current():
-            wire = self._wire = _Wire(self._sender)
+        wire = self._current_wire()
         if wire.unsent() > UNSENT_LIMIT:
             return False
         sendto = wire.sendto
@@ -229,11 +227,18 @@ class ViewerStream:
             )
             # The RTX payload starts with the original sequence number (OSN).
             data = header + data[12:start] + data[2:4] + data[start:]
-        wire = _Wire(sender)
+        wire = self._current_wire()
         encrypted = wire.protect(data)
         wire.sendto(encrypted, wire.address)
         wire.sent(1, len(encrypted))
         return True
+
+    def _current_wire(self) -> _Wire:
+        """The viewer's wire, looked up again only when the connection under it changed."""
+        wire = self._wire
+        if wire is None or not wire.current():
+            wire = self._wire = _Wire(self._sender)
+        return wire
 
 
 class _Wire:
@@ -251,14 +256,15 @@ class _Wire:
         pair = nominated.get(1)
         if pair is None:
             raise ConnectionError("Cannot send data, not connected")
-        if pair.protocol.transport.is_closing():
+        udp = pair.protocol.transport
+        if udp.is_closing():
             raise ConnectionError("Cannot send data, the socket is closed")
         self.dtls = dtls
         self.pair = pair
         self._nominated = nominated
         self.protect = srtp_protect(dtls._tx_srtp)
-        self._udp = pair.protocol.transport
-        self.sendto: Callable[[bytes, tuple[str, int]], None] = self._udp.sendto
+        self._udp = udp
+        self.sendto: Callable[[bytes, tuple[str, int]], None] = udp.sendto
         self.address: tuple[str, int] = pair.remote_addr
 
     def current(self) -> bool:
