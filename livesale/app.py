@@ -1,4 +1,9 @@
-"""The app factory: ``create_app(settings) -> Starlette`` wires every domain together."""
+"""The app factory: ``create_app(settings) -> Starlette`` wires every domain together.
+
+This is the one module (with the CLI, the server and the demo) that sees every domain: it puts
+each domain's part into the shared :class:`~livesale.services.Services` (:func:`assemble`),
+mounts their routes and starts their background components in order.
+"""
 
 from __future__ import annotations
 
@@ -15,17 +20,11 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from livesale import http, openapi, pages
+from livesale import catalogue, http, media, openapi, orders, pages, room, shows
 from livesale import services as svc
 from livesale.config import Settings
 from livesale.errors import LivesaleError, Unavailable
-from livesale.media import routes as media_routes
 from livesale.metrics import Metrics, MetricsMiddleware
-from livesale.orders import routes as order_routes
-from livesale.orders import worker as orders_worker
-from livesale.orders.recovery import ensure_stock
-from livesale.room import hub as room_hub
-from livesale.room import routes as room_routes
 
 log = logging.getLogger("livesale")
 
@@ -34,10 +33,18 @@ Starter = Callable[[svc.Services], Awaitable[svc.Component]]
 #: Components with background work, started in this order and closed in reverse.
 #: Each is ``async def start(services) -> Component``.
 STARTERS: list[tuple[str, Starter]] = [
-    ("room", room_hub.start),
-    (media_routes.COMPONENT, media_routes.start),
-    ("orders", orders_worker.start),
+    ("room", room.start),
+    ("media", media.start),
+    ("orders", orders.start),
 ]
+
+
+def assemble(services: svc.Services) -> None:
+    """Put the domains' stores into ``services`` (no background work; idempotent)."""
+    if services.find(catalogue.CATALOGUE) is None:
+        services.provide(catalogue.CATALOGUE, catalogue.Catalogue(services))
+    if services.find(shows.SHOWS) is None:
+        services.provide(shows.SHOWS, shows.build(services))
 
 
 async def healthz(request: Request) -> Response:
@@ -64,12 +71,16 @@ def create_app(settings: Settings, services: svc.Services | None = None) -> Star
     """
     registry = services.metrics if services else Metrics()
     routes: list[BaseRoute] = [
+        # The sale's routes first and the buy click first among them: Starlette tries routes
+        # in order, and a flash sale sends thousands of buy clicks a second.
+        *orders.routes,
         *pages.routes,
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
-        *order_routes.routes,
-        *room_routes.routes,
-        *media_routes.routes,
+        *catalogue.routes,
+        *shows.routes,
+        *room.routes,
+        *media.routes,
     ]
 
     async def openapi_json(request: Request) -> Response:
@@ -83,14 +94,13 @@ def create_app(settings: Settings, services: svc.Services | None = None) -> Star
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         built = services or await svc.build(settings, registry)
+        assemble(built)
         app.state.services = built
         started: list[svc.Component] = []
         try:
-            await ensure_stock(built)
-            for name, start in STARTERS:
-                component = await start(built)
-                built.components[name] = component
-                started.append(component)
+            await orders.ensure_stock(built)
+            for _name, start in STARTERS:
+                started.append(await start(built))
             yield
         finally:
             for component in reversed(started):

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from livesale.orders.messages import ProductIn
-from livesale.orders.money import Money
-from livesale.orders.routes import save_products
-from livesale.room.messages import LineupItemIn, ShowCreated, ShowIn
+from livesale.catalogue import ProductIn, save_products
+from livesale.money import Money
 from livesale.services import Services
+from livesale.shows import SHOWS, LineupItemIn, ShowCreated, ShowIn
 
 _DEMO_KEY = "demo_show"
 
@@ -128,20 +127,17 @@ async def seed(services: Services) -> tuple[str, str, bool]:
     On later runs the demo show's host token is rotated so a fresh studio link can be printed
     (only its hash is stored, so the old link cannot be shown again).
     """
+    shows = services.get(SHOWS)
     row = await services.db.fetchone("SELECT value FROM settings WHERE key = ?", (_DEMO_KEY,))
     if row is not None:
         show_id = row["value"]
-        token = await services.shows.rotate_host_token(show_id)
-        return (
-            services.shows.studio_url(show_id, token),
-            services.shows.watch_url(show_id),
-            False,
-        )
+        token = await shows.rotate_host_token(show_id)
+        return shows.studio_url(show_id, token), shows.watch_url(show_id), False
     await save_products(services, "demo", products())
-    created: ShowCreated = await services.shows.create(
+    created: ShowCreated = await shows.create(
         ShowIn(title="Friday Glow-Up: lips, serums & base", host_name="Mia"), demo=True
     )
-    await services.shows.put_lineup(
+    await shows.put_lineup(
         created.id,
         [
             LineupItemIn(

@@ -24,12 +24,17 @@
     └── StoreError                     500 store          (Redis/SQLite failure, translated)
 
 HTTP maps them to RFC 9457 problem objects in one place (:func:`livesale.http.problem_response`);
-the store layers translate Redis and SQLite errors with ``raise StoreError(...) from exc``.
+the store layers translate Redis errors at their boundary with :func:`map_redis_errors` and
+SQLite's in :mod:`livesale.db`, both as ``StoreError`` raised ``from`` the original.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar
+
+from redis.exceptions import RedisError
 
 
 class LivesaleError(Exception):
@@ -126,3 +131,15 @@ class ConfigError(LivesaleError):
     """A setting or the environment prevents the server from starting."""
 
     slug, title = "config", "Cannot start"
+
+
+@contextmanager
+def map_redis_errors(what: str = "redis") -> Iterator[None]:
+    """Translate a Redis failure inside the block into :class:`StoreError` (``what: reason``).
+
+    The one translation at every store boundary; livesale errors raised inside pass through.
+    """
+    try:
+        yield
+    except RedisError as exc:
+        raise StoreError(f"{what}: {exc}") from exc

@@ -15,62 +15,70 @@ to that viewer's connections and nobody else. ``stock`` and ``sale`` are coalesc
 each hub before they reach viewers. They may also be published straight from Lua with
 ``PUBLISH`` on the same channel and the same shapes.
 
-*Sequenced* types (:data:`livesale.room.messages.SEQUENCED`, e.g. ``show`` and ``lineup``) take
+*Sequenced* types (:data:`SEQUENCED`, e.g. ``show`` and ``lineup``) take
 the show's next sequence number: :func:`publish` increments the counter and publishes in one
 script, so every process sees them in the same order with the same numbers.
 """
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError
 
 from livesale import keys
-from livesale.errors import StoreError
-from livesale.room.lua import PUBLISH_SEQ
-from livesale.room.messages import SEQUENCED, Event, encoder
+from livesale.errors import map_redis_errors
+from livesale.lua import SHAS, SOURCES, calls
 
-_encode = msgspec.json.Encoder().encode
-_PUBLISH_SEQ_SHA = hashlib.sha1(PUBLISH_SEQ.encode()).hexdigest()
+#: Events that take a sequence number, the same on every process and for every viewer.
+SEQUENCED: frozenset[str] = frozenset(
+    {"show", "lineup", "featured", "requests", "chat", "chat_deleted", "slow_mode"}
+)
+
+
+class Msg(msgspec.Struct, tag_field="type", frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Base of every room message; the subclass's ``tag`` is its ``type``."""
+
+
+class Event(Msg, frozen=True, kw_only=True, forbid_unknown_fields=False):
+    """A server frame. ``seq`` is encoded right after ``type`` (the bus stamps it there)."""
+
+    seq: int = 0
+
+
+encoder = msgspec.json.Encoder()
 
 
 async def _publish_sequenced(redis: aioredis.Redis, show_id: str, body: bytes) -> int:
-    args = (2, keys.show_seq(show_id), keys.show_channel(show_id), body)
-    try:
+    call = calls.publish_seq(show_id=show_id, body=body)
+    args = (len(call.keys), *call.keys, *call.args)
+    with map_redis_errors("redis publish"):
         try:
-            return int(await redis.evalsha(_PUBLISH_SEQ_SHA, *args))
+            return int(await redis.evalsha(SHAS[call.name], *args))
         except NoScriptError:
-            return int(await redis.eval(PUBLISH_SEQ, *args))
-    except RedisError as exc:
-        raise StoreError(f"redis publish: {exc}") from exc
+            return int(await redis.eval(SOURCES[call.name], *args))
 
 
 async def publish(redis: aioredis.Redis, show_id: str, event: dict[str, Any]) -> None:
     """Publish ``event`` on the show's channel (no subscriber is fine). A sequenced type gets
     the show's next sequence number; any ``seq`` the caller put in is replaced."""
-    try:
-        if event.get("type") in SEQUENCED:
-            body = {"type": event["type"], "seq": 0}
-            body.update((k, v) for k, v in event.items() if k not in ("type", "seq"))
-            await _publish_sequenced(redis, show_id, _encode(body))
-        else:
-            await redis.publish(keys.show_channel(show_id), _encode(event))
-    except RedisError as exc:
-        raise StoreError(f"redis publish: {exc}") from exc
+    if event.get("type") in SEQUENCED:
+        body = {"type": event["type"], "seq": 0}
+        body.update((k, v) for k, v in event.items() if k not in ("type", "seq"))
+        await _publish_sequenced(redis, show_id, encoder.encode(body))
+        return
+    with map_redis_errors("redis publish"):
+        await redis.publish(keys.show_channel(show_id), encoder.encode(event))
 
 
 async def publish_event(redis: aioredis.Redis, show_id: str, event: Event) -> int:
-    """Publish a room :class:`~livesale.room.messages.Event`; returns its sequence number
-    (0 for an unsequenced type, which is published as is)."""
+    """Publish an :class:`Event`; returns its sequence number (0 for an unsequenced type,
+    which is published as is)."""
     body = encoder.encode(event)
     if event.__struct_config__.tag in SEQUENCED:
         return await _publish_sequenced(redis, show_id, body)
-    try:
+    with map_redis_errors("redis publish"):
         await redis.publish(keys.show_channel(show_id), body)
-    except RedisError as exc:
-        raise StoreError(f"redis publish: {exc}") from exc
     return 0

@@ -10,7 +10,7 @@ from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from livesale import services as svc
-from livesale.room.messages import Show
+from livesale.shows import SHOWS, Show
 
 #: Plain HTML, CSS and ES modules for the browser; no build step.
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -35,7 +35,7 @@ def _card(show: Show) -> str:
 
 async def landing(request: Request) -> Response:
     """The landing page: live shows first, then upcoming, then ended."""
-    shows = await svc.of(request).shows.all()
+    shows = await svc.of(request).get(SHOWS).all()
     live = [s for s in shows if s.state != "ended"]
     ended = [s for s in shows if s.state == "ended"][:20]
     body = "".join(_card(s) for s in live) or '<li class="empty">No live or upcoming shows.</li>'
@@ -55,7 +55,7 @@ async def landing(request: Request) -> Response:
 
 async def _page(request: Request, name: str) -> Response:
     # The show must exist (404 problem otherwise); the page itself reads the rest over the API.
-    await svc.of(request).shows.get(request.path_params["show_id"])
+    await svc.of(request).get(SHOWS).get(request.path_params["show_id"])
     return FileResponse(
         WEB_DIR / name,
         media_type="text/html",

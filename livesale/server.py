@@ -15,13 +15,12 @@ from types import FrameType
 import uvicorn
 from rich.console import Console
 
-from livesale import demo
+from livesale import _uvicorn, demo
 from livesale import services as svc
-from livesale.app import create_app
+from livesale.app import assemble, create_app
 from livesale.client import CLI_KEY_FILE, SERVER_FILE
 from livesale.config import Settings
 from livesale.embedded_redis import EmbeddedRedis
-from livesale.transport import DeadlineHttpProtocol, DeadlineWebSocketProtocol
 
 #: Room WebSocket frames from clients are small JSON objects; anything bigger is refused (1009).
 WS_MAX_SIZE = 4096
@@ -34,14 +33,15 @@ GC_GEN0_THRESHOLD = 20_000
 
 def uvicorn_config(app: object, settings: Settings, log_level: str = "info") -> uvicorn.Config:
     """uvicorn's settings for livesale; tests use the same ones."""
+    http, ws = _uvicorn.server_protocols()
     return uvicorn.Config(
         app,  # type: ignore[arg-type]
         host=settings.host,
         port=settings.port,
         log_level=log_level,
         access_log=False,
-        http=DeadlineHttpProtocol,
-        ws=DeadlineWebSocketProtocol,
+        http=http,
+        ws=ws,
         ws_max_size=WS_MAX_SIZE,
         ws_ping_interval=WS_PING_INTERVAL,
         ws_ping_timeout=WS_PING_TIMEOUT,
@@ -103,6 +103,7 @@ async def _prepare(settings: Settings, console: Console) -> svc.Services:
     """Connect, migrate, mint the first keys and seed the demo, before serving anything."""
     services = await svc.build(settings)
     try:
+        assemble(services)
         if await services.keys.count() == 0:
             key = await services.keys.create("first key")
             console.print("[bold]Merchant API key[/] (shown once; keep it):")
@@ -118,7 +119,7 @@ async def _prepare(settings: Settings, console: Console) -> svc.Services:
             with os.fdopen(fd, "w") as handle:
                 handle.write(key + "\n")
         if settings.demo:
-            from livesale.orders.recovery import ensure_stock
+            from livesale.orders import ensure_stock
 
             await ensure_stock(services)
             studio, watch, fresh = await demo.seed(services)

@@ -1,10 +1,16 @@
-"""The running server's parts, built once at start-up and shared by every endpoint."""
+"""The running server's shared parts, built once at start-up and used by every endpoint.
+
+:class:`Services` holds what every domain needs (settings, SQLite, Redis, the Lua scripts, the
+token signer, API keys, metrics). Each domain's own part is put in with a typed
+:class:`Part` key that the domain declares (``livesale.catalogue.CATALOGUE`` and so on), like
+aiohttp's ``AppKey``: this module knows no domain, and ``services.get(CATALOGUE)`` is typed.
+"""
 
 from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -13,18 +19,30 @@ from starlette.requests import HTTPConnection
 from livesale.auth import ApiKeys
 from livesale.config import Settings
 from livesale.db import Database
-from livesale.errors import ConfigError
+from livesale.errors import ConfigError, Unavailable
 from livesale.ids import TokenSigner
+from livesale.lua import Scripts
 from livesale.metrics import Metrics
-from livesale.orders.store import Catalogue, StockStore
-from livesale.room.store import ShowStore
-from livesale.scripts import Scripts
+
+T = TypeVar("T")
 
 
 class Component(Protocol):
     """A part with background work (sweepers, the room bus, the media relay)."""
 
     async def aclose(self) -> None: ...
+
+
+class Part(Generic[T]):
+    """The typed key of one domain's part in :class:`Services`."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"Part({self.name!r})"
 
 
 @dataclass
@@ -35,12 +53,30 @@ class Services:
     scripts: Scripts
     signer: TokenSigner
     keys: ApiKeys
-    catalogue: Catalogue
-    stock: StockStore
-    shows: ShowStore
     metrics: Metrics
-    #: Set by the components that own them at start-up (see ``livesale.app``).
-    components: dict[str, Any] = field(default_factory=dict)
+    #: Each domain's part, put in by ``livesale.app`` at start-up.
+    _parts: dict[Part[Any], Any] = field(default_factory=dict)
+
+    def provide(self, key: Part[T], part: T) -> None:
+        """Make ``part`` the one ``get(key)`` answers."""
+        self._parts[key] = part
+
+    def get(self, key: Part[T]) -> T:
+        """The part put in under ``key``; :class:`Unavailable` (503) while it is not running."""
+        try:
+            part: T = self._parts[key]
+        except KeyError:
+            raise Unavailable(f"the {key.name} part is not running") from None
+        return part
+
+    def find(self, key: Part[T]) -> T | None:
+        """The part under ``key``, or ``None`` when there is none."""
+        found: T | None = self._parts.get(key)
+        return found
+
+    def withdraw(self, key: Part[T]) -> None:
+        """Take the part under ``key`` out (it is stopping)."""
+        self._parts.pop(key, None)
 
     async def close(self) -> None:
         await self.redis.aclose()
@@ -83,7 +119,8 @@ async def _signing_secret(db: Database) -> bytes:
 
 
 async def build(settings: Settings, metrics: Metrics | None = None) -> Services:
-    """Connect to Redis and SQLite (applying migrations) and build every part."""
+    """Connect to Redis and SQLite (applying migrations) and build the shared parts; the
+    domains' parts are added by ``livesale.app.assemble``."""
     if settings.redis_url is None:
         raise ConfigError("no Redis URL: start the embedded Redis first (livesale serve does)")
     redis = await connect_redis(settings.redis_url)
@@ -92,19 +129,19 @@ async def build(settings: Settings, metrics: Metrics | None = None) -> Services:
     except BaseException:
         await redis.aclose()
         raise
-    scripts = Scripts(redis)
-    await scripts.load()
-    catalogue = Catalogue(db)
-    stock = StockStore(db, redis, scripts)
-    return Services(
-        settings=settings,
-        db=db,
-        redis=redis,
-        scripts=scripts,
-        signer=TokenSigner(await _signing_secret(db)),
-        keys=ApiKeys(db),
-        catalogue=catalogue,
-        stock=stock,
-        shows=ShowStore(db, redis, catalogue, stock, settings.base_url),
-        metrics=metrics or Metrics(),
-    )
+    try:
+        scripts = Scripts(redis)
+        await scripts.load()
+        return Services(
+            settings=settings,
+            db=db,
+            redis=redis,
+            scripts=scripts,
+            signer=TokenSigner(await _signing_secret(db)),
+            keys=ApiKeys(db),
+            metrics=metrics or Metrics(),
+        )
+    except BaseException:
+        await redis.aclose()
+        await db.close()
+        raise

@@ -33,16 +33,16 @@ import tempfile
 import time
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import httpx
 import redis.asyncio as aioredis
 import uvloop
 from redis.utils import HIREDIS_AVAILABLE
 
-from livesale import keys
 from livesale.embedded_redis import socket_path
 from livesale.ids import new_id
+from livesale.lua import SOURCES, ScriptCall, calls
 
 RAW_BATCH = 100
 
@@ -155,37 +155,32 @@ def load_average() -> str:
         return "unknown"
 
 
-def reserve_call(show_id: str, sku: str, n: int) -> tuple[list[str], list[Any]]:
+def reserve_call(show_id: str, sku: str, n: int) -> ScriptCall:
+    """The buy click the server makes, built by the same call builder."""
     viewer = f"bench{n}"
-    return (
-        [
-            keys.stock(sku),
-            keys.holds(sku),
-            keys.hold_expiry(sku),
-            keys.holds_done(sku),
-            keys.buyers(sku),
-            keys.show(show_id),
-            keys.lineup(show_id),
-            keys.idempotency(show_id, viewer, f"k{n}"),
-            keys.STOCK_READY,
-            keys.show_channel(show_id),
-            keys.HOLD_SKUS,
-        ],
-        [f"{new_id('ho')}.{sku}", show_id, viewer, sku, 1, 300000, f"k{n}", 86400, 10],
+    return calls.reserve(
+        hold_id=f"{new_id('ho')}.{sku}",
+        show_id=show_id,
+        viewer_id=viewer,
+        sku=sku,
+        qty=1,
+        hold_ms=300000,
+        idem_key=f"k{n}",
+        idem_seconds=86400,
+        reap_batch=10,
     )
 
 
 async def raw_rates(redis_url: str, show_id: str, sku: str, seconds: float) -> tuple[float, float]:
     """Reserve-script calls per second of one redis-py client: ``(sequential, pipelined)``."""
     client = aioredis.Redis.from_url(redis_url)
-    lua = Path(__file__).resolve().parent.parent / "livesale/orders/lua/reserve.lua"
-    sha = await client.script_load(lua.read_text())
+    sha = await client.script_load(SOURCES["reserve"])
     n = 0
     started = time.perf_counter()
     while time.perf_counter() - started < seconds:
         n += 1
-        k, a = reserve_call(show_id, sku, n)
-        await client.evalsha(sha, len(k), *k, *a)
+        call = reserve_call(show_id, sku, n)
+        await client.evalsha(sha, len(call.keys), *call.keys, *call.args)
     sequential = n / (time.perf_counter() - started)
     count = 0
     started = time.perf_counter()
@@ -193,8 +188,8 @@ async def raw_rates(redis_url: str, show_id: str, sku: str, seconds: float) -> t
         async with client.pipeline(transaction=False) as pipe:
             for _ in range(RAW_BATCH):
                 n += 1
-                k, a = reserve_call(show_id, sku, n)
-                pipe.evalsha(sha, len(k), *k, *a)
+                call = reserve_call(show_id, sku, n)
+                pipe.evalsha(sha, len(call.keys), *call.keys, *call.args)
             results = await pipe.execute()
         assert all(r[0] == b"ok" for r in results), results[0]
         count += RAW_BATCH

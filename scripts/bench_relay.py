@@ -226,8 +226,8 @@ async def run_probe(port: int, start_at: float, end_at: float) -> None:
     import httpx
     from aiortc import RTCPeerConnection, RTCSessionDescription
 
+    from livesale.media._aiortc import install_assembler
     from livesale.media.ice import IceConfig, rtc_configuration, use_host_addresses
-    from livesale.media.internals import install_assembler
     from livesale.media.jitter import VideoAssembler
     from tests.media.peers import BLOCK, read_stamp, wall_ms
 

@@ -7,8 +7,8 @@ import re
 import httpx
 from starlette.routing import Mount, Route, WebSocketRoute
 
+from tests.catalogue.test_routes import assert_problem
 from tests.conftest import LiveServer
-from tests.orders.test_catalogue_routes import assert_problem
 
 
 def test_openapi_describes_every_route(server: LiveServer, http: httpx.Client) -> None:

@@ -25,6 +25,7 @@ from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateErr
 
 from livesale import background
 from livesale.media import offers
+from livesale.media._aiortc import install_sender, redirect_keyframe_requests
 from livesale.media.errors import BadOffer, NoPublisher, RelayClosed, UnsupportedCodec
 from livesale.media.ice import (
     IceConfig,
@@ -32,10 +33,8 @@ from livesale.media.ice import (
     rtc_configuration,
     use_host_addresses,
 )
-from livesale.media.internals import check_aiortc_internals, redirect_keyframe_requests
 from livesale.media.metrics import MediaStats
 from livesale.media.relay import Broadcast, RelayTrack, Source
-from livesale.media.sender import install_sender
 
 log = logging.getLogger("livesale.media")
 
@@ -118,8 +117,8 @@ class MediaHub:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Check aiortc's internals, apply ``--ice-host`` and start the watchdog."""
-        check_aiortc_internals()
+        """Apply ``--ice-host`` and start the watchdog (the caller has checked aiortc's
+        internals: :func:`livesale.media._aiortc.check`)."""
         use_host_addresses(self.ice.hosts)
         self._watchdog = asyncio.get_running_loop().create_task(self._watch())
 

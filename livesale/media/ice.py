@@ -7,8 +7,8 @@ Two rules hold here:
   :func:`rtc_configuration` always passes an explicit list, empty when nothing is configured.
 * ``--ice-host`` picks the host addresses offered as candidates. aioice gathers host candidates
   from its module-level ``get_host_addresses()`` (every interface except exactly 127.0.0.1);
-  :func:`use_host_addresses` replaces that function for the whole process with the configured
-  list, and :func:`restore_host_addresses` puts the original back.
+  :func:`use_host_addresses` has the adapter (:mod:`livesale.media._aiortc`) replace it for the
+  whole process with the configured list, and :func:`restore_host_addresses` puts it back.
 """
 
 from __future__ import annotations
@@ -18,12 +18,11 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import aioice.ice
 from aiortc import RTCConfiguration, RTCIceServer
 
-log = logging.getLogger("livesale.media")
+from livesale.media import _aiortc
 
-_ORIGINAL_HOST_ADDRESSES = aioice.ice.get_host_addresses
+log = logging.getLogger("livesale.media")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,27 +85,13 @@ def rtc_configuration(config: IceConfig) -> RTCConfiguration:
 
 
 def use_host_addresses(hosts: Sequence[str]) -> None:
-    """Offer exactly ``hosts`` as ICE host candidates in this process.
-
-    An empty ``hosts`` restores aioice's own choice (every non-loopback interface). The caller
-    undoes this with :func:`restore_host_addresses` when it shuts down.
-    """
-    if not hosts:
-        restore_host_addresses()
-        return
-    parsed = [ipaddress.ip_address(host) for host in hosts]
-
-    def configured_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-        return [
-            str(address)
-            for address in parsed
-            if (address.version == 4 and use_ipv4) or (address.version == 6 and use_ipv6)
-        ]
-
-    aioice.ice.get_host_addresses = configured_host_addresses
-    log.info("ICE host candidates limited to %s", ", ".join(hosts))
+    """Offer exactly ``hosts`` as ICE host candidates in this process (empty: every
+    non-loopback interface, aioice's own choice); undone by :func:`restore_host_addresses`."""
+    _aiortc.use_host_addresses(hosts)
+    if hosts:
+        log.info("ICE host candidates limited to %s", ", ".join(hosts))
 
 
 def restore_host_addresses() -> None:
     """Give aioice back its own host-address discovery."""
-    aioice.ice.get_host_addresses = _ORIGINAL_HOST_ADDRESSES
+    _aiortc.restore_host_addresses()

@@ -1,10 +1,12 @@
 """Frame assembly for the publisher's RTP streams, tuned for the relay's latency.
 
 aiortc's receiver hands every depayloaded RTP packet to its jitter buffer through
-``add(packet) -> (pli_flag, frame_or_none)``. Its stock buffer releases a video frame only when
-the *next* frame's first packet arrives, holds audio back by four frames, and waits up to 512
-packets (~4 s) for a loss NACK cannot repair. The assemblers here take its place on the
-publisher's receivers and hand each complete frame straight to the relay:
+``add(packet) -> (pli_flag, frame_or_none)``; the adapter :mod:`livesale.media._aiortc` puts
+these assemblers in its place and hands them each packet as a :class:`Packet`. Its stock
+buffer releases a video frame only when the *next* frame's first packet arrives, holds audio
+back by four frames, and waits up to 512 packets (~4 s) for a loss NACK cannot repair. The
+assemblers here take its place on the publisher's receivers and hand each complete frame
+straight to the relay:
 
 * video is released as soon as the packet carrying the marker bit completes a contiguous run
   (RFC 3550 §5.1: the marker ends a frame), several frames at once if a retransmission fills a gap;
@@ -20,20 +22,36 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 SEQ_MOD = 1 << 16
 HALF_SEQ = SEQ_MOD // 2
 
 
 class RtpLike(Protocol):
-    """The parts of aiortc's ``RtpPacket`` the assemblers read (``_data`` is depayloaded)."""
+    """What the assemblers read of a packet: its RTP header fields and depayloaded ``data``."""
+
+    @property
+    def sequence_number(self) -> int: ...
+    @property
+    def timestamp(self) -> int: ...
+    @property
+    def marker(self) -> int: ...
+    @property
+    def ssrc(self) -> int: ...
+    @property
+    def data(self) -> bytes: ...
+
+
+class Packet(NamedTuple):
+    """One received RTP packet as the assemblers see it."""
 
     sequence_number: int
     timestamp: int
     marker: int
     ssrc: int
-    _data: bytes
+    #: The payload, depayloaded (for video: the codec's bitstream, e.g. Annex B for H.264).
+    data: bytes
 
 
 #: ``on_frame(data, rtp_timestamp, ssrc)`` receives one complete encoded frame.
@@ -129,7 +147,7 @@ class VideoAssembler:
     def _emit(self) -> None:
         pending = self._pending
         first = pending[0]
-        data = b"".join(p._data for p in pending)
+        data = b"".join(p.data for p in pending)
         pending.clear()  # in place: _drain holds a reference to this list
         self.frames += 1
         self._on_frame(data, first.timestamp, first.ssrc)
@@ -192,7 +210,7 @@ class AudioAssembler:
             return False, None  # late: the frames after it are already out; concealment copes
         self._last = seq
         self.frames += 1
-        self._on_frame(packet._data, packet.timestamp, packet.ssrc)
+        self._on_frame(packet.data, packet.timestamp, packet.ssrc)
         return False, None
 
     def remove(self, count: int) -> None:

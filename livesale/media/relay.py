@@ -7,10 +7,10 @@ them (``encoder.pack()``); nothing is decoded and nothing is encoded. One show i
 * a :class:`Source` per publisher, fed by the assemblers of :mod:`livesale.media.jitter` that sit
   where the publisher's receivers keep their jitter buffers;
 * one :class:`Channel` per media kind, which places each frame on a timeline that stays
-  continuous when the publisher reconnects, packetises it once (:mod:`livesale.media.sender`)
+  continuous when the publisher reconnects, packetises it once (:mod:`livesale.media.packetizer`)
   and offers the result to every viewer;
 * a :class:`RelayTrack` per viewer and kind: once the viewer's sender has started it writes each
-  frame straight to the viewer (:class:`livesale.media.sender.ViewerStream`), inside the
+  frame straight to the viewer (:class:`livesale.media._aiortc.sender.ViewerStream`), inside the
   fan-out; before that, frames wait in a bounded queue. It starts on a keyframe (a viewer's
   first video frame is always one), and a viewer that falls behind (its queue overflows, or its
   socket is backed up) is flushed and waits for the next keyframe (dropping single frames would
@@ -32,11 +32,11 @@ from aiortc import MediaStreamTrack, RTCRtpCodecCapability
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 
+from livesale.media._aiortc import install_assembler, send_picture_loss
 from livesale.media.bitstream import KeyframeDetector
-from livesale.media.internals import install_assembler, send_picture_loss
 from livesale.media.jitter import AudioAssembler, VideoAssembler
 from livesale.media.metrics import MediaStats
-from livesale.media.sender import Packetizer, RtpFrame
+from livesale.media.packetizer import Packetizer, RtpFrame
 
 log = logging.getLogger("livesale.media")
 
@@ -52,9 +52,9 @@ class RelayTrack(MediaStreamTrack):
     """One viewer's track of one kind: the publisher's frames (``RtpFrame``), in order.
 
     Once its sender has started, the track has a *sink* (:meth:`attach`), the viewer's
-    :class:`livesale.media.sender.ViewerStream`, and each frame is written to it as it is offered,
-    inside the channel's fan-out. Before that (and for :meth:`recv`) frames wait in a bounded
-    queue.
+    :class:`livesale.media._aiortc.sender.ViewerStream`, and each frame is written to it as it
+    is offered, inside the channel's fan-out. Before that (and for :meth:`recv`) frames wait in
+    a bounded queue.
     """
 
     def __init__(

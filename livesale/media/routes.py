@@ -8,7 +8,9 @@
 
 Every response, problems included, carries CORS headers so players on other origins can read
 ``Location``. The relay itself lives in :class:`livesale.media.hub.MediaHub`, started by
-:func:`start` and kept in ``services.components["media"]``.
+:func:`start` and kept in the services under :data:`MEDIA`. When the installed aiortc lacks a
+hook the relay needs (:func:`livesale.media._aiortc.check`), :func:`start` logs it in one line
+and WHIP/WHEP answer ``503`` while chat and checkout run on.
 """
 
 from __future__ import annotations
@@ -24,15 +26,20 @@ from starlette.routing import BaseRoute, Route
 
 from livesale import errors, events, http, keys
 from livesale import services as svc
+from livesale.media import _aiortc
 from livesale.media.errors import BadOffer, ShowNotLive
 from livesale.media.hub import PUBLISHER, VIEWER, MediaHub
 from livesale.media.ice import IceConfig
 from livesale.media.metrics import MediaCollector
+from livesale.shows import SHOWS
 
 log = logging.getLogger("livesale.media")
 
 SDP = "application/sdp"
-COMPONENT = "media"
+#: The running relay's part of :class:`~livesale.services.Services`.
+MEDIA: svc.Part[MediaHub] = svc.Part("media")
+#: Why the relay is off, when the start-up check failed.
+MEDIA_OFF: svc.Part[str] = svc.Part("media-off")
 #: An SDP offer is a few KiB; refuse anything absurd before parsing it.
 MAX_OFFER_BYTES = 64 * 1024
 
@@ -62,9 +69,14 @@ def _with_cors(handler: Handler) -> Handler:
 
 
 def hub_of(request: Request) -> MediaHub:
-    """The running media hub; ``503`` while the server starts or stops."""
-    hub = svc.of(request).components.get(COMPONENT)
-    if not isinstance(hub, MediaHub):
+    """The running media hub; ``503`` while the server starts or stops, or when live video is
+    off on this server (the start-up check of aiortc's internals failed)."""
+    services = svc.of(request)
+    hub = services.find(MEDIA)
+    if hub is None:
+        off = services.find(MEDIA_OFF)
+        if off is not None:
+            raise errors.Unavailable(f"live video is off on this server: {off}")
         raise errors.Unavailable("the media relay is not running")
     return hub
 
@@ -85,7 +97,7 @@ async def read_offer(request: Request) -> str:
 
 async def require_live(request: Request, show_id: str) -> None:
     """``404`` for an unknown show, ``409 show-not-live`` unless it is live."""
-    show = await svc.of(request).shows.get(show_id)
+    show = await svc.of(request).get(SHOWS).get(show_id)
     if show.state != "live":
         raise ShowNotLive(f"show {show_id} is {show.state}")
 
@@ -118,7 +130,7 @@ async def whip(request: Request) -> Response:
     """WHIP ingest: the host's offer in, the relay's answer out."""
     show_id = request.path_params["show_id"]
     services = svc.of(request)
-    await services.shows.verify_host(show_id, http.bearer_token(request))
+    await services.get(SHOWS).verify_host(show_id, http.bearer_token(request))
     offer = await read_offer(request)
     await require_live(request, show_id)
     session = await hub_of(request).publish(show_id, offer)
@@ -200,8 +212,25 @@ routes: list[BaseRoute] = [
 ]
 
 
-async def start(services: svc.Services) -> MediaHub:
-    """Start this process's relay with the server's ICE settings and metrics registry."""
+class MediaOff:
+    """Stands in for the relay when it could not start; nothing to stop."""
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def start(services: svc.Services) -> MediaHub | MediaOff:
+    """Start this process's relay with the server's ICE settings and metrics registry.
+
+    If the installed aiortc, aioice or pylibsrtp lack a hook the relay needs, log why in one
+    line and start nothing: WHIP/WHEP then answer ``503``, the rest of the server runs.
+    """
+    problems = _aiortc.check()
+    if problems:
+        reason = "; ".join(problems)
+        log.error("live video is off: the relay cannot run on the installed aiortc: %s", reason)
+        services.provide(MEDIA_OFF, reason)
+        return MediaOff()
     settings = services.settings
     ice = IceConfig(
         hosts=settings.ice_hosts,
@@ -226,7 +255,7 @@ async def start(services: svc.Services) -> MediaHub:
 
     async def is_live(show_id: str) -> bool:
         try:
-            show = await services.shows.get(show_id)
+            show = await services.get(SHOWS).get(show_id)
         except errors.NotFound:
             return False
         except errors.LivesaleError:
@@ -238,4 +267,5 @@ async def start(services: svc.Services) -> MediaHub:
     services.metrics.registry.register(collector)
     hub.on_close.append(lambda: services.metrics.registry.unregister(collector))
     await hub.start()
+    services.provide(MEDIA, hub)
     return hub

@@ -1,6 +1,7 @@
 """Holds in Redis: the buy click, release, confirm, expiry and the end-of-show release.
 
-Every change is one Lua script (``livesale/orders/lua``) mirroring a rule of
+Every change is one Lua script (``livesale/lua``, called through :mod:`livesale.lua.calls`)
+mirroring a rule of
 :mod:`livesale.orders.state`; this module only builds the keys, calls the script and turns its
 answer into an :class:`~livesale.orders.state.Outcome`. A hold id carries its SKU
 (``ho_<random>.<sku>``) so any process finds the hold's keys without a lookup.
@@ -14,16 +15,16 @@ from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from livesale import events, keys
-from livesale.errors import NotFound, StoreError, Unavailable
+from livesale.errors import NotFound, Unavailable, map_redis_errors
 from livesale.ids import new_id
+from livesale.lua import Scripts, calls
+from livesale.money import Money
 from livesale.orders import state
-from livesale.orders.batch import ScriptBatcher
-from livesale.orders.messages import HoldOut, StockLevel
-from livesale.orders.money import Money
-from livesale.scripts import Scripts
+from livesale.orders.messages import HoldOut
+from livesale.orders.pipeline import ScriptBatcher
+from livesale.values import StockLevel
 
 log = logging.getLogger("livesale.orders")
 
@@ -102,10 +103,6 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _sku_keys(sku: str) -> list[str]:
-    return [keys.stock(sku), keys.holds(sku), keys.hold_expiry(sku), keys.holds_done(sku)]
-
-
 class HoldStore:
     """Runs the hold scripts for every process; safe to call concurrently from anywhere."""
 
@@ -125,28 +122,17 @@ class HoldStore:
         :class:`Unavailable` while stock is being rebuilt from SQLite.
         """
         result = await self.batcher.call(
-            "reserve",
-            [
-                *_sku_keys(sku),
-                keys.buyers(sku),
-                keys.show(show_id),
-                keys.lineup(show_id),
-                keys.idempotency(show_id, viewer_id, idem_key),
-                keys.STOCK_READY,
-                keys.show_channel(show_id),
-                keys.HOLD_SKUS,
-            ],
-            [
-                new_hold_id(sku),
-                show_id,
-                viewer_id,
-                sku,
-                qty,
-                self.hold_ms,
-                idem_key,
-                IDEMPOTENCY_SECONDS,
-                state.REAP_BATCH,
-            ],
+            calls.reserve(
+                hold_id=new_hold_id(sku),
+                show_id=show_id,
+                viewer_id=viewer_id,
+                sku=sku,
+                qty=qty,
+                hold_ms=self.hold_ms,
+                idem_key=idem_key,
+                idem_seconds=IDEMPOTENCY_SECONDS,
+                reap_batch=state.REAP_BATCH,
+            )
         )
         status = _text(result[0])
         if status == "unready":
@@ -176,10 +162,8 @@ class HoldStore:
     async def get(self, hold_id: str) -> state.Hold:
         """The hold, in whatever state; :class:`NotFound` if unknown or long finished."""
         sku = sku_of(hold_id)
-        try:
+        with map_redis_errors():
             raw = await self.redis.hget(keys.holds(sku), hold_id)
-        except RedisError as exc:
-            raise StoreError(f"redis: {exc}") from exc
         if raw is None:
             raise NotFound("no such hold")
         return to_hold(raw)
@@ -187,10 +171,8 @@ class HoldStore:
     async def release(self, hold_id: str, viewer_id: str | None) -> state.Outcome:
         """Give a held hold back (``viewer_id=None``: the system does it)."""
         hold = await self.get(hold_id)
-        result = await self.scripts.call(
-            "release",
-            [*_sku_keys(hold.sku), keys.buyers(hold.sku), keys.show_channel(hold.show_id)],
-            [hold_id, viewer_id or ""],
+        result = await self.scripts.run(
+            calls.release(sku=hold.sku, show_id=hold.show_id, hold_id=hold_id, viewer_id=viewer_id)
         )
         return self._outcome(hold.sku, result)
 
@@ -201,14 +183,9 @@ class HoldStore:
         rebuilt (the caller then retries later; nothing changed).
         """
         result = await self.batcher.call(
-            "confirm",
-            [
-                *_sku_keys(hold.sku),
-                keys.buyers(hold.sku),
-                keys.STOCK_READY,
-                keys.show_channel(hold.show_id),
-            ],
-            [hold.hold_id, order_id],
+            calls.confirm(
+                sku=hold.sku, show_id=hold.show_id, hold_id=hold.hold_id, order_id=order_id
+            )
         )
         return self._outcome(hold.sku, result)
 
@@ -227,7 +204,7 @@ class HoldStore:
         Reads each SKU's expiry set, which holds live holds only, so finished holds kept for
         retries cost nothing here.
         """
-        try:
+        with map_redis_errors():
             async with self.redis.pipeline(transaction=False) as pipe:
                 for sku in skus:
                     pipe.zrange(keys.hold_expiry(sku), 0, -1)
@@ -236,8 +213,6 @@ class HoldStore:
                 for sku, members in wanted:
                     pipe.hmget(keys.holds(sku), members)
                 records = await pipe.execute() if wanted else []
-        except RedisError as exc:
-            raise StoreError(f"redis: {exc}") from exc
         holds = [to_hold(raw) for batch in records for raw in batch if raw is not None]
         return [
             h
@@ -248,26 +223,20 @@ class HoldStore:
         ]
 
     async def skus_with_holds(self) -> list[str]:
-        try:
+        with map_redis_errors():
             members = await self.redis.smembers(keys.HOLD_SKUS)
-        except RedisError as exc:
-            raise StoreError(f"redis: {exc}") from exc
         return sorted(_text(m) for m in members)
 
     async def sweep(self, sku: str) -> tuple[int, list[state.Hold]]:
         """Expire the SKU's holds whose time is up; ``(available, expired holds)``."""
-        result = await self.scripts.call(
-            "expire",
-            [*_sku_keys(sku), keys.buyers(sku), keys.HOLD_SKUS],
-            [sku, SWEEP_BATCH, KEEP_FINISHED_MS],
+        result = await self.scripts.run(
+            calls.expire(sku=sku, batch=SWEEP_BATCH, keep_finished_ms=KEEP_FINISHED_MS)
         )
         return int(result[0]), [to_hold(r) for r in result[1:]]
 
     async def release_show(self, show_id: str, sku: str) -> tuple[int, list[state.Hold]]:
         """Release every hold of ``show_id`` on ``sku`` that is still held."""
-        result = await self.scripts.call(
-            "release_show", [*_sku_keys(sku), keys.buyers(sku)], [show_id]
-        )
+        result = await self.scripts.run(calls.release_show(sku=sku, show_id=show_id))
         return int(result[0]), [to_hold(r) for r in result[1:]]
 
 

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 import msgspec
-from redis.exceptions import RedisError
 
 from livesale import keys
-from livesale.errors import StoreError
+from livesale.catalogue import CATALOGUE
+from livesale.errors import map_redis_errors
+from livesale.lua import calls
 from livesale.orders import state
-from livesale.orders.messages import StockLevel
 from livesale.services import Services
+from livesale.shows import SHOWS
+from livesale.values import StockLevel
 
 log = logging.getLogger("livesale.orders")
 
@@ -81,22 +82,22 @@ async def rebuild(services: Services) -> list[StockDifference]:
     """
     redis = services.redis
     differences: list[StockDifference] = []
-    try:
+    with map_redis_errors():
         await redis.delete(keys.STOCK_READY)
         rows = await services.db.fetchall("SELECT sku, on_hand FROM products ORDER BY sku")
         orders = await _orders_by_sku(services)
-        before = await services.stock.get_many([r["sku"] for r in rows])
+        before = await services.get(CATALOGUE).stock_levels([r["sku"] for r in rows])
         for row in rows:
             sku, on_hand = row["sku"], int(row["on_hand"])
             entry = orders.get(sku, _SkuOrders())
-            args: list[Any] = [on_hand, entry.sold, len(entry.authorized_holds)]
-            args.extend(entry.authorized_holds)
-            for buyer, units in entry.bought.items():
-                args.extend([buyer, units])
-            result = await services.scripts.call(
-                "stock_rebuild",
-                [keys.stock(sku), keys.holds(sku), keys.hold_expiry(sku), keys.buyers(sku)],
-                args,
+            result = await services.scripts.run(
+                calls.stock_rebuild(
+                    sku=sku,
+                    on_hand=on_hand,
+                    sold=entry.sold,
+                    authorized_holds=entry.authorized_holds,
+                    bought=entry.bought,
+                )
             )
             level = StockLevel(sku, *(int(v) for v in result[:4]))
             if int(result[4]):
@@ -108,10 +109,8 @@ async def rebuild(services: Services) -> list[StockDifference]:
                 )
             if level != before[sku]:
                 differences.append(StockDifference(sku, before[sku], level))
-        await services.shows.mirror_all()
+        await services.get(SHOWS).mirror_all()
         await redis.set(keys.STOCK_READY, "1")
-    except RedisError as exc:
-        raise StoreError(f"redis: {exc}") from exc
     for diff in differences:
         log.warning("stock of %s rebuilt: redis had %s, now %s", diff.sku, diff.redis, diff.rebuilt)
     return differences

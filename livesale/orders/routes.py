@@ -1,168 +1,212 @@
-"""HTTP endpoints of the catalogue and stock."""
+"""HTTP endpoints of the sale: holds, checkout, orders, fulfilment, the webhook, and the stock
+rebuild (which needs the orders' figures)."""
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from livesale import events
 from livesale import services as svc
-from livesale.errors import LivesaleError, ValidationFailed
+from livesale.auth import viewer
+from livesale.errors import Forbidden, Unavailable
 from livesale.http import endpoint, json_response, read_body
-from livesale.orders import buy_routes, state
+from livesale.money import Money
+from livesale.orders import component as worker
+from livesale.orders import state
+from livesale.orders.holds import announce_ended, hold_event, hold_out
 from livesale.orders.messages import (
-    ImportResult,
-    LedgerEntry,
-    Product,
-    ProductIn,
-    RowError,
-    StockAdjust,
-    StockLevel,
-    StockSet,
+    CheckoutIn,
+    Delivery,
+    Fulfilment,
+    HoldIn,
+    HoldOut,
+    OrderOut,
+    ShowStats,
+    WebhookIn,
+    WebhookOut,
 )
+from livesale.orders.recovery import StockDifference, reconcile
+from livesale.shows import SHOWS, merchant_or_host
 
-#: Largest import accepted in one request; the CLI checks the same bound before sending.
-MAX_IMPORT_ROWS = 5000
-
-
-async def save_products(services: svc.Services, actor: str, items: Sequence[ProductIn]) -> None:
-    """Create or replace ``items`` and set the stock of those that carry one, all or nothing.
-
-    Every row is checked first (repeated SKU, stock below what is held or sold) and every bad
-    row is reported in one :class:`ValidationFailed`; nothing is written then.
-    """
-    bad: list[RowError] = []
-    first_seen: dict[str, int] = {}
-    for index, item in enumerate(items):
-        if item.sku in first_seen:
-            bad.append(RowError(index, item.sku, f"SKU repeats row {first_seen[item.sku]}"))
-        first_seen.setdefault(item.sku, index)
-    stocked = [(n, i) for n, i in enumerate(items) if i.stock is not None]
-    levels = await services.stock.get_many([i.sku for _, i in stocked])
-    for index, item in stocked:
-        assert item.stock is not None
-        try:
-            state.set_on_hand(levels[item.sku], item.stock)
-        except LivesaleError as exc:
-            bad.append(RowError(index, item.sku, exc.detail))
-    if bad:
-        bad.sort(key=lambda e: e.index)
-        raise ValidationFailed(
-            f"{len(bad)} bad row(s); nothing was imported",
-            errors=[msgspec.to_builtins(e) for e in bad],
-        )
-    async with services.db.transaction() as conn:
-        await services.catalogue.upsert(conn, items)
-        for _, item in stocked:
-            await services.stock.change_in(
-                conn, item.sku, actor=actor, reason="import", set_to=item.stock
-            )
-
-
-async def _with_stock(services: svc.Services, products: list[Product]) -> list[Product]:
-    levels = await services.stock.get_many([p.sku for p in products])
-    return [
-        Product(p.sku, p.title, p.description, p.image_url, p.price, levels[p.sku])
-        for p in products
-    ]
-
-
-@endpoint("Create or replace one product", auth="merchant", body=ProductIn, response=Product)
-async def put_product(request: Request) -> Response:
-    services = svc.of(request)
-    actor = await services.keys.merchant(request)
-    item = await read_body(request, ProductIn)
-    existed = bool(await services.catalogue.existing([item.sku]))
-    await save_products(services, actor, [item])
-    (product,) = await _with_stock(services, [await services.catalogue.get(item.sku)])
-    return json_response(product, 200 if existed else 201)
+_encode = msgspec.json.Encoder().encode
 
 
 @endpoint(
-    "Import many products, all or nothing",
-    auth="merchant",
-    body=list[ProductIn],
-    response=ImportResult,
+    "Buy click: hold stock for this viewer",
+    auth="viewer",
+    body=HoldIn,
+    response=HoldOut,
+    status=201,
 )
-async def import_products(request: Request) -> Response:
+async def create_hold(request: Request) -> Response:
     services = svc.of(request)
-    actor = await services.keys.merchant(request)
-    items = await read_body(request, list[ProductIn])
-    if not items:
-        raise ValidationFailed("nothing to import: the list is empty")
-    if len(items) > MAX_IMPORT_ROWS:
-        raise ValidationFailed(f"at most {MAX_IMPORT_ROWS} products per import")
-    await save_products(services, actor, items)
-    return json_response(ImportResult(len(items), [i.sku for i in items]), 201)
+    claims = viewer(request, services.signer)
+    body = await read_body(request, HoldIn)
+    orders = worker.of(request)
+    try:
+        outcome = await orders.holds.reserve(
+            request.path_params["show_id"], claims.vid, body.sku, body.qty, body.idempotency_key
+        )
+    except Unavailable:
+        orders.stock_lost()
+        raise
+    if outcome.reaped:
+        await announce_ended(services.redis, list(outcome.reaped), outcome.available)
+    state.raise_for(outcome)
+    assert outcome.hold is not None
+    return Response(_encode(hold_out(outcome.hold)), 201, media_type="application/json")
 
 
-@endpoint("The catalogue, with stock", response=list[Product])
-async def list_products(request: Request) -> Response:
+@endpoint("A hold", auth="viewer", response=HoldOut)
+async def get_hold(request: Request) -> Response:
     services = svc.of(request)
-    return json_response(await _with_stock(services, await services.catalogue.all()))
+    claims = viewer(request, services.signer)
+    hold = await worker.of(request).holds.get(request.path_params["hold_id"])
+    if hold.viewer_id != claims.vid:
+        raise Forbidden("this hold belongs to another viewer")
+    return json_response(hold_out(hold))
 
 
-@endpoint("One product, with stock", response=Product)
-async def get_product(request: Request) -> Response:
+@endpoint("Release a hold", auth="the hold's viewer", response=HoldOut)
+async def release_hold(request: Request) -> Response:
     services = svc.of(request)
-    product = await services.catalogue.get(request.path_params["sku"])
-    return json_response((await _with_stock(services, [product]))[0])
+    claims = viewer(request, services.signer)
+    orders = worker.of(request)
+    outcome = await orders.holds.release(request.path_params["hold_id"], claims.vid)
+    state.raise_for(outcome)
+    assert outcome.hold is not None
+    await events.publish(services.redis, outcome.hold.show_id, hold_event(outcome.hold))
+    return json_response(hold_out(outcome.hold))
 
 
-@endpoint("Set a SKU's on-hand count", auth="merchant", body=StockSet, response=StockLevel)
-async def set_stock(request: Request) -> Response:
+@endpoint(
+    "Pay for a hold", auth="the hold's viewer", body=CheckoutIn, response=OrderOut, status=201
+)
+async def checkout(request: Request) -> Response:
     services = svc.of(request)
-    actor = await services.keys.merchant(request)
-    body = await read_body(request, StockSet)
-    level = await services.stock.change(
-        request.path_params["sku"], actor=actor, reason=body.reason, set_to=body.on_hand
+    claims = viewer(request, services.signer)
+    body = await read_body(request, CheckoutIn)
+    order, status = await worker.of(request).sales.checkout(
+        request.path_params["hold_id"], claims, body
     )
-    return json_response(level)
+    return json_response(order, status)
 
 
-@endpoint("Add to (or remove from) on-hand", auth="merchant", body=StockAdjust, response=StockLevel)
-async def adjust_stock(request: Request) -> Response:
-    services = svc.of(request)
-    actor = await services.keys.merchant(request)
-    body = await read_body(request, StockAdjust)
-    level = await services.stock.change(
-        request.path_params["sku"], actor=actor, reason=body.reason, delta=body.delta
-    )
-    return json_response(level)
-
-
-@endpoint("A SKU's stock counters", response=StockLevel)
-async def get_stock(request: Request) -> Response:
-    services = svc.of(request)
-    sku = request.path_params["sku"]
-    await services.catalogue.get(sku)
-    return json_response(await services.stock.get(sku))
-
-
-@endpoint("A SKU's stock ledger, newest first", auth="merchant", response=list[LedgerEntry])
-async def get_ledger(request: Request) -> Response:
+@endpoint(
+    "Orders, oldest first (?show=ID, ?state=confirmed)", auth="merchant", response=list[OrderOut]
+)
+async def list_orders(request: Request) -> Response:
     services = svc.of(request)
     await services.keys.merchant(request)
-    sku = request.path_params["sku"]
-    await services.catalogue.get(sku)
-    return json_response(await services.stock.ledger(sku))
+    sales = worker.of(request).sales
+    return json_response(
+        await sales.orders(request.query_params.get("show"), request.query_params.get("state"))
+    )
 
 
-#: The sale's routes first and the buy click first among them: Starlette tries routes in order,
-#: and a flash sale sends thousands of buy clicks a second. The order changes no answer: the one
-#: shared path, ``/api/stock/reconcile`` (POST) against ``/api/stock/{sku}`` (GET, PUT), differs
-#: by method, and Starlette prefers a route matching path and method wherever it stands.
+@endpoint("One order", auth="merchant", response=OrderOut)
+async def get_order(request: Request) -> Response:
+    services = svc.of(request)
+    await services.keys.merchant(request)
+    return json_response(await worker.of(request).sales.order(request.path_params["order_id"]))
+
+
+@endpoint("Mark a manual (pay on delivery) order paid", auth="merchant", response=OrderOut)
+async def mark_paid(request: Request) -> Response:
+    services = svc.of(request)
+    await services.keys.merchant(request)
+    sales = worker.of(request).sales
+    return json_response(await sales.mark_paid(request.path_params["order_id"]))
+
+
+@endpoint(
+    "Live sales of a show: units, revenue, live holds", auth="merchant or host", response=ShowStats
+)
+async def show_stats(request: Request) -> Response:
+    services = svc.of(request)
+    show_id = request.path_params["show_id"]
+    await merchant_or_host(request, show_id)
+    skus = await services.get(SHOWS).lineup_skus(show_id)
+    rows = await services.db.fetchall(
+        "SELECT currency, COUNT(*) AS n, SUM(qty) AS units, SUM(amount) AS amount FROM orders"
+        " WHERE show_id = ? AND state = 'confirmed' GROUP BY currency ORDER BY currency",
+        (show_id,),
+    )
+    holds = await worker.of(request).holds.live(show_id, skus)
+    return json_response(
+        ShowStats(
+            show_id=show_id,
+            orders=sum(int(r["n"]) for r in rows),
+            units=sum(int(r["units"]) for r in rows),
+            revenue=[Money(amount=int(r["amount"]), currency=r["currency"]) for r in rows],
+            live_holds=len(holds),
+            held_units=sum(h.qty for h in holds),
+        )
+    )
+
+
+@endpoint(
+    "The show's fulfilment batch (one parcel per buyer) after its end",
+    auth="merchant",
+    response=Fulfilment,
+)
+async def fulfilment(request: Request) -> Response:
+    services = svc.of(request)
+    await services.keys.merchant(request)
+    closing = worker.of(request).closing
+    return json_response(await closing.fulfilment(request.path_params["show_id"]))
+
+
+@endpoint(
+    "Set the webhook URL; answers a new signing secret",
+    auth="merchant",
+    body=WebhookIn,
+    response=WebhookOut,
+)
+async def put_webhook(request: Request) -> Response:
+    services = svc.of(request)
+    await services.keys.merchant(request)
+    body = await read_body(request, WebhookIn)
+    return json_response(await worker.of(request).webhooks.configure(body.url))
+
+
+@endpoint("The webhook's delivery log, newest first", auth="merchant", response=list[Delivery])
+async def list_deliveries(request: Request) -> Response:
+    services = svc.of(request)
+    await services.keys.merchant(request)
+    return json_response(await worker.of(request).webhooks.deliveries())
+
+
+@endpoint(
+    "Rebuild stock from the database now; answers every difference found",
+    auth="merchant",
+    response=list[StockDifference],
+)
+async def reconcile_stock(request: Request) -> Response:
+    services = svc.of(request)
+    await services.keys.merchant(request)
+    return json_response(await reconcile(services))
+
+
+#: The buy click first: Starlette tries routes in order, and a flash sale sends thousands of buy
+#: clicks a second (the app puts these routes before every other domain's). The order changes
+#: no answer: ``/api/stock/reconcile`` (POST) shares its path shape with the catalogue's
+#: ``/api/stock/{sku}`` (GET, PUT) but not its methods, and Starlette prefers a route matching
+#: path and method wherever it stands.
 routes: list[BaseRoute] = [
-    *buy_routes.routes,
-    Route("/api/products", put_product, methods=["POST"]),
-    Route("/api/products", list_products, methods=["GET"]),
-    Route("/api/products/import", import_products, methods=["POST"]),
-    Route("/api/products/{sku}", get_product, methods=["GET"]),
-    Route("/api/stock/{sku}", get_stock, methods=["GET"]),
-    Route("/api/stock/{sku}", set_stock, methods=["PUT"]),
-    Route("/api/stock/{sku}/adjust", adjust_stock, methods=["POST"]),
-    Route("/api/stock/{sku}/ledger", get_ledger, methods=["GET"]),
+    Route("/api/shows/{show_id}/holds", create_hold, methods=["POST"]),
+    Route("/api/stock/reconcile", reconcile_stock, methods=["POST"]),
+    Route("/api/holds/{hold_id}", get_hold, methods=["GET"]),
+    Route("/api/holds/{hold_id}", release_hold, methods=["DELETE"]),
+    Route("/api/holds/{hold_id}/checkout", checkout, methods=["POST"]),
+    Route("/api/orders", list_orders, methods=["GET"]),
+    Route("/api/orders/{order_id}", get_order, methods=["GET"]),
+    Route("/api/orders/{order_id}/paid", mark_paid, methods=["POST"]),
+    Route("/api/shows/{show_id}/fulfilment", fulfilment, methods=["GET"]),
+    Route("/api/shows/{show_id}/stats", show_stats, methods=["GET"]),
+    Route("/api/webhook", put_webhook, methods=["PUT"]),
+    Route("/api/webhook/deliveries", list_deliveries, methods=["GET"]),
 ]

@@ -1,8 +1,9 @@
-"""Stock rules, pure: no I/O, no ``await``.
+"""Hold and order rules, pure: no I/O, no ``await``.
 
-The Lua scripts in ``livesale/orders/lua`` perform exactly these changes atomically in Redis;
+The hold scripts in ``livesale/lua`` perform exactly these changes atomically in Redis;
 ``tests/orders/test_state.py`` runs one table of cases against both and compares the results.
-Every function returns the new counters or raises, leaving its input untouched.
+Every function returns the new shelf or raises, leaving its input untouched. (The stock rules
+that only move on-hand are the catalogue's: :mod:`livesale.catalogue.state`.)
 """
 
 from __future__ import annotations
@@ -19,41 +20,8 @@ from livesale.errors import (
     LimitExceeded,
     NotFound,
     SoldOut,
-    StockConflict,
-    ValidationFailed,
 )
-from livesale.orders.messages import StockLevel
-
-
-def check(level: StockLevel) -> None:
-    """Raise ``AssertionError`` unless ``available + held + sold == on_hand``, all >= 0."""
-    assert level.available >= 0 and level.held >= 0 and level.sold >= 0, level
-    assert level.available + level.held + level.sold == level.on_hand, level
-
-
-def set_on_hand(level: StockLevel, on_hand: int) -> StockLevel:
-    """Stock counted on the shelf is ``on_hand``; held and sold units stay as they are."""
-    if on_hand < 0:
-        raise ValidationFailed("on_hand must be >= 0")
-    return _move_on_hand(level, on_hand)
-
-
-def adjust(level: StockLevel, delta: int) -> StockLevel:
-    """Add ``delta`` units to on-hand (negative removes); never below what is held or sold."""
-    return _move_on_hand(level, level.on_hand + delta)
-
-
-def _move_on_hand(level: StockLevel, on_hand: int) -> StockLevel:
-    committed = level.held + level.sold
-    if on_hand < committed:
-        raise StockConflict(
-            f"on_hand {on_hand} would be below the {level.held} held and {level.sold} sold",
-            on_hand=level.on_hand,
-            held=level.held,
-            sold=level.sold,
-        )
-    return StockLevel(level.sku, on_hand, on_hand - committed, level.held, level.sold)
-
+from livesale.values import StockLevel
 
 # --- holds ------------------------------------------------------------------------------------
 #

@@ -23,11 +23,10 @@ from redis.exceptions import RedisError
 
 from livesale import background, keys
 from livesale.errors import LivesaleError
+from livesale.events import SEQUENCED, encoder
 from livesale.ids import new_id
-from livesale.orders.holds import hold_out
-from livesale.room.bus import RoomBus
+from livesale.orders import ORDERS
 from livesale.room.messages import (
-    SEQUENCED,
     Hearts,
     Presence,
     SaleItem,
@@ -36,9 +35,10 @@ from livesale.room.messages import (
     StockChanged,
     StockItem,
     You,
-    encoder,
 )
-from livesale.services import Services
+from livesale.room.store import RoomBus
+from livesale.services import Part, Services
+from livesale.shows import SHOWS
 from livesale.transport import FrameSink, text_frame
 
 log = logging.getLogger("livesale.room")
@@ -239,7 +239,8 @@ class Hub:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.redis = services.redis
-        self.bus = RoomBus(services.redis)
+        self.bus = RoomBus(services.redis, services.scripts)
+        self.shows = services.get(SHOWS)
         self.process = new_id("proc")
         self.rooms: dict[str, Room] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -312,8 +313,8 @@ class Hub:
         room = self.rooms[conn.show_id]
         conn.hold_frames()
         state = await self.bus.state(conn.show_id, conn.viewer_id, conn.host)
-        show = await self.services.shows.get(conn.show_id)
-        lineup = await self.services.shows.lineup(conn.show_id)
+        show = await self.shows.get(conn.show_id)
+        lineup = await self.shows.lineup(conn.show_id)
         viewers = await self.bus.presence(
             conn.show_id, self.process, len(room.viewers), PRESENCE_TTL_MS
         )
@@ -338,11 +339,11 @@ class Hub:
 
     async def _own_holds(self, conn: Conn, skus: list[str]) -> list[dict[str, object]]:
         """The viewer's live holds in this show, as the hold API shows them (none for hosts)."""
-        orders = self.services.components.get("orders")
+        orders = self.services.find(ORDERS)
         if conn.host or orders is None:
             return []
-        holds = await orders.holds.live(conn.show_id, skus, conn.viewer_id)
-        return [msgspec.to_builtins(hold_out(h)) for h in holds]
+        holds = await orders.live_holds_of(conn.show_id, skus, conn.viewer_id)
+        return [msgspec.to_builtins(h) for h in holds]
 
     def heart(self, show_id: str, count: int) -> None:
         """Count hearts tapped here; they are published (summed) on the next tick."""
@@ -478,8 +479,13 @@ class Hub:
             background.check_cancelled()
 
 
+#: The room hub's part of :class:`~livesale.services.Services`.
+ROOM: Part[Hub] = Part("room")
+
+
 async def start(services: Services) -> Hub:
     """Start this process's room hub (registered in ``livesale.app.STARTERS``)."""
     hub = Hub(services)
     await hub.start()
+    services.provide(ROOM, hub)
     return hub

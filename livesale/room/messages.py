@@ -1,78 +1,18 @@
-"""Wire shapes of shows and line-ups (HTTP). The room's WebSocket messages live here too."""
+"""The room WebSocket's messages (``/ws/shows/{id}``), client to server and server to client.
+
+The show's own events (``show``, ``lineup``, ``featured``) are defined with the show in
+:mod:`livesale.shows` and take part in the server's union here.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal, get_args
 
 import msgspec
 
-from livesale.orders.messages import SkuStr
-from livesale.orders.money import Money
-
-ShowStateName = Literal["scheduled", "live", "ended"]
-Limit = Annotated[int, msgspec.Meta(ge=1, le=99)]
-
-
-class ShowIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """``POST /api/shows``."""
-
-    title: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-    host_name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
-    scheduled_at: datetime | None = None
-
-
-class Show(msgspec.Struct, frozen=True):
-    id: str
-    title: str
-    host_name: str
-    state: ShowStateName
-    paused: bool
-    scheduled_at: str | None
-    created_at: float
-    started_at: float | None
-    ended_at: float | None
-    watch_url: str
-
-
-class ShowCreated(msgspec.Struct, frozen=True):
-    """The answer to ``POST /api/shows``: the only time the host token is shown."""
-
-    id: str
-    title: str
-    host_name: str
-    state: ShowStateName
-    host_token: str
-    studio_url: str
-    watch_url: str
-    scheduled_at: str | None = None
-
-
-class LineupItemIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """One row of ``PUT /api/shows/{id}/lineup``; ``price`` overrides the catalogue price."""
-
-    sku: SkuStr
-    price: Money | None = None
-    limit_per_buyer: Limit | None = None
-
-
-class LineupItem(msgspec.Struct, frozen=True):
-    sku: str
-    title: str
-    description: str
-    image_url: str
-    price: Money
-    list_price: Money
-    limit_per_buyer: int | None
-    available: int
-    featured: bool
-
-
-class Lineup(msgspec.Struct, frozen=True):
-    show_id: str
-    featured: str | None
-    items: list[LineupItem]
-
+from livesale.events import Event, Msg
+from livesale.shows import Featured, Lineup, LineupChanged, Show, ShowChanged
+from livesale.values import SkuStr
 
 # ---------------------------------------------------------------------------------------------
 # The room WebSocket (``/ws/shows/{id}``).
@@ -95,10 +35,6 @@ Seconds = Annotated[int, msgspec.Meta(ge=0, le=86_400)]
 SlowSeconds = Annotated[int, msgspec.Meta(ge=0, le=600)]
 HeartCount = Annotated[int, msgspec.Meta(ge=1, le=50)]
 ViewerIdStr = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-
-
-class Msg(msgspec.Struct, tag_field="type", frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Base of every room message; the subclass's ``tag`` is its ``type``."""
 
 
 # Client to server ----------------------------------------------------------------------------
@@ -203,12 +139,6 @@ HOST_ONLY: tuple[type[Msg], ...] = (
 # Server to client ----------------------------------------------------------------------------
 
 
-class Event(Msg, frozen=True, kw_only=True, forbid_unknown_fields=False):
-    """A server frame. ``seq`` is encoded right after ``type`` (the bus stamps it there)."""
-
-    seq: int = 0
-
-
 class RequestEntry(msgspec.Struct, frozen=True):
     """One line of the host's queue."""
 
@@ -231,28 +161,10 @@ class ChatDeleted(Event, tag="chat_deleted", frozen=True):
     id: int
 
 
-class Featured(Event, tag="featured", frozen=True):
-    """The item now explained, or ``null``; ``at`` is the Redis clock in ms (chapter marks)."""
-
-    sku: str | None
-    at: int = 0
-
-
 class Requests(Event, tag="requests", frozen=True):
     """The open requests, most votes first, then oldest first."""
 
     queue: list[RequestEntry]
-
-
-class LineupChanged(Event, tag="lineup", frozen=True):
-    lineup: Lineup
-
-
-class ShowChanged(Event, tag="show", frozen=True):
-    """The show's state changed (live, ended) or its publisher paused or resumed."""
-
-    state: ShowStateName
-    paused: bool = False
 
 
 class SlowMode(Event, tag="slow_mode", frozen=True):
@@ -365,10 +277,5 @@ ServerMsg = (
     | Muted
     | ErrorMsg
 )
-#: Events that take a sequence number (see the module comment above).
-SEQUENCED: frozenset[str] = frozenset(
-    {"show", "lineup", "featured", "requests", "chat", "chat_deleted", "slow_mode"}
-)
 
 client_decoder = msgspec.json.Decoder(ClientMsg)
-encoder = msgspec.json.Encoder()

@@ -1,42 +1,15 @@
-"""Show state, pure: ``scheduled → live → ended``; no I/O."""
+"""The room's rules, pure: no I/O, no ``await``."""
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
-
-from livesale.errors import InvalidTransition
-
-
-class ShowState(enum.Enum):
-    SCHEDULED = "scheduled"
-    LIVE = "live"
-    ENDED = "ended"
-
-
-_ALLOWED: dict[ShowState, frozenset[ShowState]] = {
-    ShowState.SCHEDULED: frozenset({ShowState.LIVE, ShowState.ENDED}),
-    ShowState.LIVE: frozenset({ShowState.ENDED}),
-    ShowState.ENDED: frozenset(),
-}
-
-
-def transition(current: ShowState, target: ShowState) -> ShowState:
-    """``target`` if a show in ``current`` may move there; :class:`InvalidTransition` else."""
-    if target not in _ALLOWED[current]:
-        raise InvalidTransition(
-            f"show is {current.value}; it cannot become {target.value}",
-            state=current.value,
-        )
-    return target
-
 
 # ---------------------------------------------------------------------------------------------
 # The room: line-up, featured item, explain requests, plants, chat, mutes, slow mode.
 #
-# These are the rules; ``livesale/room/lua.py`` applies the same rules atomically in Redis (where
-# the room lives, shared by every process) and ``tests/room/test_rules.py`` runs one table of
-# cases against both.
+# These are the rules; the room scripts in ``livesale/lua`` apply the same rules atomically in
+# Redis (where the room lives, shared by every process), and ``tests/room/test_state.py`` checks
+# both against the same cases.
 # ---------------------------------------------------------------------------------------------
 
 #: Chat lines are 1–280 characters once trimmed.

@@ -1,276 +1,153 @@
-"""Shows and line-ups: SQLite is the record, Redis holds the mirror the buy scripts read."""
+"""The room in Redis: every action is one Lua script (``livesale/lua``, built by
+:mod:`livesale.lua.calls`) that applies a rule of :mod:`livesale.room.state`, numbers the event
+and publishes it; snapshots are read in one ``MULTI`` so they match exactly one sequence
+number."""
 
 from __future__ import annotations
 
-import hmac
-import sqlite3
-import time
-from collections.abc import Sequence
+from typing import Any
 
+import msgspec
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from livesale import keys
-from livesale.db import Database
-from livesale.errors import (
-    Forbidden,
-    InvalidTransition,
-    NotFound,
-    StoreError,
-    Unauthorized,
-    ValidationFailed,
-)
-from livesale.ids import ShowId, hash_secret, new_id, new_secret
-from livesale.orders.messages import StockLevel
-from livesale.orders.money import Money
-from livesale.orders.store import Catalogue, StockStore
-from livesale.room.messages import Lineup, LineupItem, LineupItemIn, Show, ShowCreated, ShowIn
-from livesale.room.state import ShowState, transition
+from livesale.errors import map_redis_errors
+from livesale.events import encoder
+from livesale.lua import ScriptCall, Scripts, calls
+from livesale.room.messages import ChatDeleted, ChatLine, Muted, RequestEntry, SlowMode
+from livesale.room.state import CHAT_BURST, CHAT_RATE, CHAT_TAIL, Refused, rank
+from livesale.shows import Featured
+
+_chat_line = msgspec.json.Decoder(ChatLine)
 
 
-class ShowStore:
-    """Creates shows, moves them through their states and keeps their line-ups."""
+def _text(value: bytes | str | None) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
 
-    def __init__(
-        self,
-        db: Database,
-        redis: aioredis.Redis,
-        catalogue: Catalogue,
-        stock: StockStore,
-        base_url: str,
-    ) -> None:
-        self.db = db
+
+class RoomState(msgspec.Struct, frozen=True):
+    """The Redis half of a snapshot, as of sequence number ``seq``."""
+
+    seq: int
+    featured: str | None
+    slow_mode: int
+    requests: list[RequestEntry]
+    chat: list[ChatLine]
+    planted: list[str]
+    plants: dict[str, int]
+    muted_until: int
+
+
+class RoomBus:
+    """Runs the room scripts for every show. Raises :class:`Refused` when a rule says no and
+    :class:`StoreError` when Redis fails."""
+
+    def __init__(self, redis: aioredis.Redis, scripts: Scripts) -> None:
         self.redis = redis
-        self.catalogue = catalogue
-        self.stock = stock
-        self.base_url = base_url
+        self.scripts = scripts
 
-    def watch_url(self, show_id: str) -> str:
-        return f"{self.base_url}/watch/{show_id}"
+    async def _run(self, call: ScriptCall) -> Any:
+        return await self.scripts.run(call)
 
-    def studio_url(self, show_id: str, host_token: str) -> str:
-        # The token rides in the fragment: browsers never send it to a server or a Referer.
-        return f"{self.base_url}/studio/{show_id}#token={host_token}"
+    @staticmethod
+    def _check(result: Any) -> None:
+        code = _text(result)
+        if code != "ok":
+            raise Refused(code or "refused")
 
-    def _show(self, row: sqlite3.Row, paused: bool = False) -> Show:
-        return Show(
-            id=row["id"],
-            title=row["title"],
-            host_name=row["host_name"],
-            state=row["state"],
-            paused=paused,
-            scheduled_at=row["scheduled_at"],
-            created_at=row["created_at"],
-            started_at=row["started_at"],
-            ended_at=row["ended_at"],
-            watch_url=self.watch_url(row["id"]),
+    async def feature(self, show_id: str, sku: str | None) -> None:
+        """Feature ``sku`` (``None`` unfeatures): everyone gets ``featured``, and ``requests``
+        when this resolved the item's request."""
+        body = encoder.encode(Featured(sku=sku))
+        self._check(await self._run(calls.feature(show_id=show_id, sku=sku, body=body)))
+
+    async def request(self, show_id: str, sku: str, viewer_id: str, vote: bool) -> None:
+        """Open or upvote the request for ``sku``; everyone gets the ranked ``requests``."""
+        call = calls.request(show_id=show_id, sku=sku, viewer_id=viewer_id, vote=vote)
+        self._check(await self._run(call))
+
+    async def resolve(self, show_id: str, sku: str) -> None:
+        self._check(await self._run(calls.resolve(show_id=show_id, sku=sku)))
+
+    async def plant(self, show_id: str, sku: str, viewer_id: str, want: bool) -> int:
+        """Plant or unplant; returns the item's count. Hosts get ``plants``, the viewer
+        ``planted``."""
+        code, count = await self._run(
+            calls.plant(show_id=show_id, sku=sku, viewer_id=viewer_id, want=want)
         )
+        self._check(code)
+        return int(count)
 
-    async def create(self, data: ShowIn, *, demo: bool = False) -> ShowCreated:
-        show_id = ShowId(new_id("sh"))
-        token = new_secret("host")
-        scheduled = data.scheduled_at.isoformat() if data.scheduled_at else None
-        async with self.db.transaction() as conn:
-            await conn.execute(
-                "INSERT INTO shows (id, title, host_name, state, host_token_hash, scheduled_at,"
-                " created_at, demo) VALUES (?, ?, ?, 'scheduled', ?, ?, ?, ?)",
-                (
-                    show_id,
-                    data.title,
-                    data.host_name,
-                    hash_secret(token),
-                    scheduled,
-                    time.time(),
-                    int(demo),
-                ),
+    async def chat(self, show_id: str, viewer_id: str, nick: str, text: str, host: bool) -> int:
+        """Say ``text`` (already cleaned); returns the line id. Viewers are refused when muted,
+        in slow mode or over the rate limit (``Refused.retry_ms`` says how long to wait)."""
+        body = encoder.encode(ChatLine(viewer_id=viewer_id, nick=nick, text=text, host=host))
+        code, value = await self._run(
+            calls.chat(
+                show_id=show_id,
+                viewer_id=viewer_id,
+                host=host,
+                body=body,
+                rate=CHAT_RATE,
+                burst=CHAT_BURST,
+                tail=CHAT_TAIL,
             )
-        await self.mirror(show_id)
-        return ShowCreated(
-            id=show_id,
-            title=data.title,
-            host_name=data.host_name,
-            state="scheduled",
-            host_token=token,
-            studio_url=self.studio_url(show_id, token),
-            watch_url=self.watch_url(show_id),
-            scheduled_at=scheduled,
         )
+        code = _text(code)
+        if code != "ok":
+            raise Refused(code or "refused", retry_ms=int(value))
+        return int(value)
 
-    async def _row(self, show_id: str) -> sqlite3.Row:
-        row = await self.db.fetchone("SELECT * FROM shows WHERE id = ?", (show_id,))
-        if row is None:
-            raise NotFound(f"no show {show_id!r}")
-        return row
+    async def delete_chat(self, show_id: str, line_id: int) -> None:
+        body = encoder.encode(ChatDeleted(id=line_id))
+        self._check(await self._run(calls.delete_chat(show_id=show_id, line_id=line_id, body=body)))
 
-    async def _paused(self, show_ids: Sequence[str]) -> list[bool]:
-        try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for show_id in show_ids:
-                    pipe.hget(keys.show(show_id), "paused")
-                values = await pipe.execute()
-        except RedisError as exc:
-            raise StoreError(f"redis: {exc}") from exc
-        return [v == b"1" for v in values]
+    async def mute(self, show_id: str, viewer_id: str, seconds: int) -> int:
+        """Mute (``seconds=0`` unmutes); the viewer gets ``muted``. Returns muted-until ms."""
+        body = encoder.encode(Muted(until=0))[:-1] + b',"viewer_id":' + encoder.encode(viewer_id)
+        call = calls.mute(show_id=show_id, viewer_id=viewer_id, seconds=seconds, body=body + b"}")
+        return int(await self._run(call))
 
-    async def get(self, show_id: str) -> Show:
-        row = await self._row(show_id)
-        (paused,) = await self._paused([show_id])
-        return self._show(row, paused)
+    async def slow_mode(self, show_id: str, seconds: int) -> None:
+        body = encoder.encode(SlowMode(seconds=seconds))
+        self._check(await self._run(calls.slow_mode(show_id=show_id, seconds=seconds, body=body)))
 
-    async def all(self) -> list[Show]:
-        """Live shows first, then scheduled, then ended; newest first within each."""
-        rows = await self.db.fetchall(
-            "SELECT * FROM shows ORDER BY CASE state WHEN 'live' THEN 0"
-            " WHEN 'scheduled' THEN 1 ELSE 2 END, created_at DESC"
-        )
-        paused = await self._paused([r["id"] for r in rows])
-        return [self._show(r, p) for r, p in zip(rows, paused, strict=True)]
+    async def presence(self, show_id: str, process: str, count: int, ttl_ms: int) -> int:
+        """Report this process's ``count`` (-1: only read) and return the show's total."""
+        call = calls.presence(show_id=show_id, process=process, count=count, ttl_ms=ttl_ms)
+        return int(await self._run(call))
 
-    async def verify_host(self, show_id: str, token: str | None) -> None:
-        """Return if ``token`` is the show's host token; 401 when absent, 403 when wrong."""
-        row = await self._row(show_id)
-        if not token:
-            raise Unauthorized("this needs the show's host token")
-        if not hmac.compare_digest(row["host_token_hash"], hash_secret(token)):
-            raise Forbidden("wrong host token for this show")
-
-    async def rotate_host_token(self, show_id: str) -> str:
-        """Issue a new host token (the old one stops working) and return it."""
-        await self._row(show_id)
-        token = new_secret("host")
-        async with self.db.transaction() as conn:
-            await conn.execute(
-                "UPDATE shows SET host_token_hash = ? WHERE id = ?", (hash_secret(token), show_id)
-            )
-        return token
-
-    async def move(self, show_id: str, target: ShowState) -> Show:
-        """Start or end a show. Asking for the state it is already in changes nothing."""
-        column = "started_at" if target is ShowState.LIVE else "ended_at"
-        async with self.db.transaction() as conn:
-            cur = await conn.execute("SELECT state FROM shows WHERE id = ?", (show_id,))
-            row = await cur.fetchone()
-            if row is None:
-                raise NotFound(f"no show {show_id!r}")
-            current = ShowState(row[0])
-            if current is not target:
-                transition(current, target)
-                await conn.execute(
-                    f"UPDATE shows SET state = ?, {column} = ? WHERE id = ?",
-                    (target.value, time.time(), show_id),
-                )
-        await self.mirror(show_id)
-        return await self.get(show_id)
-
-    async def put_lineup(self, show_id: str, items: Sequence[LineupItemIn]) -> Lineup:
-        """Replace the line-up (in show order). Refuses unknown or repeated SKUs, a price in
-        another currency than the product's, and any change to an ended show."""
-        row = await self._row(show_id)
-        if row["state"] == ShowState.ENDED.value:
-            raise InvalidTransition("the show has ended; its line-up is final", state="ended")
-        problems: list[str] = []
-        seen: set[str] = set()
-        products = await self.catalogue.existing(i.sku for i in items)
-        for index, item in enumerate(items):
-            if item.sku in seen:
-                problems.append(f"item {index}: SKU {item.sku!r} is already in the line-up")
-            seen.add(item.sku)
-            product = products.get(item.sku)
-            if product is None:
-                problems.append(f"item {index}: unknown SKU {item.sku!r}")
-            elif item.price is not None and item.price.currency != product.price.currency:
-                problems.append(
-                    f"item {index}: price in {item.price.currency} but {item.sku!r} is sold in "
-                    f"{product.price.currency}"
-                )
-        if problems:
-            raise ValidationFailed("; ".join(problems), errors=problems)
-        async with self.db.transaction() as conn:
-            await conn.execute("DELETE FROM lineup_items WHERE show_id = ?", (show_id,))
-            await conn.executemany(
-                "INSERT INTO lineup_items (show_id, position, sku, price_amount, limit_per_buyer)"
-                " VALUES (?, ?, ?, ?, ?)",
-                [
-                    (show_id, pos, i.sku, i.price.amount if i.price else None, i.limit_per_buyer)
-                    for pos, i in enumerate(items)
-                ],
-            )
-        await self.mirror(show_id)
-        return await self.lineup(show_id)
-
-    async def _lineup_rows(self, show_id: str) -> list[sqlite3.Row]:
-        return await self.db.fetchall(
-            "SELECT l.sku, l.price_amount, l.limit_per_buyer, p.title, p.description,"
-            " p.image_url, p.price_amount AS list_amount, p.currency"
-            " FROM lineup_items l JOIN products p ON p.sku = l.sku"
-            " WHERE l.show_id = ? ORDER BY l.position",
-            (show_id,),
-        )
-
-    async def lineup_skus(self, show_id: str) -> list[str]:
-        """The line-up's SKUs in show order (no stock, no Redis): 404 for an unknown show."""
-        await self._row(show_id)
-        rows = await self.db.fetchall(
-            "SELECT sku FROM lineup_items WHERE show_id = ? ORDER BY position", (show_id,)
-        )
-        return [r["sku"] for r in rows]
-
-    async def lineup(self, show_id: str) -> Lineup:
-        """The line-up in show order, with live stock and the featured item."""
-        await self._row(show_id)
-        rows = await self._lineup_rows(show_id)
-        levels = await self.stock.get_many([r["sku"] for r in rows])
-        try:
-            featured_raw = await self.redis.hget(keys.show(show_id), "featured")
-        except RedisError as exc:
-            raise StoreError(f"redis: {exc}") from exc
-        featured = featured_raw.decode() if isinstance(featured_raw, bytes) else featured_raw
-        return Lineup(
-            show_id=show_id,
-            featured=featured,
-            items=[_item(r, levels[r["sku"]], featured) for r in rows],
-        )
-
-    async def mirror(self, show_id: str) -> None:
-        """Copy the show's state and line-up from SQLite to Redis (for the buy scripts)."""
-        row = await self._row(show_id)
-        rows = await self._lineup_rows(show_id)
-        mapping = {
-            r["sku"]: f"{_price(r).amount}|{r['currency']}|{r['limit_per_buyer'] or 0}"
-            for r in rows
-        }
-        try:
+    async def state(self, show_id: str, viewer_id: str, host: bool) -> RoomState:
+        """The room as of one sequence number (one ``MULTI``)."""
+        with map_redis_errors():
             async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.hset(keys.show(show_id), "state", row["state"])
-                pipe.delete(keys.lineup(show_id))
-                if mapping:
-                    pipe.hset(keys.lineup(show_id), mapping=mapping)
-                await pipe.execute()
-        except RedisError as exc:
-            raise StoreError(f"redis: {exc}") from exc
-
-    async def mirror_all(self) -> int:
-        """Mirror every show that is not ended (after Redis lost its data); return how many."""
-        rows = await self.db.fetchall("SELECT id FROM shows WHERE state != 'ended'")
-        for r in rows:
-            await self.mirror(r["id"])
-        return len(rows)
-
-
-def _price(row: sqlite3.Row) -> Money:
-    amount = row["price_amount"] if row["price_amount"] is not None else row["list_amount"]
-    return Money(amount=amount, currency=row["currency"])
-
-
-def _item(row: sqlite3.Row, level: StockLevel, featured: str | None) -> LineupItem:
-    return LineupItem(
-        sku=row["sku"],
-        title=row["title"],
-        description=row["description"],
-        image_url=row["image_url"],
-        price=_price(row),
-        list_price=Money(amount=row["list_amount"], currency=row["currency"]),
-        limit_per_buyer=row["limit_per_buyer"],
-        available=level.available,
-        featured=row["sku"] == featured,
-    )
+                pipe.get(keys.show_seq(show_id))
+                pipe.hmget(keys.show(show_id), "featured", "slow_mode")
+                pipe.hgetall(keys.show_requests(show_id))
+                pipe.hgetall(keys.show_request_order(show_id))
+                pipe.lrange(keys.show_chat(show_id), 0, -1)
+                pipe.smembers(keys.viewer_plants(show_id, viewer_id))
+                pipe.hgetall(keys.show_plants(show_id))
+                pipe.hget(keys.show_mutes(show_id), viewer_id)
+                (
+                    seq,
+                    (featured, slow),
+                    votes,
+                    order,
+                    chat,
+                    planted,
+                    plants,
+                    muted,
+                ) = await pipe.execute()
+        votes_ = {k.decode(): int(v) for k, v in votes.items()}
+        order_ = {k.decode(): int(v) for k, v in order.items()}
+        return RoomState(
+            seq=int(seq or 0),
+            featured=_text(featured),
+            slow_mode=int(slow or 0),
+            requests=[RequestEntry(sku, n) for sku, n in rank(votes_, order_)],
+            chat=[_chat_line.decode(line) for line in chat],
+            planted=sorted(s.decode() for s in planted),
+            plants={k.decode(): int(v) for k, v in plants.items() if int(v) > 0} if host else {},
+            muted_until=int(muted or 0),
+        )

@@ -22,8 +22,9 @@ from starlette.websockets import WebSocket
 from livesale import services as svc
 from livesale.config import Settings
 from livesale.errors import Forbidden, LivesaleError, Unauthorized
+from livesale.events import encoder
 from livesale.http import problem_response
-from livesale.room.hub import Conn, Hub, Out
+from livesale.room.hub import ROOM, Conn, Hub, Out
 from livesale.room.messages import (
     CLIENT_TYPES,
     HOST_ONLY,
@@ -41,9 +42,9 @@ from livesale.room.messages import (
     UnfeatureIn,
     VoteIn,
     client_decoder,
-    encoder,
 )
 from livesale.room.state import Refused, clean_chat, take_token
+from livesale.shows import SHOWS
 from livesale.transport import DIRECT_FRAMES
 
 log = logging.getLogger("livesale.room")
@@ -93,7 +94,7 @@ class RoomSocket:
     async def run(self) -> None:
         websocket = WebSocket(self.scope, self.receive, self.send)
         services = svc.of(websocket)
-        hub: Hub = services.components["room"]
+        hub = services.get(ROOM)
         show_id = websocket.path_params["show_id"]
         try:
             if not origin_allowed(
@@ -220,9 +221,10 @@ async def _identify(services: svc.Services, show_id: str, websocket: WebSocket) 
         token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
     if not token:
         raise Unauthorized("this needs ?token= (a viewer token or the show's host token)")
-    show = await services.shows.get(show_id)
+    shows = services.get(SHOWS)
+    show = await shows.get(show_id)
     if token.startswith("host_"):
-        await services.shows.verify_host(show_id, token)
+        await shows.verify_host(show_id, token)
         return Conn(show_id, HOST_VIEWER_ID, show.host_name, host=True)
     claims = services.signer.verify(token)
     return Conn(show_id, claims.vid, claims.nick, host=False)

@@ -25,8 +25,8 @@ import av
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
+from livesale.media._aiortc import redirect_keyframe_requests
 from livesale.media.ice import IceConfig, rtc_configuration
-from livesale.media.internals import redirect_keyframe_requests
 
 Signal = Callable[[str], Awaitable[str]]
 

@@ -13,7 +13,7 @@ class Pkt:
     timestamp: int
     marker: int = 0
     ssrc: int = 1234
-    _data: bytes = b""
+    data: bytes = b""
 
 
 class Clock:
@@ -26,9 +26,7 @@ class Clock:
 
 def frame(seq: int, ts: int, parts: int) -> list[Pkt]:
     """One frame of ``parts`` packets starting at ``seq``; payloads name their position."""
-    return [
-        Pkt(seq + i, ts, int(i == parts - 1), _data=f"{ts}:{i};".encode()) for i in range(parts)
-    ]
+    return [Pkt(seq + i, ts, int(i == parts - 1), data=f"{ts}:{i};".encode()) for i in range(parts)]
 
 
 def assembler(

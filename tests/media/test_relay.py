@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from livesale.media._aiortc import check_aiortc_internals
 from livesale.media.hub import HubTimings, MediaHub
 from livesale.media.ice import IceConfig
-from livesale.media.internals import check_aiortc_internals
 from tests.media.peers import Publisher, Viewer
 
 pytestmark = pytest.mark.netns

@@ -13,6 +13,7 @@ import redis
 
 from livesale import keys
 from livesale.config import Settings
+from livesale.media import MEDIA
 from livesale.media.hub import MediaHub
 from tests.conftest import LiveServer
 from tests.media.peers import Publisher, Signal, Viewer
@@ -56,7 +57,7 @@ def make_show(server: LiveServer, *, live: bool = True) -> LiveShow:
 
 
 def media_hub(server: LiveServer) -> MediaHub:
-    hub = server.app.state.services.components["media"]
+    hub = server.app.state.services.get(MEDIA)
     assert isinstance(hub, MediaHub)
     return hub
 
@@ -254,3 +255,59 @@ async def test_ending_the_show_closes_its_media_sessions(
         assert hub.peer_connections == 0 and hub.sessions == {}
     await viewer.close()
     await publisher.close()
+
+
+def test_relay_off_when_aiortc_moved_keeps_chat_and_checkout(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """If a hook the relay needs is missing, WHIP/WHEP answer 503 and say why (one log line);
+    chat, buy clicks and checkout keep working."""
+    from websockets.sync.client import connect
+
+    from livesale.media import _aiortc
+    from tests.orders.conftest import checkout_body
+    from tests.room.conftest import make_show as make_room_show
+    from tests.room.conftest import new_viewer, ws_url
+
+    moved = _aiortc.Private(_aiortc.RTCRtpSender, "_send_rtp_faster", "a hook that moved")
+    monkeypatch.setattr(_aiortc, "PRIVATE_NAMES", (*_aiortc.PRIVATE_NAMES, moved))
+    caplog.set_level("ERROR", logger="livesale.media")
+    server = LiveServer(settings).start()
+    try:
+        off = [r.getMessage() for r in caplog.records if "live video is off" in r.getMessage()]
+        assert len(off) == 1 and "_send_rtp_faster" in off[0]
+        show = make_room_show(server.url, server.api_key)
+        with server.client() as http:
+            for kind, auth in (
+                ("whip", {"Authorization": f"Bearer {show.host_token}"}),
+                ("whep", {}),
+            ):
+                refused = http.post(
+                    f"/{kind}/{show.id}", content=TINY_OFFER, headers={**SDP, **auth}
+                )
+                assert refused.status_code == 503, refused.text
+                assert refused.json()["type"].endswith("/unavailable")
+                assert "_send_rtp_faster" in refused.json()["detail"]
+            _, token = new_viewer(server.url, "Ada")
+            with connect(ws_url(server.url, show.id, token)) as ws:
+                assert json.loads(ws.recv(timeout=30))["type"] == "snapshot"
+                ws.send(json.dumps({"type": "chat", "text": "still here?"}))
+                while (frame := json.loads(ws.recv(timeout=30)))["type"] != "chat":
+                    pass
+                assert frame["text"] == "still here?"
+            viewer = {"Authorization": f"Bearer {token}"}
+            hold = http.post(
+                f"/api/shows/{show.id}/holds",
+                json={"sku": show.skus[0], "qty": 1, "idempotency_key": "k1"},
+                headers=viewer,
+            )
+            assert hold.status_code == 201, hold.text
+            order = http.post(
+                f"/api/holds/{hold.json()['hold_id']}/checkout",
+                json=checkout_body(),
+                headers=viewer,
+            )
+            assert order.status_code == 201, order.text
+            assert order.json()["state"] == "confirmed"
+    finally:
+        server.stop()

@@ -8,8 +8,8 @@ from aiortc import RTCRtpCodecCapability
 from aiortc.codecs.vpx import vp8_depayload
 
 from livesale.media.metrics import MediaStats
+from livesale.media.packetizer import RtpFrame
 from livesale.media.relay import Channel, KeyframeRequester, RelayTrack
-from livesale.media.sender import RtpFrame
 
 VP8 = RTCRtpCodecCapability(mimeType="video/VP8", clockRate=90000)
 

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from importlib import resources
 from typing import Any
 
 import pytest
 import redis
 
 from livesale import keys
+from livesale.catalogue import state as stock_rules
 from livesale.errors import InvalidTransition, LimitExceeded, SoldOut, StockConflict
+from livesale.lua import SOURCES, ScriptCall, calls
 from livesale.orders import state
 from livesale.orders.holds import to_hold
-from livesale.orders.messages import StockLevel
+from livesale.values import StockLevel
 
 SKU, SHOW, OTHER_SHOW = "LIP-RED", "sh_table", "sh_other"
 LONG, NOW = 300_000, 0  # hold lifetimes in ms: far in the future, or already over
@@ -187,9 +188,9 @@ class Pure:
                 self.show = new_state
                 return "ok"
             case ("adjust", delta):
-                return self._level(lambda lv: state.adjust(lv, delta))
+                return self._level(lambda lv: stock_rules.adjust(lv, delta))
             case ("set", on_hand):
-                return self._level(lambda lv: state.set_on_hand(lv, on_hand))
+                return self._level(lambda lv: stock_rules.set_on_hand(lv, on_hand))
         self.shelf = outcome.shelf
         return outcome.status
 
@@ -210,13 +211,11 @@ class Pure:
 
 
 class Lua:
+    """The same operations through the scripts' own call builders, as the stores make them."""
+
     def __init__(self, client: redis.Redis, on_hand: int, limit: int) -> None:
         self.r = client
-        folder = resources.files("livesale.orders").joinpath("lua")
-        self.scripts = {
-            name: client.register_script(folder.joinpath(f"{name}.lua").read_text())
-            for name in ("reserve", "release", "confirm", "expire", "release_show", "stock_set")
-        }
+        self.scripts = {name: client.register_script(source) for name, source in SOURCES.items()}
         client.set(keys.STOCK_READY, "1")
         client.hset(
             keys.stock(SKU),
@@ -225,60 +224,48 @@ class Lua:
         client.hset(keys.show(SHOW), "state", "live")
         client.hset(keys.lineup(SHOW), SKU, f"1990|EUR|{limit}")
         self.reserves = 0
-        self.sku_keys = [
-            keys.stock(SKU),
-            keys.holds(SKU),
-            keys.hold_expiry(SKU),
-            keys.holds_done(SKU),
-            keys.buyers(SKU),
-        ]
+
+    def call(self, call: ScriptCall) -> Any:
+        return self.scripts[call.name](keys=call.keys, args=call.args)
 
     def run(self, op: Op) -> str:
-        chan = keys.show_channel(SHOW)
         match op:
             case ("reserve", viewer, qty, idem, ttl):
-                out = self.scripts["reserve"](
-                    keys=[
-                        *self.sku_keys,
-                        keys.show(SHOW),
-                        keys.lineup(SHOW),
-                        keys.idempotency(SHOW, viewer, idem),
-                        keys.STOCK_READY,
-                        chan,
-                        keys.HOLD_SKUS,
-                    ],
-                    args=[hold_id(self.reserves), SHOW, viewer, SKU, qty, ttl, idem, 86400, 10],
+                out = self.call(
+                    calls.reserve(
+                        hold_id=hold_id(self.reserves),
+                        show_id=SHOW,
+                        viewer_id=viewer,
+                        sku=SKU,
+                        qty=qty,
+                        hold_ms=ttl,
+                        idem_key=idem,
+                        idem_seconds=86400,
+                        reap_batch=10,
+                    )
                 )
                 self.reserves += 1
             case ("release", n, viewer):
-                out = self.scripts["release"](
-                    keys=[*self.sku_keys, chan], args=[hold_id(n), viewer or ""]
+                out = self.call(
+                    calls.release(sku=SKU, show_id=SHOW, hold_id=hold_id(n), viewer_id=viewer)
                 )
             case ("confirm", n, order):
-                out = self.scripts["confirm"](
-                    keys=[*self.sku_keys, keys.STOCK_READY, chan], args=[hold_id(n), order]
+                out = self.call(
+                    calls.confirm(sku=SKU, show_id=SHOW, hold_id=hold_id(n), order_id=order)
                 )
             case ("expire",):
-                self.scripts["expire"](
-                    keys=[*self.sku_keys, keys.HOLD_SKUS], args=[SKU, 500, 86_400_000]
-                )
+                self.call(calls.expire(sku=SKU, batch=500, keep_finished_ms=86_400_000))
                 return "ok"
             case ("release_show", show):
-                self.scripts["release_show"](keys=self.sku_keys, args=[show])
+                self.call(calls.release_show(sku=SKU, show_id=show))
                 return "ok"
             case ("show", new_state):
                 self.r.hset(keys.show(SHOW), "state", new_state)
                 return "ok"
             case ("adjust", delta):
-                out = self.scripts["stock_set"](
-                    keys=[keys.stock(SKU), keys.stock_ledger(SKU), keys.STOCK_READY],
-                    args=["adjust", delta, "t", "t"],
-                )
+                out = self.call(calls.stock_set(sku=SKU, delta=delta, actor="t", reason="t"))
             case ("set", on_hand):
-                out = self.scripts["stock_set"](
-                    keys=[keys.stock(SKU), keys.stock_ledger(SKU), keys.STOCK_READY],
-                    args=["set", on_hand, "t", "t"],
-                )
+                out = self.call(calls.stock_set(sku=SKU, set_to=on_hand, actor="t", reason="t"))
         return str(out[0].decode())
 
     def result(self, status: str) -> Result:
@@ -299,7 +286,7 @@ def test_pure_and_lua_agree(name: str, redis_client: redis.Redis) -> None:
         expected = pure.result(pure.run(op))
         got = lua.result(lua.run(op))
         assert got == expected, f"{name}: {op}"
-        state.check(got.level)
+        stock_rules.check(got.level)
 
 
 def test_refusals_raise_their_problems() -> None:

@@ -1,0 +1,41 @@
+"""The catalogue's part of the running server, and what other domains may ask of it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from starlette.requests import HTTPConnection
+
+from livesale.catalogue.messages import Product
+from livesale.catalogue.store import ProductStore, StockStore
+from livesale.services import Part, Services
+from livesale.values import StockLevel
+
+
+class Catalogue:
+    """Products (SQLite) and their stock counters (Redis, ledgered in SQLite).
+
+    The catalogue's own routes use :attr:`products` and :attr:`stock`; other domains read it
+    only through :meth:`stock_levels` and :meth:`products_by_sku`.
+    """
+
+    def __init__(self, services: Services) -> None:
+        self.products = ProductStore(services.db)
+        self.stock = StockStore(services.db, services.redis, services.scripts)
+
+    async def stock_levels(self, skus: Sequence[str]) -> dict[str, StockLevel]:
+        """The live counters of ``skus`` (a SKU never stocked reads as all zeros)."""
+        return await self.stock.get_many(skus)
+
+    async def products_by_sku(self, skus: Iterable[str]) -> dict[str, Product]:
+        """The products among ``skus`` that exist, by SKU."""
+        return await self.products.existing(skus)
+
+
+CATALOGUE: Part[Catalogue] = Part("catalogue")
+
+
+def of(conn: HTTPConnection) -> Catalogue:
+    """The catalogue of the app serving ``conn``."""
+    services: Services = conn.app.state.services
+    return services.get(CATALOGUE)

@@ -1,0 +1,167 @@
+"""HTTP endpoints of the catalogue and stock."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from livesale import services as svc
+from livesale.catalogue import state
+from livesale.catalogue.component import CATALOGUE, Catalogue, of
+from livesale.catalogue.messages import (
+    ImportResult,
+    LedgerEntry,
+    Product,
+    ProductIn,
+    RowError,
+    StockAdjust,
+    StockSet,
+)
+from livesale.errors import LivesaleError, ValidationFailed
+from livesale.http import endpoint, json_response, read_body
+from livesale.values import StockLevel
+
+#: Largest import accepted in one request; the CLI checks the same bound before sending.
+MAX_IMPORT_ROWS = 5000
+
+
+async def save_products(services: svc.Services, actor: str, items: Sequence[ProductIn]) -> None:
+    """Create or replace ``items`` and set the stock of those that carry one, all or nothing.
+
+    Every row is checked first (repeated SKU, stock below what is held or sold) and every bad
+    row is reported in one :class:`ValidationFailed`; nothing is written then.
+    """
+    bad: list[RowError] = []
+    first_seen: dict[str, int] = {}
+    for index, item in enumerate(items):
+        if item.sku in first_seen:
+            bad.append(RowError(index, item.sku, f"SKU repeats row {first_seen[item.sku]}"))
+        first_seen.setdefault(item.sku, index)
+    catalogue = services.get(CATALOGUE)
+    stocked = [(n, i) for n, i in enumerate(items) if i.stock is not None]
+    levels = await catalogue.stock.get_many([i.sku for _, i in stocked])
+    for index, item in stocked:
+        assert item.stock is not None
+        try:
+            state.set_on_hand(levels[item.sku], item.stock)
+        except LivesaleError as exc:
+            bad.append(RowError(index, item.sku, exc.detail))
+    if bad:
+        bad.sort(key=lambda e: e.index)
+        raise ValidationFailed(
+            f"{len(bad)} bad row(s); nothing was imported",
+            errors=[msgspec.to_builtins(e) for e in bad],
+        )
+    async with services.db.transaction() as conn:
+        await catalogue.products.upsert(conn, items)
+        for _, item in stocked:
+            await catalogue.stock.change_in(
+                conn, item.sku, actor=actor, reason="import", set_to=item.stock
+            )
+
+
+async def _with_stock(catalogue: Catalogue, products: list[Product]) -> list[Product]:
+    levels = await catalogue.stock.get_many([p.sku for p in products])
+    return [
+        Product(p.sku, p.title, p.description, p.image_url, p.price, levels[p.sku])
+        for p in products
+    ]
+
+
+@endpoint("Create or replace one product", auth="merchant", body=ProductIn, response=Product)
+async def put_product(request: Request) -> Response:
+    services = svc.of(request)
+    actor = await services.keys.merchant(request)
+    item = await read_body(request, ProductIn)
+    catalogue = of(request)
+    existed = bool(await catalogue.products.existing([item.sku]))
+    await save_products(services, actor, [item])
+    (product,) = await _with_stock(catalogue, [await catalogue.products.get(item.sku)])
+    return json_response(product, 200 if existed else 201)
+
+
+@endpoint(
+    "Import many products, all or nothing",
+    auth="merchant",
+    body=list[ProductIn],
+    response=ImportResult,
+)
+async def import_products(request: Request) -> Response:
+    services = svc.of(request)
+    actor = await services.keys.merchant(request)
+    items = await read_body(request, list[ProductIn])
+    if not items:
+        raise ValidationFailed("nothing to import: the list is empty")
+    if len(items) > MAX_IMPORT_ROWS:
+        raise ValidationFailed(f"at most {MAX_IMPORT_ROWS} products per import")
+    await save_products(services, actor, items)
+    return json_response(ImportResult(len(items), [i.sku for i in items]), 201)
+
+
+@endpoint("The catalogue, with stock", response=list[Product])
+async def list_products(request: Request) -> Response:
+    catalogue = of(request)
+    return json_response(await _with_stock(catalogue, await catalogue.products.all()))
+
+
+@endpoint("One product, with stock", response=Product)
+async def get_product(request: Request) -> Response:
+    catalogue = of(request)
+    product = await catalogue.products.get(request.path_params["sku"])
+    return json_response((await _with_stock(catalogue, [product]))[0])
+
+
+@endpoint("Set a SKU's on-hand count", auth="merchant", body=StockSet, response=StockLevel)
+async def set_stock(request: Request) -> Response:
+    services = svc.of(request)
+    actor = await services.keys.merchant(request)
+    body = await read_body(request, StockSet)
+    level = await of(request).stock.change(
+        request.path_params["sku"], actor=actor, reason=body.reason, set_to=body.on_hand
+    )
+    return json_response(level)
+
+
+@endpoint("Add to (or remove from) on-hand", auth="merchant", body=StockAdjust, response=StockLevel)
+async def adjust_stock(request: Request) -> Response:
+    services = svc.of(request)
+    actor = await services.keys.merchant(request)
+    body = await read_body(request, StockAdjust)
+    level = await of(request).stock.change(
+        request.path_params["sku"], actor=actor, reason=body.reason, delta=body.delta
+    )
+    return json_response(level)
+
+
+@endpoint("A SKU's stock counters", response=StockLevel)
+async def get_stock(request: Request) -> Response:
+    catalogue = of(request)
+    sku = request.path_params["sku"]
+    await catalogue.products.get(sku)
+    return json_response(await catalogue.stock.get(sku))
+
+
+@endpoint("A SKU's stock ledger, newest first", auth="merchant", response=list[LedgerEntry])
+async def get_ledger(request: Request) -> Response:
+    services = svc.of(request)
+    await services.keys.merchant(request)
+    catalogue = of(request)
+    sku = request.path_params["sku"]
+    await catalogue.products.get(sku)
+    return json_response(await catalogue.stock.ledger(sku))
+
+
+routes: list[BaseRoute] = [
+    Route("/api/products", put_product, methods=["POST"]),
+    Route("/api/products", list_products, methods=["GET"]),
+    Route("/api/products/import", import_products, methods=["POST"]),
+    Route("/api/products/{sku}", get_product, methods=["GET"]),
+    Route("/api/stock/{sku}", get_stock, methods=["GET"]),
+    Route("/api/stock/{sku}", set_stock, methods=["PUT"]),
+    Route("/api/stock/{sku}/adjust", adjust_stock, methods=["POST"]),
+    Route("/api/stock/{sku}/ledger", get_ledger, methods=["GET"]),
+]

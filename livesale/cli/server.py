@@ -1,0 +1,108 @@
+"""``livesale serve`` and ``livesale keys``: the server, and merchant API keys made on a data
+directory."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+import click
+
+from livesale.cli.base import cli, fail, out
+from livesale.config import DEFAULT_DATA_DIR, Settings
+from livesale.errors import LivesaleError
+
+# --- serve ----------------------------------------------------------------------------------
+
+
+# Every option also reads LIVESALE_<NAME> (LIVESALE_PORT, LIVESALE_DATA_DIR, ...).
+@cli.command(context_settings={"auto_envvar_prefix": "LIVESALE"})
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--data-dir",
+    default=str(DEFAULT_DATA_DIR),
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="SQLite file, Redis data.",
+)
+@click.option("--redis-url", default=None, help="Use this Redis instead of the embedded one.")
+@click.option("--public-url", default="", help="Base URL printed in links (behind a proxy).")
+@click.option("--demo", is_flag=True, help="Seed a demo catalogue and show (once).")
+@click.option("--hold-seconds", default=300, show_default=True, type=click.IntRange(5, 86400))
+@click.option("--grace-seconds", default=60, show_default=True, type=click.IntRange(0, 3600))
+@click.option(
+    "--ice-host",
+    "ice_hosts",
+    multiple=True,
+    help="Host address offered for WebRTC (repeatable; default: every interface).",
+)
+@click.option("--stun", "stun_urls", multiple=True, help="STUN server URL (repeatable).")
+@click.option("--turn", "turn_urls", multiple=True, help="TURN server URL (repeatable).")
+@click.option("--turn-username", default="", help="TURN username.")
+@click.option("--turn-password", default="", help="TURN password.")
+@click.option(
+    "--allow-origin",
+    "allowed_origins",
+    multiple=True,
+    help="Another web origin whose pages may open room sockets (repeatable).",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
+def serve(log_level: str, **options: Any) -> None:
+    """Run the server (HTTP, WebSocket and WebRTC) on one process."""
+    options["ice_hosts"] = tuple(options["ice_hosts"])
+    options["stun_urls"] = tuple(options["stun_urls"])
+    options["turn_urls"] = tuple(options["turn_urls"])
+    options["allowed_origins"] = tuple(options["allowed_origins"])
+    settings = Settings(**options)
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    from livesale.server import run
+
+    try:
+        run(settings, log_level, out)
+    except LivesaleError as exc:
+        raise fail(exc.detail) from exc
+
+
+# --- keys -----------------------------------------------------------------------------------
+
+
+@cli.group()
+def keys() -> None:
+    """Merchant API keys."""
+
+
+@keys.command("create", context_settings={"auto_envvar_prefix": "LIVESALE"})
+@click.option(
+    "--data-dir",
+    default=str(DEFAULT_DATA_DIR),
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+)
+@click.option("--label", default="cli", show_default=True, help="A name to recognise it by.")
+def keys_create(data_dir: Path, label: str) -> None:
+    """Make a new merchant API key (works with or without a running server)."""
+    from livesale.auth import ApiKeys
+    from livesale.db import Database
+
+    async def create() -> str:
+        db = await Database.open(data_dir / "livesale.db")
+        try:
+            return await ApiKeys(db).create(label)
+        finally:
+            await db.close()
+
+    try:
+        key = asyncio.run(create())
+    except LivesaleError as exc:
+        raise fail(exc.detail) from exc
+    out.print(key)

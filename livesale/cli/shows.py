@@ -1,0 +1,179 @@
+"""``livesale show`` and ``livesale lineup``: shows and their run-lists, over HTTP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from livesale.cli.base import (
+    call,
+    cli,
+    client_options,
+    connect,
+    fail,
+    money,
+    out,
+    print_bad_rows,
+    print_json,
+    read,
+    table,
+)
+from livesale.rows import FileProblems
+from livesale.shows import read_lineup
+
+
+@cli.group()
+def show() -> None:
+    """Shows."""
+
+
+def _print_shows(shows: list[dict[str, Any]], as_json: bool, title: str = "Shows") -> None:
+    if as_json:
+        print_json(shows)
+        return
+    table(
+        title,
+        ["ID", "Title", "Host", "State", "Watch"],
+        (
+            [
+                s["id"],
+                s["title"],
+                s["host_name"],
+                "live (paused)" if s.get("paused") and s["state"] == "live" else s["state"],
+                s["watch_url"],
+            ]
+            for s in shows
+        ),
+    )
+
+
+@show.command("create")
+@click.argument("title")
+@click.option("--host", "host_name", required=True, help="The host's name, shown to viewers.")
+@click.option("--at", "scheduled_at", default=None, help="When it starts (ISO 8601).")
+@client_options
+def show_create(
+    title: str,
+    host_name: str,
+    scheduled_at: str | None,
+    server: str | None,
+    api_key: str | None,
+    data_dir: Path,
+    as_json: bool,
+) -> None:
+    """Create a show; prints the studio link (with the host token) once."""
+    body: dict[str, Any] = {"title": title, "host_name": host_name}
+    if scheduled_at:
+        body["scheduled_at"] = scheduled_at
+    created = call(connect(server, api_key, data_dir), "POST", "/api/shows", body)
+    if as_json:
+        print_json(created)
+        return
+    out.print(f"Created show [bold]{created['id']}[/]: {created['title']}")
+    out.print(f"  studio (keep it secret): {created['studio_url']}", markup=False)
+    out.print(f"  watch:                   {created['watch_url']}", markup=False)
+
+
+@show.command("list")
+@client_options
+def show_list(server: str | None, api_key: str | None, data_dir: Path, as_json: bool) -> None:
+    """List shows, live first."""
+    _print_shows(call(connect(server, api_key, data_dir), "GET", "/api/shows"), as_json)
+
+
+def _move(
+    show_id: str,
+    action: str,
+    server: str | None,
+    api_key: str | None,
+    data_dir: Path,
+    as_json: bool,
+) -> None:
+    moved = call(connect(server, api_key, data_dir), "POST", f"/api/shows/{show_id}/{action}")
+    if as_json:
+        print_json(moved)
+    else:
+        out.print(f"Show {moved['id']} is {moved['state']}.")
+
+
+@show.command("start")
+@click.argument("show_id")
+@client_options
+def show_start(show_id: str, **kw: Any) -> None:
+    """Start a show (it takes orders from now on)."""
+    _move(show_id, "start", **kw)
+
+
+@show.command("end")
+@click.argument("show_id")
+@client_options
+def show_end(show_id: str, **kw: Any) -> None:
+    """End a show."""
+    _move(show_id, "end", **kw)
+
+
+@cli.group()
+def lineup() -> None:
+    """A show's line-up (its run-list)."""
+
+
+def _print_lineup(data: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print_json(data)
+        return
+    table(
+        f"Line-up of {data['show_id']}",
+        ["#", "SKU", "Title", "Price", "Limit", "Available", ""],
+        (
+            [
+                n,
+                i["sku"],
+                i["title"],
+                money(i["price"]),
+                i["limit_per_buyer"] or "",
+                i["available"],
+                "featured" if i["featured"] else "",
+            ]
+            for n, i in enumerate(data["items"], start=1)
+        ),
+    )
+
+
+@lineup.command("push")
+@click.argument("show_id")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@client_options
+def lineup_push(
+    show_id: str, file: Path, server: str | None, api_key: str | None, data_dir: Path, as_json: bool
+) -> None:
+    """Replace SHOW's line-up with FILE (CSV or JSON rows sku[,price][,limit_per_buyer])."""
+    import msgspec
+
+    text = read(file)
+    client = connect(server, api_key, data_dir)
+    catalogue = call(client, "GET", "/api/products")
+    currencies = {p["sku"]: p["price"]["currency"] for p in catalogue}
+    try:
+        items = read_lineup(text, currencies)
+    except FileProblems as problems:
+        print_bad_rows(file, problems)
+        raise fail(f"{len(problems.rows)} bad row(s) in {file}; the line-up is unchanged") from None
+    data = call(client, "PUT", f"/api/shows/{show_id}/lineup", msgspec.to_builtins(items))
+    if as_json:
+        print_json(data)
+    else:
+        out.print(f"Line-up of {show_id}: {len(data['items'])} item(s).")
+        _print_lineup(data, False)
+
+
+@lineup.command("show")
+@click.argument("show_id")
+@client_options
+def lineup_show(
+    show_id: str, server: str | None, api_key: str | None, data_dir: Path, as_json: bool
+) -> None:
+    """Show SHOW's line-up with live stock."""
+    client = connect(server, api_key, data_dir)
+    _print_lineup(call(client, "GET", f"/api/shows/{show_id}/lineup"), as_json)

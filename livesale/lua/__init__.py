@@ -1,0 +1,103 @@
+"""Every Lua script livesale runs, in one registry: ``livesale/lua/*.lua``, by file stem.
+
+A script names the preludes it needs on its first line (``--! prelude _clock _shelf``); the
+registry puts their text before the script's own, so the lines several scripts share are
+written once (``_clock.lua``: Redis's clock; ``_shelf.lua``: one SKU's keys and ending a hold;
+``_room.lua``: sequence numbers and event stamps). Files whose name starts with ``_`` are
+preludes, never run alone. Scripts build no keys: every key comes in ``KEYS``, built by the
+typed call builders of :mod:`livesale.lua.calls` from :mod:`livesale.keys`.
+
+:class:`Scripts` runs them by SHA (``EVALSHA``); redis-py's ``AsyncScript`` loads a script
+again when Redis answers ``NOSCRIPT`` (after a restart or ``SCRIPT FLUSH``), so callers never
+see that case.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+
+from livesale.errors import StoreError, map_redis_errors
+
+_DIRECTIVE = "--! prelude"
+
+
+def compose(files: Mapping[str, str]) -> dict[str, str]:
+    """Script name -> full source, from the ``.lua`` files' text by stem: each script's
+    preludes (named on its first line) put before its own lines; preludes are not scripts."""
+    preludes = {name: text for name, text in files.items() if name.startswith("_")}
+    sources: dict[str, str] = {}
+    for name, text in sorted(files.items()):
+        if name.startswith("_"):
+            continue
+        first, _, rest = text.partition("\n")
+        parts: list[str] = []
+        if first.startswith(_DIRECTIVE):
+            for wanted in first[len(_DIRECTIVE) :].split():
+                if wanted not in preludes:
+                    raise StoreError(f"lua/{name}.lua wants the unknown prelude {wanted!r}")
+                parts.append(preludes[wanted])
+        else:
+            rest = text
+        parts.append(rest)
+        sources[name] = "\n".join(parts)
+    return sources
+
+
+def _files() -> dict[str, str]:
+    return {
+        entry.name[:-4]: entry.read_text(encoding="utf-8")
+        for entry in resources.files(__name__).iterdir()
+        if entry.name.endswith(".lua")
+    }
+
+
+#: Script name -> its full source (preludes included), as Redis runs it.
+SOURCES: dict[str, str] = compose(_files())
+#: Script name -> the SHA-1 Redis knows it by.
+SHAS: dict[str, str] = {
+    name: hashlib.sha1(src.encode()).hexdigest() for name, src in SOURCES.items()
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptCall:
+    """One call of a registered script with its keys and arguments, in the script's order.
+
+    Made only by the builders of :mod:`livesale.lua.calls`.
+    """
+
+    name: str
+    keys: list[str]
+    args: list[Any]
+
+
+class Scripts:
+    """The registry bound to one Redis client: loads every script and runs calls of them."""
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self.redis = redis
+        self._scripts: dict[str, AsyncScript] = {
+            name: redis.register_script(source) for name, source in SOURCES.items()
+        }
+
+    async def load(self) -> None:
+        """Load every script now, so the first buy click does not pay for it."""
+        with map_redis_errors("cannot load Lua scripts"):
+            for name in self._scripts:
+                await self.redis.script_load(SOURCES[name])
+
+    def sha(self, name: str) -> str:
+        """The SHA of script ``name`` (for pipelined ``EVALSHA``)."""
+        return SHAS[name]
+
+    async def run(self, call: ScriptCall) -> Any:
+        """Run ``call``; Redis errors come out as :class:`StoreError`."""
+        with map_redis_errors(f"redis script {call.name} failed"):
+            return await self._scripts[call.name](keys=call.keys, args=call.args)

@@ -1,0 +1,38 @@
+-- Prelude of the hold scripts: one SKU's shelf. Every hold script takes these five keys first:
+-- KEYS[1] stock hash, KEYS[2] holds hash, KEYS[3] expiry zset, KEYS[4] done zset,
+-- KEYS[5] buyers hash.
+local STOCK, HOLDS, EXPIRY, DONE, BUYERS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+
+local function available()
+  return tonumber(redis.call('HGET', STOCK, 'available') or '0')
+end
+
+-- A held hold ends as `state` (the twin of state._end_hold): its units go back to available
+-- and leave the buyer's count, and it is filed as done at `now`. Returns the hold's new JSON.
+local function end_hold(h, state, now)
+  redis.call('HINCRBY', STOCK, 'available', h.qty)
+  redis.call('HINCRBY', STOCK, 'held', -h.qty)
+  redis.call('HINCRBY', BUYERS, h.show .. '|' .. h.viewer, -h.qty)
+  h.state = state
+  local encoded = cjson.encode(h)
+  redis.call('HSET', HOLDS, h.id, encoded)
+  redis.call('ZREM', EXPIRY, h.id)
+  redis.call('ZADD', DONE, now, h.id)
+  return encoded
+end
+
+-- Expire up to `limit` held holds whose time is up, oldest expiry first (the twin of
+-- state.expire); ids of holds no longer held leave the expiry set. Returns the holds' JSON.
+local function expire_due(now, limit)
+  local expired = {}
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', EXPIRY, '-inf', now, 'LIMIT', 0, limit)) do
+    local raw = redis.call('HGET', HOLDS, id)
+    local h = raw and cjson.decode(raw)
+    if h and h.state == 'held' then
+      expired[#expired + 1] = end_hold(h, 'expired', now)
+    else
+      redis.call('ZREM', EXPIRY, id)
+    end
+  end
+  return expired
+end

@@ -1,0 +1,244 @@
+"""One typed call builder per script of :mod:`livesale.lua`: keys and arguments in its order.
+
+The stores, the twin tests (pure rules against Lua on a real Redis) and the benchmarks all
+build their calls here, so a key passed in the wrong place is wrong everywhere at once and the
+twin tests catch it. Each builder's docstring is the script's contract; the ``.lua`` file's
+header says the same from the other side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from livesale import keys
+from livesale.lua import ScriptCall
+
+
+def _shelf(sku: str) -> list[str]:
+    """The five keys every hold script takes first (``_shelf.lua``)."""
+    return [
+        keys.stock(sku),
+        keys.holds(sku),
+        keys.hold_expiry(sku),
+        keys.holds_done(sku),
+        keys.buyers(sku),
+    ]
+
+
+# --- holds and stock ---------------------------------------------------------------------------
+
+
+def reserve(
+    *,
+    hold_id: str,
+    show_id: str,
+    viewer_id: str,
+    sku: str,
+    qty: int,
+    hold_ms: int,
+    idem_key: str,
+    idem_seconds: int,
+    reap_batch: int,
+) -> ScriptCall:
+    """A buy click. Answers ``{status, available, hold, info1, info2, reaped...}``."""
+    return ScriptCall(
+        "reserve",
+        [
+            *_shelf(sku),
+            keys.show(show_id),
+            keys.lineup(show_id),
+            keys.idempotency(show_id, viewer_id, idem_key),
+            keys.STOCK_READY,
+            keys.show_channel(show_id),
+            keys.HOLD_SKUS,
+        ],
+        [hold_id, show_id, viewer_id, sku, qty, hold_ms, idem_key, idem_seconds, reap_batch],
+    )
+
+
+def release(*, sku: str, show_id: str, hold_id: str, viewer_id: str | None) -> ScriptCall:
+    """Give a held hold back (``viewer_id=None``: the system). ``{status, available, hold}``."""
+    return ScriptCall(
+        "release", [*_shelf(sku), keys.show_channel(show_id)], [hold_id, viewer_id or ""]
+    )
+
+
+def confirm(*, sku: str, show_id: str, hold_id: str, order_id: str) -> ScriptCall:
+    """Held to sold for ``order_id`` while the hold lives. ``{status, available, hold}``."""
+    return ScriptCall(
+        "confirm",
+        [*_shelf(sku), keys.STOCK_READY, keys.show_channel(show_id)],
+        [hold_id, order_id],
+    )
+
+
+def expire(*, sku: str, batch: int, keep_finished_ms: int) -> ScriptCall:
+    """Expire up to ``batch`` due holds of ``sku``. ``{available, expired hold...}``."""
+    return ScriptCall("expire", [*_shelf(sku), keys.HOLD_SKUS], [sku, batch, keep_finished_ms])
+
+
+def release_show(*, sku: str, show_id: str) -> ScriptCall:
+    """Release the show's held holds of ``sku``. ``{available, released hold...}``."""
+    return ScriptCall("release_show", _shelf(sku), [show_id])
+
+
+def stock_set(
+    *, sku: str, set_to: int | None = None, delta: int = 0, actor: str, reason: str
+) -> ScriptCall:
+    """Set (``set_to``) or adjust (``delta``) on-hand. ``{status, on_hand, available, held,
+    sold}`` with status ``ok``, ``conflict`` or ``unready``."""
+    mode, value = ("set", set_to) if set_to is not None else ("adjust", delta)
+    return ScriptCall(
+        "stock_set",
+        [keys.stock(sku), keys.stock_ledger(sku), keys.STOCK_READY],
+        [mode, value, actor, reason],
+    )
+
+
+def stock_rebuild(
+    *,
+    sku: str,
+    on_hand: int,
+    sold: int,
+    authorized_holds: Sequence[str],
+    bought: Mapping[str, int],
+) -> ScriptCall:
+    """Rewrite one SKU's counters from SQLite's figures and the holds Redis still has.
+    ``{on_hand, available, held, sold, shortfall}``."""
+    args: list[object] = [on_hand, sold, len(authorized_holds), *authorized_holds]
+    for buyer, units in bought.items():
+        args.extend([buyer, units])
+    return ScriptCall(
+        "stock_rebuild",
+        [keys.stock(sku), keys.holds(sku), keys.hold_expiry(sku), keys.buyers(sku)],
+        args,
+    )
+
+
+# --- the room ----------------------------------------------------------------------------------
+
+
+def publish_seq(*, show_id: str, body: bytes) -> ScriptCall:
+    """Publish one sequenced event (``"seq":0`` in ``body`` is stamped); answers its number."""
+    return ScriptCall("publish_seq", [keys.show_seq(show_id), keys.show_channel(show_id)], [body])
+
+
+def feature(*, show_id: str, sku: str | None, body: bytes) -> ScriptCall:
+    """Feature ``sku`` (``None`` unfeatures); ``body`` is the encoded ``featured`` event."""
+    return ScriptCall(
+        "feature",
+        [
+            keys.show(show_id),
+            keys.lineup(show_id),
+            keys.show_requests(show_id),
+            keys.show_request_order(show_id),
+            keys.show_voters(show_id, sku or ""),
+            keys.show_seq(show_id),
+            keys.show_channel(show_id),
+        ],
+        [sku or "", body],
+    )
+
+
+def request(*, show_id: str, sku: str, viewer_id: str, vote: bool) -> ScriptCall:
+    """Open or upvote the explain request for ``sku``."""
+    return ScriptCall(
+        "request",
+        [
+            keys.show(show_id),
+            keys.lineup(show_id),
+            keys.show_requests(show_id),
+            keys.show_request_order(show_id),
+            keys.show_voters(show_id, sku),
+            keys.show_seq(show_id),
+            keys.show_channel(show_id),
+        ],
+        [sku, viewer_id, "1" if vote else "0"],
+    )
+
+
+def resolve(*, show_id: str, sku: str) -> ScriptCall:
+    """Close the request for ``sku`` without featuring it."""
+    return ScriptCall(
+        "resolve",
+        [
+            keys.show_requests(show_id),
+            keys.show_request_order(show_id),
+            keys.show_voters(show_id, sku),
+            keys.show_seq(show_id),
+            keys.show_channel(show_id),
+        ],
+        [sku],
+    )
+
+
+def plant(*, show_id: str, sku: str, viewer_id: str, want: bool) -> ScriptCall:
+    """Plant or unplant ``sku``; answers ``{code, count}``."""
+    return ScriptCall(
+        "plant",
+        [
+            keys.show(show_id),
+            keys.lineup(show_id),
+            keys.show_plants(show_id),
+            keys.viewer_plants(show_id, viewer_id),
+            keys.show_channel(show_id),
+        ],
+        [sku, viewer_id, "1" if want else "0"],
+    )
+
+
+def chat(
+    *,
+    show_id: str,
+    viewer_id: str,
+    host: bool,
+    body: bytes,
+    rate: float,
+    burst: float,
+    tail: int,
+) -> ScriptCall:
+    """Say a chat line; answers ``{code, n}``: the line id, or ms to wait when refused."""
+    return ScriptCall(
+        "chat",
+        [
+            keys.show(show_id),
+            keys.show_mutes(show_id),
+            keys.chat_bucket(show_id, viewer_id),
+            keys.show_chat(show_id),
+            keys.show_seq(show_id),
+            keys.show_channel(show_id),
+        ],
+        [viewer_id, "1" if host else "0", body, rate, burst, tail],
+    )
+
+
+def delete_chat(*, show_id: str, line_id: int, body: bytes) -> ScriptCall:
+    """Remove chat line ``line_id`` for everyone."""
+    return ScriptCall(
+        "delete_chat",
+        [keys.show_chat(show_id), keys.show_seq(show_id), keys.show_channel(show_id)],
+        [line_id, body],
+    )
+
+
+def mute(*, show_id: str, viewer_id: str, seconds: int, body: bytes) -> ScriptCall:
+    """Mute ``viewer_id`` for ``seconds`` (0 lifts); answers muted-until in ms."""
+    return ScriptCall(
+        "mute",
+        [keys.show_mutes(show_id), keys.show_channel(show_id)],
+        [viewer_id, seconds, body],
+    )
+
+
+def slow_mode(*, show_id: str, seconds: int, body: bytes) -> ScriptCall:
+    """Set the show's slow mode (0 turns it off)."""
+    return ScriptCall(
+        "slow_mode",
+        [keys.show(show_id), keys.show_seq(show_id), keys.show_channel(show_id)],
+        [seconds, body],
+    )
+
+
+def presence(*, show_id: str, process: str, count: int, ttl_ms: int) -> ScriptCall:
+    """Report this process's viewer ``count`` (-1 only reads); answers the show's total."""
+    return ScriptCall("presence", [keys.show_presence(show_id)], [process, count, ttl_ms])

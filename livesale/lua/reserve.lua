@@ -1,0 +1,74 @@
+--! prelude _clock _shelf
+-- A buy click: the twin of state.reserve. The hot path, so one script does it all.
+-- KEYS[1..5] the shelf, KEYS[6] show hash, KEYS[7] line-up hash, KEYS[8] idempotency record,
+-- KEYS[9] stock-ready marker, KEYS[10] show channel, KEYS[11] set of SKUs with holds
+-- ARGV[1] hold id, ARGV[2] show id, ARGV[3] viewer id, ARGV[4] sku, ARGV[5] qty,
+-- ARGV[6] hold ttl ms, ARGV[7] idempotency key, ARGV[8] idempotency ttl s, ARGV[9] reap batch
+-- Returns {status, available, hold json, info1, info2, reaped hold json...}
+if redis.call('EXISTS', KEYS[9]) == 0 then
+  return {'unready', 0, '', '', ''}
+end
+local now = now_ms()
+
+-- Reap a few expired holds first, so stock is right even with every sweeper down.
+local reaped = expire_due(now, tonumber(ARGV[9]))
+
+local function answer(status, hold, info1, info2)
+  local out = {status, available(), hold or '', info1 or '', info2 or ''}
+  for _, r in ipairs(reaped) do out[#out + 1] = r end
+  return out
+end
+
+local sku, qty = ARGV[4], tonumber(ARGV[5])
+local fp = sku .. '|' .. qty
+local record = redis.call('GET', KEYS[8])
+if record then
+  local sep = string.find(record, '|', 1, true)
+  if string.sub(record, sep + 1) ~= fp then
+    return answer('mismatch')
+  end
+  return answer('existing', redis.call('HGET', HOLDS, string.sub(record, 1, sep - 1)))
+end
+
+local show_state = redis.call('HGET', KEYS[6], 'state')
+if show_state ~= 'live' then
+  return answer('not_live', nil, show_state or '')
+end
+local offer = redis.call('HGET', KEYS[7], sku)
+if not offer then
+  return answer('not_on_lineup')
+end
+local p1 = string.find(offer, '|', 1, true)
+local p2 = string.find(offer, '|', p1 + 1, true)
+local amount = tonumber(string.sub(offer, 1, p1 - 1))
+local currency = string.sub(offer, p1 + 1, p2 - 1)
+local limit = tonumber(string.sub(offer, p2 + 1))
+
+local buyer = ARGV[2] .. '|' .. ARGV[3]
+local current = tonumber(redis.call('HGET', BUYERS, buyer) or '0')
+if limit > 0 and current + qty > limit then
+  return answer('limit', nil, limit, current)
+end
+local left = available()
+if left < qty then
+  return answer('sold_out')
+end
+
+local h = {id = ARGV[1], sku = sku, show = ARGV[2], viewer = ARGV[3], qty = qty,
+  amount = amount, currency = currency, exp = now + tonumber(ARGV[6]), state = 'held',
+  order = '', idem = ARGV[7]}
+local encoded = cjson.encode(h)
+redis.call('HINCRBY', STOCK, 'available', -qty)
+redis.call('HINCRBY', STOCK, 'held', qty)
+redis.call('HSET', HOLDS, h.id, encoded)
+redis.call('ZADD', EXPIRY, h.exp, h.id)
+redis.call('HINCRBY', BUYERS, buyer, qty)
+redis.call('SET', KEYS[8], h.id .. '|' .. fp, 'EX', tonumber(ARGV[8]))
+redis.call('SADD', KEYS[11], sku)
+redis.call('PUBLISH', KEYS[10], cjson.encode({type = 'stock', sku = sku,
+  available = left - qty}))
+redis.call('PUBLISH', KEYS[10], cjson.encode({type = 'hold', viewer_id = h.viewer,
+  hold = {hold_id = h.id, show_id = h.show, sku = sku, qty = qty, state = 'held',
+    expires_at = h.exp / 1000, price = {amount = amount, currency = currency},
+    total = {amount = amount * qty, currency = currency}}}))
+return answer('ok', encoded)

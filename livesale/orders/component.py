@@ -1,0 +1,143 @@
+"""The orders component: every background duty of the sale, owned and stopped in one place.
+
+* the hold sweeper (expired holds back to ``available`` within about a second);
+* the stock watch: notices on its own when Redis lost its data (the readiness marker is gone),
+  and rebuilds stock from SQLite before anything is sold again;
+* order recovery: in-flight orders left by a crash are driven to a final state at start-up,
+  and any that stall later are picked up;
+* show closings whose grace period is over;
+* webhook deliveries with retries.
+
+Registered in ``livesale.app.STARTERS`` under :data:`ORDERS`; routes reach it with :func:`of`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+import httpx
+from starlette.requests import HTTPConnection
+
+from livesale import background, keys
+from livesale import services as svc
+from livesale.orders.checkout import Sales
+from livesale.orders.fulfilment import Closing, show_ended
+from livesale.orders.holds import HoldStore, announce_ended, hold_out
+from livesale.orders.messages import HoldOut
+from livesale.orders.payments import providers
+from livesale.orders.recovery import ensure_stock
+from livesale.orders.webhooks import Webhooks
+from livesale.shows import SHOWS
+
+log = logging.getLogger("livesale.orders")
+
+SWEEP_SECONDS = 0.25
+WATCH_SECONDS = 0.5
+CLOSING_SECONDS = 0.5
+WEBHOOK_SECONDS = 0.5
+RECOVERY_SECONDS = 5.0
+#: An order still in flight after this long has lost its request (crash, timeout): recover it.
+STALLED_SECONDS = 30.0
+
+
+class OrdersComponent:
+    """Owns the sale's parts and background tasks; :meth:`aclose` cancels and awaits them."""
+
+    def __init__(self, services: svc.Services) -> None:
+        self.services = services
+        self.providers = providers(services.db)
+        self.holds = HoldStore(services.redis, services.scripts, services.settings.hold_seconds)
+        self.sales = Sales(services.db, services.redis, self.holds, self.providers)
+        self.closing = Closing(services.db, services.redis, self.holds, self.sales, self.providers)
+        self.webhooks = Webhooks(services.db)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._rebuilding: asyncio.Task[bool] | None = None
+        self._http = httpx.AsyncClient(follow_redirects=False)
+
+    async def start(self) -> None:
+        started = time.time()
+        self.services.get(SHOWS).on_end(self.show_ended)
+        await self.sales.recover(before=started)
+        self._tasks = [
+            asyncio.create_task(self._every(SWEEP_SECONDS, self.sweep), name="orders-sweeper"),
+            asyncio.create_task(self._every(WATCH_SECONDS, self.watch), name="orders-watch"),
+            asyncio.create_task(self._every(CLOSING_SECONDS, self.close_due), name="closings"),
+            asyncio.create_task(self._every(WEBHOOK_SECONDS, self.deliver), name="webhooks"),
+            asyncio.create_task(self._every(RECOVERY_SECONDS, self.recover), name="recovery"),
+        ]
+
+    async def aclose(self) -> None:
+        rebuilding = [self._rebuilding] if self._rebuilding is not None else []
+        await background.stop([*self._tasks, *rebuilding])
+        await self.holds.batcher.aclose()
+        await self._http.aclose()
+
+    async def _every(self, seconds: float, duty: Callable[[], Awaitable[object]]) -> None:
+        while True:
+            try:
+                await duty()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s failed; retrying", getattr(duty, "__name__", duty))
+            background.check_cancelled()
+            await asyncio.sleep(seconds)
+
+    async def show_ended(self, show_id: str) -> None:
+        """A show ended: start its closing (once); the grace period runs from now."""
+        await show_ended(self.services.db, show_id, self.services.settings.grace_seconds)
+
+    async def live_holds_of(
+        self, show_id: str, skus: Sequence[str], viewer_id: str
+    ) -> list[HoldOut]:
+        """The viewer's live holds in ``show_id`` on ``skus``, as the hold API shows them."""
+        return [hold_out(h) for h in await self.holds.live(show_id, skus, viewer_id)]
+
+    async def sweep(self) -> int:
+        """Expire every hold whose time is up, in every SKU that has holds."""
+        expired = 0
+        for sku in await self.holds.skus_with_holds():
+            available, holds = await self.holds.sweep(sku)
+            await announce_ended(self.services.redis, holds, available)
+            expired += len(holds)
+        return expired
+
+    async def watch(self) -> None:
+        """Rebuild stock from SQLite if Redis lost it (the readiness marker is gone)."""
+        if not await self.services.redis.exists(keys.STOCK_READY):
+            self.stock_lost()
+
+    def stock_lost(self) -> None:
+        """Start a rebuild now unless one is already running (called from the buy path)."""
+        if self._rebuilding is None or self._rebuilding.done():
+            log.warning("stock is missing in Redis: rebuilding it from the database")
+            self._rebuilding = asyncio.create_task(ensure_stock(self.services))
+
+    async def close_due(self) -> None:
+        await self.closing.finish_due()
+
+    async def deliver(self) -> None:
+        await self.webhooks.deliver_due(self._http)
+
+    async def recover(self) -> None:
+        await self.sales.recover(before=time.time() - STALLED_SECONDS)
+
+
+#: The orders component's part of :class:`~livesale.services.Services`.
+ORDERS: svc.Part[OrdersComponent] = svc.Part("orders")
+
+
+async def start(services: svc.Services) -> OrdersComponent:
+    """Build the orders component, recover orders left by a crash and start its duties."""
+    component = OrdersComponent(services)
+    services.provide(ORDERS, component)
+    await component.start()
+    return component
+
+
+def of(conn: HTTPConnection) -> OrdersComponent:
+    """The orders component of the app serving ``conn``."""
+    return svc.of(conn).get(ORDERS)

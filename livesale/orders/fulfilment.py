@@ -1,0 +1,185 @@
+"""Show end: "shipped when the stream finishes".
+
+When a show ends it stops taking holds at once (its Redis mirror says ``ended``); holds still
+live get a grace period to check out (:func:`show_ended`, which the orders component registers
+with the shows as an end hook). When the grace period is over, :meth:`Closing.finish`
+releases the rest, drives in-flight orders to a final state, captures every authorized
+confirmed order, and makes the fulfilment batch — one parcel per buyer — announced by the
+``show.fulfilment_ready`` webhook. The closing is a row in SQLite, so a restart resumes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+
+import redis.asyncio as aioredis
+
+from livesale.db import Database
+from livesale.errors import NotFound
+from livesale.money import Money
+from livesale.orders import webhooks
+from livesale.orders.checkout import Sales
+from livesale.orders.holds import HoldStore, announce_ended
+from livesale.orders.messages import Fulfilment, Parcel, ParcelLine, Shipping
+from livesale.orders.payments import Provider
+
+log = logging.getLogger("livesale.orders")
+
+
+async def show_ended(db: Database, show_id: str, grace_seconds: int) -> None:
+    """Start the show's closing (once): the grace period runs from now."""
+    now = time.time()
+    async with db.transaction() as conn:
+        await conn.execute(
+            "INSERT OR IGNORE INTO show_closings (show_id, ended_at, due_at, state)"
+            " VALUES (?, ?, ?, 'grace')",
+            (show_id, now, now + grace_seconds),
+        )
+
+
+class Closing:
+    """Finishes shows whose grace period is over, and serves their fulfilment batches."""
+
+    def __init__(
+        self,
+        db: Database,
+        redis: aioredis.Redis,
+        holds: HoldStore,
+        sales: Sales,
+        providers: dict[str, Provider],
+    ) -> None:
+        self.db = db
+        self.redis = redis
+        self.holds = holds
+        self.sales = sales
+        self.providers = providers
+
+    async def finish_due(self) -> list[str]:
+        """Finish every closing whose grace period is over; returns their show ids."""
+        rows = await self.db.fetchall(
+            "SELECT show_id FROM show_closings WHERE state = 'grace' AND due_at <= ?",
+            (time.time(),),
+        )
+        finished = []
+        for row in rows:
+            if await self.finish(row["show_id"]):
+                finished.append(row["show_id"])
+        return finished
+
+    async def finish(self, show_id: str) -> bool:
+        """Release, settle, capture and batch one show; False if orders are still settling."""
+        skus = [
+            r["sku"]
+            for r in await self.db.fetchall(
+                "SELECT sku FROM lineup_items WHERE show_id = ?"
+                " UNION SELECT DISTINCT sku FROM orders WHERE show_id = ?",
+                (show_id, show_id),
+            )
+        ]
+        for sku in skus:
+            available, released = await self.holds.release_show(show_id, sku)
+            await announce_ended(self.redis, released, available)
+        await self.sales.recover(show_id=show_id)
+        left = await self.db.fetchone(
+            "SELECT COUNT(*) FROM orders WHERE show_id = ? AND state IN ('pending', 'authorized')",
+            (show_id,),
+        )
+        if left is not None and left[0]:
+            return False  # stock is being rebuilt; try again on the next tick
+        confirmed = await self.db.fetchall(
+            "SELECT id, provider FROM orders WHERE show_id = ? AND state = 'confirmed'"
+            " AND payment_status = 'authorized'",
+            (show_id,),
+        )
+        for row in confirmed:
+            status = await self.providers[row["provider"]].capture(row["id"])
+            async with self.db.transaction() as conn:
+                await conn.execute(
+                    "UPDATE orders SET payment_status = ?, updated_at = ? WHERE id = ?",
+                    (status, time.time(), row["id"]),
+                )
+                await conn.execute(
+                    "INSERT INTO payment_log (order_id, provider, action, outcome, at)"
+                    " VALUES (?, ?, 'capture', ?, ?)",
+                    (row["id"], row["provider"], status, time.time()),
+                )
+        now = time.time()
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                "UPDATE show_closings SET state = 'ready', ready_at = ?"
+                " WHERE show_id = ? AND state = 'grace'",
+                (now, show_id),
+            )
+            if cur.rowcount:
+                batch = await self._batch(show_id)
+                summary = {
+                    "show_id": show_id,
+                    "orders": batch.orders,
+                    "units": batch.units,
+                    "parcels": len(batch.parcels),
+                    "ready_at": now,
+                    "fulfilment_url": f"/api/shows/{show_id}/fulfilment",
+                }
+                await webhooks.enqueue(conn, "show.fulfilment_ready", summary)
+        log.info("show %s closed: fulfilment batch ready", show_id)
+        return True
+
+    async def fulfilment(self, show_id: str) -> Fulfilment:
+        """The show's batch: parcels per buyer once ready, state ``grace`` before that."""
+        row = await self.db.fetchone(
+            "SELECT state, ready_at FROM show_closings WHERE show_id = ?", (show_id,)
+        )
+        if row is None:
+            if await self.db.fetchone("SELECT 1 FROM shows WHERE id = ?", (show_id,)) is None:
+                raise NotFound(f"no show {show_id!r}")
+            return Fulfilment(show_id, "open", None, [], 0, 0)
+        if row["state"] != "ready":
+            return Fulfilment(show_id, row["state"], None, [], 0, 0)
+        batch = await self._batch(show_id)
+        return Fulfilment(
+            show_id, "ready", row["ready_at"], batch.parcels, batch.orders, batch.units
+        )
+
+    async def _batch(self, show_id: str) -> Fulfilment:
+        rows = await self.db.fetchall(
+            "SELECT o.*, p.title FROM orders o JOIN products p ON p.sku = o.sku"
+            " WHERE o.show_id = ? AND o.state = 'confirmed' ORDER BY o.created_at, o.id",
+            (show_id,),
+        )
+        by_buyer: dict[str, list[ParcelLine]] = defaultdict(list)
+        latest: dict[str, Shipping] = {}
+        nicknames: dict[str, str] = {}
+        for r in rows:
+            by_buyer[r["viewer_id"]].append(
+                ParcelLine(
+                    order_id=r["id"],
+                    sku=r["sku"],
+                    title=r["title"],
+                    qty=r["qty"],
+                    total=Money(amount=r["amount"], currency=r["currency"]),
+                )
+            )
+            # The buyer's most recent shipping details win (they may have corrected them).
+            latest[r["viewer_id"]] = Shipping(r["ship_name"], r["ship_address"], r["ship_email"])
+            nicknames[r["viewer_id"]] = r["nickname"]
+        parcels = []
+        for viewer_id, lines in by_buyer.items():
+            typed = lines
+            totals: dict[str, int] = defaultdict(int)
+            for line in typed:
+                totals[line.total.currency] += line.total.amount
+            parcels.append(
+                Parcel(
+                    viewer_id=viewer_id,
+                    nickname=nicknames[viewer_id],
+                    shipping=latest[viewer_id],
+                    lines=typed,
+                    units=sum(line.qty for line in typed),
+                    totals=[Money(amount=a, currency=c) for c, a in sorted(totals.items())],
+                )
+            )
+        return Fulfilment(
+            show_id, "ready", None, parcels, len(rows), sum(int(r["qty"]) for r in rows)
+        )

@@ -1,0 +1,96 @@
+"""Wire shapes of shows and line-ups (HTTP), and the room events that announce their changes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+
+from livesale.events import Event
+from livesale.money import Money
+from livesale.values import SkuStr
+
+ShowStateName = Literal["scheduled", "live", "ended"]
+Limit = Annotated[int, msgspec.Meta(ge=1, le=99)]
+
+
+class ShowIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``POST /api/shows``."""
+
+    title: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    host_name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    scheduled_at: datetime | None = None
+
+
+class Show(msgspec.Struct, frozen=True):
+    id: str
+    title: str
+    host_name: str
+    state: ShowStateName
+    paused: bool
+    scheduled_at: str | None
+    created_at: float
+    started_at: float | None
+    ended_at: float | None
+    watch_url: str
+
+
+class ShowCreated(msgspec.Struct, frozen=True):
+    """The answer to ``POST /api/shows``: the only time the host token is shown."""
+
+    id: str
+    title: str
+    host_name: str
+    state: ShowStateName
+    host_token: str
+    studio_url: str
+    watch_url: str
+    scheduled_at: str | None = None
+
+
+class LineupItemIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One row of ``PUT /api/shows/{id}/lineup``; ``price`` overrides the catalogue price."""
+
+    sku: SkuStr
+    price: Money | None = None
+    limit_per_buyer: Limit | None = None
+
+
+class LineupItem(msgspec.Struct, frozen=True):
+    sku: str
+    title: str
+    description: str
+    image_url: str
+    price: Money
+    list_price: Money
+    limit_per_buyer: int | None
+    available: int
+    featured: bool
+
+
+class Lineup(msgspec.Struct, frozen=True):
+    show_id: str
+    featured: str | None
+    items: list[LineupItem]
+
+
+# Room events of the show (sequenced: every process and viewer sees the same numbers).
+
+
+class Featured(Event, tag="featured", frozen=True):
+    """The item now explained, or ``null``; ``at`` is the Redis clock in ms (chapter marks)."""
+
+    sku: str | None
+    at: int = 0
+
+
+class LineupChanged(Event, tag="lineup", frozen=True):
+    lineup: Lineup
+
+
+class ShowChanged(Event, tag="show", frozen=True):
+    """The show's state changed (live, ended) or its publisher paused or resumed."""
+
+    state: ShowStateName
+    paused: bool = False

@@ -1,0 +1,307 @@
+"""Shows and line-ups: SQLite is the record, Redis holds the mirror the buy scripts read."""
+
+from __future__ import annotations
+
+import hmac
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+import redis.asyncio as aioredis
+
+from livesale import keys
+from livesale.catalogue import Catalogue
+from livesale.db import Database
+from livesale.errors import (
+    Forbidden,
+    InvalidTransition,
+    NotFound,
+    Unauthorized,
+    ValidationFailed,
+    map_redis_errors,
+)
+from livesale.events import encoder
+from livesale.ids import ShowId, hash_secret, new_id, new_secret
+from livesale.lua import Scripts, calls
+from livesale.money import Money
+from livesale.shows.messages import (
+    Featured,
+    Lineup,
+    LineupItem,
+    LineupItemIn,
+    Show,
+    ShowCreated,
+    ShowIn,
+)
+from livesale.shows.state import ShowState, transition
+from livesale.values import StockLevel
+
+#: Called with the show id once a show has ended (e.g. the orders' closing starts its grace).
+EndHook = Callable[[str], Awaitable[None]]
+
+
+class ShowStore:
+    """Creates shows, moves them through their states and keeps their line-ups."""
+
+    def __init__(
+        self,
+        db: Database,
+        redis: aioredis.Redis,
+        scripts: Scripts,
+        catalogue: Catalogue,
+        base_url: str,
+    ) -> None:
+        self.db = db
+        self.redis = redis
+        self.scripts = scripts
+        self.catalogue = catalogue
+        self.base_url = base_url
+        self._end_hooks: list[EndHook] = []
+
+    def on_end(self, hook: EndHook) -> None:
+        """Call ``hook(show_id)`` whenever a show is ended (the domains that follow shows, like
+        orders, register here instead of being called by name)."""
+        self._end_hooks.append(hook)
+
+    async def ended(self, show_id: str) -> None:
+        """Run every end hook for ``show_id`` (asking again is harmless: hooks are idempotent)."""
+        for hook in self._end_hooks:
+            await hook(show_id)
+
+    def watch_url(self, show_id: str) -> str:
+        return f"{self.base_url}/watch/{show_id}"
+
+    def studio_url(self, show_id: str, host_token: str) -> str:
+        # The token rides in the fragment: browsers never send it to a server or a Referer.
+        return f"{self.base_url}/studio/{show_id}#token={host_token}"
+
+    def _show(self, row: sqlite3.Row, paused: bool = False) -> Show:
+        return Show(
+            id=row["id"],
+            title=row["title"],
+            host_name=row["host_name"],
+            state=row["state"],
+            paused=paused,
+            scheduled_at=row["scheduled_at"],
+            created_at=row["created_at"],
+            started_at=row["started_at"],
+            ended_at=row["ended_at"],
+            watch_url=self.watch_url(row["id"]),
+        )
+
+    async def create(self, data: ShowIn, *, demo: bool = False) -> ShowCreated:
+        show_id = ShowId(new_id("sh"))
+        token = new_secret("host")
+        scheduled = data.scheduled_at.isoformat() if data.scheduled_at else None
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO shows (id, title, host_name, state, host_token_hash, scheduled_at,"
+                " created_at, demo) VALUES (?, ?, ?, 'scheduled', ?, ?, ?, ?)",
+                (
+                    show_id,
+                    data.title,
+                    data.host_name,
+                    hash_secret(token),
+                    scheduled,
+                    time.time(),
+                    int(demo),
+                ),
+            )
+        await self.mirror(show_id)
+        return ShowCreated(
+            id=show_id,
+            title=data.title,
+            host_name=data.host_name,
+            state="scheduled",
+            host_token=token,
+            studio_url=self.studio_url(show_id, token),
+            watch_url=self.watch_url(show_id),
+            scheduled_at=scheduled,
+        )
+
+    async def _row(self, show_id: str) -> sqlite3.Row:
+        row = await self.db.fetchone("SELECT * FROM shows WHERE id = ?", (show_id,))
+        if row is None:
+            raise NotFound(f"no show {show_id!r}")
+        return row
+
+    async def _paused(self, show_ids: Sequence[str]) -> list[bool]:
+        with map_redis_errors():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for show_id in show_ids:
+                    pipe.hget(keys.show(show_id), "paused")
+                values = await pipe.execute()
+        return [v == b"1" for v in values]
+
+    async def get(self, show_id: str) -> Show:
+        row = await self._row(show_id)
+        (paused,) = await self._paused([show_id])
+        return self._show(row, paused)
+
+    async def all(self) -> list[Show]:
+        """Live shows first, then scheduled, then ended; newest first within each."""
+        rows = await self.db.fetchall(
+            "SELECT * FROM shows ORDER BY CASE state WHEN 'live' THEN 0"
+            " WHEN 'scheduled' THEN 1 ELSE 2 END, created_at DESC"
+        )
+        paused = await self._paused([r["id"] for r in rows])
+        return [self._show(r, p) for r, p in zip(rows, paused, strict=True)]
+
+    async def verify_host(self, show_id: str, token: str | None) -> None:
+        """Return if ``token`` is the show's host token; 401 when absent, 403 when wrong."""
+        row = await self._row(show_id)
+        if not token:
+            raise Unauthorized("this needs the show's host token")
+        if not hmac.compare_digest(row["host_token_hash"], hash_secret(token)):
+            raise Forbidden("wrong host token for this show")
+
+    async def rotate_host_token(self, show_id: str) -> str:
+        """Issue a new host token (the old one stops working) and return it."""
+        await self._row(show_id)
+        token = new_secret("host")
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "UPDATE shows SET host_token_hash = ? WHERE id = ?", (hash_secret(token), show_id)
+            )
+        return token
+
+    async def move(self, show_id: str, target: ShowState) -> Show:
+        """Start or end a show. Asking for the state it is already in changes nothing."""
+        column = "started_at" if target is ShowState.LIVE else "ended_at"
+        async with self.db.transaction() as conn:
+            cur = await conn.execute("SELECT state FROM shows WHERE id = ?", (show_id,))
+            row = await cur.fetchone()
+            if row is None:
+                raise NotFound(f"no show {show_id!r}")
+            current = ShowState(row[0])
+            if current is not target:
+                transition(current, target)
+                await conn.execute(
+                    f"UPDATE shows SET state = ?, {column} = ? WHERE id = ?",
+                    (target.value, time.time(), show_id),
+                )
+        await self.mirror(show_id)
+        return await self.get(show_id)
+
+    async def put_lineup(self, show_id: str, items: Sequence[LineupItemIn]) -> Lineup:
+        """Replace the line-up (in show order). Refuses unknown or repeated SKUs, a price in
+        another currency than the product's, and any change to an ended show."""
+        row = await self._row(show_id)
+        if row["state"] == ShowState.ENDED.value:
+            raise InvalidTransition("the show has ended; its line-up is final", state="ended")
+        problems: list[str] = []
+        seen: set[str] = set()
+        products = await self.catalogue.products_by_sku(i.sku for i in items)
+        for index, item in enumerate(items):
+            if item.sku in seen:
+                problems.append(f"item {index}: SKU {item.sku!r} is already in the line-up")
+            seen.add(item.sku)
+            product = products.get(item.sku)
+            if product is None:
+                problems.append(f"item {index}: unknown SKU {item.sku!r}")
+            elif item.price is not None and item.price.currency != product.price.currency:
+                problems.append(
+                    f"item {index}: price in {item.price.currency} but {item.sku!r} is sold in "
+                    f"{product.price.currency}"
+                )
+        if problems:
+            raise ValidationFailed("; ".join(problems), errors=problems)
+        async with self.db.transaction() as conn:
+            await conn.execute("DELETE FROM lineup_items WHERE show_id = ?", (show_id,))
+            await conn.executemany(
+                "INSERT INTO lineup_items (show_id, position, sku, price_amount, limit_per_buyer)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [
+                    (show_id, pos, i.sku, i.price.amount if i.price else None, i.limit_per_buyer)
+                    for pos, i in enumerate(items)
+                ],
+            )
+        await self.mirror(show_id)
+        lineup = await self.lineup(show_id)
+        if lineup.featured is not None and all(i.sku != lineup.featured for i in items):
+            # The featured item left the line-up: nothing is featured any more, for everyone.
+            await self.unfeature(show_id)
+            lineup = Lineup(show_id=lineup.show_id, featured=None, items=lineup.items)
+        return lineup
+
+    async def unfeature(self, show_id: str) -> None:
+        """Feature nothing; the room gets ``featured: null``."""
+        result = await self.scripts.run(
+            calls.feature(show_id=show_id, sku=None, body=encoder.encode(Featured(sku=None)))
+        )
+        code = result.decode() if isinstance(result, bytes) else str(result)
+        if code != "ok":
+            raise InvalidTransition(f"cannot unfeature: {code}")
+
+    async def _lineup_rows(self, show_id: str) -> list[sqlite3.Row]:
+        return await self.db.fetchall(
+            "SELECT l.sku, l.price_amount, l.limit_per_buyer, p.title, p.description,"
+            " p.image_url, p.price_amount AS list_amount, p.currency"
+            " FROM lineup_items l JOIN products p ON p.sku = l.sku"
+            " WHERE l.show_id = ? ORDER BY l.position",
+            (show_id,),
+        )
+
+    async def lineup_skus(self, show_id: str) -> list[str]:
+        """The line-up's SKUs in show order (no stock, no Redis): 404 for an unknown show."""
+        await self._row(show_id)
+        rows = await self.db.fetchall(
+            "SELECT sku FROM lineup_items WHERE show_id = ? ORDER BY position", (show_id,)
+        )
+        return [r["sku"] for r in rows]
+
+    async def lineup(self, show_id: str) -> Lineup:
+        """The line-up in show order, with live stock and the featured item."""
+        await self._row(show_id)
+        rows = await self._lineup_rows(show_id)
+        levels = await self.catalogue.stock_levels([r["sku"] for r in rows])
+        with map_redis_errors():
+            featured_raw = await self.redis.hget(keys.show(show_id), "featured")
+        featured = featured_raw.decode() if isinstance(featured_raw, bytes) else featured_raw
+        return Lineup(
+            show_id=show_id,
+            featured=featured,
+            items=[_item(r, levels[r["sku"]], featured) for r in rows],
+        )
+
+    async def mirror(self, show_id: str) -> None:
+        """Copy the show's state and line-up from SQLite to Redis (for the buy scripts)."""
+        row = await self._row(show_id)
+        rows = await self._lineup_rows(show_id)
+        mapping = {
+            r["sku"]: f"{_price(r).amount}|{r['currency']}|{r['limit_per_buyer'] or 0}"
+            for r in rows
+        }
+        with map_redis_errors():
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hset(keys.show(show_id), "state", row["state"])
+                pipe.delete(keys.lineup(show_id))
+                if mapping:
+                    pipe.hset(keys.lineup(show_id), mapping=mapping)
+                await pipe.execute()
+
+    async def mirror_all(self) -> int:
+        """Mirror every show that is not ended (after Redis lost its data); return how many."""
+        rows = await self.db.fetchall("SELECT id FROM shows WHERE state != 'ended'")
+        for r in rows:
+            await self.mirror(r["id"])
+        return len(rows)
+
+
+def _price(row: sqlite3.Row) -> Money:
+    amount = row["price_amount"] if row["price_amount"] is not None else row["list_amount"]
+    return Money(amount=amount, currency=row["currency"])
+
+
+def _item(row: sqlite3.Row, level: StockLevel, featured: str | None) -> LineupItem:
+    return LineupItem(
+        sku=row["sku"],
+        title=row["title"],
+        description=row["description"],
+        image_url=row["image_url"],
+        price=_price(row),
+        list_price=Money(amount=row["list_amount"], currency=row["currency"]),
+        limit_per_buyer=row["limit_per_buyer"],
+        available=level.available,
+        featured=row["sku"] == featured,
+    )
