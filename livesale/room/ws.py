@@ -1,9 +1,31 @@
 """``/ws/shows/{show_id}?token=...``: the room WebSocket of a viewer or the host.
 
-The token (a viewer token from ``POST /api/viewers`` or the show's host token) and the browser's
-``Origin`` are checked before the socket opens; a refusal is an RFC 9457 problem response
-(401/403/404) instead of the upgrade. Then: a snapshot, the show's events, and the client's
-messages (:data:`livesale.room.messages.ClientMsg`) handled one at a time.
+The browser's ``Origin`` and the token (a viewer token from ``POST /api/viewers`` or the show's
+host token) are checked before anything else:
+
+* A page of a foreign origin is refused before the upgrade with a 403 problem response.
+* A client that sends no ``Origin`` (a script, the CLI, a test) and has a missing or wrong token,
+  or names an unknown show, gets an RFC 9457 problem response (401/403/404) instead of the
+  upgrade, which it can read.
+* A browser (one that sends an ``Origin``) cannot read a refused upgrade: it only reports close
+  code 1006, the same as a network failure. So its socket is accepted and closed at once with an
+  application close code (RFC 6455 §7.4.2 leaves 4000-4999 to applications), the HTTP status
+  plus 4000, and the problem's detail as the reason:
+
+  ======  =========================================================================
+  4401    no token: the page must obtain one (:data:`CLOSE_NO_TOKEN`)
+  4403    the token is invalid: forged, signed by another server, or not this show's
+          host token; a page drops the token it saved (:data:`CLOSE_BAD_TOKEN`)
+  4404    no such show (:data:`CLOSE_NO_SHOW`)
+  1011    the server failed while checking (a page reconnects later)
+  ======  =========================================================================
+
+  None of these means "try again with the same token"; every other close code does, including
+  1008, which closes a socket that sent :data:`MAX_STRIKES` malformed messages in a row and
+  says nothing about its token.
+
+Then: a snapshot, the show's events, and the client's messages
+(:data:`livesale.room.messages.ClientMsg`) handled one at a time.
 """
 
 from __future__ import annotations
@@ -56,6 +78,14 @@ INBOX_RATE = 20.0
 INBOX_BURST = 40.0
 HOST_VIEWER_ID = "host"
 
+#: Close codes of a browser's refused socket (see the module docstring); a page uses the same.
+CLOSE_NO_TOKEN = 4401
+CLOSE_BAD_TOKEN = 4403
+CLOSE_NO_SHOW = 4404
+_REFUSAL_CODES = {401: CLOSE_NO_TOKEN, 403: CLOSE_BAD_TOKEN, 404: CLOSE_NO_SHOW}
+#: A close frame's reason is at most 123 bytes of UTF-8 (RFC 6455 §5.5: 125 with the code).
+_MAX_REASON = 123
+
 
 class _Probe(msgspec.Struct):
     type: str
@@ -96,14 +126,21 @@ class RoomSocket:
         services = svc.of(websocket)
         hub = services.get(ROOM)
         show_id = websocket.path_params["show_id"]
+        origin = websocket.headers.get("origin")
         try:
-            if not origin_allowed(
-                websocket.headers.get("origin"), websocket.headers.get("host"), services.settings
-            ):
+            if not origin_allowed(origin, websocket.headers.get("host"), services.settings):
+                # Refused before the upgrade: a foreign page learns nothing about the room.
                 raise Forbidden("this page's origin may not open the room")
-            conn = await _identify(services, show_id, websocket)
         except LivesaleError as exc:
             await websocket.send_denial_response(problem_response(exc))
+            return
+        try:
+            conn = await _identify(services, show_id, websocket)
+        except LivesaleError as exc:
+            if origin is None:
+                await websocket.send_denial_response(problem_response(exc))
+            else:
+                await _refuse_open(websocket, exc)
             return
         await websocket.accept()
         conn.sink = ((self.scope.get("extensions") or {}).get(DIRECT_FRAMES) or {}).get("sink")
@@ -192,6 +229,15 @@ class RoomSocket:
                 await _handle(hub, conn, msg)
             except Refused as refusal:
                 _error(hub, conn, refusal.code, refusal.detail, refusal.retry_ms)
+
+
+async def _refuse_open(websocket: WebSocket, exc: LivesaleError) -> None:
+    """Accept a browser's socket and close it at once with the refusal's close code (the
+    module docstring's table); the caller returns without attaching it to the room."""
+    code = _REFUSAL_CODES.get(exc.status, 1011)
+    reason = exc.detail.encode()[:_MAX_REASON].decode(errors="ignore")
+    await websocket.accept()
+    await websocket.close(code, reason)
 
 
 def _kind(text: str | None) -> str | None:

@@ -7,18 +7,16 @@ import base64
 import json
 import os
 import time
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from livesale.cli import main
-from livesale.config import Settings, in_ci
-from tests.chromium import CHROMIUM, CHROMIUM_ARGS
+from livesale.config import Settings
 from tests.conftest import LiveServer
 
 ARTIFACTS = Path(os.environ.get("LIVESALE_ARTIFACTS", "test-artifacts"))
@@ -44,20 +42,6 @@ def browser_server(settings: Settings) -> Any:
     live = LiveServer(replace(settings, ice_hosts=("127.0.0.1",), grace_seconds=1)).start()
     yield live
     live.stop()
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    if not CHROMIUM.exists():
-        if in_ci():
-            pytest.fail("chromium is missing: scripts/test installs it")
-        pytest.skip("Debian's chromium is not installed (scripts/test installs it as root)")
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
-        )
-        yield browser
-        await browser.close()
 
 
 async def frames_decoded(page: Page) -> int:

@@ -9,9 +9,10 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 import websockets
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from livesale import events
+from livesale.room.ws import CLOSE_BAD_TOKEN, CLOSE_NO_SHOW, CLOSE_NO_TOKEN
 from tests.conftest import LiveServer
 from tests.room.conftest import Connect, ShowSetup, View, new_viewer, ws_url
 
@@ -35,6 +36,45 @@ async def test_unknown_show_refused(server: LiveServer, show: ShowSetup) -> None
     with pytest.raises(InvalidStatus) as caught:
         await websockets.connect(ws_url(server.url, "sh_nothere", token))
     assert caught.value.response.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("token", "code"),
+    [("", CLOSE_NO_TOKEN), ("v1.forged.token", CLOSE_BAD_TOKEN), ("host_wrong", CLOSE_BAD_TOKEN)],
+)
+async def test_browser_bad_token_closed_with_its_code(
+    server: LiveServer, show: ShowSetup, token: str, code: int
+) -> None:
+    """A browser's socket with a missing or wrong token opens, then closes 4401/4403 unread."""
+    ws = await websockets.connect(ws_url(server.url, show.id, token), origin=server.url)  # type: ignore[arg-type]
+    with pytest.raises(ConnectionClosed) as closed:
+        await asyncio.wait_for(ws.recv(), 10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == code
+
+
+async def test_browser_unknown_show_closed_4404(server: LiveServer, show: ShowSetup) -> None:
+    """A browser's socket for a show that does not exist opens, then closes with 4404."""
+    _, token = new_viewer(server.url, "ann")
+    ws = await websockets.connect(ws_url(server.url, "sh_nothere", token), origin=server.url)  # type: ignore[arg-type]
+    with pytest.raises(ConnectionClosed) as closed:
+        await asyncio.wait_for(ws.recv(), 10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == CLOSE_NO_SHOW
+
+
+async def test_browser_malformed_messages_close_1008_and_token_still_works(
+    server: LiveServer, show: ShowSetup, connect: Connect
+) -> None:
+    """Three malformed messages from a browser close with 1008; the same token joins again."""
+    _, token = new_viewer(server.url, "ann")
+    ann = await connect(show, token, origin=server.url)
+    for _ in range(3):
+        await ann.ws.send("{not json")
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            await ann.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+    again = await connect(show, token, origin=server.url)
+    assert again.snapshot["you"]["nick"] == "ann"
 
 
 async def test_foreign_origin_refused(server: LiveServer, show: ShowSetup) -> None:

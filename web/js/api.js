@@ -95,17 +95,3 @@ export function errorText(err) {
   if (err instanceof ApiError) return err.message;
   return String(err && err.message ? err.message : err);
 }
-
-// Apply a coalesced `stock` frame ({items: [{sku, available}]}) to a Map of line-up items.
-export function applyStock(items, changes) {
-  for (const { sku, available } of changes) {
-    const item = items.get(sku);
-    if (item) item.available = available;
-  }
-}
-
-// Keep a page's chat tail: add `line`, drop the oldest beyond `limit`.
-export function pushChat(lines, line, limit) {
-  lines.push(line);
-  if (lines.length > limit) lines.splice(0, lines.length - limit);
-}

@@ -1,22 +1,24 @@
 // The host studio: camera preview, going live over WHIP, the line-up, requests, chat, live sales.
 
-import { api, applyStock, el, errorText, money, pushChat, showIdFromPath, toast } from "./api.js";
-import { Room } from "./room.js";
+import { api, el, errorText, money, showIdFromPath, toast } from "./api.js";
+import { CLOSE_BAD_TOKEN, CLOSE_NO_SHOW, Room } from "./room.js";
 import { publish } from "./webrtc.js";
 
 const showId = showIdFromPath();
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = `livesale.host.${showId}`;
 
+// The room's socket and the state it shares with the viewer page (show, line-up, featured,
+// requests, chat); the handlers and `onRefused` are below, under "the room".
+const room = new Room(showId, { on: roomHandlers(), chatLimit: 300, onRefused });
+const shared = room.state;
+// A handle for diagnostics (the browser console, and the end-to-end tests).
+window.livesale = { room };
+
+// What only this page keeps.
 const state = {
   token: "",
-  show: null,
-  items: new Map(),
-  order: [],
-  featured: null,
-  queue: [],
   plants: {},
-  chat: [],
   stream: null,
   session: null,
   units: 0,
@@ -37,15 +39,18 @@ async function hostToken() {
   if (kept) return kept;
   const dialog = $("token-dialog");
   dialog.showModal();
+  // Asked again after a refused token: this call's listener is the only one on the form.
+  const listening = new AbortController();
   return new Promise((resolve) => {
     $("token-form").addEventListener("submit", (event) => {
       event.preventDefault();
       const token = $("token-input").value.trim();
       if (!token) return;
       sessionStorage.setItem(TOKEN_KEY, token);
+      listening.abort();
       dialog.close();
       resolve(token);
-    });
+    }, { signal: listening.signal });
   });
 }
 
@@ -100,8 +105,8 @@ async function goLive() {
   try {
     if (!state.stream) await openCamera();
     if (!state.stream) throw new Error("no camera");
-    if (state.show?.state !== "live") {
-      state.show = await api("POST", `/api/shows/${showId}/start`, { token: state.token });
+    if (shared.show?.state !== "live") {
+      shared.show = await api("POST", `/api/shows/${showId}/start`, { token: state.token });
     }
     await startPublishing();
     renderShow();
@@ -121,7 +126,7 @@ async function startPublishing() {
       // Network change: publish again; viewers resume without renegotiating.
       toast("Connection lost — reconnecting…");
       state.session = null;
-      setTimeout(() => state.show?.state === "live" && startPublishing().catch((e) =>
+      setTimeout(() => shared.show?.state === "live" && startPublishing().catch((e) =>
         toast(`Reconnect failed: ${errorText(e)}`)), 1000);
     }
     $("media-status").textContent = pc.connectionState === "connected" ? "You're live." : "";
@@ -133,7 +138,7 @@ $("end-show").addEventListener("click", () => $("end-dialog").showModal());
 $("end-form").addEventListener("submit", async (event) => {
   if (event.submitter?.value !== "end") return;
   try {
-    state.show = await api("POST", `/api/shows/${showId}/end`, { token: state.token });
+    shared.show = await api("POST", `/api/shows/${showId}/end`, { token: state.token });
     if (state.session) await state.session.stop();
     state.session = null;
     renderShow();
@@ -144,7 +149,7 @@ $("end-form").addEventListener("submit", async (event) => {
 });
 
 function renderShow() {
-  const show = state.show;
+  const show = shared.show;
   if (!show) return;
   $("title").textContent = show.title;
   document.title = `Studio: ${show.title}`;
@@ -162,17 +167,10 @@ function renderShow() {
 
 // --- line-up, requests, plants ---------------------------------------------------------------
 
-function setLineup(lineup) {
-  state.items = new Map(lineup.items.map((item) => [item.sku, item]));
-  state.order = lineup.items.map((item) => item.sku);
-  renderLineup();
-  renderQueue();
-}
-
 function renderLineup() {
-  const rows = state.order.map((sku) => {
-    const item = state.items.get(sku);
-    const featured = state.featured === sku;
+  const rows = shared.order.map((sku) => {
+    const item = shared.items.get(sku);
+    const featured = shared.featured === sku;
     return el("li", { class: `row${featured ? " featured" : ""}`, "data-sku": sku },
       item.image_url ? el("img", { src: item.image_url, alt: "" }) : el("span"),
       el("div", {},
@@ -190,12 +188,12 @@ function renderLineup() {
 }
 
 function renderQueue() {
-  if (!state.queue.length) {
+  if (!shared.requests.length) {
     $("queue").replaceChildren(el("li", { class: "empty" }, "No requests yet."));
     return;
   }
-  $("queue").replaceChildren(...state.queue.map((entry) => {
-    const item = state.items.get(entry.sku);
+  $("queue").replaceChildren(...shared.requests.map((entry) => {
+    const item = shared.items.get(entry.sku);
     return el("li", { class: "row", "data-sku": entry.sku },
       el("div", {}, el("div", { class: "name" }, item ? item.title : entry.sku),
         el("div", { class: "meta" }, el("span", { class: "votes" }, entry.votes), " asked")),
@@ -210,7 +208,7 @@ function renderQueue() {
 
 function renderChat() {
   const list = $("chat");
-  list.replaceChildren(...state.chat.slice(-100).map((line) =>
+  list.replaceChildren(...shared.chat.slice(-100).map((line) =>
     el("li", { class: "row", "data-id": line.id },
       el("div", {}, el("b", {}, line.nick), " ", line.text),
       el("button", { type: "button", class: "secondary", "aria-label": `Delete message from ${line.nick}`,
@@ -263,57 +261,46 @@ async function refreshStats() {
 
 // --- the room --------------------------------------------------------------------------------
 
-let room;
 const send = (msg) => {
   if (room.send(msg)) return true;
   toast("Not connected — reconnecting…");
   return false;
 };
 
-function onMessage(msg) {
-  switch (msg.type) {
-    case "snapshot":
-      state.show = msg.show;
-      state.featured = msg.featured;
-      state.queue = msg.requests;
+// What this page draws for each frame, after the room has applied it to `shared`.
+function roomHandlers() {
+  return {
+    snapshot(msg) {
       state.plants = { ...msg.plants };
-      state.chat = msg.chat;
       $("stat-viewers").textContent = msg.viewers;
       $("slow-mode").value = String(msg.slow_mode);
-      setLineup(msg.lineup);
+      renderLineup();
+      renderQueue();
       renderShow();
       renderChat();
       refreshStats();
-      break;
-    case "show":
-      if (state.show?.state === "ended") break; // an ended show never comes back
-      state.show = { ...state.show, state: msg.state, paused: msg.paused };
+    },
+    show() {
       renderShow();
       refreshStats();
-      break;
-    case "lineup":
-      setLineup(msg.lineup);
-      break;
-    case "featured":
-      state.featured = msg.sku;
+    },
+    lineup() {
       renderLineup();
-      break;
-    case "requests":
-      state.queue = msg.queue;
       renderQueue();
-      break;
-    case "plants":
+    },
+    featured: renderLineup,
+    requests: renderQueue,
+    plants(msg) {
       state.plants[msg.sku] = msg.count;
       renderLineup();
-      break;
-    case "stock":
-      applyStock(state.items, msg.items);
+    },
+    stock() {
       renderLineup();
       refreshStatsSoon();
-      break;
-    case "sale":
+    },
+    sale(msg) {
       for (const { sku, qty } of msg.items) {
-        const item = state.items.get(sku);
+        const item = shared.items.get(sku);
         state.units += qty;
         if (item) {
           const currency = item.price.currency;
@@ -321,49 +308,44 @@ function onMessage(msg) {
         }
       }
       renderStats();
-      break;
-    case "chat":
-      pushChat(state.chat, msg, 300);
-      renderChat();
-      break;
-    case "chat_deleted":
-      state.chat = state.chat.filter((line) => line.id !== msg.id);
-      renderChat();
-      break;
-    case "presence":
+    },
+    chat: renderChat,
+    chat_deleted: renderChat,
+    presence(msg) {
       $("stat-viewers").textContent = msg.viewers;
-      break;
-    case "slow_mode":
+    },
+    slow_mode(msg) {
       $("slow-mode").value = String(msg.seconds);
-      break;
-    case "hearts":
-    case "planted":
-    case "muted":
-    case "hold":
-    case "order":
-      break;
-    case "error":
+    },
+    error(msg) {
       toast(msg.detail || msg.code);
-      break;
-    default:
-      console.warn("room: unknown message type", msg.type);
+    },
+  };
+}
+
+// The server will not open the room with this token, or there is no such show.
+async function onRefused(code) {
+  if (code === CLOSE_BAD_TOKEN) {
+    // Not this show's host token (a mistyped one, or one rotated since): ask for it again.
+    sessionStorage.removeItem(TOKEN_KEY);
+    $("token-form").querySelector(".form-error").textContent =
+      "That is not this show's host token.";
+    state.token = await hostToken();
+    $("token-form").querySelector(".form-error").textContent = "";
+    room.connect(state.token);
+  } else if (code === CLOSE_NO_SHOW) {
+    toast("This show does not exist — check the link.");
+  } else {
+    toast("Could not open the studio — reload the page to try again.");
   }
 }
 
 async function main() {
   if (!showId) return;
   state.token = await hostToken();
-  room = new Room(showId, state.token, {
-    onMessage,
-    onStatus: (status, code) => {
-      if (status === "reconnecting" && (code === 4401 || code === 4403 || code === 1008)) {
-        sessionStorage.removeItem(TOKEN_KEY);
-      }
-    },
-  });
-  room.connect();
+  room.connect(state.token);
   await openCamera();
-  setInterval(() => state.show?.state === "live" && refreshStats(), 5000);
+  setInterval(() => shared.show?.state === "live" && refreshStats(), 5000);
 }
 
 main();

@@ -1,9 +1,7 @@
 // The viewer page: video over WHEP, the room, the line-up strip, buying with a hold countdown.
 
-import {
-  api, ApiError, applyStock, el, errorText, money, newKey, pushChat, showIdFromPath, toast,
-} from "./api.js";
-import { Room } from "./room.js";
+import { api, ApiError, el, errorText, money, newKey, showIdFromPath, toast } from "./api.js";
+import { CLOSE_BAD_TOKEN, CLOSE_NO_SHOW, Room } from "./room.js";
 import { play } from "./webrtc.js";
 
 const showId = showIdFromPath();
@@ -11,16 +9,17 @@ const $ = (id) => document.getElementById(id);
 const VIEWER_KEY = "livesale.viewer";
 const SHIPPING_KEY = "livesale.shipping";
 
+// The room's socket and the state it shares with the studio (show, line-up, featured, chat);
+// the handlers and `onRefused` are below, under "the room".
+const room = new Room(showId, { on: roomHandlers(), chatLimit: 200, onRefused });
+const shared = room.state;
+
+// What only this page keeps.
 const state = {
   viewer: null,
-  show: null,
-  items: new Map(), // sku -> line-up item (with .available)
-  order: [], // skus in show order
-  featured: null,
   requested: new Set(),
   planted: new Set(),
   holds: new Map(), // hold_id -> hold
-  chat: [],
   mutedUntil: 0,
   hold: null, // the hold being checked out
   clockSkew: 0, // server time - local time, ms
@@ -39,6 +38,8 @@ async function ensureViewer() {
   const form = $("nickname-form");
   const error = form.querySelector(".form-error");
   dialog.showModal();
+  // Asked again after a refused token: this call's listener is the only one on the form.
+  const listening = new AbortController();
   return new Promise((resolve) => {
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
@@ -48,19 +49,20 @@ async function ensureViewer() {
           body: { nickname: $("nickname-input").value },
         });
         localStorage.setItem(VIEWER_KEY, JSON.stringify(viewer));
+        listening.abort();
         dialog.close();
         resolve(viewer);
       } catch (err) {
         error.textContent = errorText(err);
       }
-    });
+    }, { signal: listening.signal });
   });
 }
 
 // --- show state and video --------------------------------------------------------------------
 
 function renderShow() {
-  const show = state.show;
+  const show = shared.show;
   if (!show) return;
   $("title").textContent = show.title;
   document.title = `${show.title} — livesale`;
@@ -86,12 +88,12 @@ function renderShow() {
 let session = null;
 let connecting = false;
 
-// A handle for diagnostics (the browser console, and the end-to-end test): the playback
-// peer connection, for getStats().
-window.livesale = { get peerConnection() { return session ? session.pc : null; } };
+// A handle for diagnostics (the browser console, and the end-to-end tests): the playback
+// peer connection, for getStats(), and the room.
+window.livesale = { get peerConnection() { return session ? session.pc : null; }, room };
 
 async function startVideo() {
-  if (connecting || session || !state.show || state.show.state !== "live") return;
+  if (connecting || session || !shared.show || shared.show.state !== "live") return;
   connecting = true;
   try {
     session = await play(showId, $("video"));
@@ -137,12 +139,6 @@ $("unmute").addEventListener("click", () => {
 
 // --- the line-up strip -----------------------------------------------------------------------
 
-function setLineup(lineup) {
-  state.items = new Map(lineup.items.map((item) => [item.sku, item]));
-  state.order = lineup.items.map((item) => item.sku);
-  renderLineup();
-}
-
 function itemHold(sku) {
   for (const hold of state.holds.values()) {
     if (hold.sku === sku && hold.state === "held") return hold;
@@ -154,11 +150,11 @@ function renderItem(item) {
   const sku = item.sku;
   const soldOut = item.available <= 0;
   const hold = itemHold(sku);
-  const featured = state.featured === sku;
+  const featured = shared.featured === sku;
   const buyButton = hold
     ? el("button", { type: "button", class: "buy", onclick: () => openCheckout(hold) }, "Checkout")
     : el("button", {
-      type: "button", class: "buy", disabled: soldOut || state.show?.state !== "live",
+      type: "button", class: "buy", disabled: soldOut || shared.show?.state !== "live",
       "aria-label": `Buy ${item.title}`, onclick: (event) => buy(sku, event.currentTarget),
     }, soldOut ? "Sold out" : "Buy");
   return el("li", { class: `item${featured ? " featured" : ""}${soldOut ? " sold-out" : ""}`,
@@ -189,21 +185,21 @@ function renderItem(item) {
 
 function renderLineup() {
   const list = $("lineup");
-  list.replaceChildren(...state.order.map((sku) => renderItem(state.items.get(sku))));
+  list.replaceChildren(...shared.order.map((sku) => renderItem(shared.items.get(sku))));
   renderFeatured();
 }
 
 // Bring the featured card into view; only when the featured item changes, so stock updates
 // never pull the strip away from where the viewer scrolled.
 function showFeatured() {
-  const card = state.featured &&
-    document.querySelector(`#lineup [data-sku="${CSS.escape(state.featured)}"]`);
+  const card = shared.featured &&
+    document.querySelector(`#lineup [data-sku="${CSS.escape(shared.featured)}"]`);
   if (card) card.scrollIntoView({ behavior: "smooth", inline: "center", block: "nearest" });
 }
 
 function renderFeatured() {
   const box = $("featured");
-  const item = state.featured && state.items.get(state.featured);
+  const item = shared.featured && shared.items.get(shared.featured);
   if (!item) {
     box.hidden = true;
     return;
@@ -247,7 +243,7 @@ async function buy(sku, button) {
     openCheckout(hold);
   } catch (err) {
     if (err.kind === "sold-out") {
-      const item = state.items.get(sku);
+      const item = shared.items.get(sku);
       if (item) item.available = err.problem.available ?? 0;
       renderLineup();
       toast(`Sold out — ${err.problem.available ?? 0} left`);
@@ -284,7 +280,7 @@ function tickCountdown() {
 
 function openCheckout(hold) {
   state.hold = hold;
-  const item = state.items.get(hold.sku);
+  const item = shared.items.get(hold.sku);
   $("hold-item").textContent = item ? item.title : hold.sku;
   $("hold-qty").textContent = hold.qty;
   $("hold-total").textContent = money(hold.total || hold.price);
@@ -335,7 +331,7 @@ $("checkout-form").addEventListener("submit", async (event) => {
     state.holds.delete(hold.hold_id);
     closeCheckout();
     renderLineup();
-    const item = state.items.get(order.sku);
+    const item = shared.items.get(order.sku);
     $("confirm-text").textContent =
       `${item ? item.title : order.sku} × ${order.qty} — ${money(order.total)}. Order ${order.id}.`;
     $("confirm-dialog").showModal();
@@ -372,7 +368,7 @@ $("cancel-hold").addEventListener("click", async () => {
 
 function renderChat() {
   const list = $("chat");
-  list.replaceChildren(...state.chat.slice(-30).map((line) =>
+  list.replaceChildren(...shared.chat.slice(-30).map((line) =>
     el("li", { class: line.host ? "host" : "", "data-id": line.id },
       el("b", {}, line.nick), " ", line.text)));
   list.scrollTop = list.scrollHeight;
@@ -416,98 +412,85 @@ function floatHearts(count) {
 
 // --- the room --------------------------------------------------------------------------------
 
-function onMessage(msg) {
-  switch (msg.type) {
-    case "snapshot":
-      state.show = msg.show;
-      state.featured = msg.featured;
+// What this page draws for each frame, after the room has applied it to `shared`.
+function roomHandlers() {
+  return {
+    snapshot(msg) {
       state.planted = new Set(msg.planted);
       state.requested = new Set();
-      state.chat = msg.chat;
       state.mutedUntil = msg.muted_until;
       state.holds = new Map(msg.holds.filter((h) => h.state === "held").map((h) => [h.hold_id, h]));
       $("viewers").textContent = `${msg.viewers} watching`;
-      setLineup(msg.lineup);
+      renderLineup();
       renderShow();
       renderChat();
       if (msg.show.state === "live") startVideo();
-      break;
-    case "show":
-      if (state.show?.state === "ended") break; // an ended show never comes back
-      state.show = { ...state.show, state: msg.state, paused: msg.paused };
+    },
+    show(msg) {
       renderShow();
       renderLineup();
       if (msg.state === "live" && !msg.paused) startVideo();
       if (msg.state === "ended") stopVideo();
-      break;
-    case "lineup":
-      setLineup(msg.lineup);
-      break;
-    case "featured":
-      state.featured = msg.sku;
+    },
+    lineup: renderLineup,
+    featured(msg) {
       if (msg.sku) state.requested.delete(msg.sku);
       renderLineup();
       showFeatured();
-      break;
-    case "requests": {
+    },
+    requests(msg) {
       const open = new Set(msg.queue.map((r) => r.sku));
       for (const sku of [...state.requested]) if (!open.has(sku)) state.requested.delete(sku);
       renderLineup();
-      break;
-    }
-    case "stock":
-      applyStock(state.items, msg.items);
-      renderLineup();
-      break;
-    case "sale":
-      break;
-    case "chat":
-      pushChat(state.chat, msg, 200);
-      renderChat();
-      break;
-    case "chat_deleted":
-      state.chat = state.chat.filter((line) => line.id !== msg.id);
-      renderChat();
-      break;
-    case "hearts":
+    },
+    stock: renderLineup,
+    chat: renderChat,
+    chat_deleted: renderChat,
+    hearts(msg) {
       floatHearts(msg.count);
-      break;
-    case "presence":
+    },
+    presence(msg) {
       $("viewers").textContent = `${msg.viewers} watching`;
-      break;
-    case "planted":
+    },
+    planted(msg) {
       if (msg.want) state.planted.add(msg.sku);
       else state.planted.delete(msg.sku);
       renderLineup();
-      break;
-    case "muted":
+    },
+    muted(msg) {
       state.mutedUntil = msg.until;
       if (msg.until > Date.now()) toast("The host has muted you for a while.");
-      break;
-    case "slow_mode":
+    },
+    slow_mode(msg) {
       if (msg.seconds) toast(`Slow mode: one message every ${msg.seconds} s`);
-      break;
-    case "hold":
+    },
+    hold(msg) {
       if (msg.hold.state === "held") state.holds.set(msg.hold.hold_id, msg.hold);
       else state.holds.delete(msg.hold.hold_id);
       if (state.hold && state.hold.hold_id === msg.hold.hold_id && msg.hold.state === "expired") {
         tickCountdown();
       }
       renderLineup();
-      break;
-    case "order":
-      break;
-    case "plants":
-      break;
-    case "error":
+    },
+    error(msg) {
       toast(msg.detail || msg.code);
-      break;
-    default:
-      console.warn("room: unknown message type", msg.type);
-  }
+    },
+  };
 }
 
-let room;
+// The server will not open the room with this token, or there is no such show.
+async function onRefused(code) {
+  if (code === CLOSE_BAD_TOKEN) {
+    // A token this server does not know (a reset server, a broken entry): sign up again.
+    localStorage.removeItem(VIEWER_KEY);
+    state.viewer = await ensureViewer();
+    room.connect(state.viewer.token);
+  } else if (code === CLOSE_NO_SHOW) {
+    toast("This show does not exist — check the link.");
+  } else {
+    toast("Could not join the show — reload the page to try again.");
+  }
+}
 
 async function main() {
   if (!showId) {
@@ -515,16 +498,7 @@ async function main() {
     return;
   }
   state.viewer = await ensureViewer();
-  room = new Room(showId, state.viewer.token, {
-    onMessage,
-    onStatus: (status, code) => {
-      if (status === "reconnecting" && (code === 4401 || code === 4403 || code === 1008)) {
-        // A token this server does not know (a reset server): sign up again.
-        localStorage.removeItem(VIEWER_KEY);
-      }
-    },
-  });
-  room.connect();
+  room.connect(state.viewer.token);
   // Server time for the hold countdown, so a wrong local clock doesn't cut it short.
   try {
     const started = Date.now();
