@@ -74,10 +74,6 @@ class Services:
         found: T | None = self._parts.get(key)
         return found
 
-    def withdraw(self, key: Part[T]) -> None:
-        """Take the part under ``key`` out (it is stopping)."""
-        self._parts.pop(key, None)
-
     async def close(self) -> None:
         await self.redis.aclose()
         await self.db.close()

@@ -14,8 +14,8 @@ from livesale.auth import viewer
 from livesale.errors import Forbidden, Unavailable
 from livesale.http import endpoint, json_response, read_body
 from livesale.money import Money
-from livesale.orders import component as worker
 from livesale.orders import state
+from livesale.orders.component import of
 from livesale.orders.holds import announce_ended, hold_event, hold_out
 from livesale.orders.messages import (
     CheckoutIn,
@@ -45,7 +45,7 @@ async def create_hold(request: Request) -> Response:
     services = svc.of(request)
     claims = viewer(request, services.signer)
     body = await read_body(request, HoldIn)
-    orders = worker.of(request)
+    orders = of(request)
     try:
         outcome = await orders.holds.reserve(
             request.path_params["show_id"], claims.vid, body.sku, body.qty, body.idempotency_key
@@ -64,7 +64,7 @@ async def create_hold(request: Request) -> Response:
 async def get_hold(request: Request) -> Response:
     services = svc.of(request)
     claims = viewer(request, services.signer)
-    hold = await worker.of(request).holds.get(request.path_params["hold_id"])
+    hold = await of(request).holds.get(request.path_params["hold_id"])
     if hold.viewer_id != claims.vid:
         raise Forbidden("this hold belongs to another viewer")
     return json_response(hold_out(hold))
@@ -74,7 +74,7 @@ async def get_hold(request: Request) -> Response:
 async def release_hold(request: Request) -> Response:
     services = svc.of(request)
     claims = viewer(request, services.signer)
-    orders = worker.of(request)
+    orders = of(request)
     outcome = await orders.holds.release(request.path_params["hold_id"], claims.vid)
     state.raise_for(outcome)
     assert outcome.hold is not None
@@ -89,9 +89,7 @@ async def checkout(request: Request) -> Response:
     services = svc.of(request)
     claims = viewer(request, services.signer)
     body = await read_body(request, CheckoutIn)
-    order, status = await worker.of(request).sales.checkout(
-        request.path_params["hold_id"], claims, body
-    )
+    order, status = await of(request).sales.checkout(request.path_params["hold_id"], claims, body)
     return json_response(order, status)
 
 
@@ -101,7 +99,7 @@ async def checkout(request: Request) -> Response:
 async def list_orders(request: Request) -> Response:
     services = svc.of(request)
     await services.keys.merchant(request)
-    sales = worker.of(request).sales
+    sales = of(request).sales
     return json_response(
         await sales.orders(request.query_params.get("show"), request.query_params.get("state"))
     )
@@ -111,14 +109,14 @@ async def list_orders(request: Request) -> Response:
 async def get_order(request: Request) -> Response:
     services = svc.of(request)
     await services.keys.merchant(request)
-    return json_response(await worker.of(request).sales.order(request.path_params["order_id"]))
+    return json_response(await of(request).sales.order(request.path_params["order_id"]))
 
 
 @endpoint("Mark a manual (pay on delivery) order paid", auth="merchant", response=OrderOut)
 async def mark_paid(request: Request) -> Response:
     services = svc.of(request)
     await services.keys.merchant(request)
-    sales = worker.of(request).sales
+    sales = of(request).sales
     return json_response(await sales.mark_paid(request.path_params["order_id"]))
 
 
@@ -135,7 +133,7 @@ async def show_stats(request: Request) -> Response:
         " WHERE show_id = ? AND state = 'confirmed' GROUP BY currency ORDER BY currency",
         (show_id,),
     )
-    holds = await worker.of(request).holds.live(show_id, skus)
+    holds = await of(request).holds.live(show_id, skus)
     return json_response(
         ShowStats(
             show_id=show_id,
@@ -156,7 +154,7 @@ async def show_stats(request: Request) -> Response:
 async def fulfilment(request: Request) -> Response:
     services = svc.of(request)
     await services.keys.merchant(request)
-    closing = worker.of(request).closing
+    closing = of(request).closing
     return json_response(await closing.fulfilment(request.path_params["show_id"]))
 
 
@@ -170,14 +168,14 @@ async def put_webhook(request: Request) -> Response:
     services = svc.of(request)
     await services.keys.merchant(request)
     body = await read_body(request, WebhookIn)
-    return json_response(await worker.of(request).webhooks.configure(body.url))
+    return json_response(await of(request).webhooks.configure(body.url))
 
 
 @endpoint("The webhook's delivery log, newest first", auth="merchant", response=list[Delivery])
 async def list_deliveries(request: Request) -> Response:
     services = svc.of(request)
     await services.keys.merchant(request)
-    return json_response(await worker.of(request).webhooks.deliveries())
+    return json_response(await of(request).webhooks.deliveries())
 
 
 @endpoint(
