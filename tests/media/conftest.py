@@ -157,10 +157,13 @@ def decode_failures() -> Iterator[list[str]]:
 
 @pytest.fixture
 async def hub(loopback_ice: None) -> AsyncIterator[MediaHub]:
-    """A started media hub offering 127.0.0.1 only; closed (and checked) after the test."""
+    """A started media hub offering 127.0.0.1 only; closed (and checked) after the test.
+
+    Its deadlines are generous: on a busy machine a connection may take seconds to set up and
+    a peer's packets may pause for seconds, which must not close a session mid-test."""
     media = MediaHub(
         IceConfig(hosts=("127.0.0.1",)),
-        timings=HubTimings(connect_timeout=10.0, silence_timeout=6.0, pause_after=1.0),
+        timings=HubTimings(connect_timeout=60.0, silence_timeout=60.0, pause_after=5.0),
     )
     await media.start()
     yield media
