@@ -138,6 +138,9 @@ def run_relay(mode: str, port: int) -> None:
         return {
             "forwarded": hub.stats.video_frames_forwarded,
             "bytes": hub.stats.bytes_forwarded,
+            "publishing": hub.stats.publishers
+            if mode == "passthrough"
+            else int(bool(state["track"])),
         }
 
     @contextlib.asynccontextmanager
@@ -383,7 +386,13 @@ def measure(
                 text=True,
             )
         )  # fmt: skip
-        time.sleep(2)
+        # Viewers join once the publisher's track is there (its process may take a while to
+        # start on a busy machine), then the warm-up runs.
+        while not httpx.get(f"http://127.0.0.1:{port}/cpu", timeout=10).json()["publishing"]:
+            if time.monotonic() > deadline + 60:
+                raise SystemExit("the publisher never connected to the relay")
+            time.sleep(0.1)
+        time.sleep(1)
         start_at = time.time() + warmup + viewers * 0.15
         end_at = start_at + window
         times = ["--start-at", str(start_at), "--end-at", str(end_at)]
