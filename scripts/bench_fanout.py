@@ -14,8 +14,9 @@ general-purpose parser per connection), so the client processes leave the CPU to
 under test; both servers get the very same clients. A delivery's latency is the time from
 the host's send to the moment the viewer's process read the frame off its socket, both taken
 from the wall clock (``time.time()``, one clock for every process on one machine). Prints p50/p99
-across all deliveries, server memory per connection (RSS growth / connections), server CPU per
-delivery, and the ratio to the baseline.
+across all deliveries (the percentile of ``_stats.py``, shared by the benchmarks), server memory
+per connection (RSS growth / connections), server CPU per delivery, and the ratio to the
+baseline.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _stats import percentile, summary
 
 #: A delivery that never arrived counts as this many seconds.
 LOST_SECONDS = 10.0
@@ -66,11 +68,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 # A client process: its share of the viewers -------------------------------------------------
@@ -317,13 +314,12 @@ async def drive(args: argparse.Namespace, pid: int, viewer_url: str, host_url: s
         latencies.extend(rnd)
         if args.verbose:
             print(
-                f"    round {n}: p50 {percentile(rnd, 0.5) * 1000:6.1f} ms"
-                f"  max {max(rnd) * 1000:6.1f} ms",
+                f"    round {n}: {summary(rnd, pcts=(50,), scale=1000, largest=True)}",
                 file=sys.stderr,
             )
     return {
-        "p50_ms": percentile(latencies, 0.50) * 1000,
-        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "p50_ms": percentile(latencies, 50) * 1000,
+        "p99_ms": percentile(latencies, 99) * 1000,
         "max_ms": max(latencies) * 1000,
         "deliveries": len(latencies),
         "lost": sum(1 for times in arrivals for n in range(len(times), len(sent))),

@@ -7,8 +7,8 @@ real sale (S holds, the rest sold out) and not a replay against an empty shelf. 
 processes (``--clients``, default 2) then each open a keep-alive connection per buyer beforehand
 (the page is open) and, on a common signal, send every buyer's click at once. The script prints
 answered clicks per second (all N answers over the time from the first click sent to the last
-answer read), p50/p99 latency of the clicks, the CPU the server process used per click, and
-the oversell check.
+answer read), p50/p99 latency of the clicks (the percentile of ``_stats.py``, shared by the
+benchmarks), the CPU the server process used per click, and the oversell check.
 
 In the same run it measures the baseline, one redis-py client (hiredis when installed) calling
 the same reserve script on the same Redis: sequentially (one call in flight) and pipelined
@@ -26,7 +26,6 @@ import json
 import multiprocessing as mp
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,6 +37,7 @@ from typing import cast
 import httpx
 import redis.asyncio as aioredis
 import uvloop
+from _stats import summary
 from redis.utils import HIREDIS_AVAILABLE
 
 from livesale.embedded_redis import socket_path
@@ -132,11 +132,6 @@ async def client_main(port: int, path: str, tokens: list[str], pipe: Connection)
 
 def client_process(port: int, path: str, tokens: list[str], pipe: Connection) -> None:
     uvloop.run(client_main(port, path, tokens, pipe))
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -321,8 +316,7 @@ def bench(args: argparse.Namespace) -> int:
             rates.append(rate)
             print(
                 f"round {round_no}: {rate:,.0f} answered clicks/s  wall {wall:.2f}s  "
-                f"p50 {statistics.median(latencies) * 1000:.0f} ms  "
-                f"p99 {percentile(latencies, 99) * 1000:.0f} ms  "
+                f"{summary(latencies, scale=1000, digits=0)}  "
                 f"server CPU {cpu / max(answered, 1) * 1e6:.0f} us/click  statuses {statuses}"
             )
         for _, pipe in clients:

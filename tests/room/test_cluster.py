@@ -58,7 +58,7 @@ async def test_two_processes_share_one_room(
     for client in (on_a, on_b):
         # Presence is sent when the total changes: it may already have been read above.
         if not any(m["type"] == "presence" and m["viewers"] == 2 for m in client.seen):
-            await client.expect("presence", lambda m: m["viewers"] == 2, timeout=5)
+            await client.expect("presence", lambda m: m["viewers"] == 2)
 
     # A feature on one process reaches the other promptly (a generous bound; the benchmark
     # measures it).
