@@ -140,9 +140,8 @@ def test_domains_meet_only_at_their_surface() -> None:
             other = domain_of(target)
             if other is None or other == own:
                 continue
-            assert target == f"livesale.{other}", (
-                f"{name}:{line} reaches into {target}; import from livesale.{other} instead"
-            )
+            hint = f"{name}:{line} reaches into {target}; import from livesale.{other} instead"
+            assert target == f"livesale.{other}", hint
             surface = set(importlib.import_module(target).__all__)
             missing = [t for t in taken if t not in surface]
             assert not missing, f"{name}:{line} takes {missing}, not in livesale.{other}.__all__"
