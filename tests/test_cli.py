@@ -264,3 +264,18 @@ def test_allow_origin_option(spawn: Any, tmp_path: Path) -> None:
         with connect(url, origin="https://elsewhere.example"):  # type: ignore[arg-type]
             pass
     assert refused.value.response.status_code == 403
+
+
+def test_outside_text_reaches_the_terminal_inert(cli: Cli, tmp_path: Path) -> None:
+    """A product title with rich markup and terminal escapes is printed as the characters it
+    holds: the brackets stay, ESC and CR show as escapes, never as control codes."""
+    path = tmp_path / "hostile.json"
+    title = "[bold red]FREE[/] \x1b[2J\rgone"
+    body = [{"sku": "HOST-1", "title": title, "price": {"amount": 100, "currency": "EUR"}}]
+    path.write_text(json.dumps(body))
+    assert cli("products", "import", str(path))[0] == 0
+    code, out, _ = cli("products", "list")
+    assert code == 0
+    assert "[bold red]FREE[/]" in out
+    assert "\\x1b[2J" in out and "\\rgone" in out
+    assert "\x1b" not in out and "\r" not in out

@@ -1,7 +1,8 @@
 """What every ``livesale`` command shares: the command group, the consoles, one-line errors,
 the merchant commands' client options, and printing tables and JSON.
 
-Text that came from outside (nicknames, product titles, addresses) is printed with markup off.
+Text that came from outside (nicknames, product titles, addresses, server answers) goes through
+:func:`plain`: never read as rich markup, control characters shown as escapes.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from livesale.client import Client, ClientError
 from livesale.config import DEFAULT_DATA_DIR
@@ -31,7 +33,7 @@ class Failure(click.ClickException):
     """An error for a person: printed as one line, exit code 1."""
 
     def show(self, file: Any = None) -> None:
-        err.print(f"[bold red]error:[/] {escape(self.message)}")
+        err.print(f"[bold red]error:[/] {escape(plain(self.message))}")
 
 
 def fail(message: str) -> Failure:
@@ -94,12 +96,23 @@ def print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
+def plain(value: object) -> str:
+    """``value`` as text safe for a terminal: control characters (escape sequences, carriage
+    returns, ...) written as their ``\\x..`` escapes. Print it with markup off, or ``escape()``
+    it into markup."""
+    text = "" if value is None else str(value)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    table = Table(title=title, title_justify="left")
+    """Print rows under ``columns``; every cell is outside text (:func:`plain`, no markup)."""
+    table = Table(title=Text(plain(title)), title_justify="left")
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*(str(c) if c is not None else "" for c in row))
+        table.add_row(*(Text(plain(c)) for c in row))
     out.print(table)
 
 
@@ -112,4 +125,4 @@ def read(path: Path) -> str:
 
 def print_bad_rows(path: Path, problems: FileProblems) -> None:
     for row in problems.rows:
-        err.print(f"{path}:{row.line}: {row}", markup=False)
+        err.print(plain(f"{path}:{row.line}: {row}"), markup=False)

@@ -18,6 +18,7 @@ from livesale.cli.base import (
     fail,
     money,
     out,
+    plain,
     print_bad_rows,
     print_json,
     read,
@@ -68,7 +69,7 @@ def products_import(
     if as_json:
         print_json(result)
     else:
-        out.print(f"Imported {result['imported']} product(s) from {file}.")
+        out.print(plain(f"Imported {result['imported']} product(s) from {file}."), markup=False)
 
 
 @products.command("list")

@@ -15,6 +15,7 @@ from livesale.cli.base import (
     err,
     fail,
     money,
+    plain,
     print_json,
     table,
 )
@@ -142,4 +143,5 @@ def orders_export(
         click.echo(text, nl=False)
     else:
         output.write_text(text, encoding="utf-8")
-        err.print(f"{len(batch['parcels'])} parcel(s), {batch['units']} unit(s) -> {output}")
+        summary = f"{len(batch['parcels'])} parcel(s), {batch['units']} unit(s) -> {output}"
+        err.print(plain(summary), markup=False)

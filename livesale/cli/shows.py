@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 
 from livesale.cli.base import (
     call,
@@ -15,6 +16,7 @@ from livesale.cli.base import (
     fail,
     money,
     out,
+    plain,
     print_bad_rows,
     print_json,
     read,
@@ -71,7 +73,7 @@ def show_create(
     if as_json:
         print_json(created)
         return
-    out.print(f"Created show [bold]{created['id']}[/]: {created['title']}")
+    out.print(f"Created show [bold]{escape(created['id'])}[/]: {escape(plain(created['title']))}")
     out.print(f"  studio (keep it secret): {created['studio_url']}", markup=False)
     out.print(f"  watch:                   {created['watch_url']}", markup=False)
 
@@ -95,7 +97,7 @@ def _move(
     if as_json:
         print_json(moved)
     else:
-        out.print(f"Show {moved['id']} is {moved['state']}.")
+        out.print(plain(f"Show {moved['id']} is {moved['state']}."), markup=False)
 
 
 @show.command("start")
@@ -164,7 +166,7 @@ def lineup_push(
     if as_json:
         print_json(data)
     else:
-        out.print(f"Line-up of {show_id}: {len(data['items'])} item(s).")
+        out.print(plain(f"Line-up of {show_id}: {len(data['items'])} item(s)."), markup=False)
         _print_lineup(data, False)
 
 
