@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 
 from starlette.requests import HTTPConnection
 
+from livesale import services as svc
 from livesale.catalogue.messages import Product
 from livesale.catalogue.store import ProductStore, StockStore
 from livesale.services import Part, Services
@@ -37,5 +38,4 @@ CATALOGUE: Part[Catalogue] = Part("catalogue")
 
 def of(conn: HTTPConnection) -> Catalogue:
     """The catalogue of the app serving ``conn``."""
-    services: Services = conn.app.state.services
-    return services.get(CATALOGUE)
+    return svc.of(conn).get(CATALOGUE)

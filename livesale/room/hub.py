@@ -239,8 +239,8 @@ class Hub:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.redis = services.redis
-        self.bus = RoomBus(services.redis, services.scripts)
         self.shows = services.get(SHOWS)
+        self.bus = RoomBus(services.redis, services.scripts, self.shows)
         self.process = new_id("proc")
         self.rooms: dict[str, Room] = {}
         self._tasks: list[asyncio.Task[None]] = []

@@ -16,7 +16,7 @@ from livesale.events import encoder
 from livesale.lua import ScriptCall, Scripts, calls
 from livesale.room.messages import ChatDeleted, ChatLine, Muted, RequestEntry, SlowMode
 from livesale.room.state import CHAT_BURST, CHAT_RATE, CHAT_TAIL, Refused, rank
-from livesale.shows import Featured
+from livesale.shows import ShowStore
 
 _chat_line = msgspec.json.Decoder(ChatLine)
 
@@ -42,9 +42,10 @@ class RoomBus:
     """Runs the room scripts for every show. Raises :class:`Refused` when a rule says no and
     :class:`StoreError` when Redis fails."""
 
-    def __init__(self, redis: aioredis.Redis, scripts: Scripts) -> None:
+    def __init__(self, redis: aioredis.Redis, scripts: Scripts, shows: ShowStore) -> None:
         self.redis = redis
         self.scripts = scripts
+        self.shows = shows
 
     async def _run(self, call: ScriptCall) -> Any:
         return await self.scripts.run(call)
@@ -56,10 +57,9 @@ class RoomBus:
             raise Refused(code or "refused")
 
     async def feature(self, show_id: str, sku: str | None) -> None:
-        """Feature ``sku`` (``None`` unfeatures): everyone gets ``featured``, and ``requests``
-        when this resolved the item's request."""
-        body = encoder.encode(Featured(sku=sku))
-        self._check(await self._run(calls.feature(show_id=show_id, sku=sku, body=body)))
+        """The host features ``sku`` (``None`` unfeatures) through the shows, which own the
+        featured item; a refusal comes out as :class:`Refused`."""
+        self._check(await self.shows.feature(show_id, sku))
 
     async def request(self, show_id: str, sku: str, viewer_id: str, vote: bool) -> None:
         """Open or upvote the request for ``sku``; everyone gets the ranked ``requests``."""

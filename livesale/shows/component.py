@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.requests import HTTPConnection, Request
 
+from livesale import services as svc
 from livesale.catalogue import CATALOGUE
 from livesale.errors import Unauthorized
 from livesale.http import bearer_token
@@ -26,8 +27,7 @@ def build(services: Services) -> ShowStore:
 
 def of(conn: HTTPConnection) -> ShowStore:
     """The show store of the app serving ``conn``."""
-    services: Services = conn.app.state.services
-    return services.get(SHOWS)
+    return svc.of(conn).get(SHOWS)
 
 
 async def merchant_or_host(request: Request, show_id: str) -> str:
@@ -35,7 +35,7 @@ async def merchant_or_host(request: Request, show_id: str) -> str:
 
     401 without a credential, 403 when it is neither a merchant key nor this show's host token.
     """
-    services: Services = request.app.state.services
+    services = svc.of(request)
     token = bearer_token(request)
     if token is None:
         raise Unauthorized("this needs a merchant API key or the show's host token")

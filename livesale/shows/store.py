@@ -220,18 +220,19 @@ class ShowStore:
         lineup = await self.lineup(show_id)
         if lineup.featured is not None and all(i.sku != lineup.featured for i in items):
             # The featured item left the line-up: nothing is featured any more, for everyone.
-            await self.unfeature(show_id)
+            code = await self.feature(show_id, None)
+            if code != "ok":
+                raise InvalidTransition(f"cannot unfeature: {code}")
             lineup = Lineup(show_id=lineup.show_id, featured=None, items=lineup.items)
         return lineup
 
-    async def unfeature(self, show_id: str) -> None:
-        """Feature nothing; the room gets ``featured: null``."""
-        result = await self.scripts.run(
-            calls.feature(show_id=show_id, sku=None, body=encoder.encode(Featured(sku=None)))
-        )
-        code = result.decode() if isinstance(result, bytes) else str(result)
-        if code != "ok":
-            raise InvalidTransition(f"cannot unfeature: {code}")
+    async def feature(self, show_id: str, sku: str | None) -> str:
+        """Feature ``sku`` ("now explaining"; ``None`` features nothing): the room gets
+        ``featured``, and ``requests`` when this resolved the item's request. Answers ``ok``, or
+        why not: ``show_ended``, ``not_in_lineup``."""
+        body = encoder.encode(Featured(sku=sku))
+        result = await self.scripts.run(calls.feature(show_id=show_id, sku=sku, body=body))
+        return result.decode() if isinstance(result, bytes) else str(result)
 
     async def _lineup_rows(self, show_id: str) -> list[sqlite3.Row]:
         return await self.db.fetchall(

@@ -27,6 +27,7 @@ and the rest of the server (chat, checkout) runs on.
 from __future__ import annotations
 
 import inspect
+import ipaddress
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -321,8 +322,6 @@ def use_host_addresses(hosts: Sequence[str]) -> None:
     An empty ``hosts`` restores aioice's own choice (every interface but 127.0.0.1). The caller
     undoes this with :func:`restore_host_addresses` when it shuts down.
     """
-    import ipaddress
-
     if not hosts:
         restore_host_addresses()
         return
