@@ -32,11 +32,7 @@ Starter = Callable[[svc.Services], Awaitable[svc.Component]]
 
 #: Components with background work, started in this order and closed in reverse.
 #: Each is ``async def start(services) -> Component``.
-STARTERS: list[tuple[str, Starter]] = [
-    ("room", room.start),
-    ("media", media.start),
-    ("orders", orders.start),
-]
+STARTERS: list[Starter] = [room.start, media.start, orders.start]
 
 
 def assemble(services: svc.Services) -> None:
@@ -99,7 +95,7 @@ def create_app(settings: Settings, services: svc.Services | None = None) -> Star
         started: list[svc.Component] = []
         try:
             await orders.ensure_stock(built)
-            for _name, start in STARTERS:
+            for start in STARTERS:
                 started.append(await start(built))
             yield
         finally:

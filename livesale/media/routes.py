@@ -225,7 +225,7 @@ async def start(services: svc.Services) -> MediaHub | MediaOff:
     If the installed aiortc, aioice or pylibsrtp lack a hook the relay needs, log why in one
     line and start nothing: WHIP/WHEP then answer ``503``, the rest of the server runs.
     """
-    problems = _aiortc.check()
+    problems = _aiortc.problems()
     if problems:
         reason = "; ".join(problems)
         log.error("live video is off: the relay cannot run on the installed aiortc: %s", reason)

@@ -280,6 +280,7 @@ def test_relay_off_when_aiortc_moved_keeps_chat_and_checkout(
 
     moved = _aiortc.Private(_aiortc.RTCRtpSender, "_send_rtp_faster", "a hook that moved")
     monkeypatch.setattr(_aiortc, "PRIVATE_NAMES", (*_aiortc.PRIVATE_NAMES, moved))
+    _aiortc.problems.cache_clear()
     caplog.set_level("ERROR", logger="livesale.media")
     server = LiveServer(settings).start()
     try:
@@ -320,3 +321,5 @@ def test_relay_off_when_aiortc_moved_keeps_chat_and_checkout(
             assert order.json()["state"] == "confirmed"
     finally:
         server.stop()
+        monkeypatch.undo()
+        _aiortc.problems.cache_clear()

@@ -26,6 +26,7 @@ and the rest of the server (chat, checkout) runs on.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import ipaddress
 import re
@@ -265,6 +266,12 @@ def check(
     return problems
 
 
+@functools.cache
+def problems() -> tuple[str, ...]:
+    """:func:`check` of the tables, once per process (the installed sources do not change)."""
+    return tuple(check())
+
+
 def check_aiortc_internals() -> None:
     """Raise :class:`AiortcInternalsMoved` naming every hook that is missing or changed."""
     problems = check()
@@ -349,6 +356,7 @@ __all__ = [
     "Private",
     "check",
     "check_aiortc_internals",
+    "problems",
     "install_assembler",
     "install_sender",
     "redirect_keyframe_requests",
