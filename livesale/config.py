@@ -12,6 +12,13 @@ from pathlib import Path
 
 DEFAULT_DATA_DIR = Path("data")
 
+#: Every payment provider livesale has; the merchant picks which the server accepts.
+PROVIDERS = ("stripe", "manual", "test")
+#: What a server accepts with no ``--payments``: pay on delivery or by transfer, marked by hand.
+DEFAULT_PAYMENTS = ("manual",)
+STRIPE_API_BASE = "https://api.stripe.com"
+STRIPE_JS_URL = "https://js.stripe.com/v3/"
+
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
@@ -34,11 +41,55 @@ class Settings:
     stun_urls: tuple[str, ...] = ()
     turn_urls: tuple[str, ...] = ()
     turn_username: str = ""
-    turn_password: str = ""
+    turn_password: str = field(default="", repr=False)
     #: Largest request body accepted, in bytes (RFC 9110 §15.5.14: 413 above it).
     max_body_bytes: int = 1024 * 1024
     #: Extra origins allowed to open room WebSockets, besides the server's own.
     allowed_origins: tuple[str, ...] = field(default_factory=tuple)
+    #: The payment providers checkouts may name (``--payments``); ``test`` only when named, or
+    #: with ``demo`` (see :attr:`providers`).
+    payments: tuple[str, ...] = DEFAULT_PAYMENTS
+    #: Stripe's keys (secret ones never printed, logged or served) and where Stripe is.
+    stripe_secret_key: str = field(default="", repr=False)
+    stripe_publishable_key: str = ""
+    stripe_webhook_secret: str = field(default="", repr=False)
+    stripe_api_base: str = STRIPE_API_BASE
+    stripe_js_url: str = STRIPE_JS_URL
+
+    @property
+    def providers(self) -> tuple[str, ...]:
+        """The providers this server accepts: ``payments``, plus ``test`` with ``demo``."""
+        if self.demo and "test" not in self.payments:
+            return (*self.payments, "test")
+        return self.payments
+
+    @property
+    def test_payments(self) -> bool:
+        """True when the test provider is on: pages show a banner, orders carry ``test``."""
+        return "test" in self.providers
+
+    def payment_problems(self) -> list[str]:
+        """What keeps these payment settings from working (empty when they are sound)."""
+        problems = [
+            f"unknown payment provider {name!r} (choose from {', '.join(PROVIDERS)})"
+            for name in self.payments
+            if name not in PROVIDERS
+        ]
+        if not self.providers:
+            problems.append("no payment provider is enabled (--payments)")
+        if "stripe" in self.providers:
+            for option, value in (
+                ("--stripe-secret-key", self.stripe_secret_key),
+                ("--stripe-publishable-key", self.stripe_publishable_key),
+                ("--stripe-webhook-secret", self.stripe_webhook_secret),
+            ):
+                if not value:
+                    problems.append(f"the stripe provider needs {option}")
+            if self.stripe_secret_key and not self.stripe_secret_key.startswith(("sk_", "rk_")):
+                problems.append("--stripe-secret-key must be a secret (sk_) or restricted key")
+            if self.stripe_publishable_key and not self.stripe_publishable_key.startswith("pk_"):
+                problems.append("--stripe-publishable-key must start with pk_")
+        return problems
 
     @property
     def base_url(self) -> str:

@@ -59,6 +59,10 @@ class MalformedJson(BadRequest):
     slug, title = "malformed-json", "Malformed JSON"
 
 
+class BadSignature(BadRequest):
+    slug, title = "signature", "The request's signature does not match"
+
+
 class Unauthorized(LivesaleError):
     status, slug, title = 401, "unauthorized", "Credentials required"
 
@@ -117,6 +121,14 @@ class UnsupportedMediaType(LivesaleError):
 
 class ValidationFailed(LivesaleError):
     status, slug, title = 422, "validation", "Invalid request"
+
+
+class PaymentProviderRefused(ValidationFailed):
+    slug, title = "payment-provider", "This shop does not accept that payment provider"
+
+
+class BadGateway(LivesaleError):
+    status, slug, title = 502, "payment-provider-error", "The payment provider failed"
 
 
 class Unavailable(LivesaleError):

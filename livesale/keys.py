@@ -69,6 +69,11 @@ def buyers(sku: str) -> str:
     return f"{PREFIX}{{{sku}}}:buyers"
 
 
+def returned(sku: str) -> str:
+    """Hash order id -> units of that order already back in ``available`` (cancel, refund)."""
+    return f"{PREFIX}{{{sku}}}:returned"
+
+
 def idempotency(show_id: str, viewer_id: str, key: str) -> str:
     """A buy click's idempotency record (24 h): ``<hold id>|<sku>|<qty>``."""
     return f"{PREFIX}{{show:{show_id}}}:idem:{viewer_id}:{key}"

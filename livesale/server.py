@@ -22,6 +22,8 @@ from livesale.client import CLI_KEY_FILE, SERVER_FILE
 from livesale.config import Settings
 from livesale.embedded_redis import EmbeddedRedis
 
+log = logging.getLogger("livesale")
+
 #: Room WebSocket frames from clients are small JSON objects; anything bigger is refused (1009).
 WS_MAX_SIZE = 4096
 #: Ping every 5 s, close 5 s after an unanswered ping: a silent peer is gone within 10 s.
@@ -118,6 +120,7 @@ async def _prepare(settings: Settings, console: Console) -> svc.Services:
             fd = os.open(cli_key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as handle:
                 handle.write(key + "\n")
+        _say_payments(settings, console)
         if settings.demo:
             from livesale.orders import ensure_stock
 
@@ -130,6 +133,26 @@ async def _prepare(settings: Settings, console: Console) -> svc.Services:
         await services.close()
         raise
     return services
+
+
+def _say_payments(settings: Settings, console: Console) -> None:
+    """Which money the server takes, said at start; test money loudly."""
+    console.print("Payments accepted: " + ", ".join(settings.providers), markup=False)
+    if settings.providers == ("manual",):
+        console.print(
+            "  manual only: buyers pay on delivery or by transfer and you mark orders paid;"
+            " --payments stripe takes cards.",
+            markup=False,
+        )
+    if settings.test_payments:
+        log.warning(
+            "TEST PAYMENTS ARE ON: the test provider confirms orders without real money;"
+            " every page says so and every such order is flagged test"
+        )
+        console.print(
+            "[bold red]TEST MODE[/]: the test provider takes no real money; never use it for a"
+            " real show."
+        )
 
 
 async def _serve(settings: Settings, log_level: str, console: Console) -> None:

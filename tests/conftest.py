@@ -28,6 +28,10 @@ from livesale.config import Settings
 from livesale.db import Database
 from livesale.embedded_redis import EmbeddedRedis
 from livesale.server import uvicorn_config
+from tests.localstripe import PUBLISHABLE_KEY as STRIPE_PUBLISHABLE_KEY
+from tests.localstripe import SECRET_KEY as STRIPE_SECRET_KEY
+from tests.localstripe import WEBHOOK_SECRET as STRIPE_WEBHOOK_SECRET
+from tests.localstripe import LocalStripe
 
 
 @pytest.fixture(scope="session")
@@ -154,7 +158,14 @@ class LiveServer:
 
 @pytest.fixture
 def settings(tmp_path: Path, redis_url: str) -> Settings:
-    return Settings(data_dir=tmp_path / "data", redis_url=redis_url, hold_seconds=300)
+    # The test provider is on, as a shop trying livesale out would turn it on; the tests of
+    # the payment settings start servers without it.
+    return Settings(
+        data_dir=tmp_path / "data",
+        redis_url=redis_url,
+        hold_seconds=300,
+        payments=("test", "manual"),
+    )
 
 
 @pytest.fixture
@@ -261,3 +272,31 @@ def spawn(tmp_path: Path) -> Iterator[Any]:
         if proc.proc is not None and proc.proc.poll() is None:
             proc.proc.kill()
             proc.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def localstripe_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStripe]:
+    """One localstripe process for the session (each test that uses it starts it empty)."""
+    emulator = LocalStripe(tmp_path_factory.mktemp("localstripe") / "store.pickle").start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def localstripe(localstripe_server: LocalStripe) -> LocalStripe:
+    """The session's localstripe, emptied for this test."""
+    localstripe_server.flush()
+    return localstripe_server
+
+
+def stripe_settings(settings: Settings, emulator: LocalStripe, *names: str) -> Settings:
+    """``settings`` taking card payments through ``emulator`` (plus ``names``)."""
+    return replace(
+        settings,
+        payments=("stripe", *names),
+        stripe_secret_key=STRIPE_SECRET_KEY,
+        stripe_publishable_key=STRIPE_PUBLISHABLE_KEY,
+        stripe_webhook_secret=STRIPE_WEBHOOK_SECRET,
+        stripe_api_base=emulator.url,
+        stripe_js_url=emulator.js_url,
+    )

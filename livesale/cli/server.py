@@ -11,7 +11,13 @@ from typing import Any
 import click
 
 from livesale.cli.base import cli, fail, out
-from livesale.config import DEFAULT_DATA_DIR, Settings
+from livesale.config import (
+    DEFAULT_DATA_DIR,
+    DEFAULT_PAYMENTS,
+    STRIPE_API_BASE,
+    STRIPE_JS_URL,
+    Settings,
+)
 from livesale.errors import LivesaleError
 
 # --- serve ----------------------------------------------------------------------------------
@@ -50,6 +56,24 @@ from livesale.errors import LivesaleError
     help="Another web origin whose pages may open room sockets (repeatable).",
 )
 @click.option(
+    "--payments",
+    default=",".join(DEFAULT_PAYMENTS),
+    show_default=True,
+    help="Payment providers checkouts may use, comma-separated: stripe, manual, test"
+    " (test also with --demo; never real money).",
+)
+@click.option("--stripe-secret-key", default="", help="Stripe secret key (sk_...).")
+@click.option("--stripe-publishable-key", default="", help="Stripe publishable key (pk_...).")
+@click.option(
+    "--stripe-webhook-secret", default="", help="Signing secret of the Stripe webhook (whsec_...)."
+)
+@click.option(
+    "--stripe-api-base", default=STRIPE_API_BASE, show_default=True, help="Where Stripe's API is."
+)
+@click.option(
+    "--stripe-js-url", default=STRIPE_JS_URL, show_default=True, help="Stripe.js for the pages."
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -61,7 +85,13 @@ def serve(log_level: str, **options: Any) -> None:
     options["stun_urls"] = tuple(options["stun_urls"])
     options["turn_urls"] = tuple(options["turn_urls"])
     options["allowed_origins"] = tuple(options["allowed_origins"])
+    options["payments"] = tuple(
+        p.strip().lower() for p in options["payments"].split(",") if p.strip()
+    )
     settings = Settings(**options)
+    problems = settings.payment_problems()
+    if problems:
+        raise fail("; ".join(problems))
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

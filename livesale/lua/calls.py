@@ -110,8 +110,42 @@ def stock_rebuild(
         args.extend([buyer, units])
     return ScriptCall(
         "stock_rebuild",
-        [keys.stock(sku), keys.holds(sku), keys.hold_expiry(sku), keys.buyers(sku)],
+        [
+            keys.stock(sku),
+            keys.holds(sku),
+            keys.hold_expiry(sku),
+            keys.buyers(sku),
+            keys.returned(sku),
+        ],
         args,
+    )
+
+
+def stock_return(
+    *,
+    sku: str,
+    show_id: str,
+    order_id: str,
+    buyer: str,
+    total: int,
+    known: int,
+    actor: str,
+    reason: str,
+) -> ScriptCall:
+    """Units of a cancelled or refunded order back to ``available``, once each: ``total`` the
+    order has given back in all, ``known`` of them SQLite knows are back already.
+    ``{status, available, units moved now}``."""
+    return ScriptCall(
+        "stock_return",
+        [
+            keys.stock(sku),
+            keys.buyers(sku),
+            keys.returned(sku),
+            keys.stock_ledger(sku),
+            keys.STOCK_READY,
+            keys.show_channel(show_id),
+        ],
+        [order_id, total, known, buyer, actor, reason, sku],
     )
 
 

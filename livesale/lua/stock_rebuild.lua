@@ -1,5 +1,6 @@
 -- Rebuild one SKU's counters from SQLite's figures plus the holds Redis still has.
--- KEYS[1] stock hash, KEYS[2] holds hash, KEYS[3] expiry zset, KEYS[4] buyers hash
+-- KEYS[1] stock hash, KEYS[2] holds hash, KEYS[3] expiry zset, KEYS[4] buyers hash,
+-- KEYS[5] returned hash (forgotten: SQLite's figures already count what came back)
 -- ARGV[1] on_hand (SQLite), ARGV[2] units sold by confirmed orders (SQLite),
 -- ARGV[3] n, then n hold ids of orders SQLite has authorized but not yet confirmed,
 -- then pairs <show>|<viewer>, units bought (SQLite).
@@ -47,7 +48,7 @@ if available < 0 then
 end
 redis.call('HSET', KEYS[1], 'on_hand', on_hand, 'available', available, 'held', held,
   'sold', sold)
-redis.call('DEL', KEYS[4])
+redis.call('DEL', KEYS[4], KEYS[5])
 for b, units in pairs(buyers) do
   redis.call('HSET', KEYS[4], b, units)
 end

@@ -3,8 +3,9 @@
 * the hold sweeper (expired holds back to ``available`` within about a second);
 * the stock watch: notices on its own when Redis lost its data (the readiness marker is gone),
   and rebuilds stock from SQLite before anything is sold again;
-* order recovery: in-flight orders left by a crash are driven to a final state at start-up,
-  and any that stall later are picked up;
+* order recovery: at start-up every order whose money may still move is reconciled with its
+  payment provider's own state (and unfinished refunds and returns are completed); orders that
+  stall later are picked up;
 * show closings whose grace period is over;
 * webhook deliveries with retries.
 
@@ -17,18 +18,21 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import httpx
 from starlette.requests import HTTPConnection
 
 from livesale import background, keys
 from livesale import services as svc
+from livesale.orders.book import OrderBook
 from livesale.orders.checkout import Sales
 from livesale.orders.fulfilment import Closing, show_ended
 from livesale.orders.holds import HoldStore, announce_ended, hold_out
 from livesale.orders.messages import HoldOut
 from livesale.orders.payments import providers
 from livesale.orders.recovery import ensure_stock
+from livesale.orders.returns import Returns
 from livesale.orders.webhooks import Webhooks
 from livesale.shows import SHOWS
 
@@ -48,19 +52,22 @@ class OrdersComponent:
 
     def __init__(self, services: svc.Services) -> None:
         self.services = services
-        self.providers = providers(services.db)
+        self.providers = providers(services.db, services.settings)
         self.holds = HoldStore(services.redis, services.scripts, services.settings.hold_seconds)
-        self.sales = Sales(services.db, services.redis, self.holds, self.providers)
-        self.closing = Closing(services.db, services.redis, self.holds, self.sales, self.providers)
+        self.book = OrderBook(services.db, services.redis)
+        self.returns = Returns(self.book, services.scripts, self.providers)
+        self.sales = Sales(self.book, self.holds, self.providers, self.returns)
+        self.closing = Closing(
+            services.db, services.redis, self.holds, self.sales, self.providers, self.book
+        )
         self.webhooks = Webhooks(services.db)
         self._tasks: list[asyncio.Task[None]] = []
         self._rebuilding: asyncio.Task[bool] | None = None
         self._http = httpx.AsyncClient(follow_redirects=False)
 
     async def start(self) -> None:
-        started = time.time()
         self.services.get(SHOWS).on_end(self.show_ended)
-        await self.sales.recover(before=started)
+        await self.sales.reconcile()
         self._tasks = [
             asyncio.create_task(self._every(SWEEP_SECONDS, self.sweep), name="orders-sweeper"),
             asyncio.create_task(self._every(WATCH_SECONDS, self.watch), name="orders-watch"),
@@ -74,6 +81,10 @@ class OrdersComponent:
         await background.stop([*self._tasks, *rebuilding])
         await self.holds.batcher.aclose()
         await self._http.aclose()
+        for provider in self.providers.values():
+            closing = getattr(provider, "aclose", None)
+            if closing is not None:
+                await closing()
 
     async def _every(self, seconds: float, duty: Callable[[], Awaitable[object]]) -> None:
         while True:
@@ -124,6 +135,31 @@ class OrdersComponent:
 
     async def recover(self) -> None:
         await self.sales.recover(before=time.time() - STALLED_SECONDS)
+
+    async def stripe_event(self, event: dict[str, Any]) -> str:
+        """Apply one verified Stripe event, once: the order it names is brought in line with
+        its PaymentIntent. Returns the order id, or "" for an event about no order of ours."""
+        from livesale.orders._stripe import event_payment
+
+        ref = event_payment(event)
+        event_id = str(event.get("id") or "")
+        if not ref or not event_id:
+            return ""
+        db = self.services.db
+        if await db.fetchone("SELECT 1 FROM stripe_events WHERE id = ?", (event_id,)):
+            return ""  # delivered before: applied once already
+        row = await db.fetchone("SELECT id FROM orders WHERE payment_ref = ?", (ref,))
+        if row is None:
+            log.info("stripe event %s is about %s, no order of this shop", event_id, ref)
+            return ""
+        await self.sales.sync(row["id"])
+        async with db.transaction() as conn:
+            await conn.execute(
+                "INSERT OR IGNORE INTO stripe_events (id, type, order_id, received_at)"
+                " VALUES (?, ?, ?, ?)",
+                (event_id, str(event.get("type")), row["id"], time.time()),
+            )
+        return str(row["id"])
 
 
 #: The orders component's part of :class:`~livesale.services.Services`.

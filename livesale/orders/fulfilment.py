@@ -6,11 +6,18 @@ with the shows as an end hook). When the grace period is over, :meth:`Closing.fi
 releases the rest, drives in-flight orders to a final state, captures every authorized
 confirmed order, and makes the fulfilment batch — one parcel per buyer — announced by the
 ``show.fulfilment_ready`` webhook. The closing is a row in SQLite, so a restart resumes it.
+
+A capture that fails (the provider refuses, or the authorization lapsed: Stripe keeps one for
+7 days) is never dropped: the order's payment becomes ``capture_failed``, the error is logged,
+the merchant's webhook hears ``order.capture_failed``, and the batch lists the order under
+``unpaid`` instead of packing it. The merchant can cancel it (the units come back).
+Refunded units are not packed.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from collections import defaultdict
 
@@ -20,10 +27,11 @@ from livesale.db import Database
 from livesale.errors import NotFound
 from livesale.money import Money
 from livesale.orders import webhooks
+from livesale.orders.book import OrderBook, payment_of
 from livesale.orders.checkout import Sales
 from livesale.orders.holds import HoldStore, announce_ended
 from livesale.orders.messages import Fulfilment, Parcel, ParcelLine, Shipping
-from livesale.orders.payments import Provider
+from livesale.orders.payments import Provider, ProviderError
 
 log = logging.getLogger("livesale.orders")
 
@@ -49,12 +57,14 @@ class Closing:
         holds: HoldStore,
         sales: Sales,
         providers: dict[str, Provider],
+        book: OrderBook,
     ) -> None:
         self.db = db
         self.redis = redis
         self.holds = holds
         self.sales = sales
         self.providers = providers
+        self.book = book
 
     async def finish_due(self) -> list[str]:
         """Finish every closing whose grace period is over; returns their show ids."""
@@ -89,22 +99,12 @@ class Closing:
         if left is not None and left[0]:
             return False  # stock is being rebuilt; try again on the next tick
         confirmed = await self.db.fetchall(
-            "SELECT id, provider FROM orders WHERE show_id = ? AND state = 'confirmed'"
+            "SELECT * FROM orders WHERE show_id = ? AND state = 'confirmed'"
             " AND payment_status = 'authorized'",
             (show_id,),
         )
         for row in confirmed:
-            status = await self.providers[row["provider"]].capture(row["id"])
-            async with self.db.transaction() as conn:
-                await conn.execute(
-                    "UPDATE orders SET payment_status = ?, updated_at = ? WHERE id = ?",
-                    (status, time.time(), row["id"]),
-                )
-                await conn.execute(
-                    "INSERT INTO payment_log (order_id, provider, action, outcome, at)"
-                    " VALUES (?, ?, 'capture', ?, ?)",
-                    (row["id"], row["provider"], status, time.time()),
-                )
+            await self._capture(row)
         now = time.time()
         async with self.db.transaction() as conn:
             cur = await conn.execute(
@@ -119,12 +119,45 @@ class Closing:
                     "orders": batch.orders,
                     "units": batch.units,
                     "parcels": len(batch.parcels),
+                    "unpaid": batch.unpaid,
                     "ready_at": now,
                     "fulfilment_url": f"/api/shows/{show_id}/fulfilment",
                 }
-                await webhooks.enqueue(conn, "show.fulfilment_ready", summary)
+                test = await conn.execute(
+                    "SELECT 1 FROM orders WHERE show_id = ? AND test = 1 LIMIT 1", (show_id,)
+                )
+                await webhooks.enqueue(
+                    conn,
+                    "show.fulfilment_ready",
+                    summary,
+                    test=await test.fetchone() is not None,
+                )
         log.info("show %s closed: fulfilment batch ready", show_id)
         return True
+
+    async def _capture(self, row: sqlite3.Row) -> None:
+        """Capture one authorized order; a failure is reported, never dropped."""
+        order_id = row["id"]
+        provider = self.providers.get(row["provider"])
+        error = ""
+        if provider is None:
+            status, error = "capture_failed", f"provider {row['provider']} is not enabled"
+        else:
+            try:
+                status = await provider.capture(payment_of(row))
+            except ProviderError as exc:
+                status, error = "capture_failed", str(exc)
+            if status not in ("captured", "due"):
+                error = error or f"the provider reports the payment {status}"
+                status = "capture_failed"
+            await self.book.log(order_id, provider.name, "capture", error or status)
+        if status == "capture_failed":
+            log.error("order %s of show %s: capture failed: %s", order_id, row["show_id"], error)
+            await self.book.move(
+                order_id, None, status, f"capture failed: {error}", event="order.capture_failed"
+            )
+        else:
+            await self.book.move(order_id, None, status)
 
     async def fulfilment(self, show_id: str) -> Fulfilment:
         """The show's batch: parcels per buyer once ready, state ``grace`` before that."""
@@ -139,15 +172,24 @@ class Closing:
             return Fulfilment(show_id, row["state"], None, [], 0, 0)
         batch = await self._batch(show_id)
         return Fulfilment(
-            show_id, "ready", row["ready_at"], batch.parcels, batch.orders, batch.units
+            show_id,
+            "ready",
+            row["ready_at"],
+            batch.parcels,
+            batch.orders,
+            batch.units,
+            batch.unpaid,
         )
 
     async def _batch(self, show_id: str) -> Fulfilment:
-        rows = await self.db.fetchall(
+        every = await self.db.fetchall(
             "SELECT o.*, p.title FROM orders o JOIN products p ON p.sku = o.sku"
-            " WHERE o.show_id = ? AND o.state = 'confirmed' ORDER BY o.created_at, o.id",
+            " WHERE o.show_id = ? AND o.state = 'confirmed' AND o.qty > o.returned_qty"
+            " ORDER BY o.created_at, o.id",
             (show_id,),
         )
+        unpaid = [r["id"] for r in every if r["payment_status"] == "capture_failed"]
+        rows = [r for r in every if r["payment_status"] != "capture_failed"]
         by_buyer: dict[str, list[ParcelLine]] = defaultdict(list)
         latest: dict[str, Shipping] = {}
         nicknames: dict[str, str] = {}
@@ -157,8 +199,8 @@ class Closing:
                     order_id=r["id"],
                     sku=r["sku"],
                     title=r["title"],
-                    qty=r["qty"],
-                    total=Money(amount=r["amount"], currency=r["currency"]),
+                    qty=r["qty"] - r["returned_qty"],
+                    total=Money(amount=r["amount"] - r["refunded_amount"], currency=r["currency"]),
                 )
             )
             # The buyer's most recent shipping details win (they may have corrected them).
@@ -180,6 +222,5 @@ class Closing:
                     totals=[Money(amount=a, currency=c) for c, a in sorted(totals.items())],
                 )
             )
-        return Fulfilment(
-            show_id, "ready", None, parcels, len(rows), sum(int(r["qty"]) for r in rows)
-        )
+        units = sum(int(r["qty"]) - int(r["returned_qty"]) for r in rows)
+        return Fulfilment(show_id, "ready", None, parcels, len(rows), units, unpaid)

@@ -36,7 +36,11 @@ class HoldOut(msgspec.Struct, frozen=True):
 
 
 class PaymentIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    provider: Literal["test", "manual"]
+    """``provider`` must be one the merchant enabled (``GET /api/payments``); ``token`` is
+    what that provider takes: a Stripe token or PaymentMethod id made by Stripe.js, a test
+    token, nothing for ``manual``."""
+
+    provider: Annotated[str, msgspec.Meta(pattern=r"^[a-z]{1,20}$")]
     token: Annotated[str, msgspec.Meta(max_length=200)] = ""
 
 
@@ -59,10 +63,22 @@ class Shipping(msgspec.Struct, frozen=True):
     email: str
 
 
+class NextAction(msgspec.Struct, frozen=True):
+    """What the buyer's browser must do to finish paying: ``authenticate`` with the card's
+    bank (3-D Secure) through Stripe.js ``confirmCardPayment(client_secret)``, then send the
+    same checkout again."""
+
+    type: Literal["authenticate"]
+    client_secret: str
+
+
 class OrderOut(msgspec.Struct, frozen=True):
     """An order. ``state``: pending, authorized, confirmed (units sold), declined, expired,
-    cancelled. ``payment_status``: none, authorized, captured, voided, refunded, declined,
-    due (manual, pay on delivery), paid (manual, marked by the merchant)."""
+    cancelled, refunded. ``payment_status``: none, requires_action, processing, authorized,
+    captured, capture_failed, voided, partially_refunded, refunded, declined, due (manual, pay
+    on delivery), paid (manual, marked by the merchant). ``test``: money of the test provider,
+    never real. ``returned_qty``: units given back (cancelled or refunded); ``refunded`` the
+    money given back. ``next_action`` appears only in the buyer's own checkout answer."""
 
     id: str
     show_id: str
@@ -80,6 +96,49 @@ class OrderOut(msgspec.Struct, frozen=True):
     reason: str
     created_at: float
     updated_at: float
+    test: bool
+    payment_ref: str
+    returned_qty: int
+    refunded: Money
+    next_action: NextAction | None = None
+
+
+class CancelIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``POST /api/orders/{id}/cancel``: why (kept with the order and sent in the webhook)."""
+
+    reason: Annotated[str, msgspec.Meta(max_length=500)] = ""
+
+
+class RefundIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``POST /api/orders/{id}/refund``: ``qty`` units (default: every unit not yet given
+    back). ``idempotency_key``: the same key never refunds twice."""
+
+    qty: Annotated[int, msgspec.Meta(ge=1, le=99)] | None = None
+    reason: Annotated[str, msgspec.Meta(max_length=500)] = ""
+    idempotency_key: IdempotencyKey | None = None
+
+
+class CancelUnpaidIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``POST /api/shows/{id}/orders/cancel-unpaid``: cancel every manual order still due."""
+
+    reason: Annotated[str, msgspec.Meta(max_length=500)] = ""
+
+
+class ProviderInfo(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One payment provider the shop accepts. For ``stripe``: the publishable key and the
+    Stripe.js URL the page loads."""
+
+    name: str
+    publishable_key: str = ""
+    js_url: str = ""
+
+
+class PaymentsOut(msgspec.Struct, frozen=True):
+    """``GET /api/payments``: what the watch page may offer. ``test_mode``: the test provider
+    is on, and every page says so."""
+
+    providers: list[ProviderInfo]
+    test_mode: bool
 
 
 class ParcelLine(msgspec.Struct, frozen=True):
@@ -102,7 +161,8 @@ class Parcel(msgspec.Struct, frozen=True):
 
 
 class Fulfilment(msgspec.Struct, frozen=True):
-    """The show's fulfilment batch, made when the grace period after its end is over."""
+    """The show's fulfilment batch, made when the grace period after its end is over.
+    ``unpaid``: confirmed orders whose capture failed (not in any parcel until settled)."""
 
     show_id: str
     state: str
@@ -110,6 +170,7 @@ class Fulfilment(msgspec.Struct, frozen=True):
     parcels: list[Parcel]
     orders: int
     units: int
+    unpaid: list[str] = []
 
 
 class WebhookIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -136,12 +197,16 @@ class Delivery(msgspec.Struct, frozen=True):
 
 
 class ShowStats(msgspec.Struct, frozen=True):
-    """The studio's live panel: what the show has sold and what buyers hold right now."""
+    """The studio's live panel: what the show has sold and what buyers hold right now. Money
+    of the test provider is left out unless asked for (``?test=include``): ``test_orders``
+    counts it either way."""
 
     show_id: str
     orders: int
     units: int
-    #: Confirmed sales per currency.
+    #: Confirmed sales per currency, less refunds.
     revenue: list[Money]
     live_holds: int
     held_units: int
+    test_orders: int = 0
+    includes_test: bool = False

@@ -36,11 +36,11 @@ class StockDifference(msgspec.Struct, frozen=True):
 
 
 async def sold_counts(services: Services) -> dict[str, int]:
-    """Units sold per SKU according to SQLite: the quantities of confirmed orders."""
+    """Units sold per SKU according to SQLite: confirmed orders, less units given back."""
     rows = await services.db.fetchall(
-        "SELECT sku, SUM(qty) AS units FROM orders WHERE state = 'confirmed' GROUP BY sku"
+        f"SELECT sku, SUM({state.SOLD_UNITS_SQL}) AS units FROM orders GROUP BY sku"
     )
-    return {r["sku"]: int(r["units"]) for r in rows}
+    return {r["sku"]: int(r["units"]) for r in rows if int(r["units"])}
 
 
 class _SkuOrders:
@@ -55,25 +55,28 @@ class _SkuOrders:
 async def _orders_by_sku(services: Services) -> dict[str, _SkuOrders]:
     # One statement, so one consistent snapshot of every order that counts.
     rows = await services.db.fetchall(
-        "SELECT sku, show_id, viewer_id, hold_id, qty, state FROM orders"
-        " WHERE state IN ('confirmed', 'authorized')"
+        f"SELECT sku, show_id, viewer_id, hold_id, state, {state.SOLD_UNITS_SQL} AS units"
+        " FROM orders WHERE state IN ('confirmed', 'authorized') OR returned_qty > 0"
     )
     found: dict[str, _SkuOrders] = {}
     for r in rows:
         entry = found.setdefault(r["sku"], _SkuOrders())
-        if r["state"] == "confirmed":
-            entry.sold += int(r["qty"])
-            buyer = state.buyer_field(r["show_id"], r["viewer_id"])
-            entry.bought[buyer] = entry.bought.get(buyer, 0) + int(r["qty"])
-        else:
+        if r["state"] == "authorized":
             entry.authorized_holds.append(r["hold_id"])
+        elif int(r["units"]):
+            # Units given back but not yet back on sale still count as sold; the return
+            # (Returns.restock) moves them, once, after the rebuild.
+            entry.sold += int(r["units"])
+            buyer = state.buyer_field(r["show_id"], r["viewer_id"])
+            entry.bought[buyer] = entry.bought.get(buyer, 0) + int(r["units"])
     return found
 
 
 async def rebuild(services: Services) -> list[StockDifference]:
     """Rewrite every SKU's counters and every open show's mirror from SQLite.
 
-    On-hand comes from the catalogue's ledgered count, sold from confirmed orders (plus
+    On-hand comes from the catalogue's ledgered count, sold from confirmed orders less the
+    units they gave back (plus
     authorized orders whose hold Redis already confirmed), held from the holds Redis still has
     (none after Redis lost its data: those holds are dropped). The readiness marker is removed
     first, so nothing is reserved, confirmed or restocked while this runs, and set again at the

@@ -11,19 +11,24 @@ from starlette.routing import BaseRoute, Route
 from livesale import events
 from livesale import services as svc
 from livesale.auth import viewer
-from livesale.errors import Forbidden, Unavailable
+from livesale.errors import Forbidden, NotFound, Unavailable, ValidationFailed
 from livesale.http import endpoint, json_response, read_body
 from livesale.money import Money
 from livesale.orders import state
 from livesale.orders.component import of
 from livesale.orders.holds import announce_ended, hold_event, hold_out
 from livesale.orders.messages import (
+    CancelIn,
+    CancelUnpaidIn,
     CheckoutIn,
     Delivery,
     Fulfilment,
     HoldIn,
     HoldOut,
     OrderOut,
+    PaymentsOut,
+    ProviderInfo,
+    RefundIn,
     ShowStats,
     WebhookIn,
     WebhookOut,
@@ -83,7 +88,12 @@ async def release_hold(request: Request) -> Response:
 
 
 @endpoint(
-    "Pay for a hold", auth="the hold's viewer", body=CheckoutIn, response=OrderOut, status=201
+    "Pay for a hold: 201 confirmed, 202 when the buyer's bank asks for 3-D Secure"
+    " (``next_action``; then send the same checkout again)",
+    auth="the hold's viewer",
+    body=CheckoutIn,
+    response=OrderOut,
+    status=201,
 )
 async def checkout(request: Request) -> Response:
     services = svc.of(request)
@@ -121,27 +131,118 @@ async def mark_paid(request: Request) -> Response:
 
 
 @endpoint(
-    "Live sales of a show: units, revenue, live holds", auth="merchant or host", response=ShowStats
+    "Cancel a confirmed order before capture: the payment is voided, the units go back on sale",
+    auth="merchant",
+    body=CancelIn,
+    response=OrderOut,
+)
+async def cancel_order(request: Request) -> Response:
+    services = svc.of(request)
+    await services.keys.merchant(request)
+    body = await read_body(request, CancelIn) if await request.body() else CancelIn()
+    orders = of(request)
+    order_id = await orders.returns.cancel(request.path_params["order_id"], body.reason)
+    return json_response(await orders.book.order(order_id))
+
+
+@endpoint(
+    "Refund a paid order, whole or some units: the money goes back, and so do the units",
+    auth="merchant",
+    body=RefundIn,
+    response=OrderOut,
+)
+async def refund_order(request: Request) -> Response:
+    services = svc.of(request)
+    await services.keys.merchant(request)
+    body = await read_body(request, RefundIn) if await request.body() else RefundIn()
+    orders = of(request)
+    order_id = await orders.returns.refund(
+        request.path_params["order_id"], body.qty, body.reason, body.idempotency_key
+    )
+    return json_response(await orders.book.order(order_id))
+
+
+@endpoint(
+    "Cancel every manual order of the show whose payment is still due",
+    auth="merchant",
+    body=CancelUnpaidIn,
+    response=list[OrderOut],
+)
+async def cancel_unpaid(request: Request) -> Response:
+    services = svc.of(request)
+    await services.keys.merchant(request)
+    show_id = request.path_params["show_id"]
+    await services.get(SHOWS).get(show_id)
+    body = await read_body(request, CancelUnpaidIn) if await request.body() else CancelUnpaidIn()
+    orders = of(request)
+    cancelled = await orders.returns.cancel_unpaid(show_id, body.reason)
+    return json_response([await orders.book.order(i) for i in cancelled])
+
+
+@endpoint("The payment providers this shop accepts, for the watch page", response=PaymentsOut)
+async def payment_providers(request: Request) -> Response:
+    settings = svc.of(request).settings
+    infos = [
+        ProviderInfo(
+            name=name,
+            publishable_key=settings.stripe_publishable_key if name == "stripe" else "",
+            js_url=settings.stripe_js_url if name == "stripe" else "",
+        )
+        for name in of(request).providers
+    ]
+    return json_response(PaymentsOut(providers=infos, test_mode=settings.test_payments))
+
+
+@endpoint("Stripe's webhook: PaymentIntent and refund events, signed", auth="Stripe (signed)")
+async def stripe_webhook(request: Request) -> Response:
+    orders = of(request)
+    provider = orders.providers.get("stripe")
+    if provider is None:
+        raise NotFound("this shop does not take card payments through Stripe")
+    from livesale.orders._stripe import StripeProvider
+
+    assert isinstance(provider, StripeProvider)
+    event = provider.verify(await request.body(), request.headers.get("stripe-signature", ""))
+    order_id = await orders.stripe_event(event)
+    return json_response({"received": True, "order_id": order_id or None})
+
+
+@endpoint(
+    "Live sales of a show: units, revenue (refunds taken off), live holds; test money only"
+    " with ?test=include",
+    auth="merchant or host",
+    response=ShowStats,
 )
 async def show_stats(request: Request) -> Response:
     services = svc.of(request)
     show_id = request.path_params["show_id"]
     await merchant_or_host(request, show_id)
+    include = request.query_params.get("test", "exclude")
+    if include not in ("include", "exclude"):
+        raise ValidationFailed("test must be include or exclude")
     skus = await services.get(SHOWS).lineup_skus(show_id)
     rows = await services.db.fetchall(
-        "SELECT currency, COUNT(*) AS n, SUM(qty) AS units, SUM(amount) AS amount FROM orders"
-        " WHERE show_id = ? AND state = 'confirmed' GROUP BY currency ORDER BY currency",
+        "SELECT currency, test, COUNT(*) AS n, SUM(qty - returned_qty) AS units,"
+        " SUM(amount - refunded_amount) AS amount FROM orders"
+        " WHERE show_id = ? AND state = 'confirmed' GROUP BY currency, test ORDER BY currency",
         (show_id,),
     )
+    test_orders = sum(int(r["n"]) for r in rows if r["test"])
+    counted = [r for r in rows if include == "include" or not r["test"]]
+    revenue: dict[str, int] = {}
+    for r in counted:
+        revenue[r["currency"]] = revenue.get(r["currency"], 0) + int(r["amount"])
     holds = await of(request).holds.live(show_id, skus)
     return json_response(
         ShowStats(
             show_id=show_id,
-            orders=sum(int(r["n"]) for r in rows),
-            units=sum(int(r["units"]) for r in rows),
-            revenue=[Money(amount=int(r["amount"]), currency=r["currency"]) for r in rows],
+            orders=sum(int(r["n"]) for r in counted),
+            units=sum(int(r["units"]) for r in counted),
+            revenue=[Money(amount=a, currency=c) for c, a in revenue.items()],
             live_holds=len(holds),
             held_units=sum(h.qty for h in holds),
+            test_orders=test_orders,
+            includes_test=include == "include",
         )
     )
 
@@ -203,6 +304,11 @@ routes: list[BaseRoute] = [
     Route("/api/orders", list_orders, methods=["GET"]),
     Route("/api/orders/{order_id}", get_order, methods=["GET"]),
     Route("/api/orders/{order_id}/paid", mark_paid, methods=["POST"]),
+    Route("/api/orders/{order_id}/cancel", cancel_order, methods=["POST"]),
+    Route("/api/orders/{order_id}/refund", refund_order, methods=["POST"]),
+    Route("/api/shows/{show_id}/orders/cancel-unpaid", cancel_unpaid, methods=["POST"]),
+    Route("/api/payments", payment_providers, methods=["GET"]),
+    Route("/api/payments/stripe/webhook", stripe_webhook, methods=["POST"]),
     Route("/api/shows/{show_id}/fulfilment", fulfilment, methods=["GET"]),
     Route("/api/shows/{show_id}/stats", show_stats, methods=["GET"]),
     Route("/api/webhook", put_webhook, methods=["PUT"]),

@@ -81,6 +81,8 @@ class Shelf:
     #: ``<show>|<viewer>|<idempotency key>`` -> (hold id, fingerprint ``sku|qty``): a key is
     #: the buyer's own, within one show
     idem: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    #: order id -> units of that order already back in ``available`` (cancelled, refunded)
+    returned: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -241,6 +243,26 @@ def release_show(shelf: Shelf, show_id: str) -> tuple[Shelf, tuple[Hold, ...]]:
     return shelf, tuple(ended)
 
 
+def return_units(shelf: Shelf, order_id: str, buyer: str, total: int, known: int) -> Outcome:
+    """A cancelled or refunded order gives units back: they move from sold to ``available``
+    and out of ``buyer``'s count, each once. ``total`` is what the order has given back in all,
+    ``known`` how many of them the record already knows are back (after a rebuild the shelf
+    has forgotten); only the rest moves, however often this is repeated."""
+    before = max(shelf.returned.get(order_id, 0), known)
+    units = total - before
+    if units <= 0:
+        return Outcome("ok", shelf)
+    level = shelf.level
+    new_level = StockLevel(
+        level.sku, level.on_hand, level.available + units, level.held, level.sold - units
+    )
+    buyers = {**shelf.buyers, buyer: shelf.buyers.get(buyer, 0) - units}
+    returned = {**shelf.returned, order_id: total}
+    return Outcome(
+        "ok", replace(shelf, level=new_level, buyers=buyers, returned=returned), current=units
+    )
+
+
 def raise_for(outcome: Outcome) -> None:
     """Raise the error a refused :func:`reserve`, :func:`release` or :func:`confirm` means."""
     match outcome.status:
@@ -279,7 +301,9 @@ def raise_for(outcome: Outcome) -> None:
 class OrderState(enum.Enum):
     """``pending`` (written, not yet authorized) → ``authorized`` → ``confirmed`` (units sold);
     final refusals: ``declined`` (payment refused), ``expired`` (hold gone before it was
-    confirmed; payment voided), ``cancelled`` (checkout interrupted; payment voided)."""
+    confirmed; payment voided), ``cancelled`` (checkout interrupted, or the merchant cancelled
+    a confirmed order before capture: payment voided, units back on sale); ``refunded`` (every
+    unit of a confirmed order refunded; a partial refund leaves it ``confirmed``)."""
 
     PENDING = "pending"
     AUTHORIZED = "authorized"
@@ -287,6 +311,7 @@ class OrderState(enum.Enum):
     DECLINED = "declined"
     EXPIRED = "expired"
     CANCELLED = "cancelled"
+    REFUNDED = "refunded"
 
 
 _ORDER_MOVES: dict[OrderState, frozenset[OrderState]] = {
@@ -296,11 +321,19 @@ _ORDER_MOVES: dict[OrderState, frozenset[OrderState]] = {
     OrderState.AUTHORIZED: frozenset(
         {OrderState.CONFIRMED, OrderState.EXPIRED, OrderState.CANCELLED}
     ),
-    OrderState.CONFIRMED: frozenset(),
+    OrderState.CONFIRMED: frozenset({OrderState.CANCELLED, OrderState.REFUNDED}),
     OrderState.DECLINED: frozenset(),
     OrderState.EXPIRED: frozenset(),
     OrderState.CANCELLED: frozenset(),
+    OrderState.REFUNDED: frozenset(),
 }
+
+#: Units an order holds as sold, in SQL over the orders table: every unit of a confirmed
+#: order, less those it gave back that are back on sale (a cancelled or refunded order's
+#: units count as sold until they are). Stock rebuilds and the invariant checks use it.
+SOLD_UNITS_SQL = (
+    "CASE WHEN state = 'confirmed' OR returned_qty > 0 THEN qty - restocked_qty ELSE 0 END"
+)
 
 #: Orders still on their way to a final state; recovery drives them on after a crash.
 IN_FLIGHT = (OrderState.PENDING, OrderState.AUTHORIZED)

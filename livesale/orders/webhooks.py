@@ -1,4 +1,6 @@
-"""The merchant's webhook: signed announcements of ``order.paid`` and ``show.fulfilment_ready``.
+"""The merchant's webhook: signed announcements of ``order.paid``, ``order.canceled``,
+``order.refunded``, ``order.capture_failed`` and ``show.fulfilment_ready``. A delivery about
+money of the test provider carries ``"test": true`` (and so does its order).
 
 Deliveries are written to SQLite in the same transaction as the change they announce (an
 outbox), so nothing is lost to a crash; a worker posts them with retries and exponential
@@ -46,15 +48,16 @@ def backoff(attempts: int) -> float:
     return float(min(BACKOFF_BASE * 2 ** max(attempts - 1, 0), BACKOFF_MAX))
 
 
-async def enqueue(conn: aiosqlite.Connection, event: str, data: Any) -> None:
+async def enqueue(conn: aiosqlite.Connection, event: str, data: Any, *, test: bool = False) -> None:
     """Queue ``event`` inside the caller's write transaction (no-op without a webhook)."""
     cur = await conn.execute("SELECT 1 FROM webhook_endpoint WHERE id = 1")
     if await cur.fetchone() is None:
         return
     now = time.time()
-    body = _encode(
-        {"id": str(uuid.uuid4()), "event": event, "created_at": now, "data": data}
-    ).decode()
+    envelope = {"id": str(uuid.uuid4()), "event": event, "created_at": now, "data": data}
+    if test:
+        envelope["test"] = True
+    body = _encode(envelope).decode()
     await conn.execute(
         "INSERT INTO webhook_deliveries (event, body, state, next_at, created_at)"
         " VALUES (?, ?, 'queued', ?, ?)",

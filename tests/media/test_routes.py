@@ -33,7 +33,12 @@ DEADLINE = 180.0
 @pytest.fixture
 def settings(tmp_path: Path, redis_url: str) -> Settings:
     """The server offers 127.0.0.1 as its only ICE candidate."""
-    return Settings(data_dir=tmp_path / "data", redis_url=redis_url, ice_hosts=("127.0.0.1",))
+    return Settings(
+        data_dir=tmp_path / "data",
+        redis_url=redis_url,
+        ice_hosts=("127.0.0.1",),
+        payments=("test", "manual"),
+    )
 
 
 @dataclass

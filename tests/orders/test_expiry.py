@@ -13,7 +13,9 @@ from tests.orders.conftest import Shop
 
 @pytest.fixture
 def settings(tmp_path: Path, redis_url: str) -> Settings:
-    return Settings(data_dir=tmp_path / "data", redis_url=redis_url, hold_seconds=1)
+    return Settings(
+        data_dir=tmp_path / "data", redis_url=redis_url, hold_seconds=1, payments=("test", "manual")
+    )
 
 
 def test_expired_hold_returns_stock(shop: Shop) -> None:

@@ -21,7 +21,12 @@ from tests.orders.conftest import Shop, checkout_body
 
 @pytest.fixture
 def settings(tmp_path: Path, redis_url: str) -> Settings:
-    return Settings(data_dir=tmp_path / "data", redis_url=redis_url, grace_seconds=1)
+    return Settings(
+        data_dir=tmp_path / "data",
+        redis_url=redis_url,
+        grace_seconds=1,
+        payments=("test", "manual"),
+    )
 
 
 class Receiver(ThreadingHTTPServer):
