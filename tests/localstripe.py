@@ -55,6 +55,7 @@ class LocalStripe:
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
+        self.proc.stdout.close()  # it prints nothing after its port
         if not line.strip().isdigit():
             raise RuntimeError(f"localstripe did not start: {line!r}")
         self.port = int(line)
@@ -120,7 +121,10 @@ class LocalStripe:
         answer.raise_for_status()
         return answer.json()
 
-    def charge(self, charge_id: str) -> Any:
+    def charge(self, intent_id: str) -> Any:
+        """The latest charge of a PaymentIntent."""
+        charge = self.intent(intent_id)["latest_charge"]
+        charge_id = charge["id"] if isinstance(charge, dict) else charge
         answer = self.client.get(
             f"/v1/charges/{charge_id}", headers={"Authorization": f"Bearer {SECRET_KEY}"}
         )

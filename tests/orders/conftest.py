@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -190,3 +193,47 @@ async def burst(url: str, requests: list[tuple[str, str, Any, dict[str, str]]]) 
     """Send every request at once (``method, path, json, headers``), each on its own
     connection like distinct buyers; the answers in the same order."""
     return list(await asyncio.gather(*(_one(url, *r) for r in requests)))
+
+
+class Receiver(ThreadingHTTPServer):
+    """A merchant's webhook endpoint on 127.0.0.1 that fails its first delivery."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        self.failures_left = 1
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: Receiver
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.server.failures_left:
+            self.server.failures_left -= 1
+            self.send_response(500)
+        else:
+            self.server.received.append((dict(self.headers), body))
+            self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def wait_for(check: Any, seconds: float = 60) -> Any:
+    deadline = time.monotonic() + seconds
+    while not (result := check()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+    return result

@@ -5,18 +5,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
-import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from livesale.cli import main
 from livesale.config import Settings
-from tests.orders.conftest import Shop, checkout_body
+from tests.orders.conftest import Receiver, Shop, checkout_body, wait_for
 
 
 @pytest.fixture
@@ -27,50 +22,6 @@ def settings(tmp_path: Path, redis_url: str) -> Settings:
         grace_seconds=1,
         payments=("test", "manual"),
     )
-
-
-class Receiver(ThreadingHTTPServer):
-    """A merchant's webhook endpoint on 127.0.0.1 that fails its first delivery."""
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        self.failures_left = 1
-
-
-class Handler(BaseHTTPRequestHandler):
-    server: Receiver
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        if self.server.failures_left:
-            self.server.failures_left -= 1
-            self.send_response(500)
-        else:
-            self.server.received.append((dict(self.headers), body))
-            self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return None
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-def wait_for(check: Any, seconds: float = 60) -> Any:
-    deadline = time.monotonic() + seconds
-    while not (result := check()):
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
-    return result
 
 
 def test_show_end_ships_one_parcel_per_buyer(
