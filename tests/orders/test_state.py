@@ -25,7 +25,31 @@ Op = tuple[Any, ...]
 # Each case: on-hand, per-buyer limit, then operations. ("reserve", viewer, qty, idem, ttl)
 # ("release", n, viewer|None) ("confirm", n, order) ("expire",) ("release_show", show)
 # ("show", state) ("adjust", delta) ("set", on_hand); n is the n-th reserve of the case.
+# ("return", order, viewer, total, known): a cancelled or refunded order gives units back.
 CASES: dict[str, tuple[int, int, list[Op]]] = {
+    "returned units go back on sale once": (
+        5,
+        3,
+        [
+            ("reserve", "a", 3, "k1", LONG),
+            ("confirm", 0, "or_1"),
+            ("return", "or_1", "a", 1, 0),
+            ("return", "or_1", "a", 1, 0),
+            ("return", "or_1", "a", 3, 1),
+            ("return", "or_1", "a", 3, 3),
+            ("reserve", "a", 3, "k2", LONG),
+        ],
+    ),
+    "a return the shelf forgot counts from what the record knows": (
+        4,
+        0,
+        [
+            ("reserve", "b", 2, "k1", LONG),
+            ("confirm", 0, "or_2"),
+            ("return", "or_2", "b", 2, 1),
+            ("return", "or_2", "b", 2, 0),
+        ],
+    ),
     "reserve then sold out": (
         2,
         0,
@@ -187,6 +211,9 @@ class Pure:
             case ("show", new_state):
                 self.show = new_state
                 return "ok"
+            case ("return", order, viewer, total, known):
+                buyer = state.buyer_field(SHOW, viewer)
+                outcome = state.return_units(self.shelf, order, buyer, total, known)
             case ("adjust", delta):
                 return self._level(lambda lv: stock_rules.adjust(lv, delta))
             case ("set", on_hand):
@@ -262,6 +289,19 @@ class Lua:
             case ("show", new_state):
                 self.r.hset(keys.show(SHOW), "state", new_state)
                 return "ok"
+            case ("return", order, viewer, total, known):
+                out = self.call(
+                    calls.stock_return(
+                        sku=SKU,
+                        show_id=SHOW,
+                        order_id=order,
+                        buyer=state.buyer_field(SHOW, viewer),
+                        total=total,
+                        known=known,
+                        actor="t",
+                        reason="t",
+                    )
+                )
             case ("adjust", delta):
                 out = self.call(calls.stock_set(sku=SKU, delta=delta, actor="t", reason="t"))
             case ("set", on_hand):
@@ -311,12 +351,18 @@ def test_refusals_raise_their_problems() -> None:
 
 
 def test_order_state_machine() -> None:
-    """Orders only move forward: confirmed, declined, expired and cancelled are final."""
+    """Orders only move forward: a confirmed order may still be cancelled or refunded;
+    declined, expired, cancelled and refunded are final."""
     S = state.OrderState
     assert state.order_transition(S.PENDING, S.AUTHORIZED) is S.AUTHORIZED
     assert state.order_transition(S.AUTHORIZED, S.CONFIRMED) is S.CONFIRMED
-    for final in (S.CONFIRMED, S.DECLINED, S.EXPIRED, S.CANCELLED):
+    assert state.order_transition(S.CONFIRMED, S.CANCELLED) is S.CANCELLED
+    assert state.order_transition(S.CONFIRMED, S.REFUNDED) is S.REFUNDED
+    for final in (S.CONFIRMED, S.DECLINED, S.EXPIRED, S.CANCELLED, S.REFUNDED):
         with pytest.raises(InvalidTransition):
             state.order_transition(final, S.AUTHORIZED)
+    for final in (S.DECLINED, S.EXPIRED, S.CANCELLED, S.REFUNDED):
+        with pytest.raises(InvalidTransition):
+            state.order_transition(final, S.CANCELLED if final is not S.CANCELLED else S.REFUNDED)
     with pytest.raises(InvalidTransition):
         state.order_transition(S.PENDING, S.CONFIRMED)
