@@ -507,3 +507,40 @@ def test_kill_mid_checkout_leaves_no_dangling_authorization(
     assert level["available"] + level["held"] + level["sold"] == level["on_hand"] == 30
     for proc_log in (proc.output(), again.output()):
         assert SECRET_KEY not in proc_log and WEBHOOK_SECRET not in proc_log
+
+
+def test_a_failed_capture_is_reported_not_dropped(
+    shop: Shop, localstripe: LocalStripe, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The authorization is gone by the show's end (cancelled at Stripe; a lapsed one looks
+    the same): the order is ``capture_failed``, logged as an error, listed as unpaid in the
+    batch instead of packed, and the merchant can still cancel it to put the units back."""
+    show, buyer, hold_id = held(shop, qty=2)
+    order = shop.ok(shop.checkout(hold_id, buyer, card(localstripe.token("visa"))), 201)
+    kept = buy_one(shop, show, localstripe)
+    localstripe.client.post(
+        f"/v1/payment_intents/{order['payment_ref']}/cancel",
+        headers={"Authorization": f"Bearer {SECRET_KEY}"},
+    ).raise_for_status()
+    shop.end(show)
+    batch = wait_for(
+        lambda: (
+            (b := shop.ok(shop.client.get(f"/api/shows/{show}/fulfilment")))["state"] == "ready"
+            and b
+        )
+    )
+    assert batch["unpaid"] == [order["id"]]
+    assert [line["order_id"] for p in batch["parcels"] for line in p["lines"]] == [kept]
+    failed = shop.ok(shop.client.get(f"/api/orders/{order['id']}"))
+    assert failed["payment_status"] == "capture_failed" and "capture failed" in failed["reason"]
+    assert any(r.levelname == "ERROR" and order["id"] in r.getMessage() for r in caplog.records)
+    cancelled = shop.ok(shop.client.post(f"/api/orders/{order['id']}/cancel"))
+    assert cancelled["state"] == "cancelled"
+    assert shop.stock("SILK")["sold"] == 1
+
+
+def buy_one(shop: Shop, show: str, localstripe: LocalStripe) -> str:
+    """Another buyer pays for one unit by card; their order id."""
+    buyer = shop.viewer("bo")
+    hold = shop.ok(shop.hold(show, buyer, "SILK", key="bo"), 201)
+    return str(shop.ok(shop.checkout(hold["hold_id"], buyer, card(localstripe.token())), 201)["id"])
