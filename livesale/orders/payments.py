@@ -27,7 +27,6 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from livesale.config import Settings
 from livesale.db import Database
 from livesale.errors import BadGateway, ValidationFailed
 
@@ -217,18 +216,3 @@ class ManualProvider:
     async def refund(self, payment: Payment, amount: int, key: str) -> str:
         # The merchant gives the money back themselves; livesale records that it was.
         return "refunded"
-
-
-def providers(db: Database, settings: Settings) -> dict[str, Provider]:
-    """The providers this server accepts, by name (see :attr:`Settings.providers`)."""
-    enabled: dict[str, Provider] = {}
-    for name in settings.providers:
-        if name == "test":
-            enabled[name] = TestProvider(db)
-        elif name == "manual":
-            enabled[name] = ManualProvider()
-        elif name == "stripe":
-            from livesale.orders._stripe import StripeProvider
-
-            enabled[name] = StripeProvider(settings)
-    return enabled
