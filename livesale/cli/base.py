@@ -81,9 +81,11 @@ def connect(server: str | None, api_key: str | None, data_dir: Path) -> Client:
         raise fail(str(exc)) from exc
 
 
-def call(client: Client, method: str, path: str, body: Any = None) -> Any:
+def call(client: Client, method: str, path: str, body: Any = None, *, retries: int = 0) -> Any:
+    """The server's answer, or a :class:`Failure` with its problem's detail (exit code 1).
+    ``retries``: see :meth:`Client.request`."""
     try:
-        return client.request(method, path, body)
+        return client.request(method, path, body, retries=retries)
     except ClientError as exc:
         raise fail(str(exc)) from exc
 
