@@ -108,6 +108,12 @@ def plain(value: object) -> str:
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
+def say(*lines: str) -> None:
+    """Print ``lines`` of outside text on standard output, each as :func:`plain` text."""
+    for line in lines:
+        out.print(plain(line), markup=False)
+
+
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     """Print rows under ``columns``; every cell is outside text (:func:`plain`, no markup)."""
     table = Table(title=Text(plain(title)), title_justify="left")

@@ -1,9 +1,12 @@
-"""``livesale orders``: orders and a show's fulfilment batch (CSV or JSON), over HTTP."""
+"""``livesale orders``: orders, their cancels and refunds, and a show's fulfilment batch (CSV or
+JSON), over HTTP."""
 
 from __future__ import annotations
 
 import json
+import secrets
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -17,6 +20,7 @@ from livesale.cli.base import (
     money,
     plain,
     print_json,
+    say,
     table,
 )
 from livesale.money import format_amount
@@ -26,7 +30,7 @@ from livesale.money import format_amount
 
 @cli.group()
 def orders() -> None:
-    """Orders and the fulfilment batch of a show."""
+    """Orders, their cancels and refunds, and the fulfilment batch of a show."""
 
 
 @orders.command("list")
@@ -69,6 +73,128 @@ def orders_list(
         ),
     )
 
+
+# --- cancel and refund -----------------------------------------------------------------------
+
+
+def _check_cancel_target(order_id: str | None, show_id: str | None, unpaid: bool) -> None:
+    """Exactly one of ORDER_ID and ``--show SHOW --unpaid``, else a usage error."""
+    problem = ""
+    if order_id is not None and (show_id is not None or unpaid):
+        problem = "give an ORDER_ID or --show SHOW --unpaid, not both"
+    elif order_id is None and show_id is None and not unpaid:
+        problem = "give an ORDER_ID, or --show SHOW --unpaid to cancel a show's unpaid orders"
+    elif show_id is not None and not unpaid:
+        problem = "--show needs --unpaid: only the unpaid orders of a show are cancelled at once"
+    elif unpaid and show_id is None:
+        problem = "--unpaid needs --show SHOW"
+    if problem:
+        raise click.UsageError(problem)
+
+
+@orders.command("cancel")
+@click.argument("order_id", required=False)
+@click.option("--show", "show_id", default=None, help="With --unpaid: the show.")
+@click.option("--unpaid", is_flag=True, help="Cancel every manual order of --show still due.")
+@click.option("--reason", default="", help="Why; kept with the order and sent in the webhook.")
+@client_options
+def orders_cancel(
+    order_id: str | None,
+    show_id: str | None,
+    unpaid: bool,
+    reason: str,
+    server: str | None,
+    api_key: str | None,
+    data_dir: Path,
+    as_json: bool,
+) -> None:
+    """Cancel ORDER_ID before its payment is taken (a card authorization is voided), or with
+    --show SHOW --unpaid every manual order of the show still due. The units go back on sale.
+    An order already paid is refunded instead (`livesale orders refund`)."""
+    _check_cancel_target(order_id, show_id, unpaid)
+    client = connect(server, api_key, data_dir)
+    body = {"reason": reason}
+    if order_id is None:
+        cancelled = call(client, "POST", f"/api/shows/{show_id}/orders/cancel-unpaid", body)
+        if as_json:
+            print_json(cancelled)
+        elif not cancelled:
+            say(f"Show {show_id} has no unpaid order: nothing cancelled.")
+        else:
+            units = sum(o["returned_qty"] for o in cancelled)
+            say(
+                f"Cancelled {len(cancelled)} unpaid order(s) of show {show_id}:"
+                f" {units} unit(s) back on sale.",
+                *(
+                    f"  {o['id']}  {o['nickname']}  {o['returned_qty']} x {o['sku']}"
+                    for o in cancelled
+                ),
+            )
+        return
+    # Cancelling a cancelled order changes nothing, so a request whose answer was lost may go
+    # again.
+    order = call(client, "POST", f"/api/orders/{order_id}/cancel", body, retries=2)
+    if as_json:
+        print_json(order)
+        return
+    say(
+        f"Order {order['id']} is {order['state']}: {order['returned_qty']} unit(s) of"
+        f" {order['sku']} back on sale (payment {order['payment_status']})."
+    )
+
+
+@orders.command("refund")
+@click.argument("order_id")
+@click.option(
+    "--qty",
+    type=click.IntRange(1, 99),
+    default=None,
+    help="Units to refund (default: every unit not refunded yet).",
+)
+@click.option("--reason", default="", help="Why; kept with the refund and sent in the webhook.")
+@client_options
+def orders_refund(
+    order_id: str,
+    qty: int | None,
+    reason: str,
+    server: str | None,
+    api_key: str | None,
+    data_dir: Path,
+    as_json: bool,
+) -> None:
+    """Refund ORDER_ID after its payment was taken, whole or --qty units: the money for them
+    goes back to the buyer and the units back on sale. An order not paid yet is cancelled
+    instead (`livesale orders cancel`)."""
+    client = connect(server, api_key, data_dir)
+    before = call(client, "GET", f"/api/orders/{order_id}")
+    # One key for this run: a request sent again because its answer was lost refunds once.
+    body: dict[str, Any] = {"reason": reason, "idempotency_key": f"cli-{secrets.token_hex(16)}"}
+    if qty is not None:
+        body["qty"] = qty
+    after = call(client, "POST", f"/api/orders/{order_id}/refund", body, retries=2)
+    if as_json:
+        print_json(after)
+        return
+    units = after["returned_qty"] - before["returned_qty"]
+    amount = {
+        "amount": after["refunded"]["amount"] - before["refunded"]["amount"],
+        "currency": after["refunded"]["currency"],
+    }
+    lines = [
+        f"Refunded {units} unit(s) of order {after['id']} ({after['sku']}): {money(amount)}"
+        " back to the buyer, the units back on sale.",
+        f"  The order is {after['state']}, its payment {after['payment_status']}:"
+        f" {after['returned_qty']} of {after['qty']} unit(s), {money(after['refunded'])}"
+        " refunded in all.",
+    ]
+    if after["provider"] == "manual":
+        lines.append("  Paid by hand: give the buyer the money back yourself.")
+    if after["test"]:
+        lines.append("  Test money: nothing real moved.")
+    say(*lines)
+
+
+# --- export ----------------------------------------------------------------------------------
 
 EXPORT_COLUMNS = (
     "viewer_id",
