@@ -1,13 +1,16 @@
-"""``livesale orders`` cancel and refund through ``main([...])`` against a real server: the test
-provider's money captured when a show closes, manual orders due or paid."""
+"""``livesale orders`` cancel, refund and export through ``main([...])`` against a real
+server: the test provider's money captured when a show closes, manual orders due or paid."""
 
 from __future__ import annotations
 
+import csv
+import io
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -191,6 +194,38 @@ def test_refusals_print_the_detail(cli: Cli, shop: Shop) -> None:
     assert order(shop, card["id"])["payment_status"] == "captured"
     assert order(shop, due["id"])["payment_status"] == "due"
     assert shop.stock("LIP-01")["sold"] == 3
+
+
+def test_export_cells_never_start_a_formula(cli: Cli, shop: Shop, tmp_path: Path) -> None:
+    """Buyers' and products' text that a spreadsheet would run as a formula is exported as
+    text: a leading apostrophe, the rest unchanged."""
+    title = "@SUM(1+1)"
+    shop.ok(
+        shop.client.post(
+            "/api/products",
+            json={
+                "sku": "LIP-01",
+                "title": title,
+                "price": {"amount": 1990, "currency": "EUR"},
+                "stock": 5,
+            },
+        ),
+        201,
+    )
+    show = shop.show([{"sku": "LIP-01"}])
+    buyer = shop.viewer('=HYPERLINK("http://evil.example","x")')
+    hold = shop.ok(shop.hold(show, buyer, "LIP-01"), 201)
+    body = checkout_body(name="+cmd|' /C calc'!A0", address="-2+3 Main St")
+    shop.ok(shop.checkout(hold["hold_id"], buyer, body), 201)
+    close(shop, show)
+    path = tmp_path / "batch.csv"
+    assert cli("orders", "export", show, "--output", str(path))[0] == 0
+    (row,) = csv.DictReader(io.StringIO(path.read_text()))
+    assert row["nickname"] == '\'=HYPERLINK("http://evil.example","x")'
+    assert row["name"] == "'+cmd|' /C calc'!A0"
+    assert row["address"] == "'-2+3 Main St"
+    assert row["title"] == "'" + title
+    assert row["email"] == "ada@example.com" and row["sku"] == "LIP-01"
 
 
 class DropFirstPostAnswer:

@@ -210,6 +210,16 @@ EXPORT_COLUMNS = (
     "currency",
 )
 
+#: How a cell starts that a spreadsheet would read as a formula (or whose start it hides).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> str:
+    """``value`` as a CSV cell a spreadsheet opens as text: one that would start a formula
+    gets a leading apostrophe (OWASP, "CSV Injection")."""
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
 
 @orders.command("export")
 @click.argument("show_id")
@@ -249,21 +259,20 @@ def orders_export(
         for parcel in batch["parcels"]:
             ship = parcel["shipping"]
             for line in parcel["lines"]:
-                writer.writerow(
-                    [
-                        parcel["viewer_id"],
-                        parcel["nickname"],
-                        ship["name"],
-                        ship["address"],
-                        ship["email"],
-                        line["order_id"],
-                        line["sku"],
-                        line["title"],
-                        line["qty"],
-                        format_amount(line["total"]["amount"], line["total"]["currency"]),
-                        line["total"]["currency"],
-                    ]
-                )
+                row = [
+                    parcel["viewer_id"],
+                    parcel["nickname"],
+                    ship["name"],
+                    ship["address"],
+                    ship["email"],
+                    line["order_id"],
+                    line["sku"],
+                    line["title"],
+                    line["qty"],
+                    format_amount(line["total"]["amount"], line["total"]["currency"]),
+                    line["total"]["currency"],
+                ]
+                writer.writerow([csv_cell(c) for c in row])
         text = buffer.getvalue()
     if output is None:
         click.echo(text, nl=False)
