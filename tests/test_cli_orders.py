@@ -1,10 +1,11 @@
-"""``livesale orders`` cancel, refund and export through ``main([...])`` against a real
+"""``livesale orders`` cancel, refund, list and export through ``main([...])`` against a real
 server: the test provider's money captured when a show closes, manual orders due or paid."""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import socket
 import threading
 import time
@@ -194,6 +195,66 @@ def test_refusals_print_the_detail(cli: Cli, shop: Shop) -> None:
     assert order(shop, card["id"])["payment_status"] == "captured"
     assert order(shop, due["id"])["payment_status"] == "due"
     assert shop.stock("LIP-01")["sold"] == 3
+
+
+def test_list_and_export_show_test_money_and_refunds(
+    cli: Cli, shop: Shop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``orders list`` marks test money and shows payments and refunds; every export row (CSV
+    and JSON) carries the test flag, provider, payment status and what was refunded."""
+    shop.product("LIP-01", stock=10)
+    show = shop.show([{"sku": "LIP-01"}])
+    card = buy(shop, show, "ada", "LIP-01", qty=2)
+    due = buy(shop, show, "bob", "LIP-01", provider="manual")
+    close(shop, show)
+    assert cli("orders", "refund", card["id"], "--qty", "1")[0] == 0
+
+    monkeypatch.setenv("COLUMNS", "120")  # a terminal wide enough for a row a line
+    code, out, err = cli("orders", "list", "--show", show)
+    assert code == 0, err
+    rows = {line.split()[1]: line for line in out.splitlines() if "LIP-01" in line}
+    assert set(rows) == {card["id"], due["id"]}
+    assert "2 x LIP-01" in rows[card["id"]] and "EUR 39.80 TEST" in rows[card["id"]]
+    assert "test: partially_refunded" in rows[card["id"]]
+    assert "1 unit(s), EUR 19.90" in rows[card["id"]]
+    assert "TEST" not in rows[due["id"]] and "manual: due" in rows[due["id"]]
+    monkeypatch.setenv("COLUMNS", "60")
+    code, out, _ = cli("orders", "list")
+    assert code == 0 and card["id"] in out and show in out  # ids are never broken
+    listed = {o["id"]: o for o in cli.json("orders", "list", "--show", show)}
+    assert listed[card["id"]]["test"] is True and listed[due["id"]]["test"] is False
+
+    path = tmp_path / "batch.csv"
+    code, _, err = cli("orders", "export", show, "--output", str(path))
+    assert code == 0, err
+    exported = {r["order_id"]: r for r in csv.DictReader(io.StringIO(path.read_text()))}
+    assert {k: exported[card["id"]][k] for k in ("qty", "amount", "currency")} == {
+        "qty": "1",
+        "amount": "19.90",
+        "currency": "EUR",
+    }
+    pay = ("test", "provider", "payment_status", "refunded_qty", "refunded_amount")
+    assert [exported[card["id"]][k] for k in pay] == [
+        "true",
+        "test",
+        "partially_refunded",
+        "1",
+        "19.90",
+    ]
+    assert [exported[due["id"]][k] for k in pay] == ["false", "manual", "due", "0", "0.00"]
+
+    code, _, err = cli("orders", "export", show, "--format", "json", "--output", str(path))
+    assert code == 0, err
+    lines = {
+        line["order_id"]: line
+        for parcel in json.loads(path.read_text())["parcels"]
+        for line in parcel["lines"]
+    }
+    assert lines[card["id"]]["test"] is True and lines[due["id"]]["test"] is False
+    assert lines[card["id"]]["payment_status"] == "partially_refunded"
+    assert lines[card["id"]]["refunded_qty"] == 1
+    assert lines[card["id"]]["refunded"] == {"amount": 1990, "currency": "EUR"}
+    assert lines[due["id"]]["provider"] == "manual"
 
 
 def test_export_cells_never_start_a_formula(cli: Cli, shop: Shop, tmp_path: Path) -> None:

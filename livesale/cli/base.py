@@ -8,7 +8,7 @@ Text that came from outside (nicknames, product titles, addresses, server answer
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -114,11 +114,17 @@ def say(*lines: str) -> None:
         out.print(plain(line), markup=False)
 
 
-def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """Print rows under ``columns``; every cell is outside text (:func:`plain`, no markup)."""
+def table(
+    title: str,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    whole: Collection[str] = (),
+) -> None:
+    """Print rows under ``columns``; every cell is outside text (:func:`plain`, no markup).
+    The cells of the ``whole`` columns (ids to copy) are never broken over lines."""
     table = Table(title=Text(plain(title)), title_justify="left")
     for column in columns:
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", no_wrap=column in whole)
     for row in rows:
         table.add_row(*(Text(plain(c)) for c in row))
     out.print(table)

@@ -7,6 +7,7 @@ import json
 import secrets
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import click
 
@@ -23,6 +24,7 @@ from livesale.cli.base import (
     say,
     table,
 )
+from livesale.client import Client
 from livesale.money import format_amount
 
 # --- orders and fulfilment -------------------------------------------------------------------
@@ -31,6 +33,22 @@ from livesale.money import format_amount
 @cli.group()
 def orders() -> None:
     """Orders, their cancels and refunds, and the fulfilment batch of a show."""
+
+
+def _orders(client: Client, show_id: str | None, state: str | None = None) -> list[dict[str, Any]]:
+    """The orders (of ``show_id``, in ``state``), oldest first, as the server answers them."""
+    query = urlencode({k: v for k, v in (("show", show_id), ("state", state)) if v})
+    found: list[dict[str, Any]] = call(
+        client, "GET", f"/api/orders?{query}" if query else "/api/orders"
+    )
+    return found
+
+
+def _refunded(order: dict[str, Any]) -> str:
+    """What was refunded of ``order``, in words ("" for nothing)."""
+    if not order["refunded"]["amount"]:
+        return ""
+    return f"{order['returned_qty']} unit(s), {money(order['refunded'])}"
 
 
 @orders.command("list")
@@ -45,32 +63,39 @@ def orders_list(
     data_dir: Path,
     as_json: bool,
 ) -> None:
-    """List orders, oldest first."""
-    from urllib.parse import urlencode
-
-    query = urlencode({k: v for k, v in (("show", show_id), ("state", state)) if v})
-    data = call(
-        connect(server, api_key, data_dir), "GET", "/api/orders" + (f"?{query}" if query else "")
-    )
+    """List orders, oldest first. TEST marks the test provider's money, never real."""
+    data = _orders(connect(server, api_key, data_dir), show_id, state)
     if as_json:
         print_json(data)
         return
+    # One show's list leaves out the column that would repeat its id on every row.
+    every_show = show_id is None
     table(
-        "Orders",
-        ["Order", "Show", "Buyer", "SKU", "Qty", "Total", "State", "Payment"],
+        "Orders" if every_show else f"Orders of show {show_id}",
+        [
+            "Order",
+            *(["Show"] if every_show else []),
+            "Buyer",
+            "Item",
+            "Total",
+            "State",
+            "Payment",
+            "Refunded",
+        ],
         (
             [
                 o["id"],
-                o["show_id"],
+                *([o["show_id"]] if every_show else []),
                 o["nickname"],
-                o["sku"],
-                o["qty"],
-                money(o["total"]),
+                f"{o['qty']} x {o['sku']}",
+                money(o["total"]) + (" TEST" if o["test"] else ""),
                 o["state"],
-                o["payment_status"],
+                f"{o['provider']}: {o['payment_status']}",
+                _refunded(o),
             ]
             for o in data
         ),
+        whole=("Order", "Show", "State"),
     )
 
 
@@ -208,6 +233,11 @@ EXPORT_COLUMNS = (
     "qty",
     "amount",
     "currency",
+    "test",
+    "provider",
+    "payment_status",
+    "refunded_qty",
+    "refunded_amount",
 )
 
 #: How a cell starts that a spreadsheet would read as a formula (or whose start it hides).
@@ -219,6 +249,20 @@ def csv_cell(value: object) -> str:
     gets a leading apostrophe (OWASP, "CSV Injection")."""
     text = str(value)
     return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def _with_payments(batch: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> None:
+    """Add each parcel line's payment and refunds (from its order) to ``batch``, in place."""
+    for parcel in batch["parcels"]:
+        for line in parcel["lines"]:
+            order = by_id.get(line["order_id"])
+            if order is None:
+                raise fail(f"order {line['order_id']} of the batch is not in the order list")
+            line["test"] = order["test"]
+            line["provider"] = order["provider"]
+            line["payment_status"] = order["payment_status"]
+            line["refunded_qty"] = order["returned_qty"]
+            line["refunded"] = order["refunded"]
 
 
 @orders.command("export")
@@ -243,13 +287,16 @@ def orders_export(
     data_dir: Path,
     as_json: bool,
 ) -> None:
-    """Export SHOW's fulfilment batch (one parcel per buyer) as CSV or JSON."""
+    """Export SHOW's fulfilment batch (one parcel per buyer) as CSV or JSON; every line says
+    whether its money is test money, its payment and what was refunded of it."""
     import csv
     import io
 
-    batch = call(connect(server, api_key, data_dir), "GET", f"/api/shows/{show_id}/fulfilment")
+    client = connect(server, api_key, data_dir)
+    batch = call(client, "GET", f"/api/shows/{show_id}/fulfilment")
     if batch["state"] != "ready":
         raise fail(f"show {show_id} has no fulfilment batch yet (it is {batch['state']})")
+    _with_payments(batch, {o["id"]: o for o in _orders(client, show_id)})
     if fmt == "json" or as_json:
         text = json.dumps(batch, indent=2, ensure_ascii=False) + "\n"
     else:
@@ -271,6 +318,11 @@ def orders_export(
                     line["qty"],
                     format_amount(line["total"]["amount"], line["total"]["currency"]),
                     line["total"]["currency"],
+                    "true" if line["test"] else "false",
+                    line["provider"],
+                    line["payment_status"],
+                    line["refunded_qty"],
+                    format_amount(line["refunded"]["amount"], line["refunded"]["currency"]),
                 ]
                 writer.writerow([csv_cell(c) for c in row])
         text = buffer.getvalue()
