@@ -54,19 +54,28 @@ class Client:
             )
         return cls(url.rstrip("/"), api_key or local_key(data_dir))
 
-    def request(self, method: str, path: str, body: Any = None) -> Any:
-        """Send one request; the decoded JSON answer, or :class:`ClientError`."""
+    def request(self, method: str, path: str, body: Any = None, *, retries: int = 0) -> Any:
+        """Send one request; the decoded JSON answer, or :class:`ClientError`.
+
+        ``retries``: how many more times to send the same request when no answer came back
+        (the connection failed, dropped or timed out). The server may have acted on a request
+        whose answer was lost, so only a call it performs once however often it arrives (one
+        carrying an idempotency key, or a cancel) may pass it."""
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        try:
-            response = httpx.request(
-                method,
-                self.server + path,
-                json=body,
-                headers=headers,
-                timeout=self.timeout,
-            )
-        except httpx.HTTPError as exc:
-            raise ClientError(f"cannot reach the server at {self.server}: {exc}") from exc
+        for attempt in range(retries + 1):
+            try:
+                response = httpx.request(
+                    method,
+                    self.server + path,
+                    json=body,
+                    headers=headers,
+                    timeout=self.timeout,
+                )
+                break
+            except httpx.HTTPError as exc:
+                if attempt < retries and isinstance(exc, httpx.TransportError):
+                    continue
+                raise ClientError(f"cannot reach the server at {self.server}: {exc}") from exc
         if response.status_code >= 400:
             raise ClientError(_problem_line(response))
         if not response.content:

@@ -8,7 +8,7 @@ Text that came from outside (nicknames, product titles, addresses, server answer
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -81,9 +81,11 @@ def connect(server: str | None, api_key: str | None, data_dir: Path) -> Client:
         raise fail(str(exc)) from exc
 
 
-def call(client: Client, method: str, path: str, body: Any = None) -> Any:
+def call(client: Client, method: str, path: str, body: Any = None, *, retries: int = 0) -> Any:
+    """The server's answer, or a :class:`Failure` with its problem's detail (exit code 1).
+    ``retries``: see :meth:`Client.request`."""
     try:
-        return client.request(method, path, body)
+        return client.request(method, path, body, retries=retries)
     except ClientError as exc:
         raise fail(str(exc)) from exc
 
@@ -106,11 +108,23 @@ def plain(value: object) -> str:
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
-def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """Print rows under ``columns``; every cell is outside text (:func:`plain`, no markup)."""
+def say(*lines: str) -> None:
+    """Print ``lines`` of outside text on standard output, each as :func:`plain` text."""
+    for line in lines:
+        out.print(plain(line), markup=False)
+
+
+def table(
+    title: str,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    whole: Collection[str] = (),
+) -> None:
+    """Print rows under ``columns``; every cell is outside text (:func:`plain`, no markup).
+    The cells of the ``whole`` columns (ids to copy) are never broken over lines."""
     table = Table(title=Text(plain(title)), title_justify="left")
     for column in columns:
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", no_wrap=column in whole)
     for row in rows:
         table.add_row(*(Text(plain(c)) for c in row))
     out.print(table)

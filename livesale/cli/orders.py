@@ -1,9 +1,13 @@
-"""``livesale orders``: orders and a show's fulfilment batch (CSV or JSON), over HTTP."""
+"""``livesale orders``: orders, their cancels and refunds, and a show's fulfilment batch (CSV or
+JSON), over HTTP."""
 
 from __future__ import annotations
 
 import json
+import secrets
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
 
 import click
 
@@ -17,8 +21,10 @@ from livesale.cli.base import (
     money,
     plain,
     print_json,
+    say,
     table,
 )
+from livesale.client import Client
 from livesale.money import format_amount
 
 # --- orders and fulfilment -------------------------------------------------------------------
@@ -26,7 +32,23 @@ from livesale.money import format_amount
 
 @cli.group()
 def orders() -> None:
-    """Orders and the fulfilment batch of a show."""
+    """Orders, their cancels and refunds, and the fulfilment batch of a show."""
+
+
+def _orders(client: Client, show_id: str | None, state: str | None = None) -> list[dict[str, Any]]:
+    """The orders (of ``show_id``, in ``state``), oldest first, as the server answers them."""
+    query = urlencode({k: v for k, v in (("show", show_id), ("state", state)) if v})
+    found: list[dict[str, Any]] = call(
+        client, "GET", f"/api/orders?{query}" if query else "/api/orders"
+    )
+    return found
+
+
+def _refunded(order: dict[str, Any]) -> str:
+    """What was refunded of ``order``, in words ("" for nothing)."""
+    if not order["refunded"]["amount"]:
+        return ""
+    return f"{order['returned_qty']} unit(s), {money(order['refunded'])}"
 
 
 @orders.command("list")
@@ -41,34 +63,163 @@ def orders_list(
     data_dir: Path,
     as_json: bool,
 ) -> None:
-    """List orders, oldest first."""
-    from urllib.parse import urlencode
-
-    query = urlencode({k: v for k, v in (("show", show_id), ("state", state)) if v})
-    data = call(
-        connect(server, api_key, data_dir), "GET", "/api/orders" + (f"?{query}" if query else "")
-    )
+    """List orders, oldest first. TEST marks the test provider's money, never real."""
+    data = _orders(connect(server, api_key, data_dir), show_id, state)
     if as_json:
         print_json(data)
         return
+    # One show's list leaves out the column that would repeat its id on every row.
+    every_show = show_id is None
     table(
-        "Orders",
-        ["Order", "Show", "Buyer", "SKU", "Qty", "Total", "State", "Payment"],
+        "Orders" if every_show else f"Orders of show {show_id}",
+        [
+            "Order",
+            *(["Show"] if every_show else []),
+            "Buyer",
+            "Item",
+            "Total",
+            "State",
+            "Payment",
+            "Refunded",
+        ],
         (
             [
                 o["id"],
-                o["show_id"],
+                *([o["show_id"]] if every_show else []),
                 o["nickname"],
-                o["sku"],
-                o["qty"],
-                money(o["total"]),
+                f"{o['qty']} x {o['sku']}",
+                money(o["total"]) + (" TEST" if o["test"] else ""),
                 o["state"],
-                o["payment_status"],
+                f"{o['provider']}: {o['payment_status']}",
+                _refunded(o),
             ]
             for o in data
         ),
+        whole=("Order", "Show", "State"),
     )
 
+
+# --- cancel and refund -----------------------------------------------------------------------
+
+
+def _check_cancel_target(order_id: str | None, show_id: str | None, unpaid: bool) -> None:
+    """Exactly one of ORDER_ID and ``--show SHOW --unpaid``, else a usage error."""
+    problem = ""
+    if order_id is not None and (show_id is not None or unpaid):
+        problem = "give an ORDER_ID or --show SHOW --unpaid, not both"
+    elif order_id is None and show_id is None and not unpaid:
+        problem = "give an ORDER_ID, or --show SHOW --unpaid to cancel a show's unpaid orders"
+    elif show_id is not None and not unpaid:
+        problem = "--show needs --unpaid: only the unpaid orders of a show are cancelled at once"
+    elif unpaid and show_id is None:
+        problem = "--unpaid needs --show SHOW"
+    if problem:
+        raise click.UsageError(problem)
+
+
+@orders.command("cancel")
+@click.argument("order_id", required=False)
+@click.option("--show", "show_id", default=None, help="With --unpaid: the show.")
+@click.option("--unpaid", is_flag=True, help="Cancel every manual order of --show still due.")
+@click.option("--reason", default="", help="Why; kept with the order and sent in the webhook.")
+@client_options
+def orders_cancel(
+    order_id: str | None,
+    show_id: str | None,
+    unpaid: bool,
+    reason: str,
+    server: str | None,
+    api_key: str | None,
+    data_dir: Path,
+    as_json: bool,
+) -> None:
+    """Cancel ORDER_ID before its payment is taken (a card authorization is voided), or with
+    --show SHOW --unpaid every manual order of the show still due. The units go back on sale.
+    An order already paid is refunded instead (`livesale orders refund`)."""
+    _check_cancel_target(order_id, show_id, unpaid)
+    client = connect(server, api_key, data_dir)
+    body = {"reason": reason}
+    if order_id is None:
+        cancelled = call(client, "POST", f"/api/shows/{show_id}/orders/cancel-unpaid", body)
+        if as_json:
+            print_json(cancelled)
+        elif not cancelled:
+            say(f"Show {show_id} has no unpaid order: nothing cancelled.")
+        else:
+            units = sum(o["returned_qty"] for o in cancelled)
+            say(
+                f"Cancelled {len(cancelled)} unpaid order(s) of show {show_id}:"
+                f" {units} unit(s) back on sale.",
+                *(
+                    f"  {o['id']}  {o['nickname']}  {o['returned_qty']} x {o['sku']}"
+                    for o in cancelled
+                ),
+            )
+        return
+    # Cancelling a cancelled order changes nothing, so a request whose answer was lost may go
+    # again.
+    order = call(client, "POST", f"/api/orders/{order_id}/cancel", body, retries=2)
+    if as_json:
+        print_json(order)
+        return
+    say(
+        f"Order {order['id']} is {order['state']}: {order['returned_qty']} unit(s) of"
+        f" {order['sku']} back on sale (payment {order['payment_status']})."
+    )
+
+
+@orders.command("refund")
+@click.argument("order_id")
+@click.option(
+    "--qty",
+    type=click.IntRange(1, 99),
+    default=None,
+    help="Units to refund (default: every unit not refunded yet).",
+)
+@click.option("--reason", default="", help="Why; kept with the refund and sent in the webhook.")
+@client_options
+def orders_refund(
+    order_id: str,
+    qty: int | None,
+    reason: str,
+    server: str | None,
+    api_key: str | None,
+    data_dir: Path,
+    as_json: bool,
+) -> None:
+    """Refund ORDER_ID after its payment was taken, whole or --qty units: the money for them
+    goes back to the buyer and the units back on sale. An order not paid yet is cancelled
+    instead (`livesale orders cancel`)."""
+    client = connect(server, api_key, data_dir)
+    before = call(client, "GET", f"/api/orders/{order_id}")
+    # One key for this run: a request sent again because its answer was lost refunds once.
+    body: dict[str, Any] = {"reason": reason, "idempotency_key": f"cli-{secrets.token_hex(16)}"}
+    if qty is not None:
+        body["qty"] = qty
+    after = call(client, "POST", f"/api/orders/{order_id}/refund", body, retries=2)
+    if as_json:
+        print_json(after)
+        return
+    units = after["returned_qty"] - before["returned_qty"]
+    amount = {
+        "amount": after["refunded"]["amount"] - before["refunded"]["amount"],
+        "currency": after["refunded"]["currency"],
+    }
+    lines = [
+        f"Refunded {units} unit(s) of order {after['id']} ({after['sku']}): {money(amount)}"
+        " back to the buyer, the units back on sale.",
+        f"  The order is {after['state']}, its payment {after['payment_status']}:"
+        f" {after['returned_qty']} of {after['qty']} unit(s), {money(after['refunded'])}"
+        " refunded in all.",
+    ]
+    if after["provider"] == "manual":
+        lines.append("  Paid by hand: give the buyer the money back yourself.")
+    if after["test"]:
+        lines.append("  Test money: nothing real moved.")
+    say(*lines)
+
+
+# --- export ----------------------------------------------------------------------------------
 
 EXPORT_COLUMNS = (
     "viewer_id",
@@ -82,7 +233,36 @@ EXPORT_COLUMNS = (
     "qty",
     "amount",
     "currency",
+    "test",
+    "provider",
+    "payment_status",
+    "refunded_qty",
+    "refunded_amount",
 )
+
+#: How a cell starts that a spreadsheet would read as a formula (or whose start it hides).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> str:
+    """``value`` as a CSV cell a spreadsheet opens as text: one that would start a formula
+    gets a leading apostrophe (OWASP, "CSV Injection")."""
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def _with_payments(batch: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> None:
+    """Add each parcel line's payment and refunds (from its order) to ``batch``, in place."""
+    for parcel in batch["parcels"]:
+        for line in parcel["lines"]:
+            order = by_id.get(line["order_id"])
+            if order is None:
+                raise fail(f"order {line['order_id']} of the batch is not in the order list")
+            line["test"] = order["test"]
+            line["provider"] = order["provider"]
+            line["payment_status"] = order["payment_status"]
+            line["refunded_qty"] = order["returned_qty"]
+            line["refunded"] = order["refunded"]
 
 
 @orders.command("export")
@@ -107,13 +287,16 @@ def orders_export(
     data_dir: Path,
     as_json: bool,
 ) -> None:
-    """Export SHOW's fulfilment batch (one parcel per buyer) as CSV or JSON."""
+    """Export SHOW's fulfilment batch (one parcel per buyer) as CSV or JSON; every line says
+    whether its money is test money, its payment and what was refunded of it."""
     import csv
     import io
 
-    batch = call(connect(server, api_key, data_dir), "GET", f"/api/shows/{show_id}/fulfilment")
+    client = connect(server, api_key, data_dir)
+    batch = call(client, "GET", f"/api/shows/{show_id}/fulfilment")
     if batch["state"] != "ready":
         raise fail(f"show {show_id} has no fulfilment batch yet (it is {batch['state']})")
+    _with_payments(batch, {o["id"]: o for o in _orders(client, show_id)})
     if fmt == "json" or as_json:
         text = json.dumps(batch, indent=2, ensure_ascii=False) + "\n"
     else:
@@ -123,21 +306,25 @@ def orders_export(
         for parcel in batch["parcels"]:
             ship = parcel["shipping"]
             for line in parcel["lines"]:
-                writer.writerow(
-                    [
-                        parcel["viewer_id"],
-                        parcel["nickname"],
-                        ship["name"],
-                        ship["address"],
-                        ship["email"],
-                        line["order_id"],
-                        line["sku"],
-                        line["title"],
-                        line["qty"],
-                        format_amount(line["total"]["amount"], line["total"]["currency"]),
-                        line["total"]["currency"],
-                    ]
-                )
+                row = [
+                    parcel["viewer_id"],
+                    parcel["nickname"],
+                    ship["name"],
+                    ship["address"],
+                    ship["email"],
+                    line["order_id"],
+                    line["sku"],
+                    line["title"],
+                    line["qty"],
+                    format_amount(line["total"]["amount"], line["total"]["currency"]),
+                    line["total"]["currency"],
+                    "true" if line["test"] else "false",
+                    line["provider"],
+                    line["payment_status"],
+                    line["refunded_qty"],
+                    format_amount(line["refunded"]["amount"], line["refunded"]["currency"]),
+                ]
+                writer.writerow([csv_cell(c) for c in row])
         text = buffer.getvalue()
     if output is None:
         click.echo(text, nl=False)
