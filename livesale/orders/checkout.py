@@ -475,10 +475,7 @@ class Sales:
         rows = await self.db.fetchall(
             "SELECT id FROM orders WHERE state IN ('pending', 'authorized')"
             " OR (state IN ('declined', 'expired', 'cancelled')"
-            "     AND payment_status IN ('authorized', 'requires_action', 'processing'))"
-            " OR (state IN ('declined', 'expired', 'cancelled') AND payment_ref != ''"
-            "     AND updated_at > ?)",
-            (time.time() - 7 * 86400,),
+            "     AND payment_status NOT IN ('voided', 'declined', 'refunded', 'due'))"
         )
         for row in rows:
             try:

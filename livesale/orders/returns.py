@@ -225,10 +225,15 @@ class Returns:
         the provider's own dashboard): record it; when it is the whole amount, every unit
         not yet given back returns too."""
         row = await self.book.row(order_id)
-        extra = refunded_total - int(row["refunded_amount"])
+        asked = await self.db.fetchone(
+            "SELECT COALESCE(SUM(amount), 0) FROM refunds WHERE order_id = ? AND state = 'pending'",
+            (order_id,),
+        )
+        # Refunds livesale itself asked for and has not recorded yet are not someone else's.
+        extra = refunded_total - int(row["refunded_amount"]) - int(asked[0] if asked else 0)
         if extra <= 0 or row["state"] != OrderState.CONFIRMED.value:
             return
-        whole = refunded_total >= int(row["amount"])
+        whole = int(row["refunded_amount"]) + extra >= int(row["amount"])
         units = int(row["qty"]) - int(row["returned_qty"]) if whole else 0
         key = f"{order_id}:provider:{refunded_total}"
         async with self.db.transaction() as conn:
