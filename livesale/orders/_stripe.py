@@ -131,13 +131,8 @@ class StripeProvider:
         current = _account(await self._intent(payment.ref))
         if current.status != "authorized":
             return current.status
-        try:
-            intent = await self._client.v1.payment_intents.capture_async(
-                payment.ref, options={"idempotency_key": f"{payment.order_id}:capture"}
-            )
-        except stripe.StripeError as exc:
-            raise _provider_error("capture the payment", exc) from exc
-        return _account(intent.to_dict()).status
+        intents = self._client.v1.payment_intents
+        return await self._step(payment, "capture", intents.capture_async)
 
     async def void(self, payment: Payment) -> str:
         if not payment.ref:
@@ -145,12 +140,16 @@ class StripeProvider:
         current = _account(await self._intent(payment.ref))
         if current.status in ("voided", "captured", "declined"):
             return current.status
+        return await self._step(payment, "cancel", self._client.v1.payment_intents.cancel_async)
+
+    async def _step(self, payment: Payment, step: str, call: Any) -> str:
+        """One PaymentIntent step (``capture``, ``cancel``), keyed by the order and the step."""
         try:
-            intent = await self._client.v1.payment_intents.cancel_async(
-                payment.ref, options={"idempotency_key": f"{payment.order_id}:cancel"}
+            intent = await call(
+                payment.ref, options={"idempotency_key": f"{payment.order_id}:{step}"}
             )
         except stripe.StripeError as exc:
-            raise _provider_error("cancel the payment", exc) from exc
+            raise _provider_error(f"{step} the payment", exc) from exc
         return _account(intent.to_dict()).status
 
     async def refund(self, payment: Payment, amount: int, key: str) -> str:

@@ -3,6 +3,8 @@ rebuild (which needs the orders' figures)."""
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
@@ -37,6 +39,13 @@ from livesale.orders.recovery import StockDifference, reconcile
 from livesale.shows import SHOWS, merchant_or_host
 
 _encode = msgspec.json.Encoder().encode
+
+Body = TypeVar("Body", CancelIn, RefundIn, CancelUnpaidIn)
+
+
+async def optional_body(request: Request, kind: type[Body]) -> Body:
+    """The request's body as ``kind``, or ``kind``'s defaults when it sent none."""
+    return await read_body(request, kind) if await request.body() else kind()
 
 
 @endpoint(
@@ -139,7 +148,7 @@ async def mark_paid(request: Request) -> Response:
 async def cancel_order(request: Request) -> Response:
     services = svc.of(request)
     await services.keys.merchant(request)
-    body = await read_body(request, CancelIn) if await request.body() else CancelIn()
+    body = await optional_body(request, CancelIn)
     orders = of(request)
     order_id = await orders.returns.cancel(request.path_params["order_id"], body.reason)
     return json_response(await orders.book.order(order_id))
@@ -154,7 +163,7 @@ async def cancel_order(request: Request) -> Response:
 async def refund_order(request: Request) -> Response:
     services = svc.of(request)
     await services.keys.merchant(request)
-    body = await read_body(request, RefundIn) if await request.body() else RefundIn()
+    body = await optional_body(request, RefundIn)
     orders = of(request)
     order_id = await orders.returns.refund(
         request.path_params["order_id"], body.qty, body.reason, body.idempotency_key
@@ -173,7 +182,7 @@ async def cancel_unpaid(request: Request) -> Response:
     await services.keys.merchant(request)
     show_id = request.path_params["show_id"]
     await services.get(SHOWS).get(show_id)
-    body = await read_body(request, CancelUnpaidIn) if await request.body() else CancelUnpaidIn()
+    body = await optional_body(request, CancelUnpaidIn)
     orders = of(request)
     cancelled = await orders.returns.cancel_unpaid(show_id, body.reason)
     return json_response([await orders.book.order(i) for i in cancelled])
