@@ -75,6 +75,8 @@ class LocalStripe:
         if self.proc is not None:
             self.proc.kill()
             self.proc.wait()
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
 
     def flush(self) -> None:
         """Forget every object (between tests)."""
