@@ -23,6 +23,7 @@ const state = {
   holds: new Map(), // hold_id -> hold
   mutedUntil: 0,
   hold: null, // the hold being checked out
+  orders: new Map(), // order id -> {state, returned, refunded}: what this page last saw of it
   clockSkew: 0, // server time - local time, ms
 };
 
@@ -399,6 +400,7 @@ $("checkout-form").addEventListener("submit", async (event) => {
   $("pay").textContent = "Paying…";
   try {
     const order = await pay(hold, { payment: await payments.payment(), shipping });
+    noteOrder(order);
     payments.reset();
     state.holds.delete(hold.hold_id);
     closeCheckout();
@@ -432,6 +434,48 @@ $("cancel-hold").addEventListener("click", async () => {
   state.holds.delete(hold.hold_id);
   renderLineup();
 });
+
+// --- the buyer's orders, changed by the shop ------------------------------------------------
+
+// Remember what `order` is now; returns what this page knew of it before.
+function noteOrder(order) {
+  const before = state.orders.get(order.id) || { state: "", returned: 0, refunded: 0 };
+  state.orders.set(order.id, {
+    state: order.state,
+    returned: order.returned_qty || 0,
+    refunded: order.refunded?.amount || 0,
+  });
+  return before;
+}
+
+// The room told this buyer about one of their orders: say in words what the shop changed.
+// Checkout's own steps (pending, authorized, confirmed) need no word here; the checkout shows
+// them.
+function orderChanged(order) {
+  const before = noteOrder(order);
+  const item = shared.items.get(order.sku);
+  const what = `${item ? item.title : order.sku} (order ${order.id})`;
+  const returned = (order.returned_qty || 0) - before.returned;
+  if (order.state === "cancelled" && before.state !== "cancelled" && order.returned_qty > 0) {
+    notice(`Your order for ${what} was cancelled by the shop; you were not charged.`);
+  } else if (returned > 0) {
+    const amount = { ...order.refunded, amount: (order.refunded?.amount || 0) - before.refunded };
+    const units = returned === 1 ? "1 unit" : `${returned} units`;
+    const back = amount.amount > 0 ? ` (${money(amount)})` : "";
+    notice(order.state === "refunded" && before.returned === 0
+      ? `The shop refunded your order for ${what}: ${money(order.refunded)} goes back to you.`
+      : `The shop refunded ${units} of ${what}${back}.`);
+  }
+}
+
+// A notice that stays until the buyer dismisses it (a toast could pass unseen).
+function notice(text) {
+  const item = el("li", { class: "notice" }, el("span", {}, text));
+  item.append(el("button", {
+    type: "button", class: "secondary", "aria-label": "Dismiss", onclick: () => item.remove(),
+  }, "OK"));
+  $("notices").append(item);
+}
 
 // --- chat and hearts -------------------------------------------------------------------------
 
@@ -540,6 +584,9 @@ function roomHandlers() {
         tickCountdown();
       }
       renderLineup();
+    },
+    order(msg) {
+      if (msg.viewer_id === state.viewer?.viewer_id) orderChanged(msg.order);
     },
     error(msg) {
       toast(msg.detail || msg.code);
