@@ -17,6 +17,12 @@ WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
 _STATE_LABEL = {"live": "Live now", "scheduled": "Upcoming", "ended": "Ended"}
 
+#: While the test provider is on, every page says so at its top (the watch and studio pages
+#: draw the same banner from ``GET /api/payments``).
+TEST_MODE_BANNER = (
+    '<div class="test-mode-banner" role="status">Test mode — payments are not real</div>'
+)
+
 
 def _card(show: Show) -> str:
     state = "paused" if show.state == "live" and show.paused else show.state
@@ -41,13 +47,14 @@ async def landing(request: Request) -> Response:
     body = "".join(_card(s) for s in live) or '<li class="empty">No live or upcoming shows.</li>'
     past = "".join(_card(s) for s in ended)
     past_html = f"<h2>Ended</h2><ul class=shows>{past}</ul>" if past else ""
+    banner = TEST_MODE_BANNER if svc.of(request).settings.test_payments else ""
     return HTMLResponse(
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         '<meta name=viewport content="width=device-width, initial-scale=1">'
         "<title>livesale — live shows</title>"
         '<link rel=icon href="/static/img/icon.svg" type="image/svg+xml">'
         '<link rel=stylesheet href="/static/landing.css"></head><body>'
-        "<header><h1>livesale</h1><p>Live shopping: watch, ask, buy.</p></header>"
+        f"{banner}<header><h1>livesale</h1><p>Live shopping: watch, ask, buy.</p></header>"
         f"<main><h2>Live and upcoming</h2><ul class=shows>{body}</ul>{past_html}</main>"
         "</body></html>"
     )

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import httpx
+import pytest
 from starlette.routing import Mount, Route, WebSocketRoute
 
+from livesale.config import Settings
 from tests.catalogue.test_routes import assert_problem
 from tests.conftest import LiveServer
 
@@ -51,6 +54,20 @@ def test_landing_lists_shows_live_first(server: LiveServer, merchant: httpx.Clie
     assert html.index("Evening") < html.index("Morning &lt;b&gt;")
     assert f'href="/watch/{second["id"]}"' in html and "Live now" in html and "Upcoming" in html
     assert first["host_token"] not in html and second["host_token"] not in html
+
+
+@pytest.mark.parametrize(
+    ("payments", "shown"), [(("manual", "test"), True), (("manual",), False)], ids=["test", "real"]
+)
+def test_landing_says_test_mode(settings: Settings, payments: tuple[str, ...], shown: bool) -> None:
+    """/ carries the test-mode banner exactly when the test provider is on."""
+    live = LiveServer(replace(settings, payments=payments)).start()
+    try:
+        html = httpx.get(live.url + "/").text
+    finally:
+        live.stop()
+    banner = '<div class="test-mode-banner" role="status">Test mode — payments are not real</div>'
+    assert (banner in html) is shown
 
 
 def test_unknown_route_and_method_are_problems(http: httpx.Client) -> None:

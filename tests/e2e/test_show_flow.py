@@ -1,4 +1,5 @@
-"""A whole show in real browsers: the host goes live, viewers watch, ask, buy, and it ships."""
+"""A whole show in real browsers: the host goes live, viewers watch, ask, buy by card through
+Stripe.js, and it ships."""
 
 from __future__ import annotations
 
@@ -14,15 +15,16 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, Page, ViewportSize, expect
 
 from livesale.cli import main
 from livesale.config import Settings
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, stripe_settings
+from tests.localstripe import CARDS, LocalStripe
 
 ARTIFACTS = Path(os.environ.get("LIVESALE_ARTIFACTS", "test-artifacts"))
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 800}
+PHONE: ViewportSize = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 
 PRODUCTS = [
     {"sku": "LIP-RED", "title": "Velvet Lipstick Red", "price": {"amount": 1990, "currency": "EUR"},
@@ -43,9 +45,11 @@ expect.set_options(timeout=DEADLINE * 1000)
 
 
 @pytest.fixture
-def browser_server(settings: Settings) -> Any:
-    """A server offering 127.0.0.1 as its only ICE host, with a short post-show grace."""
-    live = LiveServer(replace(settings, ice_hosts=("127.0.0.1",), grace_seconds=1)).start()
+def browser_server(settings: Settings, localstripe: LocalStripe) -> Any:
+    """A shop taking cards (through localstripe) and pay on delivery, offering 127.0.0.1 as its
+    only ICE host, with a short post-show grace."""
+    shop = stripe_settings(settings, localstripe, "manual")
+    live = LiveServer(replace(shop, ice_hosts=("127.0.0.1",), grace_seconds=1)).start()
     yield live
     live.stop()
 
@@ -81,7 +85,7 @@ async def wait_for_video(page: Page, timeout: float = DEADLINE) -> None:
     raise AssertionError(f"video did not play: frames={await frames_decoded(page)}")
 
 
-async def screenshot(page: Page, name: str, size: dict[str, int]) -> None:
+async def screenshot(page: Page, name: str, size: ViewportSize) -> None:
     """Save a screenshot at ``size`` as a test artifact and check it is not blank."""
     await page.set_viewport_size(size)
     await asyncio.sleep(0.3)
@@ -131,9 +135,13 @@ def card(page: Page, sku: str) -> Any:
 
 
 async def test_a_whole_show(
-    browser_server: LiveServer, browser: Browser, capsys: pytest.CaptureFixture[str]
+    browser_server: LiveServer,
+    localstripe: LocalStripe,
+    browser: Browser,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """Go live, watch, ask to explain, feature, buy with a countdown, end, export the order."""
+    """Go live, watch, ask to explain, feature, buy by card with a countdown, end, export the
+    order; the card's money is captured when the show ends."""
     server = browser_server
     with server.client(headers={"Authorization": f"Bearer {server.api_key}"}) as merchant:
         assert merchant.post("/api/products/import", json=PRODUCTS).status_code == 201
@@ -166,7 +174,7 @@ async def test_a_whole_show(
         await expect(card(viewer, ITEM_2)).to_have_class("item featured")
     await expect(host.locator("#queue li.empty")).to_have_count(1)
 
-    # Viewer B buys it: a hold with a countdown, then checkout and a confirmation.
+    # Viewer B buys it: a hold with a countdown, then checkout by card and a confirmation.
     stock_a = card(viewer_a, ITEM_2).locator(".stock")
     await expect(stock_a).to_have_attribute("data-stock", "10")
     await card(viewer_b, ITEM_2).get_by_role("button", name="Buy").click()
@@ -178,11 +186,22 @@ async def test_a_whole_show(
     await dialog.get_by_label("Name").fill("Bo Lind")
     await dialog.get_by_label("Email").fill("bo@example.com")
     await dialog.get_by_label("Address").fill("1 Harbour Street, Malmö")
-    await expect(dialog.get_by_label("Card (test token)")).to_have_value("tok_visa")
-    await dialog.get_by_role("button", name="Pay").click()
+    await expect(dialog.get_by_role("radio", name="Card", exact=True)).to_be_checked()
+    # The card goes into Stripe.js's card element (localstripe's stand-in draws plain inputs).
+    await dialog.get_by_placeholder("number").fill(CARDS["visa"])
+    await dialog.get_by_placeholder("exp_month").fill("12")
+    await dialog.get_by_placeholder("exp_year").fill("30")
+    await dialog.get_by_placeholder("cvc").fill("123")
+    await dialog.get_by_placeholder("postal_code").fill("21120")
+    await dialog.get_by_role("button", name=re.compile(r"^Pay €39\.90$")).click()
     confirmation = viewer_b.locator("#confirm-dialog")
     await expect(confirmation).to_be_visible()
     await expect(confirmation).to_contain_text("Vitamin C Serum")
+    with server.client(headers=server.merchant) as merchant:
+        [order] = merchant.get("/api/orders", params={"show": show_id}).json()
+    assert (order["provider"], order["payment_status"]) == ("stripe", "authorized")
+    assert localstripe.intent(order["payment_ref"])["status"] == "requires_capture"
+    await expect(viewer_b.locator(".test-mode-banner")).to_have_count(0)
 
     # Viewer A sees the stock one lower.
     await expect(stock_a).to_have_attribute("data-stock", "9")
@@ -212,5 +231,7 @@ async def test_a_whole_show(
     exported = json.loads(out)
     text = json.dumps(exported)
     assert "Bo Lind" in text and ITEM_2 in text
+    assert exported["unpaid"] == []
+    assert localstripe.intent(order["payment_ref"])["status"] == "succeeded"
     assert httpx.get(server.url + "/healthz").status_code == 200
     assert PAGE_ERRORS == []

@@ -1,6 +1,7 @@
 // The host studio: camera preview, going live over WHIP, the line-up, requests, chat, live sales.
 
 import { api, el, errorText, money, showIdFromPath, toast } from "./api.js";
+import { testModeBanner } from "./payments.js";
 import { CLOSE_BAD_TOKEN, CLOSE_NO_SHOW, Room } from "./room.js";
 import { publish } from "./webrtc.js";
 
@@ -341,6 +342,7 @@ async function onRefused(code) {
 }
 
 async function main() {
+  testModeBanner();
   if (!showId) return;
   state.token = await hostToken();
   room.connect(state.token);

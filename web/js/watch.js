@@ -1,6 +1,7 @@
 // The viewer page: video over WHEP, the room, the line-up strip, buying with a hold countdown.
 
 import { api, ApiError, el, errorText, money, newKey, showIdFromPath, toast } from "./api.js";
+import { PaymentChoice, testModeBanner } from "./payments.js";
 import { CLOSE_BAD_TOKEN, CLOSE_NO_SHOW, Room } from "./room.js";
 import { play } from "./webrtc.js";
 
@@ -22,6 +23,7 @@ const state = {
   holds: new Map(), // hold_id -> hold
   mutedUntil: 0,
   hold: null, // the hold being checked out
+  orders: new Map(), // order id -> {state, returned, refunded}: what this page last saw of it
   clockSkew: 0, // server time - local time, ms
 };
 
@@ -225,7 +227,13 @@ function want(sku) {
 
 // --- buying ----------------------------------------------------------------------------------
 
+let paying = false; // a checkout is on its way: no second one until it answers
+
 async function buy(sku, button) {
+  if (paying) {
+    toast("A payment is in progress — finish it first.");
+    return;
+  }
   button.disabled = true;
   const key = newKey();
   const body = { sku, qty: 1, idempotency_key: key };
@@ -258,8 +266,20 @@ async function buy(sku, button) {
 
 let countdownTimer = 0;
 
+// The "Pay with" choice in the checkout form; the Pay button follows the chosen provider.
+const payments = new PaymentChoice($("checkout-form"), { onChange: renderPay });
+
 function remainingMs(hold) {
   return hold.expires_at * 1000 - (Date.now() + state.clockSkew);
+}
+
+// The Pay button: the amount, in words that fit the chosen way to pay.
+function renderPay() {
+  if (paying) return;
+  const hold = state.hold;
+  const amount = hold ? money(hold.total || hold.price) : "";
+  $("pay").textContent = payments.chosen === "manual" ? `Place order · ${amount}` : `Pay ${amount}`;
+  $("pay").disabled = !hold || remainingMs(hold) <= 0 || !payments.ready;
 }
 
 function tickCountdown() {
@@ -279,14 +299,23 @@ function tickCountdown() {
 }
 
 function openCheckout(hold) {
+  if (paying) {
+    // Its dialog is open, or closed while the bank's window is up (which it would cover).
+    toast("A payment is in progress — finish it first.");
+    return;
+  }
   state.hold = hold;
   const item = shared.items.get(hold.sku);
   $("hold-item").textContent = item ? item.title : hold.sku;
   $("hold-qty").textContent = hold.qty;
   $("hold-total").textContent = money(hold.total || hold.price);
   const form = $("checkout-form");
-  form.querySelector(".form-error").textContent = "";
-  $("pay").disabled = false;
+  const error = form.querySelector(".form-error");
+  error.textContent = "";
+  renderPay();
+  payments.load().catch((err) => {
+    error.textContent = `The ways to pay could not be loaded: ${errorText(err)} Try again.`;
+  });
   try {
     const saved = JSON.parse(localStorage.getItem(SHIPPING_KEY) || "{}");
     for (const name of ["name", "email", "address"]) {
@@ -308,10 +337,55 @@ function closeCheckout() {
   $("checkout-dialog").close();
 }
 
+// Pay for `hold`: the checkout, and when the card's bank asks for it (202, `next_action`),
+// its check in Stripe's window and then the same checkout again, whose answer the server
+// takes from Stripe itself. Returns the confirmed order; throws an ApiError or an Error in
+// words.
+async function pay(hold, body) {
+  const path = `/api/holds/${hold.hold_id}/checkout`;
+  const token = state.viewer.token;
+  let order = await api("POST", path, { token, body });
+  let problem = "";
+  if (order.state !== "confirmed" && order.next_action?.type === "authenticate") {
+    // The dialog is modal: everything else on the page, the bank's window too, is out of
+    // reach until it closes. It opens again with the answer.
+    const dialog = $("checkout-dialog");
+    dialog.close();
+    $("pay").textContent = "Waiting for your bank…";
+    toast("Your bank asks you to confirm this payment.");
+    try {
+      problem = await payments.authenticate(order.next_action.client_secret);
+    } finally {
+      if (state.hold === hold && !dialog.open) dialog.showModal();
+    }
+    $("pay").textContent = "Paying…";
+    order = await api("POST", path, { token, body });
+  }
+  if (order.state !== "confirmed") {
+    throw new Error(problem ||
+      "Your bank has not confirmed the payment yet. Press Pay again in a moment.");
+  }
+  return order;
+}
+
+function showConfirmed(order) {
+  const item = shared.items.get(order.sku);
+  $("confirm-text").textContent =
+    `${item ? item.title : order.sku} × ${order.qty} — ${money(order.total)}. Order ${order.id}.`;
+  const payment = $("confirm-payment");
+  payment.textContent = order.test
+    ? "A test order: no real money moved."
+    : order.payment_status === "due"
+      ? "You pay on delivery or by bank transfer; the shop confirms your payment."
+      : "";
+  payment.hidden = !payment.textContent;
+  $("confirm-dialog").showModal();
+}
+
 $("checkout-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const hold = state.hold;
-  if (!hold) return;
+  if (!hold || paying) return;
   const form = event.currentTarget;
   const error = form.querySelector(".form-error");
   error.textContent = "";
@@ -321,20 +395,17 @@ $("checkout-form").addEventListener("submit", async (event) => {
     address: form.elements.address.value.trim(),
   };
   localStorage.setItem(SHIPPING_KEY, JSON.stringify(shipping));
+  paying = true;
   $("pay").disabled = true;
   $("pay").textContent = "Paying…";
   try {
-    const order = await api("POST", `/api/holds/${hold.hold_id}/checkout`, {
-      token: state.viewer.token,
-      body: { payment: { provider: "test", token: form.elements.token.value.trim() }, shipping },
-    });
+    const order = await pay(hold, { payment: await payments.payment(), shipping });
+    noteOrder(order);
+    payments.reset();
     state.holds.delete(hold.hold_id);
     closeCheckout();
     renderLineup();
-    const item = shared.items.get(order.sku);
-    $("confirm-text").textContent =
-      `${item ? item.title : order.sku} × ${order.qty} — ${money(order.total)}. Order ${order.id}.`;
-    $("confirm-dialog").showModal();
+    showConfirmed(order);
   } catch (err) {
     if (err.kind === "payment-declined") {
       error.textContent = `Payment declined: ${errorText(err)} Try another card.`;
@@ -346,8 +417,8 @@ $("checkout-form").addEventListener("submit", async (event) => {
       error.textContent = errorText(err);
     }
   } finally {
-    $("pay").textContent = "Pay";
-    $("pay").disabled = remainingMs(hold) <= 0;
+    paying = false;
+    renderPay();
   }
 });
 
@@ -363,6 +434,48 @@ $("cancel-hold").addEventListener("click", async () => {
   state.holds.delete(hold.hold_id);
   renderLineup();
 });
+
+// --- the buyer's orders, changed by the shop ------------------------------------------------
+
+// Remember what `order` is now; returns what this page knew of it before.
+function noteOrder(order) {
+  const before = state.orders.get(order.id) || { state: "", returned: 0, refunded: 0 };
+  state.orders.set(order.id, {
+    state: order.state,
+    returned: order.returned_qty || 0,
+    refunded: order.refunded?.amount || 0,
+  });
+  return before;
+}
+
+// The room told this buyer about one of their orders: say in words what the shop changed.
+// Checkout's own steps (pending, authorized, confirmed) need no word here; the checkout shows
+// them.
+function orderChanged(order) {
+  const before = noteOrder(order);
+  const item = shared.items.get(order.sku);
+  const what = `${item ? item.title : order.sku} (order ${order.id})`;
+  const returned = (order.returned_qty || 0) - before.returned;
+  if (order.state === "cancelled" && before.state !== "cancelled" && order.returned_qty > 0) {
+    notice(`Your order for ${what} was cancelled by the shop; you were not charged.`);
+  } else if (returned > 0) {
+    const amount = { ...order.refunded, amount: (order.refunded?.amount || 0) - before.refunded };
+    const units = returned === 1 ? "1 unit" : `${returned} units`;
+    const back = amount.amount > 0 ? ` (${money(amount)})` : "";
+    notice(order.state === "refunded" && before.returned === 0
+      ? `The shop refunded your order for ${what}: ${money(order.refunded)} goes back to you.`
+      : `The shop refunded ${units} of ${what}${back}.`);
+  }
+}
+
+// A notice that stays until the buyer dismisses it (a toast could pass unseen).
+function notice(text) {
+  const item = el("li", { class: "notice" }, el("span", {}, text));
+  item.append(el("button", {
+    type: "button", class: "secondary", "aria-label": "Dismiss", onclick: () => item.remove(),
+  }, "OK"));
+  $("notices").append(item);
+}
 
 // --- chat and hearts -------------------------------------------------------------------------
 
@@ -472,6 +585,9 @@ function roomHandlers() {
       }
       renderLineup();
     },
+    order(msg) {
+      if (msg.viewer_id === state.viewer?.viewer_id) orderChanged(msg.order);
+    },
     error(msg) {
       toast(msg.detail || msg.code);
     },
@@ -497,6 +613,9 @@ async function main() {
     toast("No show in this link.");
     return;
   }
+  testModeBanner();
+  // Ready before the first Buy: Stripe.js and its card element take a moment to load.
+  payments.load().catch((err) => console.warn("payments:", errorText(err)));
   state.viewer = await ensureViewer();
   room.connect(state.viewer.token);
   // Server time for the hold countdown, so a wrong local clock doesn't cut it short.
