@@ -206,6 +206,8 @@ async def test_a_whole_show(
     # Viewer A sees the stock one lower.
     await expect(stock_a).to_have_attribute("data-stock", "9")
     await expect(host.locator("#stat-units")).to_have_text("1")
+    await expect(host.locator("#stat-revenue")).to_have_text("€39.90")
+    await expect(host.locator("#stat-revenue + span")).to_have_text("revenue")
 
     for page, name in ((host, "studio"), (viewer_a, "watch")):
         for size in (PHONE, DESKTOP):

@@ -1,7 +1,7 @@
 // The host studio: camera preview, going live over WHIP, the line-up, requests, chat, live sales.
 
 import { api, el, errorText, money, showIdFromPath, toast } from "./api.js";
-import { testModeBanner } from "./payments.js";
+import { paymentConfig, testModeBanner } from "./payments.js";
 import { CLOSE_BAD_TOKEN, CLOSE_NO_SHOW, Room } from "./room.js";
 import { publish } from "./webrtc.js";
 
@@ -250,10 +250,16 @@ function refreshStatsSoon() {
 
 async function refreshStats() {
   try {
-    const stats = await api("GET", `/api/shows/${showId}/stats`, { token: state.token });
+    // The panel leaves test money out, as the merchant's figures do, unless the shop is in
+    // test mode: then a rehearsal's sales show, and the label says they include test money.
+    const payments = await paymentConfig().catch(() => ({ test_mode: false }));
+    const query = payments.test_mode ? "?test=include" : "";
+    const stats = await api("GET", `/api/shows/${showId}/stats${query}`, { token: state.token });
     state.units = stats.units;
     state.revenue = Object.fromEntries(stats.revenue.map((m) => [m.currency, m.amount]));
     $("stat-holds").textContent = stats.live_holds;
+    $("stat-revenue").nextElementSibling.textContent =
+      stats.includes_test ? "revenue (with test money)" : "revenue";
     renderStats();
   } catch (err) {
     console.warn("stats:", errorText(err));
