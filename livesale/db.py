@@ -64,6 +64,11 @@ class Database:
         self._writer = writer
         self._reader = reader
         self._write_lock = asyncio.Lock()
+        # One statement at a time on the reader: while any statement of a connection is still
+        # open, SQLite keeps that connection's read snapshot, so reads that overlapped would go
+        # on seeing the database as it was before commits made since (a checkout would not
+        # find the order it had just written).
+        self._read_lock = asyncio.Lock()
 
     @classmethod
     async def open(cls, path: Path) -> Database:
@@ -133,15 +138,17 @@ class Database:
                 raise StoreError(f"commit failed: {exc}") from exc
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        """Every row of one read, from a snapshot taken after every commit so far."""
         try:
-            async with self._reader.execute(sql, params) as cur:
+            async with self._read_lock, self._reader.execute(sql, params) as cur:
                 return list(await cur.fetchall())
         except sqlite3.Error as exc:
             raise StoreError(str(exc)) from exc
 
     async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+        """The first row of one read (see :meth:`fetchall`)."""
         try:
-            async with self._reader.execute(sql, params) as cur:
+            async with self._read_lock, self._reader.execute(sql, params) as cur:
                 row: sqlite3.Row | None = await cur.fetchone()
                 return row
         except sqlite3.Error as exc:

@@ -46,6 +46,21 @@ class LocalStripe:
     def js_url(self) -> str:
         return f"{self.url}/js.stripe.com/v3/"
 
+    def serve_args(self, *providers: str) -> list[str]:
+        """``livesale serve`` options taking cards through this emulator (plus ``providers``)."""
+        return [
+            "--payments",
+            ",".join(("stripe", *providers)),
+            "--stripe-secret-key",
+            SECRET_KEY,
+            "--stripe-publishable-key",
+            PUBLISHABLE_KEY,
+            "--stripe-webhook-secret",
+            WEBHOOK_SECRET,
+            "--stripe-api-base",
+            self.url,
+        ]
+
     def start(self) -> LocalStripe:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tests.localstripe_server", str(self.store)],

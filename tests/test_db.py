@@ -48,3 +48,32 @@ def test_statement_splitting() -> None:
     assert statements[1].endswith("END;")
     with pytest.raises(StoreError):
         list(_statements("CREATE TRIGGER tr AFTER INSERT ON t BEGIN UPDATE t SET a = 1;"))
+
+
+async def test_a_read_sees_every_commit_before_it(tmp_path: Path) -> None:
+    """Reads that overlap on the shared reader connection never pin an old snapshot: right
+    after a commit, the writer's own next read finds its row, however many reads run beside."""
+    import asyncio
+
+    db = await Database.open(tmp_path / "x.db")
+    try:
+        async with db.transaction() as conn:
+            await conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+        stop = asyncio.Event()
+
+        async def reader() -> None:
+            while not stop.is_set():
+                await db.fetchall("SELECT id FROM t")
+
+        readers = [asyncio.create_task(reader()) for _ in range(20)]
+        missing = 0
+        for n in range(300):
+            async with db.transaction() as conn:
+                await conn.execute("INSERT INTO t (id) VALUES (?)", (n,))
+            if await db.fetchone("SELECT id FROM t WHERE id = ?", (n,)) is None:
+                missing += 1
+        stop.set()
+        await asyncio.gather(*readers)
+        assert missing == 0
+    finally:
+        await db.close()

@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+"""Checkout benchmark: what paying costs, by provider.
+
+Starts localstripe (the Stripe emulator the tests use) and ``livesale serve`` with
+``--payments stripe,test`` on a fresh data directory, makes a live show and N buyers each
+holding one unit, then checks every hold out: first all at once (N concurrent checkouts), then
+one after another. It does this with the ``test`` provider (no outside call: livesale's own
+cost) and with ``stripe`` (a card token per buyer, four Stripe API calls per checkout:
+read the token, create the PaymentIntent, read it, confirm it), and prints checkouts per
+second and p50/p99 latency of each.
+
+The same-run baseline is those four Stripe calls made directly with the ``stripe`` package,
+one checkout's worth after another, so the figure for ``stripe`` reads as Stripe's own time
+plus livesale's.
+
+    python scripts/bench_checkout.py --buyers 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import stripe
+from _stats import summary
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.localstripe import SECRET_KEY, LocalStripe  # noqa: E402 - root on the path just now
+
+SHIPPING = {"name": "Bench Buyer", "address": "1 Loop Road", "email": "bench@example.com"}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(data: Path, emulator: LocalStripe) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "livesale",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data),
+            "--log-level",
+            "warning",
+            *emulator.serve_args("test"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise SystemExit("the server did not start")
+        time.sleep(0.1)
+
+
+def merchant_key(data: Path) -> str:
+    from livesale.client import CLI_KEY_FILE
+
+    return (data / CLI_KEY_FILE).read_text().strip()
+
+
+async def holds(client: httpx.AsyncClient, key: str, sku: str, buyers: int) -> list[Any]:
+    """A live show, ``buyers`` viewers, and one held unit of ``sku`` for each."""
+    merchant = {"Authorization": f"Bearer {key}"}
+    product = {"sku": sku, "title": sku, "price": {"amount": 1990, "currency": "EUR"}}
+    made = await client.post("/api/products", json={**product, "stock": buyers}, headers=merchant)
+    made.raise_for_status()
+    show = (
+        await client.post("/api/shows", json={"title": sku, "host_name": "B"}, headers=merchant)
+    ).json()["id"]
+    await client.put(f"/api/shows/{show}/lineup", json=[{"sku": sku}], headers=merchant)
+    await client.post(f"/api/shows/{show}/start", headers=merchant)
+    out = []
+    for i in range(buyers):
+        token = (await client.post("/api/viewers", json={"nickname": f"b{i}"})).json()["token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        hold = await client.post(
+            f"/api/shows/{show}/holds",
+            json={"sku": sku, "qty": 1, "idempotency_key": "k"},
+            headers=auth,
+        )
+        out.append((hold.json()["hold_id"], auth))
+    return out
+
+
+async def checkout(
+    client: httpx.AsyncClient, hold_id: str, auth: dict[str, str], payment: dict[str, str]
+) -> float:
+    started = time.perf_counter()
+    answer = await client.post(
+        f"/api/holds/{hold_id}/checkout",
+        json={"payment": payment, "shipping": SHIPPING},
+        headers=auth,
+    )
+    elapsed = time.perf_counter() - started
+    if answer.status_code != 201:
+        raise SystemExit(f"checkout failed: {answer.status_code} {answer.text}")
+    return elapsed
+
+
+async def run(provider: str, url: str, key: str, emulator: LocalStripe, n: int) -> None:
+    limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+        for mode in ("concurrent", "sequential"):
+            held = await holds(client, key, f"{provider.upper()}-{mode[:3].upper()}", n)
+            payments = [
+                {
+                    "provider": provider,
+                    "token": emulator.token() if provider == "stripe" else "tok_visa",
+                }
+                for _ in held
+            ]
+            started = time.perf_counter()
+            if mode == "concurrent":
+                latencies = await asyncio.gather(
+                    *(checkout(client, h, a, p) for (h, a), p in zip(held, payments, strict=True))
+                )
+            else:
+                latencies = [
+                    await checkout(client, h, a, p)
+                    for (h, a), p in zip(held, payments, strict=True)
+                ]
+            wall = time.perf_counter() - started
+            print(
+                f"{provider:>6} {mode:>10}: {n / wall:7.1f} checkouts/s  "
+                + summary(latencies, scale=1000, largest=True)
+            )
+
+
+async def baseline(emulator: LocalStripe, n: int) -> None:
+    """One checkout's Stripe calls, made directly: the floor under livesale's card checkout."""
+    http = stripe.HTTPXClient()
+    client = stripe.StripeClient(
+        SECRET_KEY,
+        base_addresses={"api": emulator.url},
+        http_client=http,
+        stripe_version="2024-06-20",
+    )
+    tokens = [emulator.token() for _ in range(n)]
+    latencies = []
+    started = time.perf_counter()
+    for token in tokens:
+        began = time.perf_counter()
+        card = (await client.v1.tokens.retrieve_async(token)).to_dict()["card"]["id"]
+        params: Any = {
+            "amount": 1990,
+            "currency": "eur",
+            "capture_method": "manual",
+            "payment_method": card,
+            "payment_method_types": ["card"],
+        }
+        intent = await client.v1.payment_intents.create_async(params=params)
+        await client.v1.payment_intents.retrieve_async(intent.id)
+        await client.v1.payment_intents.confirm_async(intent.id)
+        latencies.append(time.perf_counter() - began)
+    wall = time.perf_counter() - started
+    await http.close_async()  # type: ignore[no-untyped-call]
+    print(
+        f"baseline: the same Stripe calls, direct: {n / wall:7.1f} checkouts/s  "
+        + summary(latencies, scale=1000, largest=True)
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--buyers", type=int, default=200)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        emulator = LocalStripe(Path(tmp) / "stripe.pickle").start()
+        proc, url = start_server(Path(tmp) / "data", emulator)
+        try:
+            key = merchant_key(Path(tmp) / "data")
+            print(f"{args.buyers} buyers, one unit each, on {os.cpu_count()} cores")
+            asyncio.run(run("test", url, key, emulator, args.buyers))
+            asyncio.run(run("stripe", url, key, emulator, args.buyers))
+            asyncio.run(baseline(emulator, args.buyers))
+        finally:
+            proc.terminate()
+            proc.wait(30)
+            emulator.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
