@@ -19,6 +19,17 @@ DEFAULT_PAYMENTS = ("manual",)
 STRIPE_API_BASE = "https://api.stripe.com"
 STRIPE_JS_URL = "https://js.stripe.com/v3/"
 
+#: Rate limits per client address: action -> (burst, seconds to refill the whole burst). A
+#: person never comes near them; a shop's Wi-Fi or a carrier's NAT shares one address, so each
+#: allows a crowd's worth. ``--rate-limit ACTION=BURST/SECONDS`` changes one.
+RATE_LIMITS: dict[str, tuple[int, float]] = {
+    "signup": (60, 60.0),  # viewer tokens
+    "hold": (60, 10.0),  # buy clicks
+    "checkout": (30, 10.0),
+    "join": (120, 60.0),  # room sockets opened
+    "chat": (30, 10.0),  # chat lines, every viewer of the address together
+}
+
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
@@ -46,6 +57,16 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     #: Extra origins allowed to open room WebSockets, besides the server's own.
     allowed_origins: tuple[str, ...] = field(default_factory=tuple)
+    #: Proxies whose ``Forwarded`` / ``X-Forwarded-For`` name the client (CIDRs).
+    trust_proxy: tuple[str, ...] = ()
+    #: Overrides of :data:`RATE_LIMITS`: ``(action, burst, seconds)``.
+    rate_limits: tuple[tuple[str, int, float], ...] = ()
+    #: The per-buyer limit of a line-up item that sets none (0: none at all).
+    default_limit_per_buyer: int = 5
+    #: One client address may hold and buy this many times the per-buyer limit of an item.
+    address_cap_multiple: int = 10
+    #: The most units one buy click may hold.
+    max_qty_per_click: int = 10
     #: The payment providers checkouts may name (``--payments``); ``test`` only when named, or
     #: with ``demo`` (see :attr:`providers`).
     payments: tuple[str, ...] = DEFAULT_PAYMENTS
@@ -55,6 +76,13 @@ class Settings:
     stripe_webhook_secret: str = field(default="", repr=False)
     stripe_api_base: str = STRIPE_API_BASE
     stripe_js_url: str = STRIPE_JS_URL
+
+    def rate(self, action: str) -> tuple[int, float]:
+        """``(burst, seconds)`` of the rate limit on ``action``."""
+        for name, burst, seconds in self.rate_limits:
+            if name == action:
+                return burst, seconds
+        return RATE_LIMITS[action]
 
     @property
     def providers(self) -> tuple[str, ...]:

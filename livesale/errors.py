@@ -123,6 +123,12 @@ class ValidationFailed(LivesaleError):
     status, slug, title = 422, "validation", "Invalid request"
 
 
+class RateLimited(LivesaleError):
+    """Too many requests from one client address: ``429`` with ``Retry-After``."""
+
+    status, slug, title = 429, "rate-limited", "Too many requests"
+
+
 class PaymentProviderRefused(ValidationFailed):
     slug, title = "payment-provider", "This shop does not accept that payment provider"
 

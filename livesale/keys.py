@@ -127,3 +127,8 @@ def chat_bucket(show_id: str, viewer_id: str) -> str:
 def show_presence(show_id: str) -> str:
     """Hash process id -> ``viewers:expires_ms``: each process's viewer count, while it lives."""
     return f"{PREFIX}{{show:{show_id}}}:presence"
+
+
+def rate(action: str, client: str) -> str:
+    """Token bucket of one client address's rate limit on ``action`` (expires when full)."""
+    return f"{PREFIX}{{rate:{client}}}:{action}"

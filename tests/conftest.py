@@ -24,7 +24,7 @@ import uvicorn
 
 from livesale.app import create_app
 from livesale.auth import ApiKeys
-from livesale.config import Settings
+from livesale.config import RATE_LIMITS, Settings
 from livesale.db import Database
 from livesale.embedded_redis import EmbeddedRedis
 from livesale.server import uvicorn_config
@@ -32,6 +32,22 @@ from tests.localstripe import PUBLISHABLE_KEY as STRIPE_PUBLISHABLE_KEY
 from tests.localstripe import SECRET_KEY as STRIPE_SECRET_KEY
 from tests.localstripe import WEBHOOK_SECRET as STRIPE_WEBHOOK_SECRET
 from tests.localstripe import LocalStripe
+
+#: Settings for a crowd that all comes from 127.0.0.1: no address cap, no default per-buyer
+#: limit, rate limits far above what a test sends.
+ONE_ADDRESS: dict[str, Any] = {
+    "address_cap_multiple": 0,
+    "default_limit_per_buyer": 0,
+    "rate_limits": tuple((action, 1_000_000, 1.0) for action in RATE_LIMITS),
+}
+#: The same for ``livesale serve`` in a subprocess.
+ONE_ADDRESS_ARGS = [
+    "--address-cap-multiple",
+    "0",
+    "--default-limit-per-buyer",
+    "0",
+    *(arg for action in RATE_LIMITS for arg in ("--rate-limit", f"{action}=1000000/1")),
+]
 
 
 @pytest.fixture(scope="session")
@@ -159,12 +175,15 @@ class LiveServer:
 @pytest.fixture
 def settings(tmp_path: Path, redis_url: str) -> Settings:
     # The test provider is on, as a shop trying livesale out would turn it on; the tests of
-    # the payment settings start servers without it.
+    # the payment settings start servers without it. Crowds in tests come from one address
+    # (127.0.0.1), so the per-address limits and caps are off here (ONE_ADDRESS): the tests of
+    # the limits (tests/test_limits.py, the bot drill) run with the production defaults.
     return Settings(
         data_dir=tmp_path / "data",
         redis_url=redis_url,
         hold_seconds=300,
         payments=("test", "manual"),
+        **ONE_ADDRESS,
     )
 
 

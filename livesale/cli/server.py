@@ -11,9 +11,11 @@ from typing import Any
 import click
 
 from livesale.cli.base import cli, fail, out
+from livesale.clients import trusted_networks
 from livesale.config import (
     DEFAULT_DATA_DIR,
     DEFAULT_PAYMENTS,
+    RATE_LIMITS,
     STRIPE_API_BASE,
     STRIPE_JS_URL,
     Settings,
@@ -56,6 +58,40 @@ from livesale.errors import LivesaleError
     help="Another web origin whose pages may open room sockets (repeatable).",
 )
 @click.option(
+    "--trust-proxy",
+    "trust_proxy",
+    multiple=True,
+    help="A proxy (CIDR) whose Forwarded / X-Forwarded-For names the client (repeatable).",
+)
+@click.option(
+    "--rate-limit",
+    "rate_limits",
+    multiple=True,
+    help="ACTION=BURST/SECONDS per client address: signup, hold, checkout, join, chat"
+    " (repeatable).",
+)
+@click.option(
+    "--default-limit-per-buyer",
+    default=5,
+    show_default=True,
+    type=click.IntRange(0, 10000),
+    help="Per-buyer limit of a line-up item that sets none (0: none).",
+)
+@click.option(
+    "--address-cap-multiple",
+    default=10,
+    show_default=True,
+    type=click.IntRange(0, 100000),
+    help="One client address may hold and buy this many buyers' limits of an item (0: no cap).",
+)
+@click.option(
+    "--max-qty-per-click",
+    default=10,
+    show_default=True,
+    type=click.IntRange(1, 99),
+    help="The most units one buy click may hold.",
+)
+@click.option(
     "--payments",
     default=",".join(DEFAULT_PAYMENTS),
     show_default=True,
@@ -85,11 +121,16 @@ def serve(log_level: str, **options: Any) -> None:
     options["stun_urls"] = tuple(options["stun_urls"])
     options["turn_urls"] = tuple(options["turn_urls"])
     options["allowed_origins"] = tuple(options["allowed_origins"])
-    options["payments"] = tuple(
-        p.strip().lower() for p in options["payments"].split(",") if p.strip()
-    )
+    options["trust_proxy"] = tuple(options["trust_proxy"])
+    options["rate_limits"] = tuple(_rate_limit(text) for text in options["rate_limits"])
+    names = options["payments"].split(",")
+    options["payments"] = tuple(n.strip().lower() for n in names if n.strip())
     settings = Settings(**options)
     problems = settings.payment_problems()
+    try:
+        trusted_networks(settings.trust_proxy)
+    except ValueError as exc:
+        problems.append(f"--trust-proxy: {exc}")
     if problems:
         raise fail("; ".join(problems))
     logging.basicConfig(
@@ -101,6 +142,23 @@ def serve(log_level: str, **options: Any) -> None:
         run(settings, log_level, out)
     except LivesaleError as exc:
         raise fail(exc.detail) from exc
+
+
+def _rate_limit(text: str) -> tuple[str, int, float]:
+    """``hold=60/10`` as ``("hold", 60, 10.0)``."""
+    action, _, rest = text.partition("=")
+    burst, _, seconds = rest.partition("/")
+    action = action.strip()
+    try:
+        parsed = (action, int(burst), float(seconds))
+    except ValueError:
+        parsed = ("", 0, 0.0)
+    if action not in RATE_LIMITS or parsed[1] < 1 or parsed[2] <= 0:
+        raise fail(
+            f"--rate-limit {text!r}: use ACTION=BURST/SECONDS with ACTION one of"
+            f" {', '.join(RATE_LIMITS)}"
+        )
+    return parsed
 
 
 # --- keys -----------------------------------------------------------------------------------

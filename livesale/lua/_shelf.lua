@@ -8,11 +8,14 @@ local function available()
 end
 
 -- A held hold ends as `state` (the twin of state._end_hold): its units go back to available
--- and leave the buyer's count, and it is filed as done at `now`. Returns the hold's new JSON.
+-- and leave the buyer's (and its address's) count, and it is filed as done at `now`. Returns the hold's new JSON.
 local function end_hold(h, state, now)
   redis.call('HINCRBY', STOCK, 'available', h.qty)
   redis.call('HINCRBY', STOCK, 'held', -h.qty)
   redis.call('HINCRBY', BUYERS, h.show .. '|' .. h.viewer, -h.qty)
+  if h.addr and h.addr ~= '' then
+    redis.call('HINCRBY', BUYERS, h.show .. '|@' .. h.addr, -h.qty)
+  end
   h.state = state
   local encoded = cjson.encode(h)
   redis.call('HSET', HOLDS, h.id, encoded)

@@ -39,8 +39,13 @@ def reserve(
     idem_key: str,
     idem_seconds: int,
     reap_batch: int,
+    default_limit: int = 0,
+    client: str = "",
+    address_multiple: int = 0,
 ) -> ScriptCall:
-    """A buy click. Answers ``{status, available, hold, info1, info2, reaped...}``."""
+    """A buy click. Answers ``{status, available, hold, info1, info2, reaped...}``.
+    ``default_limit``: the per-buyer limit of an item whose line-up sets none; ``client``: the
+    buyer's address, which may hold and buy ``address_multiple`` buyers' limits."""
     return ScriptCall(
         "reserve",
         [
@@ -52,7 +57,20 @@ def reserve(
             keys.show_channel(show_id),
             keys.HOLD_SKUS,
         ],
-        [hold_id, show_id, viewer_id, sku, qty, hold_ms, idem_key, idem_seconds, reap_batch],
+        [
+            hold_id,
+            show_id,
+            viewer_id,
+            sku,
+            qty,
+            hold_ms,
+            idem_key,
+            idem_seconds,
+            reap_batch,
+            default_limit,
+            client,
+            address_multiple,
+        ],
     )
 
 
@@ -147,6 +165,11 @@ def stock_return(
         ],
         [order_id, total, known, buyer, actor, reason, sku],
     )
+
+
+def rate(*, action: str, client: str, burst: int, per_second: float, cost: int) -> ScriptCall:
+    """Take ``cost`` tokens of ``client``'s bucket for ``action``. ``{allowed, retry ms}``."""
+    return ScriptCall("rate", [keys.rate(action, client)], [burst, per_second, cost])
 
 
 # --- the room ----------------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 -- KEYS[1..5] the shelf, KEYS[6] show hash, KEYS[7] line-up hash, KEYS[8] idempotency record,
 -- KEYS[9] stock-ready marker, KEYS[10] show channel, KEYS[11] set of SKUs with holds
 -- ARGV[1] hold id, ARGV[2] show id, ARGV[3] viewer id, ARGV[4] sku, ARGV[5] qty,
--- ARGV[6] hold ttl ms, ARGV[7] idempotency key, ARGV[8] idempotency ttl s, ARGV[9] reap batch
+-- ARGV[6] hold ttl ms, ARGV[7] idempotency key, ARGV[8] idempotency ttl s, ARGV[9] reap batch,
+-- ARGV[10] the per-buyer limit of an item whose line-up sets none (0: none), ARGV[11] the
+-- client's address ("": not counted), ARGV[12] how many buyers' limits one address may take
 -- Returns {status, available, hold json, info1, info2, reaped hold json...}
 if redis.call('EXISTS', KEYS[9]) == 0 then
   return {'unready', 0, '', '', ''}
@@ -43,11 +45,24 @@ local p2 = string.find(offer, '|', p1 + 1, true)
 local amount = tonumber(string.sub(offer, 1, p1 - 1))
 local currency = string.sub(offer, p1 + 1, p2 - 1)
 local limit = tonumber(string.sub(offer, p2 + 1))
+if limit == 0 then
+  limit = tonumber(ARGV[10])
+end
 
 local buyer = ARGV[2] .. '|' .. ARGV[3]
 local current = tonumber(redis.call('HGET', BUYERS, buyer) or '0')
 if limit > 0 and current + qty > limit then
   return answer('limit', nil, limit, current)
+end
+-- One address (a script minting viewer tokens) holds and buys at most a crowd's share.
+local addr = ''
+local cap = limit * tonumber(ARGV[12])
+if ARGV[11] ~= '' and cap > 0 then
+  addr = ARGV[11]
+  local used = tonumber(redis.call('HGET', BUYERS, ARGV[2] .. '|@' .. addr) or '0')
+  if used + qty > cap then
+    return answer('address_limit', nil, cap, used)
+  end
 end
 local left = available()
 if left < qty then
@@ -56,13 +71,16 @@ end
 
 local h = {id = ARGV[1], sku = sku, show = ARGV[2], viewer = ARGV[3], qty = qty,
   amount = amount, currency = currency, exp = now + tonumber(ARGV[6]), state = 'held',
-  order = '', idem = ARGV[7]}
+  order = '', idem = ARGV[7], addr = addr}
 local encoded = cjson.encode(h)
 redis.call('HINCRBY', STOCK, 'available', -qty)
 redis.call('HINCRBY', STOCK, 'held', qty)
 redis.call('HSET', HOLDS, h.id, encoded)
 redis.call('ZADD', EXPIRY, h.exp, h.id)
 redis.call('HINCRBY', BUYERS, buyer, qty)
+if addr ~= '' then
+  redis.call('HINCRBY', BUYERS, ARGV[2] .. '|@' .. addr, qty)
+end
 redis.call('SET', KEYS[8], h.id .. '|' .. fp, 'EX', tonumber(ARGV[8]))
 redis.call('SADD', KEYS[11], sku)
 redis.call('PUBLISH', KEYS[10], cjson.encode({type = 'stock', sku = sku,

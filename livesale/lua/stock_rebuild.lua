@@ -35,6 +35,10 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
     held = held + h.qty
     local b = h.show .. '|' .. h.viewer
     buyers[b] = (buyers[b] or 0) + h.qty
+    if h.addr and h.addr ~= '' then
+      local a = h.show .. '|@' .. h.addr
+      buyers[a] = (buyers[a] or 0) + h.qty
+    end
   else
     redis.call('ZREM', KEYS[3], id)
   end

@@ -69,7 +69,14 @@ class OrdersComponent:
     def __init__(self, services: svc.Services) -> None:
         self.services = services
         self.providers = providers(services)
-        self.holds = HoldStore(services.redis, services.scripts, services.settings.hold_seconds)
+        settings = services.settings
+        self.holds = HoldStore(
+            services.redis,
+            services.scripts,
+            settings.hold_seconds,
+            default_limit=settings.default_limit_per_buyer,
+            address_multiple=settings.address_cap_multiple,
+        )
         self.book = OrderBook(services.db, services.redis)
         self.returns = Returns(self.book, services.scripts, self.providers)
         self.sales = Sales(self.book, self.holds, self.providers, self.returns)

@@ -50,6 +50,7 @@ class HoldRecord(msgspec.Struct, frozen=True):
     state: str
     order: str = ""
     idem: str = ""
+    addr: str = ""
 
 
 _decode_record = msgspec.json.Decoder(HoldRecord).decode
@@ -70,6 +71,7 @@ def to_hold(raw: bytes | str) -> state.Hold:
         state=state.HoldState(r.state),
         order_id=r.order,
         idem_key=r.idem,
+        addr=r.addr,
     )
 
 
@@ -106,14 +108,32 @@ def _text(value: Any) -> str:
 class HoldStore:
     """Runs the hold scripts for every process; safe to call concurrently from anywhere."""
 
-    def __init__(self, redis: aioredis.Redis, scripts: Scripts, hold_seconds: int) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        scripts: Scripts,
+        hold_seconds: int,
+        *,
+        default_limit: int = 0,
+        address_multiple: int = 0,
+    ) -> None:
         self.redis = redis
         self.scripts = scripts
         self.batcher = ScriptBatcher(redis, scripts)
         self.hold_ms = hold_seconds * 1000
+        #: The per-buyer limit of items whose line-up sets none, and the address cap's multiple.
+        self.default_limit = default_limit
+        self.address_multiple = address_multiple
 
     async def reserve(
-        self, show_id: str, viewer_id: str, sku: str, qty: int, idem_key: str
+        self,
+        show_id: str,
+        viewer_id: str,
+        sku: str,
+        qty: int,
+        idem_key: str,
+        *,
+        client: str = "",
     ) -> state.Outcome:
         """One buy click (see :func:`livesale.orders.state.reserve`).
 
@@ -132,6 +152,9 @@ class HoldStore:
                 idem_key=idem_key,
                 idem_seconds=IDEMPOTENCY_SECONDS,
                 reap_batch=state.REAP_BATCH,
+                default_limit=self.default_limit,
+                client=client,
+                address_multiple=self.address_multiple,
             )
         )
         status = _text(result[0])
@@ -145,7 +168,7 @@ class HoldStore:
             hold=hold,
             reaped=tuple(to_hold(r) for r in result[5:]),
         )
-        if status == "limit":
+        if status in ("limit", "address_limit"):
             outcome = state.Outcome(
                 status,
                 outcome.shelf,

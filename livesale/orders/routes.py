@@ -10,9 +10,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from livesale import events
+from livesale import events, limits
 from livesale import services as svc
 from livesale.auth import viewer
+from livesale.clients import client_of
 from livesale.errors import Forbidden, NotFound, Unavailable, ValidationFailed
 from livesale.http import endpoint, json_response, read_body
 from livesale.money import Money
@@ -59,10 +60,22 @@ async def create_hold(request: Request) -> Response:
     services = svc.of(request)
     claims = viewer(request, services.signer)
     body = await read_body(request, HoldIn)
+    if body.qty > services.settings.max_qty_per_click:
+        raise ValidationFailed(
+            f"at most {services.settings.max_qty_per_click} units a click",
+            limit=services.settings.max_qty_per_click,
+        )
     orders = of(request)
+    client = client_of(request)
     try:
+        await limits.check(services, "hold", client, run=orders.holds.batcher.call)
         outcome = await orders.holds.reserve(
-            request.path_params["show_id"], claims.vid, body.sku, body.qty, body.idempotency_key
+            request.path_params["show_id"],
+            claims.vid,
+            body.sku,
+            body.qty,
+            body.idempotency_key,
+            client=client,
         )
     except Unavailable:
         orders.stock_lost()
@@ -107,6 +120,7 @@ async def release_hold(request: Request) -> Response:
 async def checkout(request: Request) -> Response:
     services = svc.of(request)
     claims = viewer(request, services.signer)
+    await limits.check(services, "checkout", client_of(request))
     body = await read_body(request, CheckoutIn)
     order, status = await of(request).sales.checkout(request.path_params["hold_id"], claims, body)
     return json_response(order, status)

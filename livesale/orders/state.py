@@ -53,11 +53,18 @@ class Hold:
     state: HoldState = HoldState.HELD
     order_id: str = ""
     idem_key: str = ""
+    #: The client address it counts against too ("" when none).
+    addr: str = ""
 
     @property
     def buyer(self) -> str:
         """The per-buyer counter this hold counts against: ``<show>|<viewer>``."""
         return buyer_field(self.show_id, self.viewer_id)
+
+
+def address_field(show_id: str, address: str) -> str:
+    """The counter of what one client address holds and bought in a show."""
+    return f"{show_id}|@{address}"
 
 
 def buyer_field(show_id: str, viewer_id: str) -> str:
@@ -121,6 +128,9 @@ def _end_hold(shelf: Shelf, hold: Hold, state: HoldState) -> Shelf:
     holds[hold.hold_id] = replace(hold, state=state)
     buyers = dict(shelf.buyers)
     buyers[hold.buyer] = buyers.get(hold.buyer, 0) - hold.qty
+    if hold.addr:
+        field = address_field(hold.show_id, hold.addr)
+        buyers[field] = buyers.get(field, 0) - hold.qty
     return replace(shelf, level=new_level, holds=holds, buyers=buyers)
 
 
@@ -147,10 +157,15 @@ def reserve(
     offer: Offer | None,
     now_ms: int,
     ttl_ms: int,
+    default_limit: int = 0,
+    client: str = "",
+    address_multiple: int = 0,
 ) -> Outcome:
     """A buy click. Checks, in order: idempotency (same key: the same hold; same key with
     another SKU or qty: ``mismatch``), the show is live, the SKU is on the line-up, the
-    per-buyer limit (held plus bought), ``available >= qty``; then moves ``qty`` from
+    per-buyer limit (held plus bought; ``default_limit`` when the line-up sets none), the
+    client address's cap (``address_multiple`` times that limit, held plus bought by every
+    viewer of the address: ``address_limit``), ``available >= qty``; then moves ``qty`` from
     available to held in a new hold priced from the offer. Expired holds are reaped first."""
     shelf, reaped = expire(shelf, now_ms)
     sku = shelf.level.sku
@@ -166,8 +181,15 @@ def reserve(
         return Outcome("not_on_lineup", shelf, reaped=reaped)
     buyer = buyer_field(show_id, viewer_id)
     current = shelf.buyers.get(buyer, 0)
-    if offer.limit and current + qty > offer.limit:
-        return Outcome("limit", shelf, reaped=reaped, limit=offer.limit, current=current)
+    limit = offer.limit or default_limit
+    if limit and current + qty > limit:
+        return Outcome("limit", shelf, reaped=reaped, limit=limit, current=current)
+    addr = client if client and limit * address_multiple > 0 else ""
+    if addr:
+        used = shelf.buyers.get(address_field(show_id, addr), 0)
+        cap = limit * address_multiple
+        if used + qty > cap:
+            return Outcome("address_limit", shelf, reaped=reaped, limit=cap, current=used)
     level = shelf.level
     if level.available < qty:
         return Outcome("sold_out", shelf, reaped=reaped)
@@ -181,13 +203,19 @@ def reserve(
         currency=offer.currency,
         expires_at=now_ms + ttl_ms,
         idem_key=idem_key,
+        addr=addr,
     )
     new_level = StockLevel(sku, level.on_hand, level.available - qty, level.held + qty, level.sold)
+    buyers = {**shelf.buyers, buyer: current + qty}
+    if addr:
+        field = address_field(show_id, addr)
+        buyers[field] = buyers.get(field, 0) + qty
     shelf = Shelf(
         level=new_level,
         holds={**shelf.holds, hold_id: hold},
-        buyers={**shelf.buyers, buyer: current + qty},
+        buyers=buyers,
         idem={**shelf.idem, idem: (hold_id, fingerprint(sku, qty))},
+        returned=shelf.returned,
     )
     return Outcome("ok", shelf, hold=hold, reaped=reaped)
 
@@ -282,6 +310,14 @@ def raise_for(outcome: Outcome) -> None:
                 f"at most {outcome.limit} per buyer; you have {outcome.current}",
                 limit=outcome.limit,
                 current=outcome.current,
+            )
+        case "address_limit":
+            raise LimitExceeded(
+                f"at most {outcome.limit} of this item per network, and buyers on yours"
+                f" already have {outcome.current}",
+                limit=outcome.limit,
+                current=outcome.current,
+                scope="address",
             )
         case "sold_out":
             raise SoldOut(f"only {outcome.available} left", available=outcome.available)

@@ -115,6 +115,7 @@ class Conn:
         "close_reason",
         "limit",
         "on_drop",
+        "client",
     )
 
     def __init__(
@@ -124,6 +125,8 @@ class Conn:
         self.viewer_id = viewer_id
         self.nick = nick
         self.host = host
+        #: The client address the socket came from (:func:`livesale.clients.client_of`).
+        self.client = ""
         #: Direct writes to the socket, when the server offers them.
         self.sink: FrameSink | None = None
         self.frames: deque[Out] = deque()

@@ -9,7 +9,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
+from livesale import limits
 from livesale import services as svc
+from livesale.clients import client_of
 from livesale.errors import ValidationFailed
 from livesale.http import endpoint, json_response, read_body
 from livesale.room.ws import RoomSocket
@@ -33,6 +35,7 @@ class ViewerCreated(msgspec.Struct, frozen=True):
 )
 async def create_viewer(request: Request) -> Response:
     services = svc.of(request)
+    await limits.check(services, "signup", client_of(request))
     body = await read_body(request, ViewerIn)
     nickname = " ".join(body.nickname.split())
     if not nickname:

@@ -17,12 +17,14 @@ host token) are checked before anything else:
   4403    the token is invalid: forged, signed by another server, or not this show's
           host token; a page drops the token it saved (:data:`CLOSE_BAD_TOKEN`)
   4404    no such show (:data:`CLOSE_NO_SHOW`)
+  4429    too many sockets opened from this network: try again later, as the page does
+          for any other code (:data:`CLOSE_RATE_LIMITED`)
   1011    the server failed while checking (a page reconnects later)
   ======  =========================================================================
 
-  None of these means "try again with the same token"; every other close code does, including
-  1008, which closes a socket that sent :data:`MAX_STRIKES` malformed messages in a row and
-  says nothing about its token.
+  None of 4401, 4403, 4404 means "try again with the same token"; every other close code does,
+  including 1008, which closes a socket that sent :data:`MAX_STRIKES` malformed messages in a
+  row and says nothing about its token.
 
 Then: a snapshot, the show's events, and the client's messages
 (:data:`livesale.room.messages.ClientMsg`) handled one at a time.
@@ -41,9 +43,11 @@ import msgspec
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from livesale import limits
 from livesale import services as svc
+from livesale.clients import client_of
 from livesale.config import Settings
-from livesale.errors import Forbidden, LivesaleError, Unauthorized
+from livesale.errors import Forbidden, LivesaleError, RateLimited, Unauthorized
 from livesale.events import encoder
 from livesale.http import problem_response
 from livesale.room.hub import ROOM, Conn, Hub, Out
@@ -82,7 +86,13 @@ HOST_VIEWER_ID = "host"
 CLOSE_NO_TOKEN = 4401
 CLOSE_BAD_TOKEN = 4403
 CLOSE_NO_SHOW = 4404
-_REFUSAL_CODES = {401: CLOSE_NO_TOKEN, 403: CLOSE_BAD_TOKEN, 404: CLOSE_NO_SHOW}
+CLOSE_RATE_LIMITED = 4429
+_REFUSAL_CODES = {
+    401: CLOSE_NO_TOKEN,
+    403: CLOSE_BAD_TOKEN,
+    404: CLOSE_NO_SHOW,
+    429: CLOSE_RATE_LIMITED,
+}
 #: A close frame's reason is at most 123 bytes of UTF-8 (RFC 6455 §5.5: 125 with the code).
 _MAX_REASON = 123
 
@@ -134,7 +144,9 @@ class RoomSocket:
         except LivesaleError as exc:
             await websocket.send_denial_response(problem_response(exc))
             return
+        client = client_of(websocket)
         try:
+            await limits.check(services, "join", client)
             conn = await _identify(services, show_id, websocket)
         except LivesaleError as exc:
             if origin is None:
@@ -142,13 +154,14 @@ class RoomSocket:
             else:
                 await _refuse_open(websocket, exc)
             return
+        conn.client = client
         await websocket.accept()
         conn.sink = ((self.scope.get("extensions") or {}).get(DIRECT_FRAMES) or {}).get("sink")
         hub.attach(conn)
         writer = asyncio.create_task(self._write(hub, conn), name="room-writer")
         try:
             await hub.snapshot(conn)
-            await self._read(hub, conn)
+            await self._read(services, hub, conn)
         except LivesaleError as exc:
             log.warning("room %s: %s", show_id, exc)
             conn.close(1011, "server error")
@@ -191,7 +204,7 @@ class RoomSocket:
         except OSError:
             return  # the peer is gone (uvicorn's ClientDisconnected is an OSError)
 
-    async def _read(self, hub: Hub, conn: Conn) -> None:
+    async def _read(self, services: svc.Services, hub: Hub, conn: Conn) -> None:
         strikes = 0
         tokens, at = INBOX_BURST, time.monotonic()
         while True:
@@ -226,9 +239,14 @@ class RoomSocket:
                 continue
             strikes = 0
             try:
+                if isinstance(msg, ChatIn) and not conn.host:
+                    # Every viewer of one address together: new tokens buy no more lines.
+                    await limits.check(services, "chat", conn.client)
                 await _handle(hub, conn, msg)
             except Refused as refusal:
                 _error(hub, conn, refusal.code, refusal.detail, refusal.retry_ms)
+            except RateLimited as exc:
+                _error(hub, conn, "rate_limited", exc.detail, int(exc.extra["retry_after_ms"]))
 
 
 async def _refuse_open(websocket: WebSocket, exc: LivesaleError) -> None:

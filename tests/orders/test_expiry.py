@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
+from dataclasses import replace
 
 import pytest
 
@@ -12,10 +12,8 @@ from tests.orders.conftest import Shop
 
 
 @pytest.fixture
-def settings(tmp_path: Path, redis_url: str) -> Settings:
-    return Settings(
-        data_dir=tmp_path / "data", redis_url=redis_url, hold_seconds=1, payments=("test", "manual")
-    )
+def settings(settings: Settings) -> Settings:
+    return replace(settings, hold_seconds=1)
 
 
 def test_expired_hold_returns_stock(shop: Shop) -> None:

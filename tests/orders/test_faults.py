@@ -17,7 +17,7 @@ import httpx
 import redis
 
 from livesale import keys
-from tests.conftest import create_key
+from tests.conftest import ONE_ADDRESS_ARGS, create_key
 from tests.orders.conftest import CHECKOUT, Shop, burst
 
 
@@ -55,6 +55,19 @@ def test_redis_flush_refuses_buys_until_rebuilt(shop: Shop, redis_client: redis.
     assert (level["sold"], level["held"], level["available"]) == (6, 4, 0)
     assert sqlite_sold(shop.data_dir, "FLUSH") == (6, 10)
     assert shop.hold(show, buyers[5], "FLUSH").json()["type"].endswith("sold-out")
+
+
+def _args(data: Path) -> list[str]:
+    """``serve`` options of the drills: the test provider, a crowd from one address."""
+    return [
+        "--data-dir",
+        str(data),
+        "--log-level",
+        "warning",
+        "--payments",
+        "test",
+        *ONE_ADDRESS_ARGS,
+    ]
 
 
 def _setup(url: str, key: str, sku: str, stock: int) -> tuple[str, httpx.Client]:
@@ -102,7 +115,9 @@ def test_kill_during_checkouts_recovers(spawn: Any, tmp_path: Path) -> None:
     """kill -9 in a burst of checkouts; after restart every order is final, none charged
     without a confirmed hold, and Redis's sold count equals SQLite's confirmed orders."""
     data = tmp_path / "drill"
-    proc = spawn("--data-dir", str(data), "--log-level", "warning", "--payments", "test")
+    proc = spawn(
+        "--data-dir", str(data), "--log-level", "warning", "--payments", "test", *ONE_ADDRESS_ARGS
+    )
     key = create_key(data)
     show, client = _setup(proc.url, key, "KILL", 60)
     buyers = _viewers(proc.url, 60)
@@ -138,7 +153,14 @@ def test_kill_during_checkouts_recovers(spawn: Any, tmp_path: Path) -> None:
     proc.proc.wait()
     client.close()
     again = spawn(
-        "--data-dir", str(data), "--log-level", "warning", "--payments", "test", port=proc.port
+        "--data-dir",
+        str(data),
+        "--log-level",
+        "warning",
+        "--payments",
+        "test",
+        *ONE_ADDRESS_ARGS,
+        port=proc.port,
     )
     with httpx.Client(base_url=again.url, timeout=30) as fresh:
         deadline = time.monotonic() + 60  # catches a hang only
@@ -158,7 +180,9 @@ def test_redis_killed_keeps_acknowledged_holds(spawn: Any, tmp_path: Path) -> No
     """Redis killed mid-show and restarted with the server (AOF): no acknowledged hold or
     paid order is lost."""
     data = tmp_path / "aof"
-    proc = spawn("--data-dir", str(data), "--log-level", "warning", "--payments", "test")
+    proc = spawn(
+        "--data-dir", str(data), "--log-level", "warning", "--payments", "test", *ONE_ADDRESS_ARGS
+    )
     key = create_key(data)
     show, client = _setup(proc.url, key, "AOF", 20)
     buyers = _viewers(proc.url, 8)
@@ -185,7 +209,14 @@ def test_redis_killed_keeps_acknowledged_holds(spawn: Any, tmp_path: Path) -> No
     proc.proc.wait()
     client.close()
     again = spawn(
-        "--data-dir", str(data), "--log-level", "warning", "--payments", "test", port=proc.port
+        "--data-dir",
+        str(data),
+        "--log-level",
+        "warning",
+        "--payments",
+        "test",
+        *ONE_ADDRESS_ARGS,
+        port=proc.port,
     )
     with httpx.Client(base_url=again.url, timeout=30) as fresh:
         level = fresh.get("/api/stock/AOF").json()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,13 +16,8 @@ from tests.orders.conftest import Receiver, Shop, checkout_body, wait_for
 
 
 @pytest.fixture
-def settings(tmp_path: Path, redis_url: str) -> Settings:
-    return Settings(
-        data_dir=tmp_path / "data",
-        redis_url=redis_url,
-        grace_seconds=1,
-        payments=("test", "manual"),
-    )
+def settings(settings: Settings) -> Settings:
+    return replace(settings, grace_seconds=1)
 
 
 def test_show_end_ships_one_parcel_per_buyer(

@@ -26,7 +26,42 @@ Op = tuple[Any, ...]
 # ("release", n, viewer|None) ("confirm", n, order) ("expire",) ("release_show", show)
 # ("show", state) ("adjust", delta) ("set", on_hand); n is the n-th reserve of the case.
 # ("return", order, viewer, total, known): a cancelled or refunded order gives units back.
+# ("reserve_from", viewer, qty, idem, ttl, address): a click counted against an address too;
+# every case runs with a default per-buyer limit of DEFAULT_LIMIT when its own limit is 0 and
+# an address cap of ADDRESS_MULTIPLE buyers' limits.
+DEFAULT_LIMIT, ADDRESS_MULTIPLE = 50, 2
+
 CASES: dict[str, tuple[int, int, list[Op]]] = {
+    "one address holds at most its multiple of the limit": (
+        20,
+        2,
+        [
+            ("reserve_from", "a", 2, "k1", LONG, "10.0.0.1"),
+            ("reserve_from", "b", 2, "k1", LONG, "10.0.0.1"),
+            ("reserve_from", "c", 1, "k1", LONG, "10.0.0.1"),
+            ("reserve_from", "c", 1, "k1", LONG, "10.0.0.2"),
+            ("release", 0, "a"),
+            ("reserve_from", "d", 2, "k1", LONG, "10.0.0.1"),
+            ("confirm", 4, "or_d"),
+            ("reserve_from", "e", 1, "k1", LONG, "10.0.0.1"),
+        ],
+    ),
+    "expired holds give their address its share back": (
+        10,
+        1,
+        [
+            ("reserve_from", "a", 1, "k1", NOW, "10.0.0.9"),
+            ("reserve_from", "b", 1, "k1", LONG, "10.0.0.9"),
+            ("reserve_from", "c", 1, "k1", LONG, "10.0.0.9"),
+            ("expire",),
+            ("reserve_from", "d", 1, "k1", LONG, "10.0.0.9"),
+        ],
+    ),
+    "the default limit applies when the line-up sets none": (
+        100,
+        0,
+        [("reserve", "a", 30, "k1", LONG), ("reserve", "a", 30, "k2", LONG)],
+    ),
     "returned units go back on sale once": (
         5,
         3,
@@ -184,7 +219,14 @@ class Pure:
 
     def run(self, op: Op) -> str:
         match op:
-            case ("reserve", viewer, qty, idem, ttl):
+            case ("reserve", viewer, qty, idem, ttl) | (
+                "reserve_from",
+                viewer,
+                qty,
+                idem,
+                ttl,
+                _,
+            ):
                 outcome = state.reserve(
                     self.shelf,
                     hold_id=hold_id(self.reserves),
@@ -196,6 +238,9 @@ class Pure:
                     offer=self.offer,
                     now_ms=self.now(),
                     ttl_ms=ttl,
+                    default_limit=DEFAULT_LIMIT,
+                    client=op[5] if len(op) > 5 else "",
+                    address_multiple=ADDRESS_MULTIPLE,
                 )
                 self.reserves += 1
             case ("release", n, viewer):
@@ -257,7 +302,14 @@ class Lua:
 
     def run(self, op: Op) -> str:
         match op:
-            case ("reserve", viewer, qty, idem, ttl):
+            case ("reserve", viewer, qty, idem, ttl) | (
+                "reserve_from",
+                viewer,
+                qty,
+                idem,
+                ttl,
+                _,
+            ):
                 out = self.call(
                     calls.reserve(
                         hold_id=hold_id(self.reserves),
@@ -269,6 +321,9 @@ class Lua:
                         idem_key=idem,
                         idem_seconds=86400,
                         reap_batch=10,
+                        default_limit=DEFAULT_LIMIT,
+                        client=op[5] if len(op) > 5 else "",
+                        address_multiple=ADDRESS_MULTIPLE,
                     )
                 )
                 self.reserves += 1

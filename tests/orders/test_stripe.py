@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from livesale.config import Settings
-from tests.conftest import LiveServer, create_key, stripe_settings
+from tests.conftest import ONE_ADDRESS_ARGS, LiveServer, create_key, stripe_settings
 from tests.localstripe import SECRET_KEY, WEBHOOK_SECRET, LocalStripe
 from tests.orders.conftest import Shop, burst, checkout_body, wait_for
 
@@ -404,7 +404,14 @@ def test_kill_mid_checkout_leaves_no_dangling_authorization(
     Stripe holds an authorization for exactly the confirmed ones: nothing charged twice,
     nothing left reserved. The secret keys never reach the server's output."""
     data = tmp_path / "drill"
-    args = ["--data-dir", str(data), "--log-level", "info", *localstripe.serve_args()]
+    args = [
+        "--data-dir",
+        str(data),
+        "--log-level",
+        "info",
+        *localstripe.serve_args(),
+        *ONE_ADDRESS_ARGS,
+    ]
     proc = spawn(*args)
     key = create_key(data)
     client = httpx.Client(base_url=proc.url, timeout=30, headers={"Authorization": f"Bearer {key}"})
