@@ -30,6 +30,7 @@ from typing import Any
 
 import httpx
 import stripe
+from _crowd import OPEN_LIMITS
 from _stats import summary
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,6 +64,7 @@ def start_server(data: Path, emulator: LocalStripe) -> tuple[subprocess.Popen[by
             "--log-level",
             "warning",
             *emulator.serve_args("test"),
+            *OPEN_LIMITS,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

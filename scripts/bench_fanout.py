@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _crowd import OPEN_LIMITS
 from _stats import percentile, summary
 
 #: A delivery that never arrived counts as this many seconds.
@@ -372,7 +373,8 @@ def bench_livesale(args: argparse.Namespace) -> Any:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         log = open(args.server_log, "ab") if args.server_log else subprocess.DEVNULL  # noqa: SIM115
         proc = subprocess.Popen(
-            [sys.executable, "-m", "livesale", "serve", "--port", str(port), "--data-dir", data],
+            [sys.executable, "-m", "livesale", "serve", "--port", str(port), "--data-dir", data]
+            + OPEN_LIMITS,
             stdout=log,
             stderr=log,
             env=env,

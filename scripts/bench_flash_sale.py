@@ -37,6 +37,7 @@ from typing import cast
 import httpx
 import redis.asyncio as aioredis
 import uvloop
+from _crowd import OPEN_LIMITS
 from _stats import summary
 from redis.utils import HIREDIS_AVAILABLE
 
@@ -240,7 +241,7 @@ def bench(args: argparse.Namespace) -> int:
     log = (data_dir / "server.log").open("wb")
     server = subprocess.Popen(
         [sys.executable, "-m", "livesale", "serve", "--port", str(port)]
-        + ["--data-dir", str(data_dir), "--log-level", "warning"],
+        + ["--data-dir", str(data_dir), "--log-level", "warning", *OPEN_LIMITS],
         stdout=log,
         stderr=subprocess.STDOUT,
     )

@@ -1,0 +1,205 @@
+"""Who is asking, and how often: client addresses behind trusted proxies, rate limits per
+address shared through Redis, and the caps a crowd of minted tokens cannot get past.
+
+These run with the production defaults (the other tests turn the per-address limits off:
+their crowds all come from 127.0.0.1). Distinct clients are distinct loopback source
+addresses (127.0.0.2, 127.0.0.3, ...: all of 127.0.0.0/8 is loopback on Linux).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import replace
+from typing import Any
+
+import httpx
+import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+from livesale.clients import address_key, client_address, trusted_networks
+from livesale.config import Settings
+from tests.conftest import LiveServer
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    defaults = Settings()
+    return replace(
+        settings,
+        address_cap_multiple=defaults.address_cap_multiple,
+        default_limit_per_buyer=defaults.default_limit_per_buyer,
+        rate_limits=defaults.rate_limits,
+    )
+
+
+def client_from(server: LiveServer, address: str, **kwargs: Any) -> httpx.Client:
+    """An HTTP client whose connections come from ``address``."""
+    transport = httpx.HTTPTransport(local_address=address)
+    return httpx.Client(base_url=server.url, timeout=30, transport=transport, **kwargs)
+
+
+def sign_up(client: httpx.Client, nickname: str = "v") -> httpx.Response:
+    return client.post("/api/viewers", json={"nickname": nickname})
+
+
+def test_client_address_behind_trusted_proxies() -> None:
+    """Forwarded headers count only from a trusted peer, read from the right past every
+    trusted hop; IPv6 clients count by their /64."""
+    trusted = trusted_networks(("10.0.0.0/8", "::1/128"))
+    xff = [("x-forwarded-for", "203.0.113.7, 10.1.2.3")]
+    assert client_address("10.0.0.5", xff, trusted) == "203.0.113.7"
+    assert client_address("192.0.2.9", xff, trusted) == "192.0.2.9"  # untrusted: ignored
+    spoofed = [("x-forwarded-for", "1.2.3.4, 198.51.100.2")]
+    assert client_address("10.0.0.5", spoofed, trusted) == "198.51.100.2"
+    forwarded = [("forwarded", 'for=192.0.2.60;proto=http, for="[2001:db8::17]:4711"')]
+    assert client_address("::1", forwarded, trusted) == "2001:db8::17"
+    assert client_address("10.0.0.5", [("forwarded", "for=unknown")], trusted) == "10.0.0.5"
+    assert client_address("::ffff:192.0.2.1", [], ()) == "192.0.2.1"
+    assert address_key("2001:db8:1:2:aaaa::1") == address_key("2001:db8:1:2:bbbb::9")
+    assert address_key("2001:db8:1:2::1") == "2001:db8:1:2::/64"
+    assert address_key("192.0.2.1") == "192.0.2.1"
+    with pytest.raises(ValueError):
+        trusted_networks(("not-a-network",))
+
+
+def test_sign_ups_are_limited_per_address(server: LiveServer) -> None:
+    """One address gets its burst of viewer tokens, then 429 with Retry-After; another address
+    is not affected."""
+    burst, _ = server.settings.rate("signup")
+    with client_from(server, "127.0.0.2") as bot, client_from(server, "127.0.0.3") as other:
+        answers = [sign_up(bot).status_code for _ in range(burst)]
+        assert answers == [201] * burst
+        refused = sign_up(bot)
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["type"].endswith("rate-limited")
+        assert int(refused.headers["Retry-After"]) >= 1
+        assert refused.json()["retry_after_ms"] > 0
+        assert sign_up(other).status_code == 201
+
+
+@pytest.fixture
+def proxied(settings: Settings) -> Iterator[LiveServer]:
+    live = LiveServer(replace(settings, trust_proxy=("127.0.0.2/32",))).start()
+    yield live
+    live.stop()
+
+
+def test_a_trusted_proxy_names_the_client(proxied: LiveServer) -> None:
+    """Behind the trusted proxy each forwarded client has its own allowance; a client that
+    sends the header itself, not through the proxy, gets nothing from it."""
+    burst, _ = proxied.settings.rate("signup")
+    with client_from(proxied, "127.0.0.2") as proxy:
+        for _ in range(burst):
+            assert proxy.post(
+                "/api/viewers", json={"nickname": "a"}, headers={"X-Forwarded-For": "198.51.100.1"}
+            ).is_success
+        limited = proxy.post(
+            "/api/viewers", json={"nickname": "a"}, headers={"X-Forwarded-For": "198.51.100.1"}
+        )
+        assert limited.status_code == 429
+        other = proxy.post(
+            "/api/viewers", json={"nickname": "b"}, headers={"X-Forwarded-For": "198.51.100.2"}
+        )
+        assert other.status_code == 201
+    with client_from(proxied, "127.0.0.4") as direct:
+        for n in range(burst):
+            sign_up(direct, f"d{n}")
+        forged = direct.post(
+            "/api/viewers", json={"nickname": "d"}, headers={"X-Forwarded-For": f"203.0.113.{n}"}
+        )
+        assert forged.status_code == 429
+
+
+def make_show(merchant: httpx.Client, sku: str, stock: int, limit: int | None = None) -> str:
+    product = {"sku": sku, "title": sku, "price": {"amount": 500, "currency": "EUR"}}
+    assert merchant.post("/api/products", json={**product, "stock": stock}).status_code == 201
+    show = merchant.post("/api/shows", json={"title": "Drop", "host_name": "Mia"}).json()["id"]
+    item: dict[str, Any] = {"sku": sku}
+    if limit is not None:
+        item["limit_per_buyer"] = limit
+    assert merchant.put(f"/api/shows/{show}/lineup", json=[item]).is_success
+    assert merchant.post(f"/api/shows/{show}/start").is_success
+    return str(show)
+
+
+def click(client: httpx.Client, show: str, token: str, sku: str, qty: int = 1) -> httpx.Response:
+    return client.post(
+        f"/api/shows/{show}/holds",
+        json={"sku": sku, "qty": qty, "idempotency_key": f"k{qty}"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+
+
+def test_caps_on_what_one_buyer_and_one_address_hold(server: LiveServer) -> None:
+    """With no limit on the line-up the default per-buyer limit applies; one address may hold
+    the address multiple of it, however many tokens it mints; a click holds at most
+    ``max_qty_per_click``."""
+    s = server.settings
+    with server.client(headers=server.merchant) as merchant:
+        show = make_show(merchant, "DROP", 1000)
+    with client_from(server, "127.0.0.5") as bot, client_from(server, "127.0.0.6") as shopper:
+        token = sign_up(bot).json()["token"]
+        too_big = click(bot, show, token, "DROP", s.max_qty_per_click + 1)
+        assert too_big.status_code == 422 and too_big.json()["limit"] == s.max_qty_per_click
+        assert click(bot, show, token, "DROP", s.default_limit_per_buyer).status_code == 201
+        over = click(bot, show, token, "DROP", 1)
+        assert over.status_code == 409 and over.json()["limit"] == s.default_limit_per_buyer
+        cap = s.default_limit_per_buyer * s.address_cap_multiple
+        held = s.default_limit_per_buyer
+        while held < cap:
+            fresh = sign_up(bot).json()["token"]
+            assert click(bot, show, fresh, "DROP", s.default_limit_per_buyer).status_code == 201
+            held += s.default_limit_per_buyer
+        refused = click(bot, show, sign_up(bot).json()["token"], "DROP", 1)
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["scope"] == "address" and refused.json()["limit"] == cap
+        # Someone on another network still buys.
+        assert click(shopper, show, sign_up(shopper).json()["token"], "DROP", 1).status_code == 201
+    level = httpx.get(f"{server.url}/api/stock/DROP").json()
+    assert level["held"] == cap + 1
+    assert level["available"] + level["held"] + level["sold"] == level["on_hand"]
+
+
+def test_room_joins_and_chat_are_limited_per_address(server: LiveServer) -> None:
+    """Past its burst of room sockets an address is refused (429 for a script, close 4429
+    for a page); chat from all of an address's viewers shares one allowance."""
+    with server.client(headers=server.merchant) as merchant:
+        show = make_show(merchant, "ROOM", 5)
+    ws = server.url.replace("http://", "ws://") + f"/ws/shows/{show}?token="
+    chat_burst, _ = server.settings.rate("chat")
+    # More viewers than one needs to pass the address's allowance, each within its own.
+    viewers = chat_burst // 2 + 5
+    with client_from(server, "127.0.0.7") as http:
+        tokens = [sign_up(http, f"c{i}").json()["token"] for i in range(viewers)]
+    codes: list[str] = []
+    with ExitStack() as stack:
+        sockets = [
+            stack.enter_context(connect(ws + t, source_address=("127.0.0.7", 0))) for t in tokens
+        ]
+        for sock in sockets:
+            json.loads(sock.recv(10))  # the snapshot
+        for n in range(2):
+            for sock in sockets:
+                sock.send(json.dumps({"type": "chat", "text": f"line {n}"}))
+        deadline = time.monotonic() + 60  # catches a hang only
+        while "rate_limited" not in codes and time.monotonic() < deadline:
+            for sock in sockets:
+                try:
+                    frame = json.loads(sock.recv(0.05))
+                except TimeoutError:
+                    continue
+                if frame["type"] == "error":
+                    codes.append(frame["code"])
+    assert "rate_limited" in codes, codes
+    join_burst, _ = server.settings.rate("join")
+    opened = len(sockets)
+    with pytest.raises(InvalidStatus) as refused:
+        while opened <= join_burst * 2:  # the burst, and what refills while these open
+            with connect(ws + tokens[0], source_address=("127.0.0.7", 0)):
+                opened += 1
+    assert refused.value.response.status_code == 429
+    assert opened >= join_burst
