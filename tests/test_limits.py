@@ -203,3 +203,18 @@ def test_room_joins_and_chat_are_limited_per_address(server: LiveServer) -> None
                 opened += 1
     assert refused.value.response.status_code == 429
     assert opened >= join_burst
+
+
+def test_a_viewer_cannot_take_a_hosts_name(server: LiveServer) -> None:
+    """A show's host name, or one that reads the same (case, spacing, punctuation, wide
+    letters), is refused as a viewer's nickname while the show is not over."""
+    with server.client(headers=server.merchant) as merchant:
+        show = make_show(merchant, "NAME", 1)
+        with server.client() as http:
+            for name in ("Mia", "mia", " M.I.A ", "Ｍｉａ"):
+                refused = sign_up(http, name)
+                assert refused.status_code == 422, name
+                assert "host" in refused.json()["detail"]
+            assert sign_up(http, "Mia's fan").status_code == 201
+            assert merchant.post(f"/api/shows/{show}/end").is_success
+            assert sign_up(http, "Mia").status_code == 201

@@ -15,6 +15,7 @@ from livesale.clients import client_of
 from livesale.errors import ValidationFailed
 from livesale.http import endpoint, json_response, read_body
 from livesale.room.ws import RoomSocket
+from livesale.shows import SHOWS
 
 
 class ViewerIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -40,6 +41,8 @@ async def create_viewer(request: Request) -> Response:
     nickname = " ".join(body.nickname.split())
     if not nickname:
         raise ValidationFailed("nickname is empty")
+    if await services.get(SHOWS).is_host_name(nickname):
+        raise ValidationFailed("that name belongs to a show's host; choose another")
     viewer_id, token = services.signer.issue(nickname)
     return json_response(ViewerCreated(viewer_id, nickname, token), 201)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import sqlite3
 import time
+import unicodedata
 from collections.abc import Awaitable, Callable, Sequence
 
 import redis.asyncio as aioredis
@@ -38,6 +39,12 @@ from livesale.values import StockLevel
 
 #: Called with the show id once a show has ended (e.g. the orders' closing starts its grace).
 EndHook = Callable[[str], Awaitable[None]]
+
+
+def name_key(name: str) -> str:
+    """What two names that read alike share: NFKC letters and digits, case-folded."""
+    folded = unicodedata.normalize("NFKC", name).casefold()
+    return "".join(ch for ch in folded if ch.isalnum())
 
 
 class ShowStore:
@@ -146,6 +153,13 @@ class ShowStore:
         )
         paused = await self._paused([r["id"] for r in rows])
         return [self._show(r, p) for r, p in zip(rows, paused, strict=True)]
+
+    async def is_host_name(self, nickname: str) -> bool:
+        """True when ``nickname`` reads as the host name of a show not yet ended (the same
+        letters, whatever the case, accents' forms, spacing or punctuation)."""
+        rows = await self.db.fetchall("SELECT DISTINCT host_name FROM shows WHERE state != 'ended'")
+        wanted = name_key(nickname)
+        return bool(wanted) and any(name_key(r["host_name"]) == wanted for r in rows)
 
     async def verify_host(self, show_id: str, token: str | None) -> None:
         """Return if ``token`` is the show's host token; 401 when absent, 403 when wrong."""
