@@ -36,6 +36,7 @@ PRIVATE_NAMES: tuple[tuple[str, str, str, str], ...] = (
     (_HTTP, "HttpToolsProtocol", "loop", "attribute"),
     (_HTTP, "HttpToolsProtocol", "transport", "attribute"),
     (_HTTP, "HttpToolsProtocol", "cycle", "attribute"),
+    (_HTTP, "HttpToolsProtocol", "scope", "attribute"),
     (_HTTP, "RequestResponseCycle", "transport", "attribute"),
     (_HTTP, "RequestResponseCycle", "response_started", "attribute"),
     (_WS, "WebSocketsSansIOProtocol", "connection_made", "method"),

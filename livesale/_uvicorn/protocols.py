@@ -61,7 +61,9 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
         previous = self.cycle
         super().on_headers_complete()
         cycle = self.cycle
-        if cycle is not None and cycle is not previous:  # not a WebSocket upgrade
+        # Not a WebSocket upgrade, and not HEAD: uvicorn writes no body for HEAD (RFC 9110
+        # §9.3.2), so its head is the whole answer and leaves at once.
+        if cycle is not None and cycle is not previous and self.scope["method"] != "HEAD":
             cycle.transport = HeadWithBody(self.transport, cycle)  # type: ignore[assignment]
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -89,10 +91,11 @@ class HeadWithBody:
 
     uvicorn writes the head when the app sends ``http.response.start`` and the body when it
     sends ``http.response.body``, two sends (two TCP segments) for every response; a buy click
-    is answered in one. Every response ends with a body message (empty for 204, HEAD or an empty
-    body), so the head always goes out; a streamed response's head leaves with its first chunk
-    (livesale streams only files, read at once). A ``100 Continue`` comes before the response
-    starts and is written at once.
+    is answered in one. uvicorn writes every body message except a HEAD request's (an empty
+    write for 204, 304 or an empty body), so the head always goes out; HEAD responses are
+    therefore never wrapped. A streamed response's head leaves with its first chunk (livesale
+    streams only files, read at once). A ``100 Continue`` comes before the response starts and
+    is written at once.
     """
 
     __slots__ = ("_transport", "_cycle", "_head", "_started")
