@@ -91,14 +91,20 @@ def test_falls_back_to_uvicorns_protocols_and_says_so(
     uvicorn_moved: None, settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     """When uvicorn's internals moved, the server logs it once and serves on uvicorn's own
-    protocols: HTTP answers and the room socket work as before."""
+    protocols: HTTP answers, HEAD and the room socket work as before, and h11 still bounds an
+    unfinished request head."""
     caplog.set_level("WARNING", logger="livesale")
-    assert _uvicorn.server_protocols() == ("httptools", "websockets-sansio")
+    assert _uvicorn.server_protocols() == ("h11", "websockets-sansio")
     warned = [r.getMessage() for r in caplog.records if "uvicorn's own protocols" in r.getMessage()]
     assert len(warned) == 1 and "on_frame_begin" in warned[0]
     server = LiveServer(settings).start()
     try:
         assert httpx.get(server.url + "/healthz", timeout=30).json() == {"status": "ok"}
+        assert httpx.head(server.url + "/healthz", timeout=30).status_code == 200
+        with raw_http.connect(server.settings.port) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nCookie: " + b"a" * settings.max_header_bytes)
+            reader = raw_http.Reader(sock)
+            assert reader.response()[0] == 400 and reader.closed()
         show = make_show(server.url, server.api_key)
         _, token = new_viewer(server.url, "Ada")
         with connect(ws_url(server.url, show.id, token)) as ws:

@@ -19,6 +19,7 @@ from livesale.config import (
     Settings,
 )
 from livesale.errors import LivesaleError
+from livesale.transport import BODY_SECONDS, MAX_CONNECTIONS_PER_ADDRESS, MAX_HEADER_BYTES
 
 # --- serve ----------------------------------------------------------------------------------
 
@@ -54,6 +55,27 @@ from livesale.errors import LivesaleError
     "allowed_origins",
     multiple=True,
     help="Another web origin whose pages may open room sockets (repeatable).",
+)
+@click.option(
+    "--max-header-bytes",
+    default=MAX_HEADER_BYTES,
+    show_default=True,
+    type=click.IntRange(1024, 1024 * 1024),
+    help="Largest request line and headers; larger ones get 431.",
+)
+@click.option(
+    "--body-timeout",
+    default=BODY_SECONDS,
+    show_default=True,
+    type=click.FloatRange(0.5, 3600),
+    help="Seconds a request body may take after its headers; later ones get 408.",
+)
+@click.option(
+    "--max-connections-per-address",
+    default=MAX_CONNECTIONS_PER_ADDRESS,
+    show_default=True,
+    type=click.IntRange(1, 1_000_000),
+    help="Open HTTP and WebSocket connections per client address; more get 429.",
 )
 @click.option(
     "--payments",
