@@ -189,3 +189,59 @@ def test_serve_takes_the_edge_limits_from_options_and_environment(
         held.sendall(b"POST /api/viewers HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")
         with raw_http.connect(proc.port, "127.0.0.7") as sock:
             assert refused(sock, 429)
+
+
+def loris(port: int, source: str, count: int) -> list[socket.socket]:
+    """``count`` connections from ``source`` that start a request, to dribble it later: every
+    other one its headers, the rest a body."""
+    socks = []
+    for i in range(count):
+        sock = raw_http.connect(port, source)
+        if i % 2:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        else:
+            sock.sendall(
+                b"POST /api/viewers HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 100000\r\n\r\n{"
+            )
+        socks.append(sock)
+    return socks
+
+
+@pytest.mark.parametrize(
+    "live", [{"max_connections_per_address": 60, "body_timeout": 2.0}], indirect=True
+)
+def test_a_slow_loris_crowd_does_not_hold_up_other_clients(live: LiveServer) -> None:
+    """100 connections from one address dribbling headers or bodies: those past the cap are
+    refused (429), the rest are cut off by the header and body deadlines, and all the while
+    another address is answered promptly."""
+    port = live.settings.port
+    slow = loris(port, "127.0.0.2", 100)
+    answers: list[bytes] = []
+    answered = 0
+    deadline = time.monotonic() + 60
+    try:
+        while slow:
+            assert time.monotonic() < deadline, f"{len(slow)} slow connections still open"
+            for sock in list(slow):
+                try:
+                    if select.select([sock], [], [], 0)[0]:
+                        data = sock.recv(65536)
+                        if not data:
+                            raise ConnectionResetError
+                        answers.append(data[:12])
+                    sock.send(b"x")
+                except OSError:
+                    slow.remove(sock)
+                    sock.close()
+            started = time.monotonic()
+            assert healthz_from(live, "127.0.0.3") == 200
+            assert time.monotonic() - started < PATIENCE
+            answered += 1
+            time.sleep(0.25)
+    finally:
+        for sock in slow:
+            sock.close()
+    # 40 are over the cap; a refusal can be lost to a reset when the request crossed it.
+    assert answers.count(b"HTTP/1.1 429") >= 30
+    assert answered >= 2
