@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -21,7 +22,14 @@ from livesale.config import (
 from livesale.errors import LivesaleError
 from livesale.transport import BODY_SECONDS, MAX_CONNECTIONS_PER_ADDRESS, MAX_HEADER_BYTES
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 # --- serve ----------------------------------------------------------------------------------
+
+
+def _limit(name: str, default: float, kind: click.ParamType[Any], text: str) -> Callable[[F], F]:
+    """One of the HTTP edge's limits as an option, its default shown."""
+    return click.option(name, default=default, show_default=True, type=kind, help=text)
 
 
 # Every option also reads LIVESALE_<NAME> (LIVESALE_PORT, LIVESALE_DATA_DIR, ...).
@@ -56,26 +64,23 @@ from livesale.transport import BODY_SECONDS, MAX_CONNECTIONS_PER_ADDRESS, MAX_HE
     multiple=True,
     help="Another web origin whose pages may open room sockets (repeatable).",
 )
-@click.option(
+@_limit(
     "--max-header-bytes",
-    default=MAX_HEADER_BYTES,
-    show_default=True,
-    type=click.IntRange(1024, 1024 * 1024),
-    help="Largest request line and headers; larger ones get 431.",
+    MAX_HEADER_BYTES,
+    click.IntRange(1024, 1024 * 1024),
+    "Largest request line and headers; larger ones get 431.",
 )
-@click.option(
+@_limit(
     "--body-timeout",
-    default=BODY_SECONDS,
-    show_default=True,
-    type=click.FloatRange(0.5, 3600),
-    help="Seconds a request body may take after its headers; later ones get 408.",
+    BODY_SECONDS,
+    click.FloatRange(0.5, 3600),
+    "Seconds a request body may take after its headers; later ones get 408.",
 )
-@click.option(
+@_limit(
     "--max-connections-per-address",
-    default=MAX_CONNECTIONS_PER_ADDRESS,
-    show_default=True,
-    type=click.IntRange(1, 1_000_000),
-    help="Open HTTP and WebSocket connections per client address; more get 429.",
+    MAX_CONNECTIONS_PER_ADDRESS,
+    click.IntRange(1, 1_000_000),
+    "Open HTTP and WebSocket connections per client address; more get 429.",
 )
 @click.option(
     "--payments",
