@@ -15,7 +15,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -109,6 +109,7 @@ def create_app(settings: Settings, services: svc.Services | None = None) -> Star
     handlers: dict[Any, Any] = {
         LivesaleError: http.handle_livesale_error,
         HTTPException: http.handle_http_exception,
+        ClientDisconnect: http.handle_client_gone,
         Exception: http.handle_unexpected,
     }
     app = Starlette(

@@ -10,6 +10,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from livesale.transport import (
+    BODY_SECONDS,
+    MAX_CONNECTIONS_PER_ADDRESS,
+    MAX_HEADER_BYTES,
+    EdgeLimits,
+)
+
 DEFAULT_DATA_DIR = Path("data")
 
 #: Every payment provider livesale has; the merchant picks which the server accepts.
@@ -55,6 +62,12 @@ class Settings:
     turn_password: str = field(default="", repr=False)
     #: Largest request body accepted, in bytes (RFC 9110 §15.5.14: 413 above it).
     max_body_bytes: int = 1024 * 1024
+    #: Largest request line and headers, in bytes (RFC 6585 §5: 431 above it).
+    max_header_bytes: int = MAX_HEADER_BYTES
+    #: Seconds a request body may take to arrive after its headers (RFC 9110 §15.5.9: 408).
+    body_timeout: float = BODY_SECONDS
+    #: Open HTTP and WebSocket connections one client address may hold (429 past it).
+    max_connections_per_address: int = MAX_CONNECTIONS_PER_ADDRESS
     #: Extra origins allowed to open room WebSockets, besides the server's own.
     allowed_origins: tuple[str, ...] = field(default_factory=tuple)
     #: Proxies whose ``Forwarded`` / ``X-Forwarded-For`` name the client (CIDRs).
@@ -118,6 +131,15 @@ class Settings:
             if self.stripe_publishable_key and not self.stripe_publishable_key.startswith("pk_"):
                 problems.append("--stripe-publishable-key must start with pk_")
         return problems
+
+    @property
+    def edge(self) -> EdgeLimits:
+        """What the server's protocols hold every connection to."""
+        return EdgeLimits(
+            max_header_bytes=self.max_header_bytes,
+            body_seconds=self.body_timeout,
+            max_connections_per_address=self.max_connections_per_address,
+        )
 
     @property
     def base_url(self) -> str:

@@ -88,6 +88,12 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     return response
 
 
+async def handle_client_gone(request: Request, exc: Exception) -> Response:
+    """A client that left before its body was read (or was cut off for sending it too slowly):
+    nothing can reach it, so the answer is only for the metrics, and nothing is logged."""
+    return Response(status_code=400)
+
+
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("%s %s crashed", request.method, request.url.path, exc_info=exc)
     return problem_response(errors.LivesaleError("unexpected server error"))

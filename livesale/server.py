@@ -29,13 +29,17 @@ WS_MAX_SIZE = 4096
 #: Ping every 5 s, close 5 s after an unanswered ping: a silent peer is gone within 10 s.
 WS_PING_INTERVAL = 5.0
 WS_PING_TIMEOUT = 5.0
+#: uvicorn's own protocols (the fallback) have no cap per address: past this many connections
+#: and requests in all, uvicorn answers 503, well before a process's file descriptors run out.
+FALLBACK_CONCURRENCY = 8192
 #: Allocations between collections of the youngest GC generation (CPython's default is 700).
 GC_GEN0_THRESHOLD = 20_000
 
 
 def uvicorn_config(app: object, settings: Settings, log_level: str = "info") -> uvicorn.Config:
     """uvicorn's settings for livesale; tests use the same ones."""
-    http, ws = _uvicorn.server_protocols()
+    http, ws = _uvicorn.protocols_for(settings.edge)
+    fallback = isinstance(http, str)
     return uvicorn.Config(
         app,  # type: ignore[arg-type]
         host=settings.host,
@@ -48,6 +52,9 @@ def uvicorn_config(app: object, settings: Settings, log_level: str = "info") -> 
         ws_ping_interval=WS_PING_INTERVAL,
         ws_ping_timeout=WS_PING_TIMEOUT,
         ws_per_message_deflate=False,
+        # h11's bound on a request head (the fallback's; livesale's own protocol has its own).
+        h11_max_incomplete_event_size=settings.max_header_bytes,
+        limit_concurrency=FALLBACK_CONCURRENCY if fallback else None,
         timeout_keep_alive=15,
         timeout_graceful_shutdown=10,
         lifespan="on",

@@ -1,4 +1,5 @@
-"""What the app sees of the server's transport: direct WebSocket frame writes, and the limits.
+"""What the app sees of the server's transport: direct WebSocket frame writes, and the limits
+the server's protocols hold every connection to (:class:`EdgeLimits`, :class:`AddressCounts`).
 
 The server's protocol classes (:mod:`livesale._uvicorn`) offer the app a :class:`FrameSink` in
 the ASGI scope (``scope["extensions"][DIRECT_FRAMES]["sink"]``): frames built once with
@@ -9,12 +10,77 @@ way, with the same result.
 
 from __future__ import annotations
 
+import http
+from dataclasses import dataclass
 from typing import Protocol
 
 from websockets.frames import Frame, Opcode
 
 #: Time allowed from connecting to the end of the request headers.
 HANDSHAKE_SECONDS = 5.0
+#: Request line and headers, in bytes: browsers send a few KiB at most (cookies included).
+MAX_HEADER_BYTES = 16 * 1024
+#: Time allowed from the end of the request headers to the end of the body.
+BODY_SECONDS = 30.0
+#: Open connections (HTTP and WebSocket) from one client address: far above what the phones
+#: behind one shop Wi-Fi or mobile carrier NAT open, far below the process's file descriptors.
+MAX_CONNECTIONS_PER_ADDRESS = 256
+
+
+@dataclass(frozen=True, kw_only=True)
+class EdgeLimits:
+    """What one client may take of the server before it is answered with a refusal."""
+
+    max_header_bytes: int = MAX_HEADER_BYTES
+    body_seconds: float = BODY_SECONDS
+    max_connections_per_address: int = MAX_CONNECTIONS_PER_ADDRESS
+
+
+class AddressCounts:
+    """Open connections per client address, capped.
+
+    Each connection calls :meth:`enter` once when it opens and, if admitted, :meth:`leave` once
+    when it is gone. Connections without an address (a unix socket) are not counted.
+    """
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self._open: dict[str, int] = {}
+
+    def enter(self, address: str | None, *, admit: bool = False) -> bool:
+        """Count a new connection from ``address``; ``False`` (and not counted) when the address
+        already has :attr:`cap` open, unless ``admit`` (a connection changing protocol)."""
+        if address is None:
+            return True
+        count = self._open.get(address, 0)
+        if count >= self.cap and not admit:
+            return False
+        self._open[address] = count + 1
+        return True
+
+    def leave(self, address: str | None) -> None:
+        """Forget one connection of ``address`` that :meth:`enter` admitted."""
+        if address is None:
+            return
+        count = self._open.pop(address, 0) - 1
+        if count > 0:
+            self._open[address] = count
+
+    def open(self, address: str) -> int:
+        """How many connections ``address`` has open."""
+        return self._open.get(address, 0)
+
+
+def refusal(status: int, reason: str) -> bytes:
+    """A complete response refusing a request with ``status`` and a one-line ``reason``, after
+    which the server closes the connection (``Connection: close``, RFC 9112 §9.6)."""
+    body = reason.encode("ascii") + b"\n"
+    phrase = http.HTTPStatus(status).phrase
+    return (
+        f"HTTP/1.1 {status} {phrase}\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    ).encode("ascii") + body
+
 
 #: The ASGI scope extension (``{"sink": FrameSink}``) offering a WebSocket's direct writes.
 DIRECT_FRAMES = "livesale.direct_frames"

@@ -14,6 +14,7 @@ from websockets.sync.client import connect
 
 from livesale import _uvicorn
 from livesale.config import Settings
+from tests import raw_http
 from tests.conftest import LiveServer
 from tests.room.conftest import make_show, new_viewer, ws_url
 
@@ -90,14 +91,20 @@ def test_falls_back_to_uvicorns_protocols_and_says_so(
     uvicorn_moved: None, settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     """When uvicorn's internals moved, the server logs it once and serves on uvicorn's own
-    protocols: HTTP answers and the room socket work as before."""
+    protocols: HTTP answers, HEAD and the room socket work as before, and h11 still bounds an
+    unfinished request head."""
     caplog.set_level("WARNING", logger="livesale")
-    assert _uvicorn.server_protocols() == ("httptools", "websockets-sansio")
+    assert _uvicorn.server_protocols() == ("h11", "websockets-sansio")
     warned = [r.getMessage() for r in caplog.records if "uvicorn's own protocols" in r.getMessage()]
     assert len(warned) == 1 and "on_frame_begin" in warned[0]
     server = LiveServer(settings).start()
     try:
         assert httpx.get(server.url + "/healthz", timeout=30).json() == {"status": "ok"}
+        assert httpx.head(server.url + "/healthz", timeout=30).status_code == 200
+        with raw_http.connect(server.settings.port) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nCookie: " + b"a" * settings.max_header_bytes)
+            reader = raw_http.Reader(sock)
+            assert reader.response()[0] == 400 and reader.closed()
         show = make_show(server.url, server.api_key)
         _, token = new_viewer(server.url, "Ada")
         with connect(ws_url(server.url, show.id, token)) as ws:
@@ -106,3 +113,41 @@ def test_falls_back_to_uvicorns_protocols_and_says_so(
             assert [i["sku"] for i in snapshot["lineup"]["items"]] == list(show.skus)
     finally:
         server.stop()
+
+
+HEAD_PATHS = ["/healthz", "/", "/api/shows", "/static/watch.html", "/no/such/page"]
+
+
+@pytest.mark.parametrize("path", HEAD_PATHS)
+def test_head_answers_like_get_without_a_body(server: LiveServer, path: str) -> None:
+    """HEAD on any GET route gets GET's status and headers at once, and no body (RFC 9110
+    §9.3.2); the connection then serves the next request."""
+    with raw_http.connect(server.settings.port) as sock:
+        reader = raw_http.Reader(sock)
+        sock.sendall(raw_http.request("GET", path))
+        get_status, get_headers, get_body = reader.response("GET")
+        sock.sendall(raw_http.request("HEAD", path))
+        head_status, head_headers, _ = reader.response("HEAD")
+        assert head_status == get_status
+        for name in ("content-type", "content-length"):
+            assert head_headers.get(name) == get_headers.get(name), name
+        sock.sendall(raw_http.request("GET", "/healthz"))
+        assert reader.response("GET")[2] == b'{"status":"ok"}'  # nothing was left in between
+        assert reader.buffer == b""
+    assert get_body or get_status == 404
+
+
+def test_pipelined_head_then_get_get_their_own_answers(server: LiveServer) -> None:
+    """A HEAD and a GET sent together on one connection get two answers, in order, each the
+    one its request asked for."""
+    with raw_http.connect(server.settings.port) as sock:
+        reader = raw_http.Reader(sock)
+        sock.sendall(
+            raw_http.request("HEAD", "/healthz") + raw_http.request("GET", "/api/openapi.json")
+        )
+        status, headers, _ = reader.response("HEAD")
+        assert status == 200 and headers["content-type"] == "application/json"
+        assert headers["content-length"] == str(len(b'{"status":"ok"}'))
+        status, headers, body = reader.response("GET")
+        assert status == 200 and json.loads(body)["openapi"].startswith("3.")
+        assert reader.buffer == b""

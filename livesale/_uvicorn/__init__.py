@@ -1,13 +1,15 @@
 """The one place livesale reaches into uvicorn: its protocol classes, subclassed for deadlines.
 
 :mod:`livesale._uvicorn.protocols` subclasses uvicorn's httptools HTTP protocol (a handshake
-deadline; each response's head and body in one write) and its websockets-sansio WebSocket
-protocol (a bounded send buffer, aborting peers that stopped reading, direct frame writes).
+deadline, a body deadline, a header size limit, a cap on connections per address; each
+response's head and body in one write) and its websockets-sansio WebSocket protocol (a bounded
+send buffer, aborting peers that stopped reading, direct frame writes, counted in the cap).
 Those classes are uvicorn's internals: :data:`PRIVATE_NAMES` lists every name of theirs the
 subclasses override or use, and :func:`server_protocols` checks them against the installed uvicorn
 before importing the subclasses. If one moved it logs one line and the server runs on uvicorn's
-own protocols (no handshake deadline, two writes per response, frames sent the ASGI way): every
-answer stays the same.
+own protocols: h11 for HTTP, whose own limit bounds the request head (answered 400, not 431),
+and no deadlines or per-address cap (the server sets uvicorn's ``limit_concurrency`` instead);
+two writes per response, frames sent the ASGI way. Every other answer stays the same.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import logging
 import re
 from typing import Any
 
+from livesale.transport import AddressCounts, EdgeLimits
+
 log = logging.getLogger("livesale")
 
 _HTTP = "uvicorn.protocols.http.httptools_impl"
@@ -31,14 +35,24 @@ _WS = "uvicorn.protocols.websockets.websockets_sansio_impl"
 PRIVATE_NAMES: tuple[tuple[str, str, str, str], ...] = (
     (_HTTP, "HttpToolsProtocol", "connection_made", "method"),
     (_HTTP, "HttpToolsProtocol", "connection_lost", "method"),
+    (_HTTP, "HttpToolsProtocol", "data_received", "method"),
     (_HTTP, "HttpToolsProtocol", "on_message_begin", "method"),
+    (_HTTP, "HttpToolsProtocol", "on_url", "method"),
+    (_HTTP, "HttpToolsProtocol", "on_header", "method"),
     (_HTTP, "HttpToolsProtocol", "on_headers_complete", "method"),
+    (_HTTP, "HttpToolsProtocol", "on_message_complete", "method"),
+    (_HTTP, "HttpToolsProtocol", "handle_websocket_upgrade", "method"),
+    (_HTTP, "HttpToolsProtocol", "send_400_response", "method"),
     (_HTTP, "HttpToolsProtocol", "loop", "attribute"),
     (_HTTP, "HttpToolsProtocol", "transport", "attribute"),
     (_HTTP, "HttpToolsProtocol", "cycle", "attribute"),
+    (_HTTP, "HttpToolsProtocol", "scope", "attribute"),
+    (_HTTP, "HttpToolsProtocol", "pipeline", "attribute"),
     (_HTTP, "RequestResponseCycle", "transport", "attribute"),
     (_HTTP, "RequestResponseCycle", "response_started", "attribute"),
+    (_HTTP, "RequestResponseCycle", "response_complete", "attribute"),
     (_WS, "WebSocketsSansIOProtocol", "connection_made", "method"),
+    (_WS, "WebSocketsSansIOProtocol", "connection_lost", "method"),
     (_WS, "WebSocketsSansIOProtocol", "handle_connect", "method"),
     (_WS, "WebSocketsSansIOProtocol", "start_keepalive", "method"),
     (_WS, "WebSocketsSansIOProtocol", "schedule_ping", "method"),
@@ -105,12 +119,22 @@ def server_protocols() -> tuple[Any, Any]:
     problems = check()
     if problems:
         log.warning(
-            "transport: running on uvicorn's own protocols (no handshake deadline, no direct "
-            "frame writes): %s",
+            "transport: running on uvicorn's own protocols (no header or body deadline, no cap "
+            "per address, no direct frame writes): %s",
             "; ".join(problems),
         )
         sansio = importlib.util.find_spec(_WS) is not None
-        return "httptools", "websockets-sansio" if sansio else "auto"
+        return "h11", "websockets-sansio" if sansio else "auto"
     from livesale._uvicorn.protocols import DeadlineHttpProtocol, DeadlineWebSocketProtocol
 
     return DeadlineHttpProtocol, DeadlineWebSocketProtocol
+
+
+def protocols_for(limits: EdgeLimits) -> tuple[Any, Any]:
+    """:func:`server_protocols` for one server: the subclasses holding its connections to
+    ``limits`` (with counts of their own), or uvicorn's protocol names."""
+    http, ws = server_protocols()
+    if isinstance(http, str):
+        return http, ws
+    counts = AddressCounts(limits.max_connections_per_address)
+    return http.bound(limits, counts), ws.bound(counts)

@@ -4,11 +4,15 @@ of :mod:`livesale._uvicorn` pass).
 * :class:`DeadlineHttpProtocol`: a connection must finish sending its request headers within
   :data:`HANDSHAKE_SECONDS` of connecting (or of starting its next request); uvicorn otherwise
   keeps a client that sends half a request — or nothing — forever. This covers the HTTP half of
-  the WebSocket opening handshake. It also sends each response's head with its body, in one
-  write (:class:`HeadWithBody`).
+  the WebSocket opening handshake. Headers over ``max_header_bytes`` are answered 431 (httptools
+  has no limit of its own), a body not received within ``body_seconds`` of its headers 408, and
+  a connection from an address that has ``max_connections_per_address`` open already 429; each
+  then closes. It also sends each response's head with its body, in one write
+  (:class:`HeadWithBody`).
 * :class:`DeadlineWebSocketProtocol`: when the keepalive ping goes unanswered or the closing
   handshake times out, the transport is aborted. uvicorn calls ``transport.close()``, which waits
-  for the write buffer to drain — forever when the peer has stopped reading.
+  for the write buffer to drain — forever when the peer has stopped reading. An open socket
+  counts against its address's cap.
 
 It also offers the app a :class:`~livesale.transport.FrameSink` in the ASGI scope.
 """
@@ -22,7 +26,7 @@ import random
 import socket
 from asyncio import BaseTransport, TimerHandle
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -34,6 +38,9 @@ from livesale.transport import (
     HANDSHAKE_SECONDS,
     WRITE_HIGH_WATER,
     WS_SNDBUF,
+    AddressCounts,
+    EdgeLimits,
+    refusal,
 )
 
 log = logging.getLogger("livesale")
@@ -44,29 +51,147 @@ _random = random.Random()
 
 
 class DeadlineHttpProtocol(HttpToolsProtocol):
-    """httptools' protocol, closing connections whose request headers are late."""
+    """httptools' protocol, with the limits of :class:`~livesale.transport.EdgeLimits`: late
+    request headers, headers too large, late bodies and too many connections from one address
+    are refused. Use :meth:`bound`, which gives each server its limits and its counts."""
+
+    limits: ClassVar[EdgeLimits]
+    counts: ClassVar[AddressCounts]
 
     _deadline: TimerHandle | None = None
+    _body_timer: TimerHandle | None = None
+    _address: str | None = None
+    #: A refusal was sent (or the connection cut): nothing more is read or answered.
+    _refused = False
+    #: Between the start of a request and the end of its headers.
+    _in_head = False
+    #: The head began during the current ``feed_data``, so the chunk is not all head.
+    _head_began = False
+    #: Head bytes as the parser reported them (the target and complete header lines)...
+    _head_bytes = 0
+    #: ...and bytes of whole chunks that arrived inside the head, for a header line still
+    #: being received, which the parser buffers before it reports it.
+    _head_chunks = 0
+    #: When the request headers ended, while the body is still being received.
+    _body_since: float | None = None
+
+    @classmethod
+    def bound(cls, limits: EdgeLimits, counts: AddressCounts) -> type[DeadlineHttpProtocol]:
+        """This protocol for one server, holding its connections to ``limits``."""
+        return type(cls.__name__, (cls,), {"limits": limits, "counts": counts})
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        address = peer_address(transport)
+        if not self.counts.enter(address):
+            # RFC 6585 §4: the client, not the server, is over its share.
+            self._refuse(429, "too many connections from your address", answer=True)
+            return
+        self._address = address
         self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        self._head_began = False
+        super().data_received(data)
+        if self.transport.is_closing():  # refused, answered 400, or closed by the app
+            return
+        if self._in_head and not self._head_began:
+            self._head_chunks += len(data)
+            if self._head_chunks > self.limits.max_header_bytes:
+                self._refuse_head()
+        elif self._body_since is not None and self._body_timer is None:
+            # Armed only once a read ends inside a body: most bodies come with their headers.
+            self._body_timer = self.loop.call_at(
+                self._body_since + self.limits.body_seconds, self._body_late
+            )
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._in_head = self._head_began = True
+        self._head_bytes = self._head_chunks = 0
         self._arm()
+
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        self._count_head(len(url))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        super().on_header(name, value)
+        self._count_head(len(name) + len(value) + 4)  # "name: value\r\n"
 
     def on_headers_complete(self) -> None:
         self._disarm()
+        self._in_head = False
         previous = self.cycle
         super().on_headers_complete()
         cycle = self.cycle
         if cycle is not None and cycle is not previous:  # not a WebSocket upgrade
-            cycle.transport = HeadWithBody(self.transport, cycle)  # type: ignore[assignment]
+            self._body_since = self.loop.time()
+            # Not HEAD: uvicorn writes no body for HEAD (RFC 9110 §9.3.2), so its head is the
+            # whole answer and leaves at once.
+            if self.scope["method"] != "HEAD":
+                cycle.transport = HeadWithBody(self.transport, cycle)  # type: ignore[assignment]
+
+    def on_message_complete(self) -> None:
+        self._body_since = None
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+        super().on_message_complete()
+
+    def handle_websocket_upgrade(self) -> None:
+        super().handle_websocket_upgrade()
+        # The WebSocket protocol counted this connection as its own in its connection_made.
+        self._leave()
+
+    def send_400_response(self, msg: str) -> None:
+        if not self._refused:  # a parser callback that refused the request stops the parser
+            super().send_400_response(msg)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+        self._leave()
         super().connection_lost(exc)
+
+    def _count_head(self, size: int) -> None:
+        self._head_bytes += size
+        if self._head_bytes > self.limits.max_header_bytes:
+            self._refuse_head()
+            raise HeadTooLarge  # stops the parser; data_received sends no 400 after it
+
+    def _refuse_head(self) -> None:
+        # RFC 6585 §5; answered only when no earlier request of the connection still awaits
+        # its answer (this one would be read as that one's).
+        cycle = self.cycle
+        answer = not self.pipeline and (cycle is None or cycle.response_complete)
+        self._refuse(431, "request headers too large", answer=answer)
+
+    def _body_late(self) -> None:
+        self._body_timer = None
+        # RFC 9110 §15.5.9; answered unless the app has begun its own answer or the request
+        # waits behind another one's.
+        answer = not self.pipeline and not (self.cycle is not None and self.cycle.response_started)
+        self._refuse(408, "request body not received in time", answer=answer)
+
+    def _refuse(self, status: int, reason: str, *, answer: bool) -> None:
+        """Stop reading, send the refusal if ``answer``, and close the connection once it is
+        written."""
+        self._refused = True
+        self._disarm()
+        if self.transport.is_closing():
+            return
+        if answer:
+            self.transport.write(refusal(status, reason))
+        self.transport.close()
+
+    def _leave(self) -> None:
+        self.counts.leave(self._address)
+        self._address = None
 
     def _arm(self) -> None:
         if self._deadline is None:
@@ -83,16 +208,27 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
             self.transport.abort()
 
 
+class HeadTooLarge(Exception):
+    """Raised in a parser callback to stop httptools once the request head is over the limit."""
+
+
+def peer_address(transport: BaseTransport) -> str | None:
+    """The client's IP address, or ``None`` for a unix socket."""
+    peer = transport.get_extra_info("peername")
+    return peer[0] if isinstance(peer, tuple) and peer else None
+
+
 class HeadWithBody:
     """The transport as one uvicorn response cycle sees it: the status line and headers are
     kept back and written together with the first part of the body.
 
     uvicorn writes the head when the app sends ``http.response.start`` and the body when it
     sends ``http.response.body``, two sends (two TCP segments) for every response; a buy click
-    is answered in one. Every response ends with a body message (empty for 204, HEAD or an empty
-    body), so the head always goes out; a streamed response's head leaves with its first chunk
-    (livesale streams only files, read at once). A ``100 Continue`` comes before the response
-    starts and is written at once.
+    is answered in one. uvicorn writes every body message except a HEAD request's (an empty
+    write for 204, 304 or an empty body), so the head always goes out; HEAD responses are
+    therefore never wrapped. A streamed response's head leaves with its first chunk (livesale
+    streams only files, read at once). A ``100 Continue`` comes before the response starts and
+    is written at once.
     """
 
     __slots__ = ("_transport", "_cycle", "_head", "_started")
@@ -125,10 +261,21 @@ class HeadWithBody:
 
 class DeadlineWebSocketProtocol(WebSocketsSansIOProtocol):
     """websockets-sansio with a bounded send buffer, aborting connections whose peer stopped
-    reading."""
+    reading. Each socket counts against its address's cap until it closes (:meth:`bound`
+    shares the HTTP protocol's counts: a socket is an HTTP connection that changed protocol)."""
+
+    counts: ClassVar[AddressCounts]
+    _address: str | None = None
+
+    @classmethod
+    def bound(cls, counts: AddressCounts) -> type[DeadlineWebSocketProtocol]:
+        """This protocol for one server, counting its sockets in ``counts``."""
+        return type(cls.__name__, (cls,), {"counts": counts})
 
     def connection_made(self, transport: BaseTransport) -> None:
         super().connection_made(transport)
+        self._address = peer_address(transport)
+        self.counts.enter(self._address, admit=True)  # the HTTP connection was admitted
         self.write = self.transport.write
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
@@ -144,6 +291,11 @@ class DeadlineWebSocketProtocol(WebSocketsSansIOProtocol):
             extensions = self.scope.get("extensions")
             if extensions is not None:
                 extensions[DIRECT_FRAMES] = {"sink": self}
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.counts.leave(self._address)
+        self._address = None
+        super().connection_lost(exc)
 
     # FrameSink (livesale.transport) -----------------------------------------------------------
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -21,8 +22,16 @@ from livesale.config import (
     Settings,
 )
 from livesale.errors import LivesaleError
+from livesale.transport import BODY_SECONDS, MAX_CONNECTIONS_PER_ADDRESS, MAX_HEADER_BYTES
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 # --- serve ----------------------------------------------------------------------------------
+
+
+def _limit(name: str, default: float, kind: click.ParamType[Any], text: str) -> Callable[[F], F]:
+    """One of the HTTP edge's limits as an option, its default shown."""
+    return click.option(name, default=default, show_default=True, type=kind, help=text)
 
 
 # Every option also reads LIVESALE_<NAME> (LIVESALE_PORT, LIVESALE_DATA_DIR, ...).
@@ -56,6 +65,24 @@ from livesale.errors import LivesaleError
     "allowed_origins",
     multiple=True,
     help="Another web origin whose pages may open room sockets (repeatable).",
+)
+@_limit(
+    "--max-header-bytes",
+    MAX_HEADER_BYTES,
+    click.IntRange(1024, 1024 * 1024),
+    "Largest request line and headers; larger ones get 431.",
+)
+@_limit(
+    "--body-timeout",
+    BODY_SECONDS,
+    click.FloatRange(0.5, 3600),
+    "Seconds a request body may take after its headers; later ones get 408.",
+)
+@_limit(
+    "--max-connections-per-address",
+    MAX_CONNECTIONS_PER_ADDRESS,
+    click.IntRange(1, 1_000_000),
+    "Open HTTP and WebSocket connections per client address; more get 429.",
 )
 @click.option(
     "--trust-proxy",
