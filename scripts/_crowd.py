@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from livesale.config import RATE_LIMITS
 
-#: ``livesale serve`` options with no per-address cap and rate limits no crowd here reaches.
-OPEN_LIMITS = ["--address-cap-multiple", "0", "--default-limit-per-buyer", "0"]
+#: ``livesale serve`` options with no per-address caps and rate limits no crowd here reaches.
+OPEN_LIMITS = [
+    "--address-cap-multiple",
+    "0",
+    "--default-limit-per-buyer",
+    "0",
+    "--max-connections-per-address",
+    "1000000",
+]
 for _action in RATE_LIMITS:
     OPEN_LIMITS += ["--rate-limit", f"{_action}=1000000/1"]

@@ -36,12 +36,15 @@ from tests.localstripe import LocalStripe
 #: Settings for a crowd that all comes from 127.0.0.1: no address cap, no default per-buyer
 #: limit, rate limits far above what a test sends.
 ONE_ADDRESS: dict[str, Any] = {
+    "max_connections_per_address": 1_000_000,
     "address_cap_multiple": 0,
     "default_limit_per_buyer": 0,
     "rate_limits": tuple((action, 1_000_000, 1.0) for action in RATE_LIMITS),
 }
 #: The same for ``livesale serve`` in a subprocess.
 ONE_ADDRESS_ARGS = [
+    "--max-connections-per-address",
+    "1000000",
     "--address-cap-multiple",
     "0",
     "--default-limit-per-buyer",
