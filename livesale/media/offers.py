@@ -56,8 +56,8 @@ def parse_offer(sdp: str) -> Offer:
             raise BadOffer(f"one {media.kind} section at most (no simulcast or multiple tracks)")
         if media.dtls is None or not media.dtls.fingerprints:
             # aiortc would answer, then assert in its connect task (RFC 8842 §5: a DTLS
-            # association needs the peer's certificate fingerprint).
-            raise BadOffer(f"the {media.kind} section has no a=fingerprint")
+            # association needs the peer's certificate fingerprint and its role, a=setup).
+            raise BadOffer(f"the {media.kind} section lacks a=fingerprint or a=setup")
         offer.kinds.append(media.kind)
         setattr(offer, media.kind, list(media.rtp.codecs))
     if not offer.kinds:

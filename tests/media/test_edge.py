@@ -176,7 +176,8 @@ def test_every_refusal_carries_cors_headers(server: LiveServer) -> None:
     """401, 403, 404, 405, 409, 413, 415 and 422 from WHIP/WHEP carry the CORS headers."""
     live = make_show(server)
     scheduled = make_show(server, live=False)
-    av1 = TINY_OFFER.replace("VP8/90000", "AV1/90000")
+    fingerprint = f"a=setup:actpass\r\na=fingerprint:sha-256 {'AB:' * 31}AB\r\n"
+    av1 = TINY_OFFER.replace("VP8/90000", "AV1/90000") + fingerprint
     with server.client() as http:
         cases = [
             (http.post(f"/whip/{live.id}", content=TINY_OFFER, headers=SDP), 401),
