@@ -23,6 +23,9 @@ DEFAULT_DATA_DIR = Path("data")
 PROVIDERS = ("stripe", "manual", "test")
 #: What a server accepts with no ``--payments``: pay on delivery or by transfer, marked by hand.
 DEFAULT_PAYMENTS = ("manual",)
+#: WHEP sessions one client address may hold at once: far above the players behind one shop's
+#: shared Wi-Fi (one NAT address), far below what exhausts the relay's sockets.
+DEFAULT_WHEP_SESSIONS_PER_ADDRESS = 100
 STRIPE_API_BASE = "https://api.stripe.com"
 STRIPE_JS_URL = "https://js.stripe.com/v3/"
 
@@ -60,6 +63,8 @@ class Settings:
     turn_urls: tuple[str, ...] = ()
     turn_username: str = ""
     turn_password: str = field(default="", repr=False)
+    #: WHEP sessions one client address may hold at once (``429`` over it).
+    whep_sessions_per_address: int = DEFAULT_WHEP_SESSIONS_PER_ADDRESS
     #: Largest request body accepted, in bytes (RFC 9110 §15.5.14: 413 above it).
     max_body_bytes: int = 1024 * 1024
     #: Largest request line and headers, in bytes (RFC 6585 §5: 431 above it).

@@ -19,6 +19,8 @@
     ├── PaymentRequired                402 payment-declined
     ├── PayloadTooLarge                413 payload-too-large
     ├── UnsupportedMediaType           415 unsupported-media-type
+    ├── TooManyRequests                429 too-many-requests
+    │   └── RateLimited                429 rate-limited   (a client address's rate limit)
     ├── ValidationFailed               422 validation
     ├── Unavailable                    503 unavailable
     └── StoreError                     500 store          (Redis/SQLite failure, translated)
@@ -43,10 +45,14 @@ class LivesaleError(Exception):
     status: ClassVar[int] = 500
     slug: ClassVar[str] = "internal"
     title: ClassVar[str] = "Internal error"
+    #: Seconds after which the client may try again, sent as ``Retry-After`` (RFC 9110 §10.2.3).
+    retry_after: int | None = None
 
-    def __init__(self, detail: str = "", **extra: Any) -> None:
+    def __init__(self, detail: str = "", *, retry_after: int | None = None, **extra: Any) -> None:
         super().__init__(detail or self.title)
         self.detail = detail or self.title
+        if retry_after is not None:
+            self.retry_after = retry_after
         #: Extension members of the problem object (RFC 9457 §3.2).
         self.extra = extra
 
@@ -119,14 +125,18 @@ class UnsupportedMediaType(LivesaleError):
     status, slug, title = 415, "unsupported-media-type", "Unsupported media type"
 
 
+class TooManyRequests(LivesaleError):
+    status, slug, title = 429, "too-many-requests", "Too many requests"
+
+
 class ValidationFailed(LivesaleError):
     status, slug, title = 422, "validation", "Invalid request"
 
 
-class RateLimited(LivesaleError):
-    """Too many requests from one client address: ``429`` with ``Retry-After``."""
+class RateLimited(TooManyRequests):
+    """A client address used up a rate limit (:mod:`livesale.limits`)."""
 
-    status, slug, title = 429, "rate-limited", "Too many requests"
+    slug = "rate-limited"
 
 
 class PaymentProviderRefused(ValidationFailed):

@@ -49,8 +49,8 @@ def problem_response(exc: errors.LivesaleError) -> Response:
     if exc.status == 401:
         # RFC 6750 §3: a 401 names the scheme the client should use.
         headers["WWW-Authenticate"] = 'Bearer realm="livesale"'
-    if "retry_after" in exc.extra:
-        headers["Retry-After"] = str(exc.extra["retry_after"])
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(exc.retry_after)
     return Response(
         _encoder.encode(body), exc.status, headers, media_type="application/problem+json"
     )

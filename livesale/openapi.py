@@ -36,6 +36,8 @@ def document(routes: list[BaseRoute]) -> dict[str, Any]:
     info: list[tuple[str, str, Any, EndpointInfo | None]] = []
     for route in _flatten(routes):
         if isinstance(route, Route):
+            if not route.include_in_schema:
+                continue
             meta = getattr(route.endpoint, "__livesale_endpoint__", None)
             for method in sorted((route.methods or {"GET"}) - {"HEAD"}):
                 info.append((route.path, method.lower(), route.endpoint, meta))

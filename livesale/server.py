@@ -57,6 +57,9 @@ def uvicorn_config(app: object, settings: Settings, log_level: str = "info") -> 
         limit_concurrency=FALLBACK_CONCURRENCY if fallback else None,
         timeout_keep_alive=15,
         timeout_graceful_shutdown=10,
+        # Who the client is, is livesale's call (--trust-proxy, livesale.clients): uvicorn would
+        # otherwise take X-Forwarded-For from any peer on 127.0.0.1 as the client's address.
+        proxy_headers=False,
         lifespan="on",
         server_header=False,
     )

@@ -16,6 +16,7 @@ from livesale.clients import trusted_networks
 from livesale.config import (
     DEFAULT_DATA_DIR,
     DEFAULT_PAYMENTS,
+    DEFAULT_WHEP_SESSIONS_PER_ADDRESS,
     RATE_LIMITS,
     STRIPE_API_BASE,
     STRIPE_JS_URL,
@@ -60,6 +61,13 @@ def _limit(name: str, default: float, kind: click.ParamType[Any], text: str) -> 
 @click.option("--turn", "turn_urls", multiple=True, help="TURN server URL (repeatable).")
 @click.option("--turn-username", default="", help="TURN username.")
 @click.option("--turn-password", default="", help="TURN password.")
+@click.option(
+    "--whep-sessions-per-address",
+    default=DEFAULT_WHEP_SESSIONS_PER_ADDRESS,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="Video players one client address may have open at once (429 over it).",
+)
 @click.option(
     "--allow-origin",
     "allowed_origins",

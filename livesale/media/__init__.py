@@ -3,6 +3,6 @@
 This module is the media's surface: the app imports only the names below.
 """
 
-from livesale.media.routes import MEDIA, routes, start
+from livesale.media.routes import MEDIA, Cors, routes, start
 
-__all__ = ["MEDIA", "routes", "start"]
+__all__ = ["MEDIA", "Cors", "routes", "start"]

@@ -16,17 +16,25 @@ import datetime
 import logging
 import secrets
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
-from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateError, OperationError
+from aiortc.exceptions import OperationError
 
 from livesale import background
+from livesale.config import DEFAULT_WHEP_SESSIONS_PER_ADDRESS
 from livesale.media import offers
 from livesale.media._aiortc import install_sender, redirect_keyframe_requests
-from livesale.media.errors import BadOffer, NoPublisher, RelayClosed, UnsupportedCodec
+from livesale.media.errors import (
+    BadOffer,
+    NoPublisher,
+    RelayClosed,
+    TooManyViewers,
+    UnsupportedCodec,
+)
 from livesale.media.ice import (
     IceConfig,
     restore_host_addresses,
@@ -81,6 +89,8 @@ class Session:
     tracks: list[RelayTrack] = field(default_factory=list)
     #: Senders whose receiver reports show the viewer is still there.
     senders: list[Any] = field(default_factory=list)
+    #: The client address a viewer's offer came from (counted against its address's cap).
+    client: str | None = None
 
     @property
     def etag(self) -> str:
@@ -99,8 +109,12 @@ class MediaHub:
         on_paused: PausedCallback | None = None,
         is_live: LiveCheck | None = None,
         timings: HubTimings | None = None,
+        viewers_per_address: int = DEFAULT_WHEP_SESSIONS_PER_ADDRESS,
     ) -> None:
         self.ice = ice
+        self.viewers_per_address = viewers_per_address
+        #: Viewer sessions per client address, counted from the offer on (joining included).
+        self._viewers_of: Counter[str] = Counter()
         self.stats = stats or MediaStats()
         self.timings = timings or HubTimings()
         self._on_paused = on_paused
@@ -228,13 +242,31 @@ class MediaHub:
 
     # -- WHEP ------------------------------------------------------------------------------
 
-    async def play(self, show_id: str, offer_sdp: str) -> Session:
+    async def play(self, show_id: str, offer_sdp: str, client: str | None = None) -> Session:
         """Answer a viewer's offer with the show's media, pinned to the publisher's codecs.
 
         :class:`NoPublisher` when the show has never had a publisher in this process. A viewer
         joining while the host is away is answered and gets video when the host returns.
+        :class:`TooManyViewers` when ``client`` (the offer's address) already holds
+        ``viewers_per_address`` sessions, those still joining included.
         """
         self._check_open()
+        if client is None:
+            return await self._play(show_id, offer_sdp, None)
+        if self._viewers_of[client] >= self.viewers_per_address:
+            raise TooManyViewers(
+                f"at most {self.viewers_per_address} players per address",
+                retry_after=round(self.timings.connect_timeout),
+            )
+        # Counted before the first await, so concurrent offers cannot all pass the check.
+        self._viewers_of[client] += 1
+        try:
+            return await self._play(show_id, offer_sdp, client)
+        except BaseException:
+            self._forget_viewer(client)
+            raise
+
+    async def _play(self, show_id: str, offer_sdp: str, client: str | None) -> Session:
         broadcast = self.broadcasts.get(show_id)
         if broadcast is None or not self.can_play(show_id):
             raise NoPublisher(f"show {show_id} has no publisher yet")
@@ -247,7 +279,7 @@ class MediaHub:
         audio = offers.audio_preferences(offer.audio) if offer.audio is not None else None
 
         pc = self._peer_connection()
-        session = Session(secrets.token_urlsafe(24), show_id, VIEWER, pc, broadcast)
+        session = Session(secrets.token_urlsafe(24), show_id, VIEWER, pc, broadcast, client=client)
         pairs: list[tuple[Any, RelayTrack]] = []
         try:
             if offer.video is not None and broadcast.codec is not None:
@@ -326,6 +358,11 @@ class MediaHub:
         if self._on_paused is not None and not self._closing:
             self._spawn(self._on_paused(show_id, paused))
 
+    def _forget_viewer(self, client: str) -> None:
+        self._viewers_of[client] -= 1
+        if self._viewers_of[client] <= 0:
+            del self._viewers_of[client]
+
     def _peer_connection(self) -> RTCPeerConnection:
         pc = RTCPeerConnection(rtc_configuration(self.ice))
         self._pcs.add(pc)
@@ -334,20 +371,36 @@ class MediaHub:
     async def _discard(self, pc: RTCPeerConnection) -> None:
         try:
             await pc.close()
+        except Exception as exc:
+            # aiortc's close() stops every transceiver's transport, and one that a refused
+            # offer never set up is None: stop the ones that exist, so no socket stays open.
+            log.debug("closing a peer connection failed (%r); stopping its transports", exc)
+            for transceiver in pc.getTransceivers():
+                dtls = transceiver.receiver.transport
+                if dtls is not None:
+                    await dtls.stop()
+                    await dtls.transport.stop()
         finally:
             self._pcs.discard(pc)
 
     async def _negotiate(self, pc: RTCPeerConnection, offer_sdp: str) -> str:
-        """Apply the offer, create the answer and gather every candidate; the answer's SDP."""
+        """Apply the offer (at most :data:`offers.MAX_REMOTE_CANDIDATES` of its candidates),
+        create the answer and gather every candidate; the answer's SDP."""
+        offer_sdp, dropped = offers.cap_candidates(offer_sdp)
+        if dropped:
+            log.debug("offer: %d remote candidates over the cap dropped", dropped)
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         except OperationError as exc:
             raise UnsupportedCodec(str(exc)) from exc
-        except (ValueError, KeyError, InvalidAccessError, InvalidStateError, InternalError) as exc:
-            raise BadOffer(f"cannot apply the offer: {exc}") from exc
+        except Exception as exc:
+            # aiortc applies what its parser accepted and dereferences what the offer left
+            # out (AttributeError, IndexError, ValueError, ...): an offer it cannot apply is
+            # the client's bad request, never the server's failure.
+            raise BadOffer(f"cannot apply the offer: {type(exc).__name__} {exc}") from exc
         answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)
-        return str(pc.localDescription.sdp)
+        return offers.with_rtcp_mux_only(str(pc.localDescription.sdp))
 
     def _register(self, session: Session) -> None:
         self.sessions[session.id] = session
@@ -386,6 +439,8 @@ class MediaHub:
                 broadcast.clear_source(session.source)
         else:
             self.stats.viewers -= 1
+            if session.client is not None:
+                self._forget_viewer(session.client)
             if reason not in ("deleted", "show-ended"):
                 self.stats.viewers_dropped += 1
         for track in session.tracks:

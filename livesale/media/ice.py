@@ -36,6 +36,19 @@ class IceConfig:
     turn_password: str = ""
 
     def __post_init__(self) -> None:
+        for name, value in (
+            *(("--stun", url) for url in self.stun_urls),
+            *(("--turn", url) for url in self.turn_urls),
+            ("--turn-username", self.turn_username),
+            ("--turn-password", self.turn_password),
+        ):
+            # They go out in a header (link_headers): printable ASCII only, so no control
+            # character can end it early and every byte is valid in a quoted-string.
+            if not all(0x20 <= ord(c) < 0x7F for c in value):
+                raise ValueError(f"{name} must be printable ASCII")
+        for url in (*self.stun_urls, *self.turn_urls):
+            if any(c in url for c in "<> "):
+                raise ValueError(f"an ICE server URL cannot contain <, > or spaces: {url!r}")
         for host in self.hosts:
             try:
                 ipaddress.ip_address(host)
@@ -73,10 +86,18 @@ class IceConfig:
         for url in self.turn_urls:
             link = f'<{url}>; rel="ice-server"'
             if self.turn_username:
-                link += f'; username="{self.turn_username}"'
-                link += f'; credential="{self.turn_password}"; credential-type="password"'
+                link += f"; username={quoted_string(self.turn_username)}"
+                link += f"; credential={quoted_string(self.turn_password)}"
+                link += '; credential-type="password"'
             links.append(link)
         return links
+
+
+def quoted_string(value: str) -> str:
+    """``value`` as an HTTP quoted-string (RFC 9110 §5.6.4, used by RFC 8288 §3 for link
+    parameters): ``"`` and ``\\`` escaped, so ``,`` and ``;`` inside stay part of the value."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
 
 
 def rtc_configuration(config: IceConfig) -> RTCConfiguration:

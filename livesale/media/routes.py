@@ -3,14 +3,19 @@
 * ``POST /whip/{show_id}`` (RFC 9725): the host's SDP offer, ``Authorization: Bearer <host
   token>`` → ``201 Created`` with the SDP answer, ``Location`` of the session and ``ETag``.
 * ``POST /whep/{show_id}`` (draft-ietf-wish-whep): anyone's offer → ``201`` with the answer.
-* ``DELETE`` on a ``Location`` ends that session; ``PATCH`` (trickle ICE / ICE restart) is not
-  supported and answers ``405``; ``OPTIONS`` answers CORS preflights with ``Accept-Post``.
+* ``DELETE`` on a ``Location`` ends that session: a WHIP session only with the show's host
+  token (RFC 9725 §4.3), a WHEP session with its URL alone (the unguessable session id is the
+  viewer's credential). ``PATCH`` (trickle ICE / ICE restart) is not supported and answers
+  ``405``; ``OPTIONS`` answers CORS preflights with ``Accept-Post``.
 
-Every response, problems included, carries CORS headers so players on other origins can read
-``Location``. The relay itself lives in :class:`livesale.media.hub.MediaHub`, started by
-:func:`start` and kept in the services under :data:`MEDIA`. When the installed aiortc lacks a
-hook the relay needs (:func:`livesale.media._aiortc.check`), :func:`start` logs it in one line
-and WHIP/WHEP answer ``503`` while chat and checkout run on.
+Every response under ``/whip/`` and ``/whep/``, problems included (``405`` and ``413`` too),
+carries CORS headers so players on other origins can read ``Location`` and the problem:
+:class:`Cors` adds them around the whole app.
+
+The relay itself lives in :class:`livesale.media.hub.MediaHub`, started by :func:`start` and
+kept in the services under :data:`MEDIA`. When the installed aiortc lacks a hook the relay
+needs (:func:`livesale.media._aiortc.check`), :func:`start` logs it in one line and WHIP/WHEP
+answer ``503`` while chat and checkout run on.
 """
 
 from __future__ import annotations
@@ -23,9 +28,11 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from livesale import errors, events, http, keys
 from livesale import services as svc
+from livesale.clients import client_of
 from livesale.media import _aiortc
 from livesale.media.errors import BadOffer, ShowNotLive
 from livesale.media.hub import PUBLISHER, VIEWER, MediaHub
@@ -51,19 +58,43 @@ CORS_HEADERS = {
 }
 
 
-def _with_cors(handler: Handler) -> Handler:
-    """Add CORS headers to every response of ``handler``, refusals (problems) included."""
+_CORS_RAW = [(k.lower().encode(), v.encode()) for k, v in CORS_HEADERS.items()]
+
+
+class Cors:
+    """ASGI middleware: CORS headers on every WHIP/WHEP response, whoever answers it (the
+    endpoints, Starlette's 404/405, :class:`livesale.http.BodyLimit`'s 413)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if not path.startswith(("/whip/", "/whep/")):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                extra = [(k, v) for k, v in _CORS_RAW if k not in present]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_cors)
+
+
+def _problems(handler: Handler) -> Handler:
+    """Answer ``handler``'s refusals as problems, logging server-side ones without a trace."""
 
     @functools.wraps(handler)
     async def wrapped(request: Request) -> Response:
         try:
-            response = await handler(request)
+            return await handler(request)
         except errors.LivesaleError as exc:
             if exc.status >= 500:
                 log.error("%s %s failed: %s", request.method, request.url.path, exc)
-            response = http.problem_response(exc)
-        response.headers.update(CORS_HEADERS)
-        return response
+            return http.problem_response(exc)
 
     return wrapped
 
@@ -125,7 +156,7 @@ def _created(
     request_media_type=SDP,
     response_media_type=SDP,
 )
-@_with_cors
+@_problems
 async def whip(request: Request) -> Response:
     """WHIP ingest: the host's offer in, the relay's answer out."""
     show_id = request.path_params["show_id"]
@@ -144,19 +175,20 @@ async def whip(request: Request) -> Response:
     request_media_type=SDP,
     response_media_type=SDP,
 )
-@_with_cors
+@_problems
 async def whep(request: Request) -> Response:
     """WHEP playback: a viewer's offer in, the relay's answer (the show's media) out."""
     show_id = request.path_params["show_id"]
     offer = await read_offer(request)
     await require_live(request, show_id)
-    session = await hub_of(request).play(show_id, offer)
+    # The socket's peer (uvicorn rewrites it from X-Forwarded-For only for trusted proxies).
+    session = await hub_of(request).play(show_id, offer, client_of(request))
     headers = _created(request, "whep", show_id, session.id, session.etag)
     return Response(session.answer, 201, headers, media_type=SDP)
 
 
 def _session_endpoint(role: str) -> Handler:
-    @_with_cors
+    @_problems
     async def session(request: Request) -> Response:
         show_id = request.path_params["show_id"]
         session_id = request.path_params["session_id"]
@@ -168,6 +200,9 @@ def _session_endpoint(role: str) -> Handler:
             )
             response.headers["Allow"] = "DELETE, OPTIONS"
             return response
+        if role == PUBLISHER:
+            # WHIP (RFC 9725 §4.3): only the host who may publish may end the publication.
+            await svc.of(request).get(SHOWS).verify_host(show_id, http.bearer_token(request))
         hub = hub_of(request)
         found = hub.session(session_id, show_id)
         if found is None or found.role != role:
@@ -198,6 +233,26 @@ def _options(endpoint: bool) -> Handler:
     return options
 
 
+def _not_allowed(allow: str) -> Handler:
+    async def not_allowed(request: Request) -> Response:
+        """Any other method: ``405`` with ``Allow``."""
+        response = http.problem_response(
+            errors.MethodNotAllowed(f"{request.method} is not allowed here; use {allow}")
+        )
+        response.headers["Allow"] = allow
+        return response
+
+    return not_allowed
+
+
+#: Methods no WHIP/WHEP resource has; answered by :func:`_not_allowed` with ``Allow``.
+_OTHER_METHODS = ["GET", "HEAD", "PUT", "PATCH", "DELETE", "POST"]
+
+
+def _others(used: str) -> list[str]:
+    return [m for m in _OTHER_METHODS if m not in used]
+
+
 routes: list[BaseRoute] = [
     Route("/whip/{show_id}", whip, methods=["POST"]),
     Route("/whip/{show_id}", _options(True), methods=["OPTIONS"]),
@@ -210,6 +265,15 @@ routes: list[BaseRoute] = [
     Route("/whep/{show_id}/{session_id}", _session_endpoint(VIEWER), methods=["DELETE", "PATCH"]),
     Route("/whep/{show_id}/{session_id}", _options(False), methods=["OPTIONS"]),
 ]
+for _path, _allow in (
+    ("/whip/{show_id}", "POST, OPTIONS"),
+    ("/whep/{show_id}", "POST, OPTIONS"),
+    ("/whip/{show_id}/{session_id}", "DELETE, PATCH, OPTIONS"),
+    ("/whep/{show_id}/{session_id}", "DELETE, PATCH, OPTIONS"),
+):
+    routes.append(
+        Route(_path, _not_allowed(_allow), methods=_others(_allow), include_in_schema=False)
+    )
 
 
 class MediaOff:
@@ -262,7 +326,12 @@ async def start(services: svc.Services) -> MediaHub | MediaOff:
             return True  # a store hiccup must not cut a live stream
         return show.state == "live"
 
-    hub = MediaHub(ice, on_paused=on_paused, is_live=is_live)
+    hub = MediaHub(
+        ice,
+        on_paused=on_paused,
+        is_live=is_live,
+        viewers_per_address=settings.whep_sessions_per_address,
+    )
     collector = MediaCollector(hub.stats)
     services.metrics.registry.register(collector)
     hub.on_close.append(lambda: services.metrics.registry.unregister(collector))

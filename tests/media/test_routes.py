@@ -113,7 +113,8 @@ async def test_whip_and_whep_carry_the_show_end_to_end(
 
         assert (await client.delete(watched.headers["location"])).status_code == 200
         assert (await client.delete(watched.headers["location"])).status_code == 404
-        assert (await client.delete(published.headers["location"])).status_code == 200
+        ended = await client.delete(published.headers["location"], headers=show.host)
+        assert ended.status_code == 200
         hub = media_hub(server)
         assert hub.peer_connections == 0
         assert hub.sessions == {}
@@ -170,7 +171,7 @@ async def test_second_publisher_replaces_the_first_only_with_the_host_token(
         await second.start(signal(client, f"/whip/{show.id}", show.host, responses))
         before = viewer.matching
         await viewer.wait_frames(before + 30, timeout=DEADLINE)
-        old = await client.delete(responses[0].headers["location"])
+        old = await client.delete(responses[0].headers["location"], headers=show.host)
         assert old.status_code == 404, "the first publisher's session was replaced"
         assert viewer.bad == 0
         await second.close()
@@ -241,7 +242,7 @@ def test_options_patch_and_unknown_sessions(server: LiveServer) -> None:
             )
             assert patch.status_code == 405
             assert "DELETE" in patch.headers["allow"]
-            assert http.delete(f"/{kind}/{show.id}/abc").status_code == 404
+            assert http.delete(f"/{kind}/{show.id}/abc", headers=show.host).status_code == 404
             assert http.get(f"/{kind}/{show.id}").status_code == 405
 
 
