@@ -218,3 +218,22 @@ def test_a_viewer_cannot_take_a_hosts_name(server: LiveServer) -> None:
             assert sign_up(http, "Mia's fan").status_code == 201
             assert merchant.post(f"/api/shows/{show}/end").is_success
             assert sign_up(http, "Mia").status_code == 201
+
+
+def test_a_forwarded_header_from_an_untrusted_peer_names_nobody(server: LiveServer) -> None:
+    """Without --trust-proxy no peer, not even a local one, can name another client with
+    X-Forwarded-For or Forwarded: every sign-up counts against the socket's own address."""
+    burst, _ = server.settings.rate("signup")
+    with client_from(server, "127.0.0.1") as local:
+        answers = [
+            local.post(
+                "/api/viewers",
+                json={"nickname": f"n{i}"},
+                headers={
+                    "X-Forwarded-For": f"198.51.100.{i % 250}",
+                    "Forwarded": f"for=192.0.2.{i % 250}",
+                },
+            ).status_code
+            for i in range(burst + 1)
+        ]
+    assert answers[-1] == 429 and answers[:burst] == [201] * burst
