@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,7 +29,7 @@ from typing import Any
 
 import httpx
 import stripe
-from _crowd import OPEN_LIMITS
+from _crowd import OPEN_LIMITS, serve
 from _stats import summary
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,47 +38,6 @@ sys.path.insert(0, str(ROOT))
 from tests.localstripe import SECRET_KEY, LocalStripe  # noqa: E402 - root on the path just now
 
 SHIPPING = {"name": "Bench Buyer", "address": "1 Loop Road", "email": "bench@example.com"}
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_server(data: Path, emulator: LocalStripe) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "livesale",
-            "serve",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data),
-            "--log-level",
-            "warning",
-            *emulator.serve_args("test"),
-            *OPEN_LIMITS,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline or proc.poll() is not None:
-            raise SystemExit("the server did not start")
-        time.sleep(0.1)
 
 
 def merchant_key(data: Path) -> str:
@@ -196,7 +154,7 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         emulator = LocalStripe(Path(tmp) / "stripe.pickle").start()
-        proc, url = start_server(Path(tmp) / "data", emulator)
+        proc, url = serve(Path(tmp) / "data", *emulator.serve_args("test"), *OPEN_LIMITS)
         try:
             key = merchant_key(Path(tmp) / "data")
             print(f"{args.buyers} buyers, one unit each, on {os.cpu_count()} cores")

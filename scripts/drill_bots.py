@@ -25,49 +25,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
-from _crowd import OPEN_LIMITS
+from _crowd import OPEN_LIMITS, serve
 
 from livesale.client import CLI_KEY_FILE
 from livesale.config import Settings
 
 BOT = "127.0.0.2"
 SKU = "DROP-1"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def serve(data: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "livesale", "serve", "--port", str(port), "--data-dir", str(data)]
-        + ["--log-level", "warning", "--payments", "manual", *extra],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit("the server did not start")
-        time.sleep(0.1)
 
 
 def client(url: str, address: str, connections: int = 10) -> httpx.AsyncClient:
@@ -130,7 +100,7 @@ async def crowd(url: str, key: str, stock: int, buyers: int, bot_tries: int) -> 
 
 
 def run(data: Path, stock: int, buyers: int, bot_tries: int, *extra: str) -> dict[str, Any]:
-    proc, url = serve(data, *extra)
+    proc, url = serve(data, "--payments", "manual", *extra)
     try:
         key = (data / CLI_KEY_FILE).read_text().strip()
         return asyncio.run(crowd(url, key, stock, buyers, bot_tries))

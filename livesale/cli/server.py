@@ -30,8 +30,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 # --- serve ----------------------------------------------------------------------------------
 
 
+_DEFAULTS = Settings()
+
+
 def _limit(name: str, default: float, kind: click.ParamType[Any], text: str) -> Callable[[F], F]:
-    """One of the HTTP edge's limits as an option, its default shown."""
+    """One of the server's limits as an option, its default shown."""
     return click.option(name, default=default, show_default=True, type=kind, help=text)
 
 
@@ -105,26 +108,23 @@ def _limit(name: str, default: float, kind: click.ParamType[Any], text: str) -> 
     help="ACTION=BURST/SECONDS per client address: signup, hold, checkout, join, chat"
     " (repeatable).",
 )
-@click.option(
+@_limit(
     "--default-limit-per-buyer",
-    default=5,
-    show_default=True,
-    type=click.IntRange(0, 10000),
-    help="Per-buyer limit of a line-up item that sets none (0: none).",
+    _DEFAULTS.default_limit_per_buyer,
+    click.IntRange(0, 10000),
+    "Per-buyer limit of a line-up item that sets none (0: none).",
 )
-@click.option(
+@_limit(
     "--address-cap-multiple",
-    default=10,
-    show_default=True,
-    type=click.IntRange(0, 100000),
-    help="One client address may hold and buy this many buyers' limits of an item (0: no cap).",
+    _DEFAULTS.address_cap_multiple,
+    click.IntRange(0, 100000),
+    "One client address may hold and buy this many buyers' limits of an item (0: no cap).",
 )
-@click.option(
+@_limit(
     "--max-qty-per-click",
-    default=10,
-    show_default=True,
-    type=click.IntRange(1, 99),
-    help="The most units one buy click may hold.",
+    _DEFAULTS.max_qty_per_click,
+    click.IntRange(1, 99),
+    "The most units one buy click may hold.",
 )
 @click.option(
     "--payments",
