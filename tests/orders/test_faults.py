@@ -115,9 +115,7 @@ def test_kill_during_checkouts_recovers(spawn: Any, tmp_path: Path) -> None:
     """kill -9 in a burst of checkouts; after restart every order is final, none charged
     without a confirmed hold, and Redis's sold count equals SQLite's confirmed orders."""
     data = tmp_path / "drill"
-    proc = spawn(
-        "--data-dir", str(data), "--log-level", "warning", "--payments", "test", *ONE_ADDRESS_ARGS
-    )
+    proc = spawn(*_args(data))
     key = create_key(data)
     show, client = _setup(proc.url, key, "KILL", 60)
     buyers = _viewers(proc.url, 60)
@@ -152,16 +150,7 @@ def test_kill_during_checkouts_recovers(spawn: Any, tmp_path: Path) -> None:
     asyncio.run(checkouts_then_kill())
     proc.proc.wait()
     client.close()
-    again = spawn(
-        "--data-dir",
-        str(data),
-        "--log-level",
-        "warning",
-        "--payments",
-        "test",
-        *ONE_ADDRESS_ARGS,
-        port=proc.port,
-    )
+    again = spawn(*_args(data), port=proc.port)
     with httpx.Client(base_url=again.url, timeout=30) as fresh:
         deadline = time.monotonic() + 60  # catches a hang only
         while True:
@@ -180,9 +169,7 @@ def test_redis_killed_keeps_acknowledged_holds(spawn: Any, tmp_path: Path) -> No
     """Redis killed mid-show and restarted with the server (AOF): no acknowledged hold or
     paid order is lost."""
     data = tmp_path / "aof"
-    proc = spawn(
-        "--data-dir", str(data), "--log-level", "warning", "--payments", "test", *ONE_ADDRESS_ARGS
-    )
+    proc = spawn(*_args(data))
     key = create_key(data)
     show, client = _setup(proc.url, key, "AOF", 20)
     buyers = _viewers(proc.url, 8)
@@ -208,16 +195,7 @@ def test_redis_killed_keeps_acknowledged_holds(spawn: Any, tmp_path: Path) -> No
     os.kill(proc.proc.pid, signal.SIGKILL)
     proc.proc.wait()
     client.close()
-    again = spawn(
-        "--data-dir",
-        str(data),
-        "--log-level",
-        "warning",
-        "--payments",
-        "test",
-        *ONE_ADDRESS_ARGS,
-        port=proc.port,
-    )
+    again = spawn(*_args(data), port=proc.port)
     with httpx.Client(base_url=again.url, timeout=30) as fresh:
         level = fresh.get("/api/stock/AOF").json()
         assert (level["held"], level["sold"]) == (4, 4), level

@@ -203,6 +203,11 @@ class Result:
     buyers: dict[str, int] = field(default_factory=dict)
 
 
+def client_of(op: Op) -> str:
+    """The address a ``reserve_from`` click comes from ("" for a plain ``reserve``)."""
+    return str(op[5]) if op[0] == "reserve_from" else ""
+
+
 def hold_id(n: int) -> str:
     return f"ho_{n:012d}.{SKU}"
 
@@ -219,14 +224,7 @@ class Pure:
 
     def run(self, op: Op) -> str:
         match op:
-            case ("reserve", viewer, qty, idem, ttl) | (
-                "reserve_from",
-                viewer,
-                qty,
-                idem,
-                ttl,
-                _,
-            ):
+            case ("reserve" | "reserve_from", viewer, qty, idem, ttl, *_):
                 outcome = state.reserve(
                     self.shelf,
                     hold_id=hold_id(self.reserves),
@@ -239,7 +237,7 @@ class Pure:
                     now_ms=self.now(),
                     ttl_ms=ttl,
                     default_limit=DEFAULT_LIMIT,
-                    client=op[5] if len(op) > 5 else "",
+                    client=client_of(op),
                     address_multiple=ADDRESS_MULTIPLE,
                 )
                 self.reserves += 1
@@ -302,14 +300,7 @@ class Lua:
 
     def run(self, op: Op) -> str:
         match op:
-            case ("reserve", viewer, qty, idem, ttl) | (
-                "reserve_from",
-                viewer,
-                qty,
-                idem,
-                ttl,
-                _,
-            ):
+            case ("reserve" | "reserve_from", viewer, qty, idem, ttl, *_):
                 out = self.call(
                     calls.reserve(
                         hold_id=hold_id(self.reserves),
@@ -322,7 +313,7 @@ class Lua:
                         idem_seconds=86400,
                         reap_batch=10,
                         default_limit=DEFAULT_LIMIT,
-                        client=op[5] if len(op) > 5 else "",
+                        client=client_of(op),
                         address_multiple=ADDRESS_MULTIPLE,
                     )
                 )
