@@ -59,6 +59,9 @@ def test_client_address_behind_trusted_proxies() -> None:
     assert client_address("::1", forwarded, trusted) == "2001:db8::17"
     assert client_address("10.0.0.5", [("forwarded", "for=unknown")], trusted) == "10.0.0.5"
     assert client_address("::ffff:192.0.2.1", [], ()) == "192.0.2.1"
+    # Two IPv4 clients seen on a dual-stack socket stay two clients.
+    mapped = [address_key(client_address(f"::ffff:192.0.2.{n}", [], ())) for n in (1, 2)]
+    assert mapped == ["192.0.2.1", "192.0.2.2"]
     assert address_key("2001:db8:1:2:aaaa::1") == address_key("2001:db8:1:2:bbbb::9")
     assert address_key("2001:db8:1:2::1") == "2001:db8:1:2::/64"
     assert address_key("192.0.2.1") == "192.0.2.1"
