@@ -101,11 +101,12 @@ class OrderBook:
         reason: str | None = None,
         *,
         event: str | None = None,
+        announce: bool = True,
         **columns: Any,
     ) -> OrderOut:
         """Move the order to ``target`` (``None``: keep its state) with ``payment_status``,
         checked against the state machine; set ``columns`` too, queue ``event`` as a webhook,
-        then tell the buyer's room."""
+        then (unless ``announce`` is false) tell the buyer's room."""
         async with self.db.transaction() as conn:
             cur = await conn.execute("SELECT state FROM orders WHERE id = ?", (order_id,))
             found = await cur.fetchone()
@@ -128,7 +129,8 @@ class OrderBook:
             order = order_out(updated)
             if event is not None:
                 await queue_event(conn, event, order)
-        await self.announce(order)
+        if announce:
+            await self.announce(order)
         return order
 
     async def log(self, order_id: str, provider: str, action: str, outcome: str) -> None:

@@ -106,14 +106,6 @@ class Sales:
             lock = self._locks[order_id] = asyncio.Lock()
         return lock
 
-    # --- reading ------------------------------------------------------------------------------
-
-    async def order(self, order_id: str) -> OrderOut:
-        return await self.book.order(order_id)
-
-    async def orders(self, show_id: str | None = None, state: str | None = None) -> list[OrderOut]:
-        return await self.book.orders(show_id, state)
-
     # --- checkout -----------------------------------------------------------------------------
 
     async def checkout(
@@ -203,7 +195,8 @@ class Sales:
             await self.book.move(order_id, OrderState.CANCELLED, "none", str(exc))
             raise BadGateway(f"{exc}; nothing was charged") from exc
         if ref:
-            await self.book.move(order_id, None, "none", payment_ref=ref)
+            # Bookkeeping only: the buyer's page has nothing new to show yet.
+            await self.book.move(order_id, None, "none", announce=False, payment_ref=ref)
         payment = Payment(order_id, int(row["amount"]), row["currency"], ref)
         account = await self._authorize(provider, payment, token)
         return await self._settle(order_id, provider, account)

@@ -143,9 +143,8 @@ class TestProvider:
         )
         if row is None:
             return Authorization("none")
-        status = "voided" if row[0] == "voided" else str(row[0])
-        if status == "refunded":
-            status = "captured"
+        # A refund does not undo the capture: the money was taken, some of it given back.
+        status = "captured" if row[0] == "refunded" else str(row[0])
         return Authorization(status, refunded=int(row[1]))
 
     async def _move(self, order_id: str, frm: tuple[str, ...], to: str) -> str:

@@ -132,9 +132,9 @@ async def checkout(request: Request) -> Response:
 async def list_orders(request: Request) -> Response:
     services = svc.of(request)
     await services.keys.merchant(request)
-    sales = of(request).sales
+    book = of(request).book
     return json_response(
-        await sales.orders(request.query_params.get("show"), request.query_params.get("state"))
+        await book.orders(request.query_params.get("show"), request.query_params.get("state"))
     )
 
 
@@ -142,7 +142,7 @@ async def list_orders(request: Request) -> Response:
 async def get_order(request: Request) -> Response:
     services = svc.of(request)
     await services.keys.merchant(request)
-    return json_response(await of(request).sales.order(request.path_params["order_id"]))
+    return json_response(await of(request).book.order(request.path_params["order_id"]))
 
 
 @endpoint("Mark a manual (pay on delivery) order paid", auth="merchant", response=OrderOut)
