@@ -21,6 +21,8 @@ class ClientError(Exception):
 
 SERVER_FILE = "server.json"
 CLI_KEY_FILE = "cli-key"
+#: Where the first merchant key goes when ``serve``'s output is not a terminal (a log).
+MERCHANT_KEY_FILE = "merchant-key"
 
 
 def local_server(data_dir: Path) -> str | None:

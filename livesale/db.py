@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -21,6 +22,7 @@ from typing import Any
 
 import aiosqlite
 
+from livesale.datadir import PRIVATE_DIR, PRIVATE_FILE
 from livesale.errors import StoreError
 
 log = logging.getLogger("livesale.db")
@@ -73,12 +75,15 @@ class Database:
     @classmethod
     async def open(cls, path: Path) -> Database:
         """Open (creating if needed) the database and apply pending migrations."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
         try:
+            # Buyers' addresses live here: the file is the owner's alone, and SQLite gives its
+            # WAL and shared-memory files the database's mode.
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE))
             writer = await _connect(path)
             await _pragma(writer, "journal_mode = WAL")
             reader = await _connect(path)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open {path}: {exc}") from exc
         db = cls(path, writer, reader)
         await db.migrate()

@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 from typing import IO
 
+from livesale.datadir import PRIVATE_DIR, PRIVATE_UMASK
 from livesale.errors import ConfigError
 
 log = logging.getLogger("livesale.redis")
@@ -124,7 +125,7 @@ class EmbeddedRedis:
         Raises :class:`ConfigError` when another server holds this data directory, or when
         Redis does not come up (with the tail of its log).
         """
-        self.redis_dir.mkdir(parents=True, exist_ok=True)
+        self.redis_dir.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
         self._acquire_lock()
         try:
             self._replace_stale()
@@ -200,6 +201,8 @@ class EmbeddedRedis:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             preexec_fn=_set_pdeathsig,
+            # Its append-only file holds every hold and buyer: the owner's alone.
+            umask=PRIVATE_UMASK,
             # Its own session: Ctrl-C in the terminal reaches livesale, which then stops Redis
             # after the HTTP server has drained, not before.
             start_new_session=True,

@@ -15,10 +15,10 @@ from types import FrameType
 import uvicorn
 from rich.console import Console
 
-from livesale import _uvicorn, demo
+from livesale import _uvicorn, datadir, demo
 from livesale import services as svc
 from livesale.app import assemble, create_app
-from livesale.client import CLI_KEY_FILE, SERVER_FILE
+from livesale.client import CLI_KEY_FILE, MERCHANT_KEY_FILE, SERVER_FILE
 from livesale.config import Settings
 from livesale.embedded_redis import EmbeddedRedis
 
@@ -117,19 +117,10 @@ async def _prepare(settings: Settings, console: Console) -> svc.Services:
     try:
         assemble(services)
         if await services.keys.count() == 0:
-            key = await services.keys.create("first key")
-            console.print("[bold]Merchant API key[/] (shown once; keep it):")
-            console.print(f"  {key}", markup=False)
-            console.print(
-                "  Merchant calls and the CLI use it (LIVESALE_API_KEY); "
-                "`livesale keys create` makes another."
-            )
+            _say_first_key(settings, console, await services.keys.create("first key"))
         cli_key = settings.data_dir / CLI_KEY_FILE
         if not cli_key.exists():
-            key = await services.keys.create("local cli")
-            fd = os.open(cli_key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(key + "\n")
+            datadir.write_private(cli_key, await services.keys.create("local cli") + "\n")
         _say_payments(settings, console)
         if settings.demo:
             from livesale.orders import ensure_stock
@@ -143,6 +134,26 @@ async def _prepare(settings: Settings, console: Console) -> svc.Services:
         await services.close()
         raise
     return services
+
+
+def _say_first_key(settings: Settings, console: Console, key: str) -> None:
+    """Show the first merchant key to the person at the terminal; where the output goes to a
+    log (systemd's journal, a file) the key goes to a file only its owner can read instead."""
+    if console.is_terminal:
+        console.print("[bold]Merchant API key[/] (shown once; keep it):")
+        console.print(f"  {key}", markup=False)
+    else:
+        path = settings.data_dir / MERCHANT_KEY_FILE
+        datadir.write_private(path, key + "\n")
+        console.print(
+            f"Merchant API key written to {path} (readable by you only; not printed, as this"
+            " output is not a terminal). Move it somewhere safe.",
+            markup=False,
+        )
+    console.print(
+        "  Merchant calls and the CLI use it (LIVESALE_API_KEY); "
+        "`livesale keys create` makes another."
+    )
 
 
 def _say_payments(settings: Settings, console: Console) -> None:
@@ -171,7 +182,7 @@ async def _serve(settings: Settings, log_level: str, console: Console) -> None:
     quiet_logs()
     server = uvicorn.Server(uvicorn_config(app, settings, log_level))
     marker = settings.data_dir / SERVER_FILE
-    marker.write_text(json.dumps({"url": settings.base_url, "pid": os.getpid()}))
+    datadir.write_private(marker, json.dumps({"url": settings.base_url, "pid": os.getpid()}))
     tune_gc()
     console.print(f"livesale is serving on [bold]{settings.base_url}[/]  (Ctrl-C to stop)")
     try:
@@ -188,7 +199,17 @@ async def _serve(settings: Settings, log_level: str, console: Console) -> None:
 
 def run(settings: Settings, log_level: str, console: Console) -> None:
     """Run until Ctrl-C or SIGTERM; the embedded Redis (if any) stops after the server."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # Everything the server and its Redis create from here is the owner's alone.
+    os.umask(datadir.PRIVATE_UMASK)
+    tightened = datadir.make_private(settings.data_dir)
+    if tightened:
+        log.warning(
+            "the data directory %s was readable by other users; %d entries (%s) are now the"
+            " owner's only (0700 directories, 0600 files)",
+            settings.data_dir,
+            len(tightened),
+            ", ".join(str(p.relative_to(settings.data_dir.parent)) for p in tightened[:3]),
+        )
     previous = signal.signal(signal.SIGTERM, _sigterm)
     embedded: EmbeddedRedis | None = None
     try:
