@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from livesale import catalogue, http, media, openapi, orders, pages, room, shows
+from livesale import api_keys, catalogue, http, media, openapi, orders, pages, room, shows
 from livesale import services as svc
 from livesale.config import Settings
 from livesale.errors import LivesaleError, Unavailable
@@ -75,6 +75,7 @@ def create_app(settings: Settings, services: svc.Services | None = None) -> Star
         Route("/metrics", metrics, methods=["GET"]),
         *catalogue.routes,
         *shows.routes,
+        *api_keys.routes,
         *room.routes,
         *media.routes,
     ]
