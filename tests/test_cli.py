@@ -279,3 +279,19 @@ def test_outside_text_reaches_the_terminal_inert(cli: Cli, tmp_path: Path) -> No
     assert "[bold red]FREE[/]" in out
     assert "\\x1b[2J" in out and "\\rgone" in out
     assert "\x1b" not in out and "\r" not in out
+
+
+def test_show_token_prints_a_new_studio_link(cli: Cli) -> None:
+    """`show token SHOW` prints a studio link with a new host token; the old one stops."""
+    created = cli.json("show", "create", "Friday", "--host", "Lee")
+    code, out, err = cli("show", "token", created["id"])
+    assert code == 0, err
+    token = out.split("#token=")[1].split()[0]
+    assert token.startswith("host_") and token != created["host_token"]
+    assert "old link no longer works" in out
+    with cli.server.client() as http:
+        start = f"/api/shows/{created['id']}/start"
+        old = http.post(start, headers={"Authorization": f"Bearer {created['host_token']}"})
+        assert old.status_code == 403
+        assert http.post(start, headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    assert cli("show", "token", "sh_missing")[0] == 1

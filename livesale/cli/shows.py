@@ -179,3 +179,20 @@ def lineup_show(
     """Show SHOW's line-up with live stock."""
     client = connect(server, api_key, data_dir)
     _print_lineup(call(client, "GET", f"/api/shows/{show_id}/lineup"), as_json)
+
+
+@show.command("token")
+@click.argument("show_id")
+@client_options
+def show_token(
+    show_id: str, server: str | None, api_key: str | None, data_dir: Path, as_json: bool
+) -> None:
+    """Give the show a new host token and print its studio link; the old link stops working
+    at once and the studio open with it is disconnected."""
+    made = call(connect(server, api_key, data_dir), "POST", f"/api/shows/{show_id}/host-token")
+    if as_json:
+        print_json(made)
+        return
+    out.print(f"New studio link for show {escape(made['show_id'])} (keep it secret):")
+    out.print(f"  {made['studio_url']}", markup=False)
+    out.print("The old link no longer works.")

@@ -36,6 +36,14 @@ class Show(msgspec.Struct, frozen=True):
     watch_url: str
 
 
+class HostToken(msgspec.Struct, frozen=True):
+    """A show's new host token (the old one stopped working): shown in this answer only."""
+
+    show_id: str
+    host_token: str
+    studio_url: str
+
+
 class ShowCreated(msgspec.Struct, frozen=True):
     """The answer to ``POST /api/shows``: the only time the host token is shown."""
 

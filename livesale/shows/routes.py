@@ -11,6 +11,7 @@ from livesale import services as svc
 from livesale.http import endpoint, json_response, read_body
 from livesale.shows.component import merchant_or_host, of
 from livesale.shows.messages import (
+    HostToken,
     Lineup,
     LineupChanged,
     LineupItemIn,
@@ -72,20 +73,35 @@ async def end_show(request: Request) -> Response:
 
 
 @endpoint(
-    "Replace the line-up, in show order",
+    "Replace the line-up, in show order (a host may only reorder it)",
     auth="merchant or host",
     body=list[LineupItemIn],
     response=Lineup,
 )
 async def put_lineup(request: Request) -> Response:
     show_id = request.path_params["show_id"]
-    await merchant_or_host(request, show_id)
+    actor = await merchant_or_host(request, show_id)
     items = await read_body(request, list[LineupItemIn])
     services = svc.of(request)
+    if actor.startswith("host:"):
+        await of(request).check_host_lineup(show_id, items)
     lineup = await of(request).put_lineup(show_id, items)
     # Everyone in the room gets the new line-up (with stock and the featured item).
     await events.publish_event(services.redis, show_id, LineupChanged(lineup=lineup))
     return json_response(lineup)
+
+
+@endpoint(
+    "Replace the show's host token: the old one stops at once and its sockets close",
+    auth="merchant",
+    response=HostToken,
+)
+async def rotate_host_token(request: Request) -> Response:
+    show_id = request.path_params["show_id"]
+    await svc.of(request).keys.merchant(request)
+    store = of(request)
+    token = await store.rotate_host_token(show_id)
+    return json_response(HostToken(show_id, token, store.studio_url(show_id, token)))
 
 
 @endpoint("The line-up with live stock and the featured item", response=Lineup)
@@ -101,4 +117,5 @@ routes: list[BaseRoute] = [
     Route("/api/shows/{show_id}/end", end_show, methods=["POST"]),
     Route("/api/shows/{show_id}/lineup", put_lineup, methods=["PUT"]),
     Route("/api/shows/{show_id}/lineup", get_lineup, methods=["GET"]),
+    Route("/api/shows/{show_id}/host-token", rotate_host_token, methods=["POST"]),
 ]

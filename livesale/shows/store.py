@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import redis.asyncio as aioredis
 
-from livesale import keys
+from livesale import events, keys
 from livesale.catalogue import Catalogue
 from livesale.db import Database
 from livesale.errors import (
@@ -21,7 +21,6 @@ from livesale.errors import (
     ValidationFailed,
     map_redis_errors,
 )
-from livesale.events import encoder
 from livesale.ids import ShowId, hash_secret, new_id, new_secret
 from livesale.lua import Scripts, calls
 from livesale.money import Money
@@ -170,14 +169,36 @@ class ShowStore:
             raise Forbidden("wrong host token for this show")
 
     async def rotate_host_token(self, show_id: str) -> str:
-        """Issue a new host token (the old one stops working) and return it."""
+        """Issue a new host token and return it. The old one stops working at once, and the
+        host sockets it opened close (4403) in every process."""
         await self._row(show_id)
         token = new_secret("host")
         async with self.db.transaction() as conn:
             await conn.execute(
                 "UPDATE shows SET host_token_hash = ? WHERE id = ?", (hash_secret(token), show_id)
             )
+        kick = {"type": "kick", "host": True, "code": 4403, "reason": "the host token was replaced"}
+        await events.publish(self.redis, show_id, kick)
         return token
+
+    async def check_host_lineup(self, show_id: str, items: Sequence[LineupItemIn]) -> None:
+        """A host may reorder the line-up, never change what is on it, its prices or its
+        limits (those are the merchant's): :class:`Forbidden` otherwise."""
+        current = sorted(
+            (r["sku"], r["price_amount"], r["limit_per_buyer"])
+            for r in await self.db.fetchall(
+                "SELECT sku, price_amount, limit_per_buyer FROM lineup_items WHERE show_id = ?",
+                (show_id,),
+            )
+        )
+        wanted = sorted(
+            (i.sku, i.price.amount if i.price else None, i.limit_per_buyer) for i in items
+        )
+        if wanted != current:
+            raise Forbidden(
+                "a host may only reorder the line-up; its items, prices and limits are the"
+                " merchant's"
+            )
 
     async def move(self, show_id: str, target: ShowState) -> Show:
         """Start or end a show. Asking for the state it is already in changes nothing."""
@@ -244,7 +265,7 @@ class ShowStore:
         """Feature ``sku`` ("now explaining"; ``None`` features nothing): the room gets
         ``featured``, and ``requests`` when this resolved the item's request. Answers ``ok``, or
         why not: ``show_ended``, ``not_in_lineup``."""
-        body = encoder.encode(Featured(sku=sku))
+        body = events.encoder.encode(Featured(sku=sku))
         result = await self.scripts.run(calls.feature(show_id=show_id, sku=sku, body=body))
         return result.decode() if isinstance(result, bytes) else str(result)
 

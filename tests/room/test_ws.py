@@ -151,7 +151,7 @@ async def test_lineup_put_reaches_everyone(
     put = httpx.put(
         f"{server.url}/api/shows/{show.id}/lineup",
         json=[{"sku": "SKIN-3"}, {"sku": "LIP-1"}],
-        headers={"Authorization": f"Bearer {show.host_token}"},
+        headers=server.merchant,  # what is on the line-up is the merchant's
     )
     assert put.status_code == 200
     msg = await ann.expect("lineup")
@@ -171,7 +171,7 @@ async def test_removing_the_featured_item_from_the_lineup_unfeatures_it(
     put = httpx.put(
         f"{server.url}/api/shows/{show.id}/lineup",
         json=[{"sku": "SKIN-3"}, {"sku": "LIP-1"}],
-        headers={"Authorization": f"Bearer {show.host_token}"},
+        headers=server.merchant,  # what is on the line-up is the merchant's
     )
     assert put.status_code == 200 and put.json()["featured"] is None
     assert (await ann.expect("featured"))["sku"] is None
@@ -186,7 +186,7 @@ async def test_removing_the_featured_item_from_the_lineup_unfeatures_it(
     put = httpx.put(
         f"{server.url}/api/shows/{show.id}/lineup",
         json=[{"sku": "LIP-1"}],
-        headers={"Authorization": f"Bearer {show.host_token}"},
+        headers=server.merchant,  # what is on the line-up is the merchant's
     )
     assert put.json()["featured"] == "LIP-1"
 

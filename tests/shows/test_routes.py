@@ -52,11 +52,16 @@ def test_show_lifecycle_and_listing_order(merchant: httpx.Client, show: dict[str
     assert [s["id"] for s in merchant.get("/api/shows").json()] == [other["id"], show["id"]]
 
 
-def test_host_token_may_start_and_set_lineup(server: LiveServer, show: dict[str, Any]) -> None:
-    """The show's host token can start it and change its line-up; another show's cannot."""
+def test_host_token_may_start_and_reorder_lineup(server: LiveServer, show: dict[str, Any]) -> None:
+    """The show's host token can start it and reorder its line-up, not change what is on it;
+    another show's token can do neither."""
     host = {"Authorization": f"Bearer {show['host_token']}"}
+    lineup = f"/api/shows/{show['id']}/lineup"
+    with server.client(headers={"Authorization": "Bearer " + server.api_key}) as merchant:
+        assert merchant.put(lineup, json=[{"sku": "SKU-1"}, {"sku": "SKU-2"}]).is_success
     with server.client(headers=host) as client:
-        assert client.put(f"/api/shows/{show['id']}/lineup", json=[{"sku": "SKU-1"}]).is_success
+        assert client.put(lineup, json=[{"sku": "SKU-2"}, {"sku": "SKU-1"}]).is_success
+        assert_problem(client.put(lineup, json=[{"sku": "SKU-1"}]), 403, "forbidden")
         assert client.post(f"/api/shows/{show['id']}/start").json()["state"] == "live"
         # a host token is not a merchant key
         assert_problem(
