@@ -38,6 +38,7 @@ RATE_LIMITS: dict[str, tuple[int, float]] = {
     "checkout": (30, 10.0),
     "join": (120, 60.0),  # room sockets opened
     "chat": (30, 10.0),  # chat lines, every viewer of the address together
+    "offer": (60, 60.0),  # WHIP and WHEP offers (each costs the relay a socket and ICE work)
 }
 
 
@@ -85,6 +86,12 @@ class Settings:
     address_cap_multiple: int = 10
     #: The most units one buy click may hold.
     max_qty_per_click: int = 10
+    #: Holds one viewer may have live at once across a show's items (0: no cap); an address
+    #: may have ``address_cap_multiple`` times as many.
+    live_holds_per_viewer: int = 10
+    #: Viewers of one client address that count in a show's presence, and that may ask for,
+    #: vote on or want one item: far above one shop's Wi-Fi, far below a script's tokens.
+    crowd_per_address: int = 50
     #: The payment providers checkouts may name (``--payments``); ``test`` only when named, or
     #: with ``demo`` (see :attr:`providers`).
     payments: tuple[str, ...] = DEFAULT_PAYMENTS

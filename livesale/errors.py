@@ -7,6 +7,7 @@
     │   └── MalformedJson              400 malformed-json
     ├── Unauthorized                   401 unauthorized   (no credential)
     ├── Forbidden                      403 forbidden      (wrong credential or role)
+    │   └── Banned                     403 banned         (the host removed the viewer)
     ├── NotFound                       404 not-found
     ├── MethodNotAllowed               405 method-not-allowed
     ├── Conflict                       409 conflict
@@ -75,6 +76,10 @@ class Unauthorized(LivesaleError):
 
 class Forbidden(LivesaleError):
     status, slug, title = 403, "forbidden", "Not allowed"
+
+
+class Banned(Forbidden):
+    slug, title = "banned", "Removed from this show by its host"
 
 
 class NotFound(LivesaleError):

@@ -115,7 +115,7 @@ def show_chat(show_id: str) -> str:
 
 
 def show_mutes(show_id: str) -> str:
-    """Hash viewer id -> muted-until (ms, Redis clock)."""
+    """Hash viewer id, or ``@<address>``, -> muted-until (ms, Redis clock)."""
     return f"{PREFIX}{{show:{show_id}}}:mutes"
 
 
@@ -132,3 +132,36 @@ def show_presence(show_id: str) -> str:
 def rate(action: str, client: str) -> str:
     """Token bucket of one client address's rate limit on ``action`` (expires when full)."""
     return f"{PREFIX}{{rate:{client}}}:{action}"
+
+
+#: How long a show's moderation and per-address room records outlive their last write: far
+#: past any show's end, yet not forever (every key livesale writes has a bounded life).
+ROOM_RECORD_SECONDS = 7 * 24 * 3600
+
+
+def show_clients(show_id: str) -> str:
+    """Hash viewer id -> the client address it last joined the room from (moderation binds a
+    mute or ban to that address too)."""
+    return f"{PREFIX}{{show:{show_id}}}:clients"
+
+
+def show_bans(show_id: str) -> str:
+    """Hash of who is banned from the show: viewer ids, and ``@<address>`` fields."""
+    return f"{PREFIX}{{show:{show_id}}}:bans"
+
+
+def show_voter_addresses(show_id: str, sku: str) -> str:
+    """Hash address -> how many viewers of it asked for or voted on the open request for
+    ``sku`` (dropped with the request)."""
+    return f"{PREFIX}{{show:{show_id}}}:voter-addrs:{sku}"
+
+
+def show_plant_addresses(show_id: str) -> str:
+    """Hash ``<sku>|<address>`` -> how many viewers of that address planted the item."""
+    return f"{PREFIX}{{show:{show_id}}}:plant-addrs"
+
+
+def live_holds(show_id: str, who: str) -> str:
+    """Sorted set of the live hold ids of a viewer (or of ``@<address>``) in a show, scored by
+    expiry: the cap on holds at once across the show's items."""
+    return f"{PREFIX}{{show:{show_id}}}:live:{who}"

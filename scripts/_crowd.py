@@ -21,6 +21,8 @@ OPEN_LIMITS = [
     "0",
     "--max-connections-per-address",
     "1000000",
+    "--crowd-per-address",
+    "1000000",
 ]
 for _action in RATE_LIMITS:
     OPEN_LIMITS += ["--rate-limit", f"{_action}=1000000/1"]

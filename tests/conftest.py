@@ -39,6 +39,7 @@ ONE_ADDRESS: dict[str, Any] = {
     "max_connections_per_address": 1_000_000,
     "address_cap_multiple": 0,
     "default_limit_per_buyer": 0,
+    "crowd_per_address": 1_000_000,
     "rate_limits": tuple((action, 1_000_000, 1.0) for action in RATE_LIMITS),
 }
 #: The same for ``livesale serve`` in a subprocess.
@@ -49,6 +50,8 @@ ONE_ADDRESS_ARGS = [
     "0",
     "--default-limit-per-buyer",
     "0",
+    "--crowd-per-address",
+    "1000000",
     *(arg for action in RATE_LIMITS for arg in ("--rate-limit", f"{action}=1000000/1")),
 ]
 

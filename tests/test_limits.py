@@ -23,6 +23,7 @@ from websockets.sync.client import connect
 from livesale.clients import address_key, client_address, trusted_networks
 from livesale.config import Settings
 from tests.conftest import LiveServer
+from tests.orders.conftest import CHECKOUT
 
 
 @pytest.fixture
@@ -132,7 +133,7 @@ def make_show(merchant: httpx.Client, sku: str, stock: int, limit: int | None = 
 def click(client: httpx.Client, show: str, token: str, sku: str, qty: int = 1) -> httpx.Response:
     return client.post(
         f"/api/shows/{show}/holds",
-        json={"sku": sku, "qty": qty, "idempotency_key": f"k{qty}"},
+        json={"sku": sku, "qty": qty, "idempotency_key": f"{sku}-{qty}"},
         headers={"Authorization": f"Bearer {token}"},
     )
 
@@ -240,3 +241,148 @@ def test_a_forwarded_header_from_an_untrusted_peer_names_nobody(server: LiveServ
             for i in range(burst + 1)
         ]
     assert answers[-1] == 429 and answers[:burst] == [201] * burst
+
+
+@pytest.fixture
+def small(settings: Settings) -> Iterator[LiveServer]:
+    """Small caps, so a handful of tokens reaches them: 3 viewers per address count, 2 holds
+    at once per viewer (an address 2 times that), 3 WHIP/WHEP offers a minute per address."""
+    live = LiveServer(
+        replace(
+            settings,
+            crowd_per_address=3,
+            live_holds_per_viewer=2,
+            address_cap_multiple=2,
+            rate_limits=(("offer", 3, 60.0),),
+        )
+    ).start()
+    yield live
+    live.stop()
+
+
+def test_votes_wants_and_presence_count_an_address_as_a_crowd_at_most(small: LiveServer) -> None:
+    """Five tokens minted on one address add three votes and three wants to an item and
+    three viewers to the room; a viewer on another network adds its own."""
+    with small.client(headers=small.merchant) as merchant:
+        show = make_show(merchant, "CROWD", 5)
+    ws = small.url.replace("http://", "ws://") + f"/ws/shows/{show}?token="
+    with client_from(small, "127.0.0.51") as bot, client_from(small, "127.0.0.52") as fan:
+        tokens = [sign_up(bot, f"b{i}").json()["token"] for i in range(5)]
+        other = sign_up(fan, "fan").json()["token"]
+    with ExitStack() as stack:
+        bots = [
+            stack.enter_context(connect(ws + t, source_address=("127.0.0.51", 0))) for t in tokens
+        ]
+        for sock in bots:
+            json.loads(sock.recv(10))
+        votes: list[int | str] = []
+        for sock in bots:
+            sock.send(json.dumps({"type": "request", "sku": "CROWD"}))
+            votes.append(_answer(sock, "requests", len([v for v in votes if v != "error"]) + 1))
+        assert votes == [1, 2, 3, "error", "error"]
+        wants: list[int | str] = []
+        for sock in bots:
+            sock.send(json.dumps({"type": "plant", "sku": "CROWD"}))
+            wants.append(_answer(sock, "planted"))
+        assert wants == ["planted"] * 3 + ["error"] * 2
+        fan_sock = stack.enter_context(connect(ws + other, source_address=("127.0.0.52", 0)))
+        snapshot = json.loads(fan_sock.recv(10))
+        assert snapshot["requests"] == [{"sku": "CROWD", "votes": 3}]
+        fan_sock.send(json.dumps({"type": "vote", "sku": "CROWD"}))
+        assert _frame(fan_sock, "requests")["queue"] == [{"sku": "CROWD", "votes": 4}]
+        deadline = time.monotonic() + 30
+        viewers = snapshot["viewers"]
+        while viewers != 4:
+            assert time.monotonic() < deadline, viewers
+            viewers = _frame(fan_sock, "presence")["viewers"]
+    with small.client(headers=small.merchant) as merchant:
+        host = merchant.post(f"/api/shows/{show}/host-token").json()["host_token"]
+    with connect(ws + host) as studio:
+        assert json.loads(studio.recv(10))["plants"] == {"CROWD": 3}
+
+
+def _frame(sock: Any, wanted: str) -> dict[str, Any]:
+    """The next frame of type ``wanted`` (the wait only catches a hang)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        frame = json.loads(sock.recv(30))
+        if frame["type"] == wanted:
+            return dict(frame)
+    raise AssertionError(f"no {wanted} frame")
+
+
+def _answer(sock: Any, kind: str, votes: int = 0) -> int | str:
+    """How the server answered the message just sent on ``sock``: ``"error"`` (which must be
+    ``address_limit``), else ``kind``, or for ``requests`` the item's vote count once it
+    reaches ``votes`` (earlier broadcasts, answers to other sockets, are skipped)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        frame = json.loads(sock.recv(30))
+        if frame["type"] == "error":
+            assert frame["code"] == "address_limit", frame
+            return "error"
+        if frame["type"] == kind == "requests":
+            counted = int(frame["queue"][0]["votes"])
+            if counted >= votes:
+                return counted
+        elif frame["type"] == kind:
+            return kind
+    raise AssertionError(f"no answer to {kind}")
+
+
+def test_holds_at_once_are_capped_per_viewer_and_per_address(small: LiveServer) -> None:
+    """A viewer holds two items at once, not three; releasing or buying one frees its place.
+    The viewers of one address together hold at most twice that."""
+    with small.client(headers=small.merchant) as merchant:
+        skus = [f"CAP{i}" for i in range(6)]
+        for sku in skus:
+            product = {"sku": sku, "title": sku, "price": {"amount": 500, "currency": "EUR"}}
+            assert merchant.post("/api/products", json={**product, "stock": 9}).status_code == 201
+        show = merchant.post("/api/shows", json={"title": "Caps", "host_name": "Kim"}).json()["id"]
+        lineup = [{"sku": sku} for sku in skus]
+        assert merchant.put(f"/api/shows/{show}/lineup", json=lineup).is_success
+        assert merchant.post(f"/api/shows/{show}/start").is_success
+    with client_from(small, "127.0.0.53") as http:
+        token = sign_up(http).json()["token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        first, second = (click(http, show, token, sku).json() for sku in skus[:2])
+        third = click(http, show, token, skus[2])
+        assert third.status_code == 409, third.text
+        assert third.json()["scope"] == "holds" and third.json()["limit"] == 2
+        assert http.delete(f"/api/holds/{first['hold_id']}", headers=auth).is_success
+        assert click(http, show, token, skus[2]).status_code == 201
+        paid = http.post(
+            f"/api/holds/{second['hold_id']}/checkout",
+            json=CHECKOUT,
+            headers=auth,
+        )
+        assert paid.status_code == 201, paid.text
+        assert click(http, show, token, skus[3]).status_code == 201
+        # The address: two more viewers fill its 4 places; a fifth hold is refused.
+        for n in range(2):
+            other = sign_up(http, f"o{n}").json()["token"]
+            assert click(http, show, other, skus[4 + n]).status_code == 201
+        refused = click(http, show, sign_up(http, "o9").json()["token"], skus[5])
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["scope"] == "address_holds" and refused.json()["limit"] == 4
+    with client_from(small, "127.0.0.54") as elsewhere:
+        assert click(elsewhere, show, sign_up(elsewhere).json()["token"], skus[5]).is_success
+
+
+def test_whip_and_whep_offers_are_limited_per_address(small: LiveServer) -> None:
+    """Past its burst of offers an address gets 429 with Retry-After, and the CORS headers a
+    player needs to read it; another address still gets through to the offer's checks."""
+    with small.client(headers=small.merchant) as merchant:
+        show = make_show(merchant, "OFFER", 1)
+    sdp = {"Content-Type": "application/sdp", "Origin": "https://player.example"}
+    with client_from(small, "127.0.0.55") as player, client_from(small, "127.0.0.56") as other:
+        codes = [player.post(f"/whep/{show}", content="v=0\r\n", headers=sdp) for _ in range(3)]
+        assert all(r.status_code != 429 for r in codes)
+        limited = player.post(f"/whep/{show}", content="v=0\r\n", headers=sdp)
+        assert limited.status_code == 429, limited.text
+        assert int(limited.headers["Retry-After"]) >= 1
+        assert limited.headers["Access-Control-Allow-Origin"] == "*"
+        whip = player.post(f"/whip/{show}", content="v=0\r\n", headers=sdp)
+        assert whip.status_code == 429
+        # No host is publishing: the other address gets as far as "not live yet".
+        assert other.post(f"/whep/{show}", content="v=0\r\n", headers=sdp).status_code == 409

@@ -25,7 +25,9 @@ def test_one_builder_per_script() -> None:
 
 def test_builders_name_their_script() -> None:
     """Each builder's call runs the script it is named after."""
-    call = calls.release(sku="S", show_id="sh_1", hold_id="ho_1.S", viewer_id=None)
+    call = calls.release(
+        sku="S", show_id="sh_1", hold_id="ho_1.S", viewer_id=None, owner="vw_1", client="10.0.0.1"
+    )
     assert call == ScriptCall(
         "release",
         [
@@ -35,6 +37,8 @@ def test_builders_name_their_script() -> None:
             "ls:{S}:done",
             "ls:{S}:buyers",
             "ls:{show:sh_1}:events",
+            "ls:{show:sh_1}:live:vw_1",
+            "ls:{show:sh_1}:live:@10.0.0.1",
         ],
         ["ho_1.S", ""],
     )

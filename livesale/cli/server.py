@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from livesale.cli.base import cli, fail, out
+from livesale.cli.base import call, cli, client_options, connect, fail, out, print_json, say, table
 from livesale.clients import trusted_networks
 from livesale.config import (
     DEFAULT_DATA_DIR,
@@ -105,8 +106,8 @@ def _limit(name: str, default: float, kind: click.ParamType[Any], text: str) -> 
     "--rate-limit",
     "rate_limits",
     multiple=True,
-    help="ACTION=BURST/SECONDS per client address: signup, hold, checkout, join, chat"
-    " (repeatable).",
+    help="ACTION=BURST/SECONDS per client address: signup, hold, checkout, join, chat,"
+    " offer (WHIP/WHEP) (repeatable).",
 )
 @_limit(
     "--default-limit-per-buyer",
@@ -125,6 +126,19 @@ def _limit(name: str, default: float, kind: click.ParamType[Any], text: str) -> 
     _DEFAULTS.max_qty_per_click,
     click.IntRange(1, 99),
     "The most units one buy click may hold.",
+)
+@_limit(
+    "--live-holds-per-viewer",
+    _DEFAULTS.live_holds_per_viewer,
+    click.IntRange(0, 10000),
+    "Holds one viewer may have at once in a show (0: no cap); an address that many times"
+    " --address-cap-multiple.",
+)
+@_limit(
+    "--crowd-per-address",
+    _DEFAULTS.crowd_per_address,
+    click.IntRange(1, 1_000_000),
+    "Viewers of one client address counted in presence and in an item's votes and wants.",
 )
 @click.option(
     "--payments",
@@ -229,3 +243,51 @@ def keys_create(data_dir: Path, label: str) -> None:
     except LivesaleError as exc:
         raise fail(exc.detail) from exc
     out.print(key)
+
+
+@keys.command("list")
+@client_options
+def keys_list(server: str | None, api_key: str | None, data_dir: Path, as_json: bool) -> None:
+    """List merchant API keys: label, when made, last used, revoked (never the keys)."""
+    listed = call(connect(server, api_key, data_dir), "GET", "/api/keys")
+    if as_json:
+        print_json(listed)
+        return
+    table(
+        "Merchant API keys",
+        ["id", "label", "created", "last used", "revoked"],
+        [
+            [
+                k["id"],
+                k["label"],
+                _when(k["created_at"]),
+                _when(k["last_used_at"]),
+                _when(k["revoked_at"]),
+            ]
+            for k in listed
+        ],
+        whole=("id",),
+    )
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@client_options
+def keys_revoke(
+    key_id: str, server: str | None, api_key: str | None, data_dir: Path, as_json: bool
+) -> None:
+    """Revoke a merchant API key: every call with it is refused from now on."""
+    revoked = call(connect(server, api_key, data_dir), "DELETE", f"/api/keys/{key_id}")
+    if as_json:
+        print_json(revoked)
+        return
+    say(
+        f"Key {revoked['id']} ({revoked['label']}) is revoked since {_when(revoked['revoked_at'])}."
+    )
+
+
+def _when(at: float | None) -> str:
+    """A stored time as local ``YYYY-MM-DD HH:MM``; ``-`` for never."""
+    if at is None:
+        return "-"
+    return datetime.fromtimestamp(at).strftime("%Y-%m-%d %H:%M")

@@ -42,10 +42,13 @@ def reserve(
     default_limit: int = 0,
     client: str = "",
     address_multiple: int = 0,
+    live_holds: int = 0,
 ) -> ScriptCall:
     """A buy click. Answers ``{status, available, hold, info1, info2, reaped...}``.
     ``default_limit``: the per-buyer limit of an item whose line-up sets none; ``client``: the
-    buyer's address, which may hold and buy ``address_multiple`` buyers' limits."""
+    buyer's address, which may hold and buy ``address_multiple`` buyers' limits;
+    ``live_holds``: how many holds the viewer may have live at once in the show (0: no cap),
+    its address ``address_multiple`` times as many."""
     return ScriptCall(
         "reserve",
         [
@@ -56,6 +59,8 @@ def reserve(
             keys.STOCK_READY,
             keys.show_channel(show_id),
             keys.HOLD_SKUS,
+            keys.show_bans(show_id),
+            *_live_holds(show_id, viewer_id, client),
         ],
         [
             hold_id,
@@ -70,22 +75,47 @@ def reserve(
             default_limit,
             client,
             address_multiple,
+            live_holds,
         ],
     )
 
 
-def release(*, sku: str, show_id: str, hold_id: str, viewer_id: str | None) -> ScriptCall:
-    """Give a held hold back (``viewer_id=None``: the system). ``{status, available, hold}``."""
+def _live_holds(show_id: str, viewer_id: str, client: str) -> list[str]:
+    """The two sets of live holds a hold counts in: its viewer's and its address's."""
+    return [keys.live_holds(show_id, viewer_id), keys.live_holds(show_id, "@" + client)]
+
+
+def release(
+    *,
+    sku: str,
+    show_id: str,
+    hold_id: str,
+    viewer_id: str | None,
+    owner: str = "",
+    client: str = "",
+) -> ScriptCall:
+    """Give a held hold back (``viewer_id=None``: the system). ``{status, available, hold}``.
+    ``owner`` and ``client``: the hold's viewer and address, whose live holds it leaves."""
     return ScriptCall(
-        "release", [*_shelf(sku), keys.show_channel(show_id)], [hold_id, viewer_id or ""]
+        "release",
+        [*_shelf(sku), keys.show_channel(show_id), *_live_holds(show_id, owner, client)],
+        [hold_id, viewer_id or ""],
     )
 
 
-def confirm(*, sku: str, show_id: str, hold_id: str, order_id: str) -> ScriptCall:
-    """Held to sold for ``order_id`` while the hold lives. ``{status, available, hold}``."""
+def confirm(
+    *, sku: str, show_id: str, hold_id: str, order_id: str, owner: str = "", client: str = ""
+) -> ScriptCall:
+    """Held to sold for ``order_id`` while the hold lives. ``{status, available, hold}``.
+    ``owner`` and ``client``: the hold's viewer and address, whose live holds it leaves."""
     return ScriptCall(
         "confirm",
-        [*_shelf(sku), keys.STOCK_READY, keys.show_channel(show_id)],
+        [
+            *_shelf(sku),
+            keys.STOCK_READY,
+            keys.show_channel(show_id),
+            *_live_holds(show_id, owner, client),
+        ],
         [hold_id, order_id],
     )
 
@@ -192,13 +222,17 @@ def feature(*, show_id: str, sku: str | None, body: bytes) -> ScriptCall:
             keys.show_voters(show_id, sku or ""),
             keys.show_seq(show_id),
             keys.show_channel(show_id),
+            keys.show_voter_addresses(show_id, sku or ""),
         ],
         [sku or "", body],
     )
 
 
-def request(*, show_id: str, sku: str, viewer_id: str, vote: bool) -> ScriptCall:
-    """Open or upvote the explain request for ``sku``."""
+def request(
+    *, show_id: str, sku: str, viewer_id: str, vote: bool, client: str = "", crowd: int = 0
+) -> ScriptCall:
+    """Open or upvote the explain request for ``sku``; ``client``'s viewers count at most
+    ``crowd`` times (``address_limit`` past it; ``""`` is not counted)."""
     return ScriptCall(
         "request",
         [
@@ -209,8 +243,9 @@ def request(*, show_id: str, sku: str, viewer_id: str, vote: bool) -> ScriptCall
             keys.show_voters(show_id, sku),
             keys.show_seq(show_id),
             keys.show_channel(show_id),
+            keys.show_voter_addresses(show_id, sku),
         ],
-        [sku, viewer_id, "1" if vote else "0"],
+        [sku, viewer_id, "1" if vote else "0", client, crowd, keys.ROOM_RECORD_SECONDS],
     )
 
 
@@ -224,13 +259,17 @@ def resolve(*, show_id: str, sku: str) -> ScriptCall:
             keys.show_voters(show_id, sku),
             keys.show_seq(show_id),
             keys.show_channel(show_id),
+            keys.show_voter_addresses(show_id, sku),
         ],
         [sku],
     )
 
 
-def plant(*, show_id: str, sku: str, viewer_id: str, want: bool) -> ScriptCall:
-    """Plant or unplant ``sku``; answers ``{code, count}``."""
+def plant(
+    *, show_id: str, sku: str, viewer_id: str, want: bool, client: str = "", crowd: int = 0
+) -> ScriptCall:
+    """Plant or unplant ``sku``; answers ``{code, count}``. ``client``'s viewers plant one item
+    at most ``crowd`` times (``address_limit`` past it; ``""`` is not counted)."""
     return ScriptCall(
         "plant",
         [
@@ -239,8 +278,9 @@ def plant(*, show_id: str, sku: str, viewer_id: str, want: bool) -> ScriptCall:
             keys.show_plants(show_id),
             keys.viewer_plants(show_id, viewer_id),
             keys.show_channel(show_id),
+            keys.show_plant_addresses(show_id),
         ],
-        [sku, viewer_id, "1" if want else "0"],
+        [sku, viewer_id, "1" if want else "0", client, crowd, keys.ROOM_RECORD_SECONDS],
     )
 
 
@@ -253,8 +293,10 @@ def chat(
     rate: float,
     burst: float,
     tail: int,
+    client: str = "",
 ) -> ScriptCall:
-    """Say a chat line; answers ``{code, n}``: the line id, or ms to wait when refused."""
+    """Say a chat line; answers ``{code, n}``: the line id, or ms to wait when refused. A mute
+    of ``client`` (the speaker's address) holds as one of the viewer does."""
     return ScriptCall(
         "chat",
         [
@@ -265,7 +307,7 @@ def chat(
             keys.show_seq(show_id),
             keys.show_channel(show_id),
         ],
-        [viewer_id, "1" if host else "0", body, rate, burst, tail],
+        [viewer_id, "1" if host else "0", body, rate, burst, tail, client],
     )
 
 
@@ -279,11 +321,35 @@ def delete_chat(*, show_id: str, line_id: int, body: bytes) -> ScriptCall:
 
 
 def mute(*, show_id: str, viewer_id: str, seconds: int, body: bytes) -> ScriptCall:
-    """Mute ``viewer_id`` for ``seconds`` (0 lifts); answers muted-until in ms."""
+    """Mute ``viewer_id``, and the address it joined from, for ``seconds`` (0 lifts); answers
+    muted-until in ms."""
     return ScriptCall(
         "mute",
-        [keys.show_mutes(show_id), keys.show_channel(show_id)],
-        [viewer_id, seconds, body],
+        [keys.show_mutes(show_id), keys.show_channel(show_id), keys.show_clients(show_id)],
+        [viewer_id, seconds, body, keys.ROOM_RECORD_SECONDS],
+    )
+
+
+def ban(*, show_id: str, viewer_id: str, lift: bool = False) -> ScriptCall:
+    """Ban ``viewer_id`` and the address it joined from (``lift``: let them back); a ban closes
+    their sockets everywhere. Answers the address bound (``""`` when none is known)."""
+    return ScriptCall(
+        "ban",
+        [
+            keys.show_bans(show_id),
+            keys.show_clients(show_id),
+            keys.show_channel(show_id),
+        ],
+        [viewer_id, "0" if lift else "1", keys.ROOM_RECORD_SECONDS],
+    )
+
+
+def join(*, show_id: str, viewer_id: str, client: str) -> ScriptCall:
+    """A viewer opens the room: ``banned``, or ``ok`` with the address recorded."""
+    return ScriptCall(
+        "join",
+        [keys.show_bans(show_id), keys.show_clients(show_id)],
+        [viewer_id, client, keys.ROOM_RECORD_SECONDS],
     )
 
 

@@ -1,11 +1,15 @@
 --! prelude _clock _room
 -- KEYS show, mutes, viewer's bucket, chat tail, seq, channel;
--- ARGV viewer id, '1' for the host, chat body, rate per s, burst, tail length.
+-- ARGV viewer id, '1' for the host, chat body, rate per s, burst, tail length, the client's
+-- address ('' unknown): a mute of the viewer or of its address holds.
 -- Returns {code, n}: the line id when 'ok', else how many ms to wait.
 if ended(KEYS[1]) then return {'show_ended', 0} end
 local now = now_ms()
 if ARGV[2] ~= '1' then
   local muted = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or 0)
+  if ARGV[7] ~= '' then
+    muted = math.max(muted, tonumber(redis.call('HGET', KEYS[2], '@' .. ARGV[7]) or 0))
+  end
   if muted > now then return {'muted', muted - now} end
   local rate, burst = tonumber(ARGV[4]), tonumber(ARGV[5])
   local b = redis.call('HMGET', KEYS[3], 'tokens', 'at', 'last')

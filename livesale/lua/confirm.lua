@@ -1,6 +1,7 @@
 --! prelude _clock _shelf
 -- Checkout succeeded: the twin of state.confirm. Held -> sold, once, only while the hold lives.
--- KEYS[1..5] the shelf, KEYS[6] stock-ready marker, KEYS[7] show channel
+-- KEYS[1..5] the shelf, KEYS[6] stock-ready marker, KEYS[7] show channel, KEYS[8..9] the
+-- viewer's and the address's live holds in the show (a bought hold leaves them)
 -- ARGV[1] hold id, ARGV[2] order id
 -- Returns {status, available, hold json}
 if redis.call('EXISTS', KEYS[6]) == 0 then
@@ -35,5 +36,7 @@ raw = cjson.encode(h)
 redis.call('HSET', HOLDS, h.id, raw)
 redis.call('ZREM', EXPIRY, h.id)
 redis.call('ZADD', DONE, now, h.id)
+redis.call('ZREM', KEYS[8], h.id)
+redis.call('ZREM', KEYS[9], h.id)
 redis.call('PUBLISH', KEYS[7], cjson.encode({type = 'sale', sku = h.sku, qty = h.qty}))
 return {'ok', available(), raw}

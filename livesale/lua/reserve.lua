@@ -1,11 +1,15 @@
 --! prelude _clock _shelf
 -- A buy click: the twin of state.reserve. The hot path, so one script does it all.
 -- KEYS[1..5] the shelf, KEYS[6] show hash, KEYS[7] line-up hash, KEYS[8] idempotency record,
--- KEYS[9] stock-ready marker, KEYS[10] show channel, KEYS[11] set of SKUs with holds
+-- KEYS[9] stock-ready marker, KEYS[10] show channel, KEYS[11] set of SKUs with holds,
+-- KEYS[12] the show's bans, KEYS[13] the viewer's live holds in the show, KEYS[14] the
+-- address's live holds in the show
 -- ARGV[1] hold id, ARGV[2] show id, ARGV[3] viewer id, ARGV[4] sku, ARGV[5] qty,
 -- ARGV[6] hold ttl ms, ARGV[7] idempotency key, ARGV[8] idempotency ttl s, ARGV[9] reap batch,
 -- ARGV[10] the per-buyer limit of an item whose line-up sets none (0: none), ARGV[11] the
--- client's address ("": not counted), ARGV[12] how many buyers' limits one address may take
+-- client's address ("": not counted), ARGV[12] how many buyers' limits one address may take,
+-- ARGV[13] how many holds one viewer may have live at once in the show (0: no cap; an address
+-- may have ARGV[12] times as many)
 -- Returns {status, available, hold json, info1, info2, reaped hold json...}
 if redis.call('EXISTS', KEYS[9]) == 0 then
   return {'unready', 0, '', '', ''}
@@ -36,6 +40,10 @@ local show_state = redis.call('HGET', KEYS[6], 'state')
 if show_state ~= 'live' then
   return answer('not_live', nil, show_state or '')
 end
+if redis.call('HEXISTS', KEYS[12], ARGV[3]) == 1
+    or (ARGV[11] ~= '' and redis.call('HEXISTS', KEYS[12], '@' .. ARGV[11]) == 1) then
+  return answer('banned')
+end
 local offer = redis.call('HGET', KEYS[7], sku)
 if not offer then
   return answer('not_on_lineup')
@@ -55,13 +63,28 @@ if limit > 0 and current + qty > limit then
   return answer('limit', nil, limit, current)
 end
 -- One address (a script minting viewer tokens) holds and buys at most a crowd's share.
-local addr = ''
+local addr = ARGV[11]
 local cap = limit * tonumber(ARGV[12])
-if ARGV[11] ~= '' and cap > 0 then
-  addr = ARGV[11]
+if addr ~= '' and cap > 0 then
   local used = tonumber(redis.call('HGET', BUYERS, ARGV[2] .. '|@' .. addr) or '0')
   if used + qty > cap then
     return answer('address_limit', nil, cap, used)
+  end
+end
+-- Holds at once across the show's items: live ones only (scored by expiry).
+local live_cap = tonumber(ARGV[13])
+if live_cap > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[13], '-inf', now)
+  local mine = redis.call('ZCARD', KEYS[13])
+  if mine >= live_cap then
+    return answer('hold_limit', nil, live_cap, mine)
+  end
+  if addr ~= '' and tonumber(ARGV[12]) > 0 then
+    redis.call('ZREMRANGEBYSCORE', KEYS[14], '-inf', now)
+    local theirs = redis.call('ZCARD', KEYS[14])
+    if theirs >= live_cap * tonumber(ARGV[12]) then
+      return answer('address_hold_limit', nil, live_cap * tonumber(ARGV[12]), theirs)
+    end
   end
 end
 local left = available()
@@ -80,6 +103,14 @@ redis.call('ZADD', EXPIRY, h.exp, h.id)
 redis.call('HINCRBY', BUYERS, buyer, qty)
 if addr ~= '' then
   redis.call('HINCRBY', BUYERS, ARGV[2] .. '|@' .. addr, qty)
+end
+if live_cap > 0 then
+  redis.call('ZADD', KEYS[13], h.exp, h.id)
+  redis.call('PEXPIRE', KEYS[13], tonumber(ARGV[6]) + 1000)
+  if addr ~= '' and tonumber(ARGV[12]) > 0 then
+    redis.call('ZADD', KEYS[14], h.exp, h.id)
+    redis.call('PEXPIRE', KEYS[14], tonumber(ARGV[6]) + 1000)
+  end
 end
 redis.call('SET', KEYS[8], h.id .. '|' .. fp, 'EX', tonumber(ARGV[8]))
 redis.call('SADD', KEYS[11], sku)

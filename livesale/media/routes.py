@@ -30,7 +30,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from livesale import errors, events, http, keys
+from livesale import errors, events, http, keys, limits
 from livesale import services as svc
 from livesale.clients import client_of
 from livesale.media import _aiortc
@@ -161,6 +161,7 @@ async def whip(request: Request) -> Response:
     """WHIP ingest: the host's offer in, the relay's answer out."""
     show_id = request.path_params["show_id"]
     services = svc.of(request)
+    await limits.check(services, "offer", client_of(request))
     await services.get(SHOWS).verify_host(show_id, http.bearer_token(request))
     offer = await read_offer(request)
     await require_live(request, show_id)
@@ -179,10 +180,12 @@ async def whip(request: Request) -> Response:
 async def whep(request: Request) -> Response:
     """WHEP playback: a viewer's offer in, the relay's answer (the show's media) out."""
     show_id = request.path_params["show_id"]
+    client = client_of(request)
+    await limits.check(svc.of(request), "offer", client)
     offer = await read_offer(request)
     await require_live(request, show_id)
     # The socket's peer (uvicorn rewrites it from X-Forwarded-For only for trusted proxies).
-    session = await hub_of(request).play(show_id, offer, client_of(request))
+    session = await hub_of(request).play(show_id, offer, client)
     headers = _created(request, "whep", show_id, session.id, session.etag)
     return Response(session.answer, 201, headers, media_type=SDP)
 

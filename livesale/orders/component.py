@@ -76,6 +76,7 @@ class OrdersComponent:
             settings.hold_seconds,
             default_limit=settings.default_limit_per_buyer,
             address_multiple=settings.address_cap_multiple,
+            live_holds=settings.live_holds_per_viewer,
         )
         self.book = OrderBook(services.db, services.redis)
         self.returns = Returns(self.book, services.scripts, self.providers)

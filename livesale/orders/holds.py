@@ -116,6 +116,7 @@ class HoldStore:
         *,
         default_limit: int = 0,
         address_multiple: int = 0,
+        live_holds: int = 0,
     ) -> None:
         self.redis = redis
         self.scripts = scripts
@@ -124,6 +125,8 @@ class HoldStore:
         #: The per-buyer limit of items whose line-up sets none, and the address cap's multiple.
         self.default_limit = default_limit
         self.address_multiple = address_multiple
+        #: How many holds one viewer may have live at once in a show (0: no cap).
+        self.live_holds = live_holds
 
     async def reserve(
         self,
@@ -155,6 +158,7 @@ class HoldStore:
                 default_limit=self.default_limit,
                 client=client,
                 address_multiple=self.address_multiple,
+                live_holds=self.live_holds,
             )
         )
         status = _text(result[0])
@@ -168,7 +172,7 @@ class HoldStore:
             hold=hold,
             reaped=tuple(to_hold(r) for r in result[5:]),
         )
-        if status in ("limit", "address_limit"):
+        if status in ("limit", "address_limit", "hold_limit", "address_hold_limit"):
             outcome = state.Outcome(
                 status,
                 outcome.shelf,
@@ -195,7 +199,14 @@ class HoldStore:
         """Give a held hold back (``viewer_id=None``: the system does it)."""
         hold = await self.get(hold_id)
         result = await self.scripts.run(
-            calls.release(sku=hold.sku, show_id=hold.show_id, hold_id=hold_id, viewer_id=viewer_id)
+            calls.release(
+                sku=hold.sku,
+                show_id=hold.show_id,
+                hold_id=hold_id,
+                viewer_id=viewer_id,
+                owner=hold.viewer_id,
+                client=hold.addr,
+            )
         )
         return self._outcome(hold.sku, result)
 
@@ -207,7 +218,12 @@ class HoldStore:
         """
         result = await self.batcher.call(
             calls.confirm(
-                sku=hold.sku, show_id=hold.show_id, hold_id=hold.hold_id, order_id=order_id
+                sku=hold.sku,
+                show_id=hold.show_id,
+                hold_id=hold.hold_id,
+                order_id=order_id,
+                owner=hold.viewer_id,
+                client=hold.addr,
             )
         )
         return self._outcome(hold.sku, result)

@@ -11,8 +11,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from livesale.errors import (
+    Banned,
     Conflict,
     Forbidden,
     IdempotencyMismatch,
@@ -166,7 +168,11 @@ def reserve(
     per-buyer limit (held plus bought; ``default_limit`` when the line-up sets none), the
     client address's cap (``address_multiple`` times that limit, held plus bought by every
     viewer of the address: ``address_limit``), ``available >= qty``; then moves ``qty`` from
-    available to held in a new hold priced from the offer. Expired holds are reaped first."""
+    available to held in a new hold priced from the offer. Expired holds are reaped first.
+
+    The show's own rules between the line-up and the stock checks (bans, and how many holds a
+    viewer or an address has live at once across the show's items) read the show's keys, not
+    one SKU's shelf: the script checks them and the tests of the room's caps cover them."""
     shelf, reaped = expire(shelf, now_ms)
     sku = shelf.level.sku
     idem = f"{show_id}|{viewer_id}|{idem_key}"
@@ -184,10 +190,10 @@ def reserve(
     limit = offer.limit or default_limit
     if limit and current + qty > limit:
         return Outcome("limit", shelf, reaped=reaped, limit=limit, current=current)
-    addr = client if client and limit * address_multiple > 0 else ""
-    if addr:
+    addr = client
+    cap = limit * address_multiple
+    if addr and cap > 0:
         used = shelf.buyers.get(address_field(show_id, addr), 0)
-        cap = limit * address_multiple
         if used + qty > cap:
             return Outcome("address_limit", shelf, reaped=reaped, limit=cap, current=used)
     level = shelf.level
@@ -291,8 +297,34 @@ def return_units(shelf: Shelf, order_id: str, buyer: str, total: int, known: int
     )
 
 
+#: The limits a buy click can reach: what the buyer reads, and the problem's ``scope``.
+_LIMITS: dict[str, tuple[str, str | None]] = {
+    "limit": ("at most {limit} per buyer; you have {current}", None),
+    "address_limit": (
+        "at most {limit} of this item per network, and buyers on yours already have {current}",
+        "address",
+    ),
+    "hold_limit": (
+        "at most {limit} holds at once in this show; check out or release one of your"
+        " {current} first",
+        "holds",
+    ),
+    "address_hold_limit": (
+        "at most {limit} holds at once in this show per network, and buyers on yours already"
+        " have {current}",
+        "address_holds",
+    ),
+}
+
+
 def raise_for(outcome: Outcome) -> None:
     """Raise the error a refused :func:`reserve`, :func:`release` or :func:`confirm` means."""
+    if outcome.status in _LIMITS:
+        text, scope = _LIMITS[outcome.status]
+        counts: dict[str, Any] = {"limit": outcome.limit, "current": outcome.current}
+        if scope:
+            counts["scope"] = scope
+        raise LimitExceeded(text.format(**counts), **counts)
     match outcome.status:
         case "ok" | "existing":
             return
@@ -305,20 +337,8 @@ def raise_for(outcome: Outcome) -> None:
             )
         case "not_on_lineup":
             raise Conflict("this SKU is not on the show's line-up")
-        case "limit":
-            raise LimitExceeded(
-                f"at most {outcome.limit} per buyer; you have {outcome.current}",
-                limit=outcome.limit,
-                current=outcome.current,
-            )
-        case "address_limit":
-            raise LimitExceeded(
-                f"at most {outcome.limit} of this item per network, and buyers on yours"
-                f" already have {outcome.current}",
-                limit=outcome.limit,
-                current=outcome.current,
-                scope="address",
-            )
+        case "banned":
+            raise Banned("the host removed you from this show")
         case "sold_out":
             raise SoldOut(f"only {outcome.available} left", available=outcome.available)
         case "gone":

@@ -66,6 +66,11 @@ class _Envelope(msgspec.Struct):
     available: int | None = None
     qty: int | None = None
     count: int | None = None
+    #: A ``kick`` (never relayed): whose sockets close, with which code and reason.
+    client: str = ""
+    host: bool = False
+    code: int = 0
+    reason: str = ""
 
 
 _envelope = msgspec.json.Decoder(_Envelope)
@@ -229,6 +234,27 @@ class Room:
         for conn in self.conns:
             conn.push(frame, seq)
 
+    def counted(self, crowd: int) -> int:
+        """The viewers this process counts in the show's presence: distinct viewers, at most
+        ``crowd`` per client address (tokens minted on one address do not fill the room)."""
+        per_address: dict[str, int] = {}
+        for conns in self.viewers.values():
+            address = next(iter(conns)).client
+            per_address[address] = per_address.get(address, 0) + 1
+        return sum(min(n, crowd) if crowd > 0 else n for n in per_address.values())
+
+    def kick(self, env: _Envelope) -> None:
+        """Close the sockets a ``kick`` names: the host's, or a viewer's and every socket of
+        its address."""
+        if env.host:
+            targets = set(self.hosts)
+        else:
+            targets = set(self.viewers.get(env.viewer_id or "", ()))
+            if env.client:
+                targets.update(c for c in self.conns if not c.host and c.client == env.client)
+        for conn in targets:
+            conn.close(env.code or 1008, env.reason)
+
     def stamp(self, raw: bytes) -> Out:
         """An unsequenced bus event with this room's current ``seq``."""
         if b'"seq":0' in raw:
@@ -243,7 +269,8 @@ class Hub:
         self.services = services
         self.redis = services.redis
         self.shows = services.get(SHOWS)
-        self.bus = RoomBus(services.redis, services.scripts, self.shows)
+        self.crowd = services.settings.crowd_per_address
+        self.bus = RoomBus(services.redis, services.scripts, self.shows, crowd=self.crowd)
         self.process = new_id("proc")
         self.rooms: dict[str, Room] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -315,11 +342,11 @@ class Hub:
         """Send ``conn`` a snapshot, then only the events it does not already reflect."""
         room = self.rooms[conn.show_id]
         conn.hold_frames()
-        state = await self.bus.state(conn.show_id, conn.viewer_id, conn.host)
+        state = await self.bus.state(conn.show_id, conn.viewer_id, conn.host, conn.client)
         show = await self.shows.get(conn.show_id)
         lineup = await self.shows.lineup(conn.show_id)
         viewers = await self.bus.presence(
-            conn.show_id, self.process, len(room.viewers), PRESENCE_TTL_MS
+            conn.show_id, self.process, room.counted(self.crowd), PRESENCE_TTL_MS
         )
         snap = Snapshot(
             seq=state.seq,
@@ -404,6 +431,8 @@ class Hub:
                 frame = room.stamp(data)
                 for conn in targets:
                     conn.push(frame)
+        elif kind == "kick":
+            room.kick(env)
         elif kind == "plants":
             if room.hosts:
                 frame = room.stamp(data)
@@ -465,7 +494,7 @@ class Hub:
             for show_id, room in list(self.rooms.items()):
                 try:
                     total = await self.bus.presence(
-                        show_id, self.process, len(room.viewers), PRESENCE_TTL_MS
+                        show_id, self.process, room.counted(self.crowd), PRESENCE_TTL_MS
                     )
                 except asyncio.CancelledError:
                     raise

@@ -104,6 +104,14 @@ class MuteIn(Msg, tag="mute", frozen=True):
     seconds: Seconds
 
 
+class BanIn(Msg, tag="ban", frozen=True):
+    """Host: remove ``viewer_id`` from the show, and the address it joined from: their sockets
+    close (4410) and they are refused on rejoin and at the till. ``lift`` lets them back."""
+
+    viewer_id: ViewerIdStr
+    lift: bool = False
+
+
 class SlowModeIn(Msg, tag="slow_mode", frozen=True):
     """Host: each viewer may chat once every ``seconds`` (0 turns slow mode off)."""
 
@@ -122,6 +130,7 @@ ClientMsg = (
     | ResolveIn
     | DeleteChatIn
     | MuteIn
+    | BanIn
     | SlowModeIn
 )
 CLIENT_TYPES: frozenset[str] = frozenset(t.__struct_config__.tag for t in get_args(ClientMsg))
@@ -132,6 +141,7 @@ HOST_ONLY: tuple[type[Msg], ...] = (
     ResolveIn,
     DeleteChatIn,
     MuteIn,
+    BanIn,
     SlowModeIn,
 )
 

@@ -11,7 +11,7 @@ import msgspec
 import redis.asyncio as aioredis
 
 from livesale import keys
-from livesale.errors import map_redis_errors
+from livesale.errors import Banned, map_redis_errors
 from livesale.events import encoder
 from livesale.lua import ScriptCall, Scripts, calls
 from livesale.room.messages import ChatDeleted, ChatLine, Muted, RequestEntry, SlowMode
@@ -19,6 +19,10 @@ from livesale.room.state import CHAT_BURST, CHAT_RATE, CHAT_TAIL, Refused, rank
 from livesale.shows import ShowStore
 
 _chat_line = msgspec.json.Decoder(ChatLine)
+#: What a viewer reads for the refusals whose code alone says too little.
+_DETAILS = {
+    "address_limit": "enough viewers on your network already did that for this item",
+}
 
 
 def _text(value: bytes | str | None) -> str | None:
@@ -40,12 +44,20 @@ class RoomState(msgspec.Struct, frozen=True):
 
 class RoomBus:
     """Runs the room scripts for every show. Raises :class:`Refused` when a rule says no and
-    :class:`StoreError` when Redis fails."""
+    :class:`StoreError` when Redis fails.
 
-    def __init__(self, redis: aioredis.Redis, scripts: Scripts, shows: ShowStore) -> None:
+    ``client`` arguments are the caller's address (``""``: not counted): at most ``crowd``
+    viewers of one address count in an item's votes and wants, and a mute or ban of a viewer
+    binds the address it joined from too, so a newly minted token lifts neither.
+    """
+
+    def __init__(
+        self, redis: aioredis.Redis, scripts: Scripts, shows: ShowStore, *, crowd: int = 0
+    ) -> None:
         self.redis = redis
         self.scripts = scripts
         self.shows = shows
+        self.crowd = crowd
 
     async def _run(self, call: ScriptCall) -> Any:
         return await self.scripts.run(call)
@@ -54,31 +66,51 @@ class RoomBus:
     def _check(result: Any) -> None:
         code = _text(result)
         if code != "ok":
-            raise Refused(code or "refused")
+            raise Refused(code or "refused", _DETAILS.get(code or "", ""))
 
     async def feature(self, show_id: str, sku: str | None) -> None:
         """The host features ``sku`` (``None`` unfeatures) through the shows, which own the
         featured item; a refusal comes out as :class:`Refused`."""
         self._check(await self.shows.feature(show_id, sku))
 
-    async def request(self, show_id: str, sku: str, viewer_id: str, vote: bool) -> None:
+    async def request(
+        self, show_id: str, sku: str, viewer_id: str, vote: bool, client: str = ""
+    ) -> None:
         """Open or upvote the request for ``sku``; everyone gets the ranked ``requests``."""
-        call = calls.request(show_id=show_id, sku=sku, viewer_id=viewer_id, vote=vote)
+        call = calls.request(
+            show_id=show_id,
+            sku=sku,
+            viewer_id=viewer_id,
+            vote=vote,
+            client=client,
+            crowd=self.crowd,
+        )
         self._check(await self._run(call))
 
     async def resolve(self, show_id: str, sku: str) -> None:
         self._check(await self._run(calls.resolve(show_id=show_id, sku=sku)))
 
-    async def plant(self, show_id: str, sku: str, viewer_id: str, want: bool) -> int:
+    async def plant(
+        self, show_id: str, sku: str, viewer_id: str, want: bool, client: str = ""
+    ) -> int:
         """Plant or unplant; returns the item's count. Hosts get ``plants``, the viewer
         ``planted``."""
         code, count = await self._run(
-            calls.plant(show_id=show_id, sku=sku, viewer_id=viewer_id, want=want)
+            calls.plant(
+                show_id=show_id,
+                sku=sku,
+                viewer_id=viewer_id,
+                want=want,
+                client=client,
+                crowd=self.crowd,
+            )
         )
         self._check(code)
         return int(count)
 
-    async def chat(self, show_id: str, viewer_id: str, nick: str, text: str, host: bool) -> int:
+    async def chat(
+        self, show_id: str, viewer_id: str, nick: str, text: str, host: bool, client: str = ""
+    ) -> int:
         """Say ``text`` (already cleaned); returns the line id. Viewers are refused when muted,
         in slow mode or over the rate limit (``Refused.retry_ms`` says how long to wait)."""
         body = encoder.encode(ChatLine(viewer_id=viewer_id, nick=nick, text=text, host=host))
@@ -91,6 +123,7 @@ class RoomBus:
                 rate=CHAT_RATE,
                 burst=CHAT_BURST,
                 tail=CHAT_TAIL,
+                client=client,
             )
         )
         code = _text(code)
@@ -108,6 +141,20 @@ class RoomBus:
         call = calls.mute(show_id=show_id, viewer_id=viewer_id, seconds=seconds, body=body + b"}")
         return int(await self._run(call))
 
+    async def ban(self, show_id: str, viewer_id: str, lift: bool = False) -> None:
+        """Ban ``viewer_id`` and its address from the show (``lift``: let them back); a ban
+        closes their sockets in every process and refuses them on rejoin and at the till."""
+        await self._run(calls.ban(show_id=show_id, viewer_id=viewer_id, lift=lift))
+
+    async def join(self, show_id: str, viewer_id: str, client: str) -> None:
+        """A viewer opens the room: :class:`~livesale.errors.Banned` when the viewer or its
+        address is banned; else the address it joins from is recorded for moderation."""
+        code = _text(
+            await self._run(calls.join(show_id=show_id, viewer_id=viewer_id, client=client))
+        )
+        if code == "banned":
+            raise Banned("the host removed you from this show")
+
     async def slow_mode(self, show_id: str, seconds: int) -> None:
         body = encoder.encode(SlowMode(seconds=seconds))
         self._check(await self._run(calls.slow_mode(show_id=show_id, seconds=seconds, body=body)))
@@ -117,7 +164,7 @@ class RoomBus:
         call = calls.presence(show_id=show_id, process=process, count=count, ttl_ms=ttl_ms)
         return int(await self._run(call))
 
-    async def state(self, show_id: str, viewer_id: str, host: bool) -> RoomState:
+    async def state(self, show_id: str, viewer_id: str, host: bool, client: str = "") -> RoomState:
         """The room as of one sequence number (one ``MULTI``)."""
         with map_redis_errors():
             async with self.redis.pipeline(transaction=True) as pipe:
@@ -128,7 +175,7 @@ class RoomBus:
                 pipe.lrange(keys.show_chat(show_id), 0, -1)
                 pipe.smembers(keys.viewer_plants(show_id, viewer_id))
                 pipe.hgetall(keys.show_plants(show_id))
-                pipe.hget(keys.show_mutes(show_id), viewer_id)
+                pipe.hmget(keys.show_mutes(show_id), viewer_id, "@" + client)
                 (
                     seq,
                     (featured, slow),
@@ -149,5 +196,5 @@ class RoomBus:
             chat=[_chat_line.decode(line) for line in chat],
             planted=sorted(s.decode() for s in planted),
             plants={k.decode(): int(v) for k, v in plants.items() if int(v) > 0} if host else {},
-            muted_until=int(muted or 0),
+            muted_until=max(int(m or 0) for m in muted),
         )

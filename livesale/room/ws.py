@@ -17,12 +17,15 @@ host token) are checked before anything else:
   4403    the token is invalid: forged, signed by another server, or not this show's
           host token; a page drops the token it saved (:data:`CLOSE_BAD_TOKEN`)
   4404    no such show (:data:`CLOSE_NO_SHOW`)
+  4410    the host removed this viewer (or its network) from the show: the page says so
+          and does not come back (:data:`CLOSE_BANNED`); the same code closes the open
+          sockets of a viewer the host bans
   4429    too many sockets opened from this network: try again later, as the page does
           for any other code (:data:`CLOSE_RATE_LIMITED`)
   1011    the server failed while checking (a page reconnects later)
   ======  =========================================================================
 
-  None of 4401, 4403, 4404 means "try again with the same token"; every other close code does,
+  None of 4401, 4403, 4404, 4410 means "try again with the same token"; every other close code does,
   including 1008, which closes a socket that sent :data:`MAX_STRIKES` malformed messages in a
   row and says nothing about its token.
 
@@ -47,13 +50,14 @@ from livesale import limits
 from livesale import services as svc
 from livesale.clients import client_of
 from livesale.config import Settings
-from livesale.errors import Forbidden, LivesaleError, RateLimited, Unauthorized
+from livesale.errors import Banned, Forbidden, LivesaleError, RateLimited, Unauthorized
 from livesale.events import encoder
 from livesale.http import problem_response
 from livesale.room.hub import ROOM, Conn, Hub, Out
 from livesale.room.messages import (
     CLIENT_TYPES,
     HOST_ONLY,
+    BanIn,
     ChatIn,
     DeleteChatIn,
     ErrorMsg,
@@ -86,6 +90,7 @@ HOST_VIEWER_ID = "host"
 CLOSE_NO_TOKEN = 4401
 CLOSE_BAD_TOKEN = 4403
 CLOSE_NO_SHOW = 4404
+CLOSE_BANNED = 4410
 CLOSE_RATE_LIMITED = 4429
 _REFUSAL_CODES = {
     401: CLOSE_NO_TOKEN,
@@ -148,6 +153,8 @@ class RoomSocket:
         try:
             await limits.check(services, "join", client)
             conn = await _identify(services, show_id, websocket)
+            if not conn.host:
+                await hub.bus.join(show_id, conn.viewer_id, client)
         except LivesaleError as exc:
             if origin is None:
                 await websocket.send_denial_response(problem_response(exc))
@@ -252,7 +259,7 @@ class RoomSocket:
 async def _refuse_open(websocket: WebSocket, exc: LivesaleError) -> None:
     """Accept a browser's socket and close it at once with the refusal's close code (the
     module docstring's table); the caller returns without attaching it to the room."""
-    code = _REFUSAL_CODES.get(exc.status, 1011)
+    code = CLOSE_BANNED if isinstance(exc, Banned) else _REFUSAL_CODES.get(exc.status, 1011)
     reason = exc.detail.encode()[:_MAX_REASON].decode(errors="ignore")
     await websocket.accept()
     await websocket.close(code, reason)
@@ -301,15 +308,16 @@ async def _handle(hub: Hub, conn: Conn, msg: Any) -> None:
         raise Refused("not_host", "only the host may do that")
     match msg:
         case ChatIn(text=text):
-            await bus.chat(show_id, conn.viewer_id, conn.nick, clean_chat(text), conn.host)
+            text = clean_chat(text)
+            await bus.chat(show_id, conn.viewer_id, conn.nick, text, conn.host, conn.client)
         case HeartIn(count=count):
             hub.heart(show_id, count)
         case RequestIn(sku=sku):
-            await bus.request(show_id, sku, conn.viewer_id, vote=False)
+            await bus.request(show_id, sku, conn.viewer_id, False, conn.client)
         case VoteIn(sku=sku):
-            await bus.request(show_id, sku, conn.viewer_id, vote=True)
+            await bus.request(show_id, sku, conn.viewer_id, True, conn.client)
         case PlantIn(sku=sku, want=want):
-            await bus.plant(show_id, sku, conn.viewer_id, want)
+            await bus.plant(show_id, sku, conn.viewer_id, want, conn.client)
         case SnapshotIn():
             await hub.snapshot(conn)
         case FeatureIn(sku=sku):
@@ -322,6 +330,8 @@ async def _handle(hub: Hub, conn: Conn, msg: Any) -> None:
             await bus.delete_chat(show_id, line_id)
         case MuteIn(viewer_id=viewer_id, seconds=seconds):
             await bus.mute(show_id, viewer_id, seconds)
+        case BanIn(viewer_id=viewer_id, lift=lift):
+            await bus.ban(show_id, viewer_id, lift)
         case SlowModeIn(seconds=seconds):
             await bus.slow_mode(show_id, seconds)
         case _:

@@ -34,8 +34,14 @@ CORS = ("access-control-allow-origin", "access-control-expose-headers")
 
 @pytest.fixture
 def settings(tmp_path, redis_url: str) -> Settings:  # type: ignore[no-untyped-def]
-    """The server offers 127.0.0.1 as its only ICE candidate."""
-    return Settings(data_dir=tmp_path / "data", redis_url=redis_url, ice_hosts=("127.0.0.1",))
+    """The server offers 127.0.0.1 as its only ICE candidate. These tests send many offers
+    from one address; the offer rate limit is tested on its own (tests/test_limits.py)."""
+    return Settings(
+        data_dir=tmp_path / "data",
+        redis_url=redis_url,
+        ice_hosts=("127.0.0.1",),
+        rate_limits=(("offer", 1_000_000, 1.0),),
+    )
 
 
 @pytest.fixture

@@ -20,7 +20,8 @@ const SEQUENCED = new Set([
 export const CLOSE_NO_TOKEN = 4401;
 export const CLOSE_BAD_TOKEN = 4403;
 export const CLOSE_NO_SHOW = 4404;
-const REFUSED = new Set([CLOSE_NO_TOKEN, CLOSE_BAD_TOKEN, CLOSE_NO_SHOW]);
+export const CLOSE_BANNED = 4410;
+const REFUSED = new Set([CLOSE_NO_TOKEN, CLOSE_BAD_TOKEN, CLOSE_NO_SHOW, CLOSE_BANNED]);
 
 export class Room {
   // `on`: {type: (msg, state) => ...} for the types the page draws; `chatLimit`: chat lines

@@ -220,7 +220,15 @@ function renderChat() {
           send({ type: "mute", viewer_id: line.viewer_id, seconds: 300 });
           toast(`${line.nick} is muted for 5 minutes`);
         },
-      }, "Mute"))));
+      }, "Mute"),
+      line.host ? el("span") : el("button", {
+        type: "button", class: "secondary", "aria-label": `Remove ${line.nick} from the show`,
+        onclick: () => {
+          if (!confirm(`Remove ${line.nick} from the show? They and their network cannot rejoin.`)) return;
+          send({ type: "ban", viewer_id: line.viewer_id });
+          toast(`${line.nick} is removed from the show`);
+        },
+      }, "Remove"))));
   list.scrollTop = list.scrollHeight;
 }
 
@@ -336,7 +344,7 @@ async function onRefused(code) {
     // Not this show's host token (a mistyped one, or one rotated since): ask for it again.
     sessionStorage.removeItem(TOKEN_KEY);
     $("token-form").querySelector(".form-error").textContent =
-      "That is not this show's host token.";
+      "That host token is wrong, or it was replaced (livesale show token): use the new link.";
     state.token = await hostToken();
     $("token-form").querySelector(".form-error").textContent = "";
     room.connect(state.token);

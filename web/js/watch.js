@@ -2,7 +2,7 @@
 
 import { api, ApiError, el, errorText, money, newKey, showIdFromPath, toast } from "./api.js";
 import { PaymentChoice, testModeBanner } from "./payments.js";
-import { CLOSE_BAD_TOKEN, CLOSE_NO_SHOW, Room } from "./room.js";
+import { CLOSE_BAD_TOKEN, CLOSE_BANNED, CLOSE_NO_SHOW, Room } from "./room.js";
 import { play } from "./webrtc.js";
 
 const showId = showIdFromPath();
@@ -603,6 +603,8 @@ async function onRefused(code) {
     room.connect(state.viewer.token);
   } else if (code === CLOSE_NO_SHOW) {
     toast("This show does not exist — check the link.");
+  } else if (code === CLOSE_BANNED) {
+    toast("The host removed you from this show.");
   } else {
     toast("Could not join the show — reload the page to try again.");
   }
