@@ -386,3 +386,29 @@ def test_whip_and_whep_offers_are_limited_per_address(small: LiveServer) -> None
         assert whip.status_code == 429
         # No host is publishing: the other address gets as far as "not live yet".
         assert other.post(f"/whep/{show}", content="v=0\r\n", headers=sdp).status_code == 409
+
+
+@pytest.fixture
+def slow_clicks(settings: Settings) -> Iterator[LiveServer]:
+    """4 buy clicks a minute per address."""
+    live = LiveServer(replace(settings, rate_limits=(("hold", 4, 60.0),))).start()
+    yield live
+    live.stop()
+
+
+def test_buy_clicks_are_limited_per_address(slow_clicks: LiveServer) -> None:
+    """Every click counts, a retried one too; past the burst a click is a 429 that holds
+    nothing, whichever token sends it; another address still buys."""
+    with slow_clicks.client(headers=slow_clicks.merchant) as merchant:
+        show = make_show(merchant, "CLICK", 10)
+    with client_from(slow_clicks, "127.0.0.57") as bot, client_from(slow_clicks, "127.0.0.58") as other:
+        token = sign_up(bot).json()["token"]
+        answers = [click(bot, show, token, "CLICK").status_code for _ in range(4)]
+        assert answers == [201] * 4, answers  # the same hold, four times
+        refused = click(bot, show, sign_up(bot).json()["token"], "CLICK")
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["type"].endswith("rate-limited")
+        assert int(refused.headers["Retry-After"]) >= 1
+        assert click(other, show, sign_up(other).json()["token"], "CLICK").status_code == 201
+    level = httpx.get(f"{slow_clicks.url}/api/stock/CLICK").json()
+    assert level["held"] == 2 and level["available"] == 8

@@ -43,12 +43,14 @@ def reserve(
     client: str = "",
     address_multiple: int = 0,
     live_holds: int = 0,
+    rate: tuple[int, float] = (0, 0.0),
 ) -> ScriptCall:
     """A buy click. Answers ``{status, available, hold, info1, info2, reaped...}``.
     ``default_limit``: the per-buyer limit of an item whose line-up sets none; ``client``: the
     buyer's address, which may hold and buy ``address_multiple`` buyers' limits;
     ``live_holds``: how many holds the viewer may have live at once in the show (0: no cap),
-    its address ``address_multiple`` times as many."""
+    its address ``address_multiple`` times as many; ``rate``: the ``(burst, per second)`` of
+    buy clicks from ``client`` (burst 0: no rate limit)."""
     return ScriptCall(
         "reserve",
         [
@@ -61,6 +63,7 @@ def reserve(
             keys.HOLD_SKUS,
             keys.show_bans(show_id),
             *_live_holds(show_id, viewer_id, client),
+            keys.rate("hold", client),
         ],
         [
             hold_id,
@@ -76,6 +79,7 @@ def reserve(
             client,
             address_multiple,
             live_holds,
+            *rate,
         ],
     )
 

@@ -1,20 +1,28 @@
---! prelude _clock _shelf
+--! prelude _clock _shelf _rate
 -- A buy click: the twin of state.reserve. The hot path, so one script does it all.
 -- KEYS[1..5] the shelf, KEYS[6] show hash, KEYS[7] line-up hash, KEYS[8] idempotency record,
 -- KEYS[9] stock-ready marker, KEYS[10] show channel, KEYS[11] set of SKUs with holds,
 -- KEYS[12] the show's bans, KEYS[13] the viewer's live holds in the show, KEYS[14] the
--- address's live holds in the show
+-- address's live holds in the show, KEYS[15] the address's rate bucket of buy clicks
 -- ARGV[1] hold id, ARGV[2] show id, ARGV[3] viewer id, ARGV[4] sku, ARGV[5] qty,
 -- ARGV[6] hold ttl ms, ARGV[7] idempotency key, ARGV[8] idempotency ttl s, ARGV[9] reap batch,
 -- ARGV[10] the per-buyer limit of an item whose line-up sets none (0: none), ARGV[11] the
 -- client's address ("": not counted), ARGV[12] how many buyers' limits one address may take,
 -- ARGV[13] how many holds one viewer may have live at once in the show (0: no cap; an address
--- may have ARGV[12] times as many)
--- Returns {status, available, hold json, info1, info2, reaped hold json...}
+-- may have ARGV[12] times as many), ARGV[14] the bucket's burst (0: no rate limit), ARGV[15]
+-- its refill per second
+-- Returns {status, available, hold json, info1, info2, reaped hold json...}; 'rate_limited'
+-- carries the ms to wait in info1. The rate limit is taken here, in the click's one call.
 if redis.call('EXISTS', KEYS[9]) == 0 then
   return {'unready', 0, '', '', ''}
 end
 local now = now_ms()
+if tonumber(ARGV[14]) > 0 then
+  local wait = take_tokens(KEYS[15], tonumber(ARGV[14]), tonumber(ARGV[15]), 1, now)
+  if wait > 0 then
+    return {'rate_limited', 0, '', wait, ''}
+  end
+end
 
 -- Reap a few expired holds first, so stock is right even with every sweeper down.
 local reaped = expire_due(now, tonumber(ARGV[9]))

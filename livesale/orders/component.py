@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 from starlette.requests import HTTPConnection
 
-from livesale import background, keys
+from livesale import background, keys, limits
 from livesale import services as svc
 from livesale.orders.book import OrderBook
 from livesale.orders.checkout import Sales
@@ -77,6 +77,7 @@ class OrdersComponent:
             default_limit=settings.default_limit_per_buyer,
             address_multiple=settings.address_cap_multiple,
             live_holds=settings.live_holds_per_viewer,
+            rate=limits.bucket(settings, "hold"),
         )
         self.book = OrderBook(services.db, services.redis)
         self.returns = Returns(self.book, services.scripts, self.providers)

@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 import redis.asyncio as aioredis
 
-from livesale import events, keys
+from livesale import events, keys, limits
 from livesale.errors import NotFound, Unavailable, map_redis_errors
 from livesale.ids import new_id
 from livesale.lua import Scripts, calls
@@ -117,6 +117,7 @@ class HoldStore:
         default_limit: int = 0,
         address_multiple: int = 0,
         live_holds: int = 0,
+        rate: tuple[int, float] = (0, 0.0),
     ) -> None:
         self.redis = redis
         self.scripts = scripts
@@ -127,6 +128,8 @@ class HoldStore:
         self.address_multiple = address_multiple
         #: How many holds one viewer may have live at once in a show (0: no cap).
         self.live_holds = live_holds
+        #: The buy clicks one client address may send: ``(burst, per second)``.
+        self.rate = rate
 
     async def reserve(
         self,
@@ -138,7 +141,8 @@ class HoldStore:
         *,
         client: str = "",
     ) -> state.Outcome:
-        """One buy click (see :func:`livesale.orders.state.reserve`).
+        """One buy click (see :func:`livesale.orders.state.reserve`), rate-limited per
+        ``client`` address in the same script call (:class:`RateLimited`).
 
         Returns the outcome, refused or not: the caller raises with
         :func:`~livesale.orders.state.raise_for` and publishes ``outcome.reaped``.
@@ -159,11 +163,14 @@ class HoldStore:
                 client=client,
                 address_multiple=self.address_multiple,
                 live_holds=self.live_holds,
+                rate=self.rate if client else (0, 0.0),
             )
         )
         status = _text(result[0])
         if status == "unready":
             raise Unavailable("stock is being rebuilt from the database; try again shortly")
+        if status == "rate_limited":
+            raise limits.refusal("hold", int(result[3]))
         available = int(result[1])
         hold = to_hold(result[2]) if result[2] else None
         outcome = state.Outcome(

@@ -68,7 +68,6 @@ async def create_hold(request: Request) -> Response:
     orders = of(request)
     client = client_of(request)
     try:
-        await limits.check(services, "hold", client, run=orders.holds.batcher.call)
         outcome = await orders.holds.reserve(
             request.path_params["show_id"],
             claims.vid,
