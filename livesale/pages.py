@@ -60,14 +60,18 @@ async def landing(request: Request) -> Response:
     )
 
 
-async def _page(request: Request, name: str) -> Response:
-    # The show must exist (404 problem otherwise); the page itself reads the rest over the API.
-    await svc.of(request).get(SHOWS).get(request.path_params["show_id"])
+def _file(name: str) -> Response:
     return FileResponse(
         WEB_DIR / name,
         media_type="text/html",
         headers={"Cache-Control": "no-cache", "Referrer-Policy": "no-referrer"},
     )
+
+
+async def _page(request: Request, name: str) -> Response:
+    # The show must exist (404 problem otherwise); the page itself reads the rest over the API.
+    await svc.of(request).get(SHOWS).get(request.path_params["show_id"])
+    return _file(name)
 
 
 async def watch(request: Request) -> Response:
@@ -80,8 +84,14 @@ async def studio(request: Request) -> Response:
     return await _page(request, "studio.html")
 
 
+async def my_orders(request: Request) -> Response:
+    """The buyer's orders on this device, across shows, with their parcels' tracking."""
+    return _file("orders.html")
+
+
 routes: list[BaseRoute] = [
     Route("/", landing, methods=["GET"]),
+    Route("/orders", my_orders, methods=["GET"]),
     Route("/watch/{show_id}", watch, methods=["GET"]),
     Route("/studio/{show_id}", studio, methods=["GET"]),
 ]

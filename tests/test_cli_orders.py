@@ -227,21 +227,20 @@ def test_list_and_export_show_test_money_and_refunds(
     path = tmp_path / "batch.csv"
     code, _, err = cli("orders", "export", show, "--output", str(path))
     assert code == 0, err
-    exported = {r["order_id"]: r for r in csv.DictReader(io.StringIO(path.read_text()))}
-    assert {k: exported[card["id"]][k] for k in ("qty", "amount", "currency")} == {
-        "qty": "1",
+    # One row per parcel (one parcel per buyer), its lines inside.
+    exported = {r["orders"]: r for r in csv.DictReader(io.StringIO(path.read_text()))}
+    assert set(exported) == {card["id"], due["id"]}
+    ada = exported[card["id"]]
+    assert {k: ada[k] for k in ("items", "units", "amount", "currency")} == {
+        "items": "1 x LIP-01 Product LIP-01",
+        "units": "1",
         "amount": "19.90",
         "currency": "EUR",
     }
-    pay = ("test", "provider", "payment_status", "refunded_qty", "refunded_amount")
-    assert [exported[card["id"]][k] for k in pay] == [
-        "true",
-        "test",
-        "partially_refunded",
-        "1",
-        "19.90",
-    ]
-    assert [exported[due["id"]][k] for k in pay] == ["false", "manual", "due", "0", "0.00"]
+    assert ada["parcel_id"].startswith("pc_") and ada["nickname"] == "ada"
+    pay = ("test", "payments", "refunded_qty", "refunded_amount", "carrier", "tracking_number")
+    assert [ada[k] for k in pay] == ["true", "test: partially_refunded", "1", "19.90", "", ""]
+    assert [exported[due["id"]][k] for k in pay] == ["false", "manual: due", "0", "0.00", "", ""]
 
     code, _, err = cli("orders", "export", show, "--format", "json", "--output", str(path))
     assert code == 0, err
@@ -285,8 +284,8 @@ def test_export_cells_never_start_a_formula(cli: Cli, shop: Shop, tmp_path: Path
     assert row["nickname"] == '\'=HYPERLINK("http://evil.example","x")'
     assert row["name"] == "'+cmd|' /C calc'!A0"
     assert row["address"] == "'-2+3 Main St"
-    assert row["title"] == "'" + title
-    assert row["email"] == "ada@example.com" and row["sku"] == "LIP-01"
+    assert row["items"] == "1 x LIP-01 " + title  # the cell starts with the quantity
+    assert row["email"] == "ada@example.com"
 
 
 class DropFirstPostAnswer:

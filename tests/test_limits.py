@@ -401,7 +401,8 @@ def test_buy_clicks_are_limited_per_address(slow_clicks: LiveServer) -> None:
     nothing, whichever token sends it; another address still buys."""
     with slow_clicks.client(headers=slow_clicks.merchant) as merchant:
         show = make_show(merchant, "CLICK", 10)
-    with client_from(slow_clicks, "127.0.0.57") as bot, client_from(slow_clicks, "127.0.0.58") as other:
+    server = slow_clicks
+    with client_from(server, "127.0.0.57") as bot, client_from(server, "127.0.0.58") as other:
         token = sign_up(bot).json()["token"]
         answers = [click(bot, show, token, "CLICK").status_code for _ in range(4)]
         assert answers == [201] * 4, answers  # the same hold, four times

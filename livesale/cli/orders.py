@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import click
+import msgspec
 
 from livesale.cli.base import (
     call,
@@ -20,12 +21,16 @@ from livesale.cli.base import (
     fail,
     money,
     plain,
+    print_bad_rows,
     print_json,
+    read,
     say,
     table,
 )
 from livesale.client import Client
 from livesale.money import format_amount
+from livesale.orders import csv_cell, read_tracking
+from livesale.rows import FileProblems
 
 # --- orders and fulfilment -------------------------------------------------------------------
 
@@ -221,34 +226,59 @@ def orders_refund(
 
 # --- export ----------------------------------------------------------------------------------
 
+#: One row per parcel; its lines are inside (``items``, ``orders``, ``payments``, joined by
+#: "; " in the same order). Fill in ``carrier`` and ``tracking_number`` and hand the file to
+#: ``livesale orders ship``.
 EXPORT_COLUMNS = (
+    "parcel_id",
     "viewer_id",
     "nickname",
     "name",
     "address",
     "email",
-    "order_id",
-    "sku",
-    "title",
-    "qty",
+    "items",
+    "units",
     "amount",
     "currency",
+    "orders",
     "test",
-    "provider",
-    "payment_status",
+    "payments",
     "refunded_qty",
     "refunded_amount",
+    "carrier",
+    "tracking_number",
 )
 
-#: How a cell starts that a spreadsheet would read as a formula (or whose start it hides).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
-
-def csv_cell(value: object) -> str:
-    """``value`` as a CSV cell a spreadsheet opens as text: one that would start a formula
-    gets a leading apostrophe (OWASP, "CSV Injection")."""
-    text = str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+def _parcel_row(parcel: dict[str, Any]) -> list[object]:
+    """A parcel as one export row (:data:`EXPORT_COLUMNS`)."""
+    lines, ship = parcel["lines"], parcel["shipping"]
+    shipment = parcel.get("shipment") or {}
+    currencies = sorted({line["total"]["currency"] for line in lines})
+    amounts = "; ".join(format_amount(t["amount"], t["currency"]) for t in parcel["totals"])
+    refunded = [line["refunded"] for line in lines]
+    return [
+        parcel["id"],
+        parcel["viewer_id"],
+        parcel["nickname"],
+        ship["name"],
+        ship["address"],
+        ship["email"],
+        "; ".join(f"{line['qty']} x {line['sku']} {line['title']}" for line in lines),
+        parcel["units"],
+        amounts,
+        "; ".join(currencies),
+        "; ".join(line["order_id"] for line in lines),
+        "true" if any(line["test"] for line in lines) else "false",
+        "; ".join(f"{line['provider']}: {line['payment_status']}" for line in lines),
+        sum(int(line["refunded_qty"]) for line in lines),
+        "; ".join(
+            format_amount(sum(r["amount"] for r in refunded if r["currency"] == c), c)
+            for c in currencies
+        ),
+        shipment.get("carrier", ""),
+        shipment.get("tracking_number", ""),
+    ]
 
 
 def _with_payments(batch: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> None:
@@ -287,8 +317,9 @@ def orders_export(
     data_dir: Path,
     as_json: bool,
 ) -> None:
-    """Export SHOW's fulfilment batch (one parcel per buyer) as CSV or JSON; every line says
-    whether its money is test money, its payment and what was refunded of it."""
+    """Export SHOW's fulfilment batch as CSV (one row per parcel, one parcel per buyer, its
+    lines inside) or JSON; each says whether its money is test money, the payments and what
+    was refunded. Fill in carrier and tracking_number and give the file to `orders ship`."""
     import csv
     import io
 
@@ -304,27 +335,7 @@ def orders_export(
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(EXPORT_COLUMNS)
         for parcel in batch["parcels"]:
-            ship = parcel["shipping"]
-            for line in parcel["lines"]:
-                row = [
-                    parcel["viewer_id"],
-                    parcel["nickname"],
-                    ship["name"],
-                    ship["address"],
-                    ship["email"],
-                    line["order_id"],
-                    line["sku"],
-                    line["title"],
-                    line["qty"],
-                    format_amount(line["total"]["amount"], line["total"]["currency"]),
-                    line["total"]["currency"],
-                    "true" if line["test"] else "false",
-                    line["provider"],
-                    line["payment_status"],
-                    line["refunded_qty"],
-                    format_amount(line["refunded"]["amount"], line["refunded"]["currency"]),
-                ]
-                writer.writerow([csv_cell(c) for c in row])
+            writer.writerow([csv_cell(c) for c in _parcel_row(parcel)])
         text = buffer.getvalue()
     if output is None:
         click.echo(text, nl=False)
@@ -332,3 +343,36 @@ def orders_export(
         output.write_text(text, encoding="utf-8")
         summary = f"{len(batch['parcels'])} parcel(s), {batch['units']} unit(s) -> {output}"
         err.print(plain(summary), markup=False)
+
+
+@orders.command("ship")
+@click.argument("show_id")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@client_options
+def orders_ship(
+    show_id: str,
+    file: Path,
+    server: str | None,
+    api_key: str | None,
+    data_dir: Path,
+    as_json: bool,
+) -> None:
+    """Mark SHOW's parcels shipped from FILE, a CSV with parcel_id, carrier and
+    tracking_number (the export, filled in, is one; rows without a carrier are skipped). Every
+    buyer's order page shows the tracking number, and the webhook hears parcel.shipped."""
+    try:
+        items = read_tracking(read(file))
+    except FileProblems as problems:
+        print_bad_rows(file, problems)
+        raise fail(
+            f"{len(problems.rows)} bad row(s) in {file}; nothing was marked shipped"
+        ) from None
+    if not items:
+        raise fail(f"no row of {file} has a carrier and a tracking number")
+    client = connect(server, api_key, data_dir)
+    body = [msgspec.to_builtins(item) for item in items]
+    answer = call(client, "POST", f"/api/shows/{show_id}/shipments", body, retries=2)
+    if as_json:
+        print_json(answer)
+        return
+    say(f"{answer['shipped']} parcel(s) marked shipped, {answer['unchanged']} already were.")

@@ -16,24 +16,49 @@ Refunded units are not packed.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sqlite3
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 
+import msgspec
 import redis.asyncio as aioredis
 
+from livesale import events
 from livesale.db import Database
-from livesale.errors import NotFound
+from livesale.errors import InvalidTransition, NotFound, ValidationFailed
 from livesale.money import Money
 from livesale.orders import webhooks
 from livesale.orders.book import OrderBook, payment_of
 from livesale.orders.checkout import Sales
 from livesale.orders.holds import HoldStore, announce_ended
-from livesale.orders.messages import Fulfilment, Parcel, ParcelLine, Shipping
+from livesale.orders.messages import (
+    Fulfilment,
+    MyOrder,
+    Parcel,
+    ParcelLine,
+    ShipIn,
+    Shipment,
+    ShipmentsOut,
+    Shipping,
+)
 from livesale.orders.payments import Provider, ProviderError
 
 log = logging.getLogger("livesale.orders")
+
+
+def parcel_id(show_id: str, viewer_id: str) -> str:
+    """The id of a buyer's parcel of a show: the same in every read of the batch."""
+    digest = hashlib.sha256(f"{show_id}|{viewer_id}".encode()).hexdigest()
+    return "pc_" + digest[:16]
+
+
+def shipment_of(row: sqlite3.Row | None) -> Shipment | None:
+    if row is None:
+        return None
+    return Shipment(row["carrier"], row["tracking_number"], row["shipped_at"])
 
 
 async def show_ended(db: Database, show_id: str, grace_seconds: int) -> None:
@@ -206,6 +231,10 @@ class Closing:
             # The buyer's most recent shipping details win (they may have corrected them).
             latest[r["viewer_id"]] = Shipping(r["ship_name"], r["ship_address"], r["ship_email"])
             nicknames[r["viewer_id"]] = r["nickname"]
+        shipped = {
+            r["viewer_id"]: r
+            for r in await self.db.fetchall("SELECT * FROM parcels WHERE show_id = ?", (show_id,))
+        }
         parcels = []
         for viewer_id, lines in by_buyer.items():
             typed = lines
@@ -214,13 +243,116 @@ class Closing:
                 totals[line.total.currency] += line.total.amount
             parcels.append(
                 Parcel(
+                    id=parcel_id(show_id, viewer_id),
                     viewer_id=viewer_id,
                     nickname=nicknames[viewer_id],
                     shipping=latest[viewer_id],
                     lines=typed,
                     units=sum(line.qty for line in typed),
                     totals=[Money(amount=a, currency=c) for c, a in sorted(totals.items())],
+                    shipment=shipment_of(shipped.get(viewer_id)),
                 )
             )
         units = sum(int(r["qty"]) - int(r["returned_qty"]) for r in rows)
         return Fulfilment(show_id, "ready", None, parcels, len(rows), units, unpaid)
+
+    async def ship(self, show_id: str, items: Sequence[ShipIn]) -> ShipmentsOut:
+        """Mark parcels of the show's batch shipped, all or none: every parcel id must be in
+        the batch, once. Each new or corrected shipment is written with its ``parcel.shipped``
+        webhook in one transaction, then told to its buyer's room."""
+        batch = await self.fulfilment(show_id)
+        if batch.state != "ready":
+            raise InvalidTransition(
+                f"show {show_id} has no fulfilment batch yet (it is {batch.state})",
+                state=batch.state,
+            )
+        parcels = {p.id: p for p in batch.parcels}
+        problems: list[str] = []
+        seen: set[str] = set()
+        for n, item in enumerate(items):
+            if item.parcel_id not in parcels:
+                problems.append(f"item {n}: no parcel {item.parcel_id!r} in this show's batch")
+            elif item.parcel_id in seen:
+                problems.append(f"item {n}: parcel {item.parcel_id!r} is listed twice")
+            seen.add(item.parcel_id)
+        if problems:
+            raise ValidationFailed("; ".join(problems[:5]), errors=problems)
+        now = time.time()
+        changed: list[Parcel] = []
+        async with self.db.transaction() as conn:
+            for item in items:
+                parcel = parcels[item.parcel_id]
+                before = parcel.shipment
+                if before and (before.carrier, before.tracking_number) == (
+                    item.carrier,
+                    item.tracking_number,
+                ):
+                    continue
+                await conn.execute(
+                    "INSERT INTO parcels (id, show_id, viewer_id, carrier, tracking_number,"
+                    " shipped_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+                    " carrier = excluded.carrier, tracking_number = excluded.tracking_number,"
+                    " shipped_at = excluded.shipped_at",
+                    (parcel.id, show_id, parcel.viewer_id, item.carrier, item.tracking_number, now),
+                )
+                shipment = Shipment(item.carrier, item.tracking_number, now)
+                parcel = msgspec.structs.replace(parcel, shipment=shipment)
+                changed.append(parcel)
+                test = await conn.execute(
+                    "SELECT 1 FROM orders WHERE show_id = ? AND viewer_id = ? AND test = 1 LIMIT 1",
+                    (show_id, parcel.viewer_id),
+                )
+                data = {"show_id": show_id, **msgspec.to_builtins(parcel)}
+                await webhooks.enqueue(
+                    conn, "parcel.shipped", data, test=await test.fetchone() is not None
+                )
+        for parcel in changed:
+            await events.publish(
+                self.redis,
+                show_id,
+                {
+                    "type": "parcel",
+                    "viewer_id": parcel.viewer_id,
+                    "parcel": msgspec.to_builtins(parcel),
+                },
+            )
+        return ShipmentsOut(
+            shipped=len(changed), unchanged=len(items) - len(changed), parcels=changed
+        )
+
+    async def orders_of(self, viewer_id: str, limit: int = 200) -> list[MyOrder]:
+        """A buyer's orders across shows, newest first, each with its parcel once the show's
+        batch is made and its shipment once the merchant ships it."""
+        rows = await self.db.fetchall(
+            "SELECT o.*, p.title, s.title AS show_title, c.state AS closing, pc.carrier,"
+            " pc.tracking_number, pc.shipped_at FROM orders o"
+            " JOIN products p ON p.sku = o.sku JOIN shows s ON s.id = o.show_id"
+            " LEFT JOIN show_closings c ON c.show_id = o.show_id"
+            " LEFT JOIN parcels pc ON pc.show_id = o.show_id AND pc.viewer_id = o.viewer_id"
+            " WHERE o.viewer_id = ? ORDER BY o.created_at DESC, o.id LIMIT ?",
+            (viewer_id, limit),
+        )
+        mine = []
+        for r in rows:
+            packed = r["state"] == "confirmed" and r["closing"] == "ready"
+            packed = packed and r["qty"] > r["returned_qty"]
+            mine.append(
+                MyOrder(
+                    id=r["id"],
+                    show_id=r["show_id"],
+                    show_title=r["show_title"],
+                    sku=r["sku"],
+                    title=r["title"],
+                    qty=r["qty"],
+                    total=Money(amount=r["amount"], currency=r["currency"]),
+                    state=r["state"],
+                    payment_status=r["payment_status"],
+                    returned_qty=r["returned_qty"],
+                    refunded=Money(amount=r["refunded_amount"], currency=r["currency"]),
+                    created_at=r["created_at"],
+                    test=bool(r["test"]),
+                    parcel_id=parcel_id(r["show_id"], viewer_id) if packed else None,
+                    shipment=shipment_of(r) if packed and r["carrier"] is not None else None,
+                )
+            )
+        return mine

@@ -149,15 +149,68 @@ class ParcelLine(msgspec.Struct, frozen=True):
     total: Money
 
 
-class Parcel(msgspec.Struct, frozen=True):
-    """One buyer's parcel: every confirmed line of the show, shipped together."""
+#: What a carrier's name and a tracking number may be: printable text (they reach the
+#: buyer's page and the merchant's terminal and spreadsheet).
+Printable = r"^[^\x00-\x1f\x7f]+$"
 
+
+class Shipment(msgspec.Struct, frozen=True):
+    """How a parcel travels: the carrier, its tracking number, when it was marked shipped."""
+
+    carrier: str
+    tracking_number: str
+    shipped_at: float
+
+
+class Parcel(msgspec.Struct, frozen=True):
+    """One buyer's parcel: every confirmed line of the show, shipped together. ``id`` is the
+    same in every read of the batch; ``shipment`` is set once the merchant ships it."""
+
+    id: str
     viewer_id: str
     nickname: str
     shipping: Shipping
     lines: list[ParcelLine]
     units: int
     totals: list[Money]
+    shipment: Shipment | None = None
+
+
+class ShipIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One parcel marked shipped."""
+
+    parcel_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    carrier: Annotated[str, msgspec.Meta(min_length=1, max_length=80, pattern=Printable)]
+    tracking_number: Annotated[str, msgspec.Meta(min_length=1, max_length=80, pattern=Printable)]
+
+
+class ShipmentsOut(msgspec.Struct, frozen=True):
+    """What marking parcels shipped did: ``shipped`` parcels are new or corrected (each told
+    to its buyer and the ``parcel.shipped`` webhook), ``unchanged`` ones were already so."""
+
+    shipped: int
+    unchanged: int
+    parcels: list[Parcel]
+
+
+class MyOrder(msgspec.Struct, frozen=True):
+    """An order as its buyer sees it on ``/orders``, with the parcel's journey."""
+
+    id: str
+    show_id: str
+    show_title: str
+    sku: str
+    title: str
+    qty: int
+    total: Money
+    state: str
+    payment_status: str
+    returned_qty: int
+    refunded: Money
+    created_at: float
+    test: bool
+    parcel_id: str | None = None
+    shipment: Shipment | None = None
 
 
 class Fulfilment(msgspec.Struct, frozen=True):

@@ -28,10 +28,13 @@ from livesale.orders.messages import (
     Fulfilment,
     HoldIn,
     HoldOut,
+    MyOrder,
     OrderOut,
     PaymentsOut,
     ProviderInfo,
     RefundIn,
+    ShipIn,
+    ShipmentsOut,
     ShowStats,
     WebhookIn,
     WebhookOut,
@@ -40,6 +43,8 @@ from livesale.orders.recovery import StockDifference, reconcile
 from livesale.shows import SHOWS, merchant_or_host
 
 _encode = msgspec.json.Encoder().encode
+#: Parcels one request may mark shipped (a show's whole batch fits in a few).
+MAX_SHIPMENTS = 5000
 
 Body = TypeVar("Body", CancelIn, RefundIn, CancelUnpaidIn)
 
@@ -282,6 +287,33 @@ async def fulfilment(request: Request) -> Response:
 
 
 @endpoint(
+    "Mark parcels of the show's batch shipped (carrier, tracking number), all or none",
+    auth="merchant",
+    body=list[ShipIn],
+    response=ShipmentsOut,
+)
+async def ship_parcels(request: Request) -> Response:
+    services = svc.of(request)
+    await services.keys.merchant(request)
+    items = await read_body(request, list[ShipIn])
+    if len(items) > MAX_SHIPMENTS:
+        raise ValidationFailed(f"at most {MAX_SHIPMENTS} parcels per request")
+    closing = of(request).closing
+    return json_response(await closing.ship(request.path_params["show_id"], items))
+
+
+@endpoint(
+    "The calling viewer's orders across shows, with their parcels",
+    auth="viewer",
+    response=list[MyOrder],
+)
+async def my_orders(request: Request) -> Response:
+    services = svc.of(request)
+    claims = viewer(request, services.signer)
+    return json_response(await of(request).closing.orders_of(claims.vid))
+
+
+@endpoint(
     "Set the webhook URL; answers a new signing secret",
     auth="merchant",
     body=WebhookIn,
@@ -332,6 +364,8 @@ routes: list[BaseRoute] = [
     Route("/api/payments", payment_providers, methods=["GET"]),
     Route("/api/payments/stripe/webhook", stripe_webhook, methods=["POST"]),
     Route("/api/shows/{show_id}/fulfilment", fulfilment, methods=["GET"]),
+    Route("/api/shows/{show_id}/shipments", ship_parcels, methods=["POST"]),
+    Route("/api/me/orders", my_orders, methods=["GET"]),
     Route("/api/shows/{show_id}/stats", show_stats, methods=["GET"]),
     Route("/api/webhook", put_webhook, methods=["PUT"]),
     Route("/api/webhook/deliveries", list_deliveries, methods=["GET"]),

@@ -425,7 +425,7 @@ class Hub:
             room.sales[env.sku] = room.sales.get(env.sku, 0) + env.qty
         elif kind == "hearts" and env.count:
             room.hearts_in += env.count
-        elif kind in ("hold", "order", "planted", "muted"):
+        elif kind in ("hold", "order", "parcel", "planted", "muted"):
             targets = room.viewers.get(env.viewer_id or "", ())
             if targets:
                 frame = room.stamp(data)

@@ -92,8 +92,8 @@ def test_show_end_ships_one_parcel_per_buyer(
     args = ["--server", shop.url, "--api-key", shop.api_key]
     assert main(["orders", "export", show, "--format", "csv", "--output", str(out), *args]) == 0
     rows = out.read_text().splitlines()
-    assert rows[0].startswith("viewer_id,nickname,name,address,email,order_id,sku")
-    assert len(rows) == 1 + 4
+    assert rows[0].startswith("parcel_id,viewer_id,nickname,name,address,email,items")
+    assert len(rows) == 1 + 3  # a row per parcel
     assert main(["orders", "export", show, "--format", "json", "--output", str(out), *args]) == 0
     assert len(json.loads(out.read_text())["parcels"]) == 3
     assert main(["orders", "list", "--show", show, *args]) == 0

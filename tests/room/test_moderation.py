@@ -193,12 +193,14 @@ def test_a_host_reorders_but_never_reprices(server: LiveServer, sockets: ExitSta
     with server.client(headers=as_host) as host:
         url = f"/api/shows/{show}/lineup"
         attempts = [
-            [{"sku": "A1", "limit_per_buyer": 2, "price": {"amount": 0, "currency": "EUR"}},
-             {"sku": "B1"}],
+            [
+                {"sku": "A1", "limit_per_buyer": 2, "price": {"amount": 0, "currency": "EUR"}},
+                {"sku": "B1"},
+            ],
             [{"sku": "A1"}, {"sku": "B1"}],
             [{"sku": "A1", "limit_per_buyer": 2}, {"sku": "B1"}, {"sku": "C1"}],
             [{"sku": "A1", "limit_per_buyer": 2}],
-        ]  # fmt: skip
+        ]
         for attempt in attempts:
             refused = host.put(url, json=attempt)
             assert refused.status_code == 403, attempt

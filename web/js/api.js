@@ -1,5 +1,9 @@
 // HTTP helpers shared by the pages: JSON calls whose RFC 9457 problems become ApiErrors.
 
+// Where a device keeps its viewer (id, nickname, token): the watch page signs up once, the
+// orders page reads it.
+export const VIEWER_KEY = "livesale.viewer";
+
 export class ApiError extends Error {
   constructor(status, problem) {
     super(problem.detail || problem.title || `HTTP ${status}`);

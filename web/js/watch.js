@@ -1,13 +1,14 @@
 // The viewer page: video over WHEP, the room, the line-up strip, buying with a hold countdown.
 
-import { api, ApiError, el, errorText, money, newKey, showIdFromPath, toast } from "./api.js";
+import {
+  api, ApiError, el, errorText, money, newKey, showIdFromPath, toast, VIEWER_KEY,
+} from "./api.js";
 import { PaymentChoice, testModeBanner } from "./payments.js";
 import { CLOSE_BAD_TOKEN, CLOSE_BANNED, CLOSE_NO_SHOW, Room } from "./room.js";
 import { play } from "./webrtc.js";
 
 const showId = showIdFromPath();
 const $ = (id) => document.getElementById(id);
-const VIEWER_KEY = "livesale.viewer";
 const SHIPPING_KEY = "livesale.shipping";
 
 // The room's socket and the state it shares with the studio (show, line-up, featured, chat);
