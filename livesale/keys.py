@@ -161,6 +161,11 @@ def show_plant_addresses(show_id: str) -> str:
     return f"{PREFIX}{{show:{show_id}}}:plant-addrs"
 
 
+def viewer_notify(show_id: str, viewer_id: str) -> str:
+    """Set of the SKUs a viewer asked to be told about when they are back in stock."""
+    return f"{PREFIX}{{show:{show_id}}}:notify:{viewer_id}"
+
+
 def live_holds(show_id: str, who: str) -> str:
     """Sorted set of the live hold ids of a viewer (or of ``@<address>``) in a show, scored by
     expiry: the cap on holds at once across the show's items."""

@@ -334,6 +334,15 @@ def mute(*, show_id: str, viewer_id: str, seconds: int, body: bytes) -> ScriptCa
     )
 
 
+def notify(*, show_id: str, viewer_id: str, sku: str, on: bool) -> ScriptCall:
+    """Ask (``on``) or stop asking to be told when ``sku`` is back in stock."""
+    return ScriptCall(
+        "notify",
+        [keys.show(show_id), keys.lineup(show_id), keys.viewer_notify(show_id, viewer_id)],
+        [sku, "1" if on else "0", keys.ROOM_RECORD_SECONDS],
+    )
+
+
 def ban(*, show_id: str, viewer_id: str, lift: bool = False) -> ScriptCall:
     """Ban ``viewer_id`` and the address it joined from (``lift``: let them back); a ban closes
     their sockets everywhere. Answers the address bound (``""`` when none is known)."""

@@ -27,6 +27,7 @@ from livesale.events import SEQUENCED, encoder
 from livesale.ids import new_id
 from livesale.orders import ORDERS
 from livesale.room.messages import (
+    BackInStock,
     Hearts,
     Presence,
     SaleItem,
@@ -36,6 +37,7 @@ from livesale.room.messages import (
     StockItem,
     You,
 )
+from livesale.room.state import Refused
 from livesale.room.store import RoomBus
 from livesale.services import Part, Services
 from livesale.shows import SHOWS
@@ -121,6 +123,7 @@ class Conn:
         "limit",
         "on_drop",
         "client",
+        "notify",
     )
 
     def __init__(
@@ -145,6 +148,8 @@ class Conn:
         self.limit = limit
         #: Called once if the connection is dropped for being too slow.
         self.on_drop: Callable[[], object] | None = None
+        #: The sold-out SKUs this viewer waits for (``None`` until it asks for one).
+        self.notify: set[str] | None = None
 
     def push(self, frame: Out, seq: int = 0) -> None:
         """Send or queue ``frame`` without waiting; ``seq`` is set for sequenced events only."""
@@ -215,6 +220,7 @@ class Room:
         "stock",
         "sales",
         "presence",
+        "levels",
     )
 
     def __init__(self, show_id: str) -> None:
@@ -229,6 +235,8 @@ class Room:
         self.stock: dict[str, int] = {}
         self.sales: dict[str, int] = {}
         self.presence = -1
+        #: The last units available this process heard of per SKU (to see one come back).
+        self.levels: dict[str, int] = {}
 
     def broadcast(self, frame: Out, seq: int = 0) -> None:
         for conn in self.conns:
@@ -242,6 +250,19 @@ class Room:
             address = next(iter(conns)).client
             per_address[address] = per_address.get(address, 0) + 1
         return sum(min(n, crowd) if crowd > 0 else n for n in per_address.values())
+
+    def restocked(self, sku: str, available: int) -> list[Conn]:
+        """``sku`` is on sale again: tell the viewers here who asked (once); returns them."""
+        told = [c for c in self.conns if c.notify and sku in c.notify]
+        if told:
+            frame = Out(
+                encoder.encode(BackInStock(seq=self.last_seq, sku=sku, available=available))
+            )
+            for conn in told:
+                assert conn.notify is not None
+                conn.notify.discard(sku)
+                conn.push(frame)
+        return told
 
     def kick(self, env: _Envelope) -> None:
         """Close the sockets a ``kick`` names: the host's, or a viewer's and every socket of
@@ -274,6 +295,7 @@ class Hub:
         self.process = new_id("proc")
         self.rooms: dict[str, Room] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._chores: set[asyncio.Task[None]] = set()
         self._pubsub: Any = None
         registry = services.metrics.registry
         self.m_conns = Gauge("livesale_room_connections", "Room WebSockets open", registry=registry)
@@ -361,11 +383,30 @@ class Hub:
             chat=state.chat,
             slow_mode=state.slow_mode,
             planted=state.planted,
+            notifying=state.notifying,
             plants=state.plants,
             muted_until=state.muted_until,
             holds=await self._own_holds(conn, [item.sku for item in lineup.items]),
         )
+        conn.notify = set(state.notifying) or None
+        for item in lineup.items:
+            # What the shelf held as of this read: a later stock event that finds it back
+            # from zero tells the viewers waiting for it.
+            room.levels.setdefault(item.sku, item.available)
         conn.release_frames(Out(encoder.encode(snap)), state.seq)
+
+    def _forget_notices(self, told: list[Conn], sku: str) -> None:
+        """Those viewers were told: their wish leaves Redis too (in the background)."""
+        for viewer_id in {c.viewer_id for c in told}:
+            task = asyncio.create_task(self._forget_notice(told[0].show_id, viewer_id, sku))
+            self._chores.add(task)
+            task.add_done_callback(self._chores.discard)
+
+    async def _forget_notice(self, show_id: str, viewer_id: str, sku: str) -> None:
+        try:
+            await self.bus.notify(show_id, viewer_id, sku, False)
+        except (LivesaleError, Refused) as exc:
+            log.warning("forgetting a back-in-stock notice: %s", exc)
 
     async def _own_holds(self, conn: Conn, skus: list[str]) -> list[dict[str, object]]:
         """The viewer's live holds in this show, as the hold API shows them (none for hosts)."""
@@ -421,6 +462,10 @@ class Hub:
             room.broadcast(Out(data), env.seq)
         elif kind == "stock" and env.sku is not None and env.available is not None:
             room.stock[env.sku] = env.available
+            before = room.levels.get(env.sku)
+            room.levels[env.sku] = env.available
+            if before is not None and before <= 0 < env.available:
+                self._forget_notices(room.restocked(env.sku, env.available), env.sku)
         elif kind == "sale" and env.sku is not None and env.qty is not None:
             room.sales[env.sku] = room.sales.get(env.sku, 0) + env.qty
         elif kind == "hearts" and env.count:

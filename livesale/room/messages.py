@@ -71,6 +71,13 @@ class PlantIn(Msg, tag="plant", frozen=True):
     want: bool = True
 
 
+class NotifyIn(Msg, tag="notify", frozen=True):
+    """Tell me in the room when ``sku`` is back in stock (``on=false``: never mind)."""
+
+    sku: SkuStr
+    on: bool = True
+
+
 class SnapshotIn(Msg, tag="snapshot", frozen=True):
     """Ask for a fresh snapshot (after a gap in ``seq``)."""
 
@@ -124,6 +131,7 @@ ClientMsg = (
     | RequestIn
     | VoteIn
     | PlantIn
+    | NotifyIn
     | SnapshotIn
     | FeatureIn
     | UnfeatureIn
@@ -229,6 +237,21 @@ class Planted(Event, tag="planted", frozen=True):
     want: bool
 
 
+class Notifying(Event, tag="notifying", frozen=True):
+    """Only to the viewer who asked: whether they will be told when ``sku`` is back."""
+
+    sku: str
+    on: bool
+
+
+class BackInStock(Event, tag="back_in_stock", frozen=True):
+    """Only to the viewers who asked to be told: ``sku`` was sold out and is on sale again
+    (units came back from expired holds, a cancel, a refund or the merchant)."""
+
+    sku: str
+    available: int
+
+
 class Muted(Event, tag="muted", frozen=True):
     """Only to the muted viewer: chat is refused until ``until`` (ms, 0 = not muted)."""
 
@@ -261,6 +284,8 @@ class Snapshot(Event, tag="snapshot", frozen=True):
     slow_mode: int
     #: The viewer's own planted SKUs.
     planted: list[str]
+    #: The sold-out SKUs the viewer asked to be told about when they are back.
+    notifying: list[str]
     #: Host only: plant counts per SKU (empty for viewers).
     plants: dict[str, int]
     #: ms until which this viewer is muted (0: not muted).
@@ -284,6 +309,8 @@ ServerMsg = (
     | Presence
     | Plants
     | Planted
+    | Notifying
+    | BackInStock
     | Muted
     | ErrorMsg
 )

@@ -38,6 +38,7 @@ class RoomState(msgspec.Struct, frozen=True):
     requests: list[RequestEntry]
     chat: list[ChatLine]
     planted: list[str]
+    notifying: list[str]
     plants: dict[str, int]
     muted_until: int
 
@@ -141,6 +142,11 @@ class RoomBus:
         call = calls.mute(show_id=show_id, viewer_id=viewer_id, seconds=seconds, body=body + b"}")
         return int(await self._run(call))
 
+    async def notify(self, show_id: str, viewer_id: str, sku: str, on: bool) -> None:
+        """Ask (or stop asking) to be told when ``sku`` is back in stock."""
+        call = calls.notify(show_id=show_id, viewer_id=viewer_id, sku=sku, on=on)
+        self._check(await self._run(call))
+
     async def ban(self, show_id: str, viewer_id: str, lift: bool = False) -> None:
         """Ban ``viewer_id`` and its address from the show (``lift``: let them back); a ban
         closes their sockets in every process and refuses them on rejoin and at the till."""
@@ -174,6 +180,7 @@ class RoomBus:
                 pipe.hgetall(keys.show_request_order(show_id))
                 pipe.lrange(keys.show_chat(show_id), 0, -1)
                 pipe.smembers(keys.viewer_plants(show_id, viewer_id))
+                pipe.smembers(keys.viewer_notify(show_id, viewer_id))
                 pipe.hgetall(keys.show_plants(show_id))
                 pipe.hmget(keys.show_mutes(show_id), viewer_id, "@" + client)
                 (
@@ -183,6 +190,7 @@ class RoomBus:
                     order,
                     chat,
                     planted,
+                    notifying,
                     plants,
                     muted,
                 ) = await pipe.execute()
@@ -195,6 +203,7 @@ class RoomBus:
             requests=[RequestEntry(sku, n) for sku, n in rank(votes_, order_)],
             chat=[_chat_line.decode(line) for line in chat],
             planted=sorted(s.decode() for s in planted),
+            notifying=sorted(s.decode() for s in notifying),
             plants={k.decode(): int(v) for k, v in plants.items() if int(v) > 0} if host else {},
             muted_until=max(int(m or 0) for m in muted),
         )

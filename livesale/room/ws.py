@@ -64,6 +64,8 @@ from livesale.room.messages import (
     FeatureIn,
     HeartIn,
     MuteIn,
+    NotifyIn,
+    Notifying,
     PlantIn,
     RequestIn,
     ResolveIn,
@@ -318,6 +320,15 @@ async def _handle(hub: Hub, conn: Conn, msg: Any) -> None:
             await bus.request(show_id, sku, conn.viewer_id, True, conn.client)
         case PlantIn(sku=sku, want=want):
             await bus.plant(show_id, sku, conn.viewer_id, want, conn.client)
+        case NotifyIn(sku=sku, on=on):
+            await bus.notify(show_id, conn.viewer_id, sku, on)
+            if on:
+                conn.notify = (conn.notify or set()) | {sku}
+            elif conn.notify:
+                conn.notify.discard(sku)
+            room = hub.rooms.get(show_id)
+            seq = room.last_seq if room is not None else 0
+            conn.push(Out(encoder.encode(Notifying(seq=seq, sku=sku, on=on))))
         case SnapshotIn():
             await hub.snapshot(conn)
         case FeatureIn(sku=sku):

@@ -1,6 +1,6 @@
 """Moderation that sticks: a mute or a ban binds the viewer and the address it joined from, so
 minting a new token lifts neither; a host token can be replaced, closing the studio it opened;
-a host reorders the line-up but never reprices it.
+a host reorders the line-up but never reprices it. And "Notify me" on a sold-out item.
 
 Distinct clients are distinct loopback source addresses (all of 127.0.0.0/8 is loopback).
 """
@@ -210,3 +210,41 @@ def test_a_host_reorders_but_never_reprices(server: LiveServer, sockets: ExitSta
         items = reordered.json()["items"]
         assert [i["sku"] for i in items] == ["B1", "A1"]
         assert all(i["price"]["amount"] == 99999 for i in items)
+
+
+def test_notify_me_when_a_sold_out_item_is_back(server: LiveServer, sockets: ExitStack) -> None:
+    """A viewer who asks is told once when units come back (here: a hold released); the ask
+    survives a reconnect; a viewer who did not ask hears nothing of it."""
+    with server.client(headers=server.merchant) as merchant:
+        show = make_show(merchant, "LAST", 1)
+    with client_from(server, "127.0.0.61") as http:
+        holder, waiter, other = (sign_up(http, n).json() for n in ("holder", "waiter", "other"))
+        hold = click(http, show, holder["token"], "LAST")
+        assert hold.status_code == 201
+        sock = room(sockets, server, show, waiter["token"], "127.0.0.61")
+        sock.send(json.dumps({"type": "notify", "sku": "LAST"}))
+        ack = frames_until(sock, "notifying")
+        assert ack["sku"] == "LAST" and ack["on"] is True
+        sock.close()
+        again = opened(sockets, ws_url(server, show, waiter["token"]), "127.0.0.61")
+        assert json.loads(again.recv(10))["notifying"] == ["LAST"]
+        bystander = room(sockets, server, show, other["token"], "127.0.0.61")
+        auth = {"Authorization": f"Bearer {holder['token']}"}
+        assert http.delete(f"/api/holds/{hold.json()['hold_id']}", headers=auth).is_success
+        back = frames_until(again, "back_in_stock")
+        assert back["sku"] == "LAST" and back["available"] == 1
+        bystander.send(json.dumps({"type": "chat", "text": "after"}))
+        while (frame := json.loads(bystander.recv(30)))["type"] != "chat":
+            assert frame["type"] != "back_in_stock"
+        deadline = time.monotonic() + 30
+        while True:
+            fresh = room_snapshot(server, show, waiter["token"])
+            if fresh["notifying"] == []:
+                break
+            assert time.monotonic() < deadline, fresh["notifying"]
+            time.sleep(0.1)
+
+
+def room_snapshot(server: LiveServer, show: str, token: str) -> dict[str, Any]:
+    with connect(ws_url(server, show, token), source_address=("127.0.0.61", 0)) as sock:
+        return dict(json.loads(sock.recv(10)))

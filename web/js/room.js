@@ -161,6 +161,9 @@ export class Room {
       case "muted":
       case "hold":
       case "order":
+      case "parcel":
+      case "notifying":
+      case "back_in_stock":
       case "error":
         break;
       default:

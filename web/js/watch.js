@@ -21,6 +21,7 @@ const state = {
   viewer: null,
   requested: new Set(),
   planted: new Set(),
+  notifying: new Set(), // sold-out SKUs this viewer waits for
   holds: new Map(), // hold_id -> hold
   mutedUntil: 0,
   hold: null, // the hold being checked out
@@ -154,8 +155,14 @@ function renderItem(item) {
   const soldOut = item.available <= 0;
   const hold = itemHold(sku);
   const featured = shared.featured === sku;
+  const waiting = state.notifying.has(sku);
   const buyButton = hold
     ? el("button", { type: "button", class: "buy", onclick: () => openCheckout(hold) }, "Checkout")
+    : soldOut && shared.show?.state === "live" ? el("button", {
+      type: "button", class: `notify${waiting ? " on" : ""}`, "aria-pressed": String(waiting),
+      "aria-label": `Notify me when ${item.title} is back`,
+      onclick: () => room.send({ type: "notify", sku, on: !waiting }),
+    }, waiting ? "We'll tell you" : "Notify me")
     : el("button", {
       type: "button", class: "buy", disabled: soldOut || shared.show?.state !== "live",
       "aria-label": `Buy ${item.title}`, onclick: (event) => buy(sku, event.currentTarget),
@@ -531,6 +538,7 @@ function roomHandlers() {
   return {
     snapshot(msg) {
       state.planted = new Set(msg.planted);
+      state.notifying = new Set(msg.notifying);
       state.requested = new Set();
       state.mutedUntil = msg.muted_until;
       state.holds = new Map(msg.holds.filter((h) => h.state === "held").map((h) => [h.hold_id, h]));
@@ -569,6 +577,18 @@ function roomHandlers() {
     planted(msg) {
       if (msg.want) state.planted.add(msg.sku);
       else state.planted.delete(msg.sku);
+      renderLineup();
+    },
+    notifying(msg) {
+      if (msg.on) state.notifying.add(msg.sku);
+      else state.notifying.delete(msg.sku);
+      renderLineup();
+      if (msg.on) toast("We'll tell you here when it is back.");
+    },
+    back_in_stock(msg) {
+      state.notifying.delete(msg.sku);
+      const item = shared.items.get(msg.sku);
+      toast(`${item ? item.title : msg.sku} is back — ${msg.available} left`);
       renderLineup();
     },
     muted(msg) {
