@@ -22,6 +22,7 @@ def build(services: Services) -> ShowStore:
         services.scripts,
         services.get(CATALOGUE),
         services.settings.base_url,
+        services.settings.grace_seconds,
     )
 
 

@@ -34,6 +34,9 @@ class Show(msgspec.Struct, frozen=True):
     started_at: float | None
     ended_at: float | None
     watch_url: str
+    #: Once the show has ended: until when holds still live may check out (its end plus the
+    #: grace period); a page's countdown ends here if the hold would outlive it.
+    sales_close_at: float | None = None
 
 
 class HostToken(msgspec.Struct, frozen=True):
@@ -102,3 +105,5 @@ class ShowChanged(Event, tag="show", frozen=True):
 
     state: ShowStateName
     paused: bool = False
+    #: With ``ended``: until when live holds may still check out.
+    sales_close_at: float | None = None

@@ -30,9 +30,10 @@ async def _move(request: Request, show_id: str, target: ShowState) -> Show:
     before = await store.get(show_id)
     show = await store.move(show_id, target)
     if show.state != before.state:
-        await events.publish_event(
-            services.redis, show_id, ShowChanged(state=show.state, paused=show.paused)
+        changed = ShowChanged(
+            state=show.state, paused=show.paused, sales_close_at=show.sales_close_at
         )
+        await events.publish_event(services.redis, show_id, changed)
     return show
 
 

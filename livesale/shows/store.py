@@ -56,12 +56,14 @@ class ShowStore:
         scripts: Scripts,
         catalogue: Catalogue,
         base_url: str,
+        grace_seconds: int = 0,
     ) -> None:
         self.db = db
         self.redis = redis
         self.scripts = scripts
         self.catalogue = catalogue
         self.base_url = base_url
+        self.grace_seconds = grace_seconds
         self._end_hooks: list[EndHook] = []
 
     def on_end(self, hook: EndHook) -> None:
@@ -93,6 +95,9 @@ class ShowStore:
             started_at=row["started_at"],
             ended_at=row["ended_at"],
             watch_url=self.watch_url(row["id"]),
+            sales_close_at=(
+                row["ended_at"] + self.grace_seconds if row["ended_at"] is not None else None
+            ),
         )
 
     async def create(self, data: ShowIn, *, demo: bool = False) -> ShowCreated:

@@ -414,7 +414,11 @@ async def test_show_end_reaches_room_and_closes_actions(
         headers={"Authorization": f"Bearer {show.host_token}"},
     )
     assert ended.status_code == 200
-    assert (await ann.expect("show"))["state"] == "ended"
+    event = await ann.expect("show")
+    assert event["state"] == "ended"
+    # The page's hold countdown ends at the show's end plus the grace period, at the latest.
+    close_at = ended.json()["ended_at"] + server.settings.grace_seconds
+    assert event["sales_close_at"] == ended.json()["sales_close_at"] == close_at
     await ann.send(type="chat", text="bye")
     assert (await ann.expect("error"))["code"] == "show_ended"
 

@@ -122,7 +122,10 @@ export class Room {
         break;
       case "show":
         if (state.show?.state === "ended") return; // an ended show never comes back
-        state.show = { ...state.show, state: msg.state, paused: msg.paused };
+        state.show = {
+          ...state.show, state: msg.state, paused: msg.paused,
+          sales_close_at: msg.sales_close_at ?? state.show?.sales_close_at ?? null,
+        };
         break;
       case "lineup":
         setLineup(state, msg.lineup);

@@ -277,8 +277,12 @@ let countdownTimer = 0;
 // The "Pay with" choice in the checkout form; the Pay button follows the chosen provider.
 const payments = new PaymentChoice($("checkout-form"), { onChange: renderPay });
 
+// Until the hold's expiry, or the show's end plus its grace period if that comes first; on
+// the server's clock.
 function remainingMs(hold) {
-  return hold.expires_at * 1000 - (Date.now() + state.clockSkew);
+  const closes = shared.show?.sales_close_at;
+  const until = closes ? Math.min(hold.expires_at, closes) : hold.expires_at;
+  return until * 1000 - (Date.now() + state.clockSkew);
 }
 
 // The Pay button: the amount, in words that fit the chosen way to pay.
@@ -300,8 +304,11 @@ function tickCountdown() {
   $("countdown").classList.toggle("urgent", left < 60000);
   if (left <= 0) {
     clearInterval(countdownTimer);
-    $("checkout-form").querySelector(".form-error").textContent =
-      "Your reservation expired and the item went back on sale.";
+    const closed = shared.show?.sales_close_at &&
+      shared.show.sales_close_at <= state.hold.expires_at;
+    $("checkout-form").querySelector(".form-error").textContent = closed
+      ? "The show has ended and its sale is closed; the item went back on the shelf."
+      : "Your reservation expired and the item went back on sale.";
     $("pay").disabled = true;
   }
 }
