@@ -78,6 +78,8 @@ class LineupItem(msgspec.Struct, frozen=True):
     limit_per_buyer: int | None
     available: int
     featured: bool
+    #: Units on the shelf in all (available, held and sold): the page's units-left bar.
+    on_hand: int = 0
 
 
 class Lineup(msgspec.Struct, frozen=True):

@@ -345,4 +345,5 @@ def _item(row: sqlite3.Row, level: StockLevel, featured: str | None) -> LineupIt
         limit_per_buyer=row["limit_per_buyer"],
         available=level.available,
         featured=row["sku"] == featured,
+        on_hand=level.on_hand,
     )

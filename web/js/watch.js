@@ -179,6 +179,7 @@ function renderItem(item) {
   el("p", { class: "stock", "data-stock": item.available },
     soldOut ? "Sold out" : `${item.available} left`,
     item.limit_per_buyer ? ` · max ${item.limit_per_buyer} each` : ""),
+  item.on_hand > 0 ? unitsBar(item) : null,
   el("div", { class: "item-actions" },
     el("button", {
       type: "button", class: "ask", disabled: state.requested.has(sku) || featured,
@@ -191,6 +192,13 @@ function renderItem(item) {
       onclick: () => want(sku),
     }, state.planted.has(sku) ? "♥ Want" : "♡ Want"),
     buyButton));
+}
+
+// How much of the item is left, as a bar (its width set through the CSSOM: no inline style).
+function unitsBar(item) {
+  const fill = el("span");
+  fill.style.width = `${Math.min(100, (100 * Math.max(0, item.available)) / item.on_hand)}%`;
+  return el("div", { class: "units-bar", "aria-hidden": "true" }, fill);
 }
 
 function renderLineup() {
@@ -235,6 +243,7 @@ function want(sku) {
 
 // --- buying ----------------------------------------------------------------------------------
 
+let tickerTimer = 0;
 let paying = false; // a checkout is on its way: no second one until it answers
 
 async function buy(sku, button) {
@@ -573,6 +582,17 @@ function roomHandlers() {
       renderLineup();
     },
     stock: renderLineup,
+    sale(msg) {
+      // Who bought stays private: the ticker names the item, never the buyer.
+      const [first] = msg.items;
+      const item = first && shared.items.get(first.sku);
+      if (!item) return;
+      const ticker = $("ticker");
+      ticker.textContent = `Someone just bought ${first.qty > 1 ? `${first.qty} × ` : ""}${item.title}`;
+      ticker.hidden = false;
+      clearTimeout(tickerTimer);
+      tickerTimer = setTimeout(() => (ticker.hidden = true), 4000);
+    },
     chat: renderChat,
     chat_deleted: renderChat,
     hearts(msg) {
