@@ -118,6 +118,8 @@ def create_app(settings: Settings, services: svc.Services | None = None) -> Star
         exception_handlers=handlers,
         middleware=[
             Middleware(MetricsMiddleware, metrics=registry),
+            # Before any route: a request naming another host (DNS rebinding) reaches none.
+            Middleware(pages.BrowserEdge, settings=settings),
             # Outside BodyLimit, so its 413s on WHIP/WHEP carry CORS headers too.
             Middleware(media.Cors),
             Middleware(http.BodyLimit, limit=settings.max_body_bytes),

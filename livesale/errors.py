@@ -9,6 +9,7 @@
     ├── Forbidden                      403 forbidden      (wrong credential or role)
     ├── NotFound                       404 not-found
     ├── MethodNotAllowed               405 method-not-allowed
+    ├── Misdirected                    421 misdirected    (a Host this server does not serve)
     ├── Conflict                       409 conflict
     │   ├── InvalidTransition          409 invalid-transition
     │   ├── StockConflict              409 stock-conflict
@@ -83,6 +84,12 @@ class NotFound(LivesaleError):
 
 class MethodNotAllowed(LivesaleError):
     status, slug, title = 405, "method-not-allowed", "Method not allowed"
+
+
+class Misdirected(LivesaleError):
+    """RFC 9110 §15.5.20: the request names a host this server does not answer for."""
+
+    status, slug, title = 421, "misdirected", "Misdirected request"
 
 
 class Conflict(LivesaleError):
