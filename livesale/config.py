@@ -101,6 +101,11 @@ class Settings:
     public_origins: tuple[str, ...] = ()
     #: Origins whose pages may frame livesale's pages (CSP ``frame-ancestors``); empty: none.
     allow_embed: tuple[str, ...] = ()
+    #: The merchant's webhook may be plain http (otherwise https only).
+    allow_insecure_webhooks: bool = False
+    #: The merchant's webhook may reach loopback, private, link-local and other non-global
+    #: addresses (otherwise it may not, checked again on every delivery).
+    allow_private_webhooks: bool = False
 
     def rate(self, action: str) -> tuple[int, float]:
         """``(burst, seconds)`` of the rate limit on ``action``."""

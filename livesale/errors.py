@@ -23,6 +23,9 @@
     ├── TooManyRequests                429 too-many-requests
     │   └── RateLimited                429 rate-limited   (a client address's rate limit)
     ├── ValidationFailed               422 validation
+    │   ├── PaymentProviderRefused     422 payment-provider
+    │   ├── WebhookNotHttps            422 webhook-not-https
+    │   └── WebhookNotPublic           422 webhook-not-public
     ├── Unavailable                    503 unavailable
     └── StoreError                     500 store          (Redis/SQLite failure, translated)
 
@@ -148,6 +151,14 @@ class RateLimited(TooManyRequests):
 
 class PaymentProviderRefused(ValidationFailed):
     slug, title = "payment-provider", "This shop does not accept that payment provider"
+
+
+class WebhookNotHttps(ValidationFailed):
+    slug, title = "webhook-not-https", "Webhook URLs must use https"
+
+
+class WebhookNotPublic(ValidationFailed):
+    slug, title = "webhook-not-public", "Webhook URLs must reach a public address"
 
 
 class BadGateway(LivesaleError):

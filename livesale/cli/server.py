@@ -95,6 +95,12 @@ def _limit(name: str, default: float, kind: click.ParamType[Any], text: str) -> 
     help="An origin whose pages may frame the watch page, as a shop embedding the player"
     " (repeatable; default: none may).",
 )
+@click.option("--allow-insecure-webhooks", is_flag=True, help="Let the webhook URL be plain http.")
+@click.option(
+    "--allow-private-webhooks",
+    is_flag=True,
+    help="Let the webhook reach loopback, private and link-local addresses.",
+)
 @_limit(
     "--max-header-bytes",
     MAX_HEADER_BYTES,
