@@ -8,6 +8,7 @@ mounts their routes and starts their background components in order.
 from __future__ import annotations
 
 import contextlib
+import hmac
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -23,7 +24,7 @@ from starlette.staticfiles import StaticFiles
 from livesale import catalogue, http, media, openapi, orders, pages, room, shows
 from livesale import services as svc
 from livesale.config import Settings
-from livesale.errors import LivesaleError, Unavailable
+from livesale.errors import Forbidden, LivesaleError, Unauthorized, Unavailable
 from livesale.metrics import Metrics, MetricsMiddleware
 
 log = logging.getLogger("livesale")
@@ -56,7 +57,16 @@ async def healthz(request: Request) -> Response:
 
 async def metrics(request: Request) -> Response:
     """Prometheus metrics in the text exposition format."""
-    return svc.of(request).metrics.render(request)
+    services = svc.of(request)
+    wanted = services.settings.metrics_token
+    if wanted:
+        # --metrics-token: request counts per route are the shop's business volume.
+        given = http.bearer_token(request)
+        if given is None:
+            raise Unauthorized("/metrics needs Authorization: Bearer <the metrics token>")
+        if not hmac.compare_digest(given.encode(), wanted.encode()):
+            raise Forbidden("wrong metrics token")
+    return services.metrics.render(request)
 
 
 def create_app(settings: Settings, services: svc.Services | None = None) -> Starlette:

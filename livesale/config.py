@@ -106,6 +106,8 @@ class Settings:
     #: The merchant's webhook may reach loopback, private, link-local and other non-global
     #: addresses (otherwise it may not, checked again on every delivery).
     allow_private_webhooks: bool = False
+    #: ``/metrics`` answers only ``Authorization: Bearer <metrics_token>``; empty: anyone.
+    metrics_token: str = field(default="", repr=False)
 
     def rate(self, action: str) -> tuple[int, float]:
         """``(burst, seconds)`` of the rate limit on ``action``."""

@@ -46,6 +46,27 @@ def test_metrics_count_requests_by_route(http: httpx.Client) -> None:
     assert 'route="/api/products/{sku}",status="404"' in text
 
 
+def test_metrics_token_is_required_when_set(settings: Settings) -> None:
+    """With --metrics-token, /metrics answers only that bearer token: none is 401, a wrong
+    one 403, both as problems; without it (above) anyone may read it."""
+    live = LiveServer(replace(settings, metrics_token="m3tr1cs-s3cret")).start()
+    try:
+        with live.client() as http:
+            assert_problem(http.get("/metrics"), 401, "unauthorized")
+            assert http.get("/metrics").headers["www-authenticate"].startswith("Bearer")
+            wrong = {"Authorization": "Bearer m3tr1cs-s3crex"}
+            assert_problem(http.get("/metrics", headers=wrong), 403, "forbidden")
+            key = {"Authorization": f"Bearer {live.api_key}"}  # a merchant key is not it
+            assert_problem(http.get("/metrics", headers=key), 403, "forbidden")
+            good = http.get("/metrics", headers={"Authorization": "Bearer m3tr1cs-s3cret"})
+            assert good.status_code == 200
+            assert "livesale_http_requests_total" in good.text
+            assert 'route="/metrics",status="403"' in good.text
+        assert "m3tr1cs" not in repr(live.settings)
+    finally:
+        live.stop()
+
+
 def test_landing_lists_shows_live_first(server: LiveServer, merchant: httpx.Client) -> None:
     """/ lists shows with state and watch links, live first, and no host token."""
     first = merchant.post("/api/shows", json={"title": "Morning <b>", "host_name": "A"}).json()

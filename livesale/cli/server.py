@@ -101,6 +101,9 @@ def _limit(name: str, default: float, kind: click.ParamType[Any], text: str) -> 
     is_flag=True,
     help="Let the webhook reach loopback, private and link-local addresses.",
 )
+@click.option(
+    "--metrics-token", default="", help="/metrics answers only Authorization: Bearer TOKEN."
+)
 @_limit(
     "--max-header-bytes",
     MAX_HEADER_BYTES,
