@@ -89,6 +89,10 @@ def check_url(url: str, *, insecure: bool, private: bool) -> None:
         )
     _port(url)
     try:
+        split.hostname.encode("idna")
+    except UnicodeError as exc:
+        raise ValidationFailed(f"{split.hostname!r} is not a host name: {exc}") from exc
+    try:
         literal = ipaddress.ip_address(split.hostname)
     except ValueError:
         return
@@ -126,7 +130,7 @@ async def resolve(url: str, *, private: bool) -> Address | None:
             asyncio.get_running_loop().getaddrinfo(host, _port(url), type=socket.SOCK_STREAM),
             TIMEOUT_SECONDS,
         )
-    except (TimeoutError, OSError) as exc:
+    except (TimeoutError, OSError, UnicodeError) as exc:
         raise ValidationFailed(f"the webhook's host {host} does not resolve: {exc}") from exc
     addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
     for address in addresses:
