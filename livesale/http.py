@@ -18,6 +18,7 @@ import msgspec
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from livesale import errors
@@ -85,7 +86,30 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     response.status_code = exc.status_code
     if exc.headers:
         response.headers.update(exc.headers)
+    if exc.status_code == 405:
+        # Starlette names the methods of the first route matching the path only; the methods of
+        # every route sharing it are allowed (RFC 9110 §15.5.6).
+        response.headers["Allow"] = ", ".join(allowed_methods(request))
     return response
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app answers on the request's path."""
+    scope = {**request.scope, "method": ""}
+    matching = [
+        route
+        for route in request.app.router.routes
+        if isinstance(route, Route) and route.methods and route.matches(scope)[0] != Match.NONE
+    ]
+    # The resource is the most literal template matching the path: /api/stock/reconcile, not
+    # /api/stock/{sku} with sku="reconcile".
+    fewest = min((route.path.count("{") for route in matching), default=0)
+    methods: set[str] = set()
+    for route in matching:
+        if route.path.count("{") == fewest:
+            methods |= route.methods or set()
+    order = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    return sorted(methods, key=lambda m: (order.index(m) if m in order else len(order), m))
 
 
 async def handle_client_gone(request: Request, exc: Exception) -> Response:

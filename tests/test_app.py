@@ -108,3 +108,21 @@ def test_wrong_content_type_is_415(merchant: httpx.Client) -> None:
         headers={"content-type": "application/x-www-form-urlencoded"},
     )
     assert_problem(response, 415, "unsupported-media-type")
+
+
+def test_405_allows_every_method_of_the_resource(http: httpx.Client) -> None:
+    """A 405's Allow lists the methods of every route sharing the path (RFC 9110 §15.5.6),
+    not one route's; a literal path is its own resource, not a value of a template."""
+    cases = {
+        "/api/holds/ho_x": "GET, HEAD, DELETE",
+        "/api/products": "GET, HEAD, POST",
+        "/api/shows": "GET, HEAD, POST",
+        "/api/shows/sh_x/lineup": "GET, HEAD, PUT",
+        "/api/stock/SKU-1": "GET, HEAD, PUT",
+        "/api/stock/reconcile": "POST",
+        "/api/products/import": "POST",
+    }
+    for path, allow in cases.items():
+        response = http.options(path)
+        assert_problem(response, 405, "method-not-allowed")
+        assert response.headers["allow"] == allow, path
