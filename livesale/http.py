@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 import msgspec
@@ -123,11 +124,37 @@ async def handle_unexpected(request: Request, exc: Exception) -> Response:
     return problem_response(errors.LivesaleError("unexpected server error"))
 
 
+def _number(text: str) -> int | float:
+    """A JSON number written with a fraction or an exponent: an ``int`` when it is a whole
+    number of sane size (``29.0``, ``1e2``), else a ``float``."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return float(text)
+    # ``adjusted()`` bounds the digits first: 1e999999 would be a million-digit int.
+    if value.is_finite() and value.adjusted() < 19 and value == value.to_integral_value():
+        return int(value)
+    return float(text)
+
+
+_numbers = msgspec.json.Decoder(float_hook=_number)
+
+
 def decode(data: bytes, kind: type[T]) -> T:
-    """Decode JSON ``data`` as ``kind``, translating msgspec's errors to problems."""
+    """Decode JSON ``data`` as ``kind``, translating msgspec's errors to problems.
+
+    JSON has one kind of number, and JSON Schema's ``integer`` is any whole one: ``29.0`` is
+    the integer 29 (an OpenAPI client may write it so). msgspec's typed decoding refuses a
+    fraction point for an ``int``, so a body refused for a float is decoded once more with whole
+    numbers read as integers; the fast path stays the common one."""
     try:
         return msgspec.json.decode(data, type=kind)
     except msgspec.ValidationError as exc:
+        if "got `float`" in str(exc):
+            try:
+                return msgspec.convert(_numbers.decode(data), kind)
+            except msgspec.ValidationError as again:
+                raise errors.ValidationFailed(str(again)) from again
         raise errors.ValidationFailed(str(exc)) from exc
     except msgspec.DecodeError as exc:
         raise errors.MalformedJson(f"body is not valid JSON: {exc}") from exc

@@ -126,3 +126,15 @@ def test_405_allows_every_method_of_the_resource(http: httpx.Client) -> None:
         response = http.options(path)
         assert_problem(response, 405, "method-not-allowed")
         assert response.headers["allow"] == allow, path
+
+
+def test_whole_numbers_written_with_a_fraction_are_integers(merchant: httpx.Client) -> None:
+    """JSON has one kind of number: 7.0 and 7e0 are the integer 7, as JSON Schema's integer
+    says; 7.5 and 1e999 are no integer (422), and a huge exponent costs nothing."""
+    product = {"sku": "INT-1", "title": "T", "price": {"amount": 990.0, "currency": "EUR"}}
+    assert merchant.post("/api/products", json=product).status_code == 201
+    for written, on_hand in ((b'{"on_hand": 7.0}', 7), (b'{"on_hand": 7e0}', 7)):
+        answer = merchant.put("/api/stock/INT-1", content=written)
+        assert answer.status_code == 200 and answer.json()["on_hand"] == on_hand
+    for written in (b'{"on_hand": 7.5}', b'{"on_hand": 1e999}', b'{"on_hand": 1e999999999}'):
+        assert_problem(merchant.put("/api/stock/INT-1", content=written), 422, "validation")
