@@ -44,6 +44,7 @@ def assemble(services: svc.Services) -> None:
         services.provide(shows.SHOWS, shows.build(services))
 
 
+@http.endpoint("Health: ok once Redis and SQLite both answer", errors=(503,))
 async def healthz(request: Request) -> Response:
     """Health: ok once Redis and SQLite both answer."""
     services = svc.of(request)
@@ -55,6 +56,7 @@ async def healthz(request: Request) -> Response:
     return http.json_response({"status": "ok"})
 
 
+@http.endpoint("Prometheus metrics in the text exposition format", response_media_type="text/plain")
 async def metrics(request: Request) -> Response:
     """Prometheus metrics in the text exposition format."""
     services = svc.of(request)
@@ -89,13 +91,15 @@ def create_app(settings: Settings, services: svc.Services | None = None) -> Star
         *media.routes,
     ]
 
+    @http.endpoint("This OpenAPI document")
     async def openapi_json(request: Request) -> Response:
         """This OpenAPI document."""
         return http.json_response(document)
 
     routes.append(Route("/api/openapi.json", openapi_json, methods=["GET"]))
     routes.append(Mount("/static", StaticFiles(directory=pages.WEB_DIR), name="static"))
-    document = openapi.document(routes)
+    document = openapi.document(routes, settings)
+    orders.describe(document, settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -231,6 +231,14 @@ class EndpointInfo:
     status: int = 200
     request_media_type: str = "application/json"
     response_media_type: str = "application/json"
+    #: False when the body may be left out (its fields' defaults are taken).
+    body_required: bool = True
+    #: The refusals of this endpoint beyond those :mod:`livesale.openapi` infers from its
+    #: credential, path and body (404 for a path's unknown id, 400/413/415/422 for a body...):
+    #: 409 for a state that forbids it, 429 for a rate limit, 402, 502, 503.
+    errors: tuple[int, ...] = ()
+    #: Other successful statuses (202 for a checkout waiting on 3-D Secure, 200 for a repeat).
+    also: tuple[int, ...] = ()
 
 
 def endpoint(
@@ -242,10 +250,22 @@ def endpoint(
     status: int = 200,
     request_media_type: str = "application/json",
     response_media_type: str = "application/json",
+    body_required: bool = True,
+    errors: tuple[int, ...] = (),
+    also: tuple[int, ...] = (),
 ) -> Callable[[Handler], Handler]:
     """Attach OpenAPI metadata to a handler; ``auth`` is anyone/merchant/host/viewer/..."""
     info = EndpointInfo(
-        summary, auth, body, response, status, request_media_type, response_media_type
+        summary,
+        auth,
+        body,
+        response,
+        status,
+        request_media_type,
+        response_media_type,
+        body_required,
+        errors,
+        also,
     )
 
     def mark(handler: Handler) -> Handler:

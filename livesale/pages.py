@@ -16,7 +16,7 @@ from livesale import origins
 from livesale import services as svc
 from livesale.config import STRIPE_JS_URL, Settings
 from livesale.errors import BadRequest, LivesaleError, Misdirected
-from livesale.http import problem_response
+from livesale.http import endpoint, problem_response
 from livesale.shows import SHOWS, Show
 
 #: Plain HTML, CSS and ES modules for the browser; no build step.
@@ -49,6 +49,7 @@ def _card(show: Show) -> str:
     )
 
 
+@endpoint("The landing page: live shows first", response_media_type="text/html")
 async def landing(request: Request) -> Response:
     """The landing page: live shows first, then upcoming, then ended."""
     shows = await svc.of(request).get(SHOWS).all()
@@ -80,11 +81,13 @@ async def _page(request: Request, name: str) -> Response:
     )
 
 
+@endpoint("The viewer page of a show", response_media_type="text/html")
 async def watch(request: Request) -> Response:
     """The viewer page: video, line-up strip, ask to explain, want, buy, chat and hearts."""
     return await _page(request, "watch.html")
 
 
+@endpoint("The host studio of a show", response_media_type="text/html")
 async def studio(request: Request) -> Response:
     """The host studio: camera, go live, line-up with Feature, requests, chat, live sales."""
     return await _page(request, "studio.html")

@@ -138,3 +138,37 @@ def test_whole_numbers_written_with_a_fraction_are_integers(merchant: httpx.Clie
         assert answer.status_code == 200 and answer.json()["on_hand"] == on_hand
     for written in (b'{"on_hand": 7.5}', b'{"on_hand": 1e999}', b'{"on_hand": 1e999999999}'):
         assert_problem(merchant.put("/api/stock/INT-1", content=written), 422, "validation")
+
+
+def test_openapi_says_what_each_operation_answers(http: httpx.Client) -> None:
+    """The document names each operation's credential and statuses (no catch-all), the
+    currencies and the nickname rule exactly, the PATCH session operations as what they are,
+    and the settings' narrowing of the sale's bodies."""
+    document = http.get("/api/openapi.json").json()
+    paths, schemas = document["paths"], document["components"]["schemas"]
+    for path, method in (("/api/holds/{hold_id}", "delete"), ("/api/holds/{hold_id}/checkout",
+                                                             "post")):  # fmt: skip
+        assert paths[path][method]["security"] == [{"viewerToken": []}]
+    for ops in paths.values():
+        for op in ops.values():
+            assert "default" not in op["responses"]
+    hold = paths["/api/shows/{show_id}/holds"]["post"]["responses"]
+    assert {"201", "401", "403", "404", "409", "422", "429"} <= set(hold)
+    assert "409" not in paths["/api/products/{sku}"]["get"]["responses"]
+    assert "404" in paths["/api/products/{sku}"]["get"]["responses"]
+    assert "404" not in paths["/api/products"]["get"]["responses"]
+    for kind in ("whip", "whep"):
+        session = paths[f"/{kind}/{{show_id}}/{{session_id}}"]
+        assert session["patch"]["summary"].startswith("Trickle ICE or ICE restart")
+        assert set(session["patch"]["responses"]) >= {"405"}
+        assert not any(status.startswith("2") for status in session["patch"]["responses"])
+        assert session["delete"]["summary"].startswith("End a")
+        options = paths[f"/{kind}/{{show_id}}"]["options"]["responses"]["204"]
+        assert "content" not in options
+    currency = schemas["Money"]["properties"]["currency"]
+    assert "AAA" not in currency["enum"] and {"EUR", "JPY", "KWD"} <= set(currency["enum"])
+    assert schemas["ViewerIn"]["properties"]["nickname"]["pattern"] == r"\S"
+    payment = schemas["PaymentIn"]["oneOf"]
+    assert [p["properties"]["provider"]["const"] for p in payment] == ["test", "manual"]
+    assert schemas["HoldIn"]["properties"]["qty"]["maximum"] == 10
+    assert schemas["WebhookIn"]["properties"]["url"]["pattern"] == r"^https://\S+$"

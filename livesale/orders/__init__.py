@@ -6,6 +6,6 @@ This module is the orders' surface: other domains and the app import only the na
 
 from livesale.orders.component import ORDERS, OrdersComponent, start
 from livesale.orders.recovery import ensure_stock
-from livesale.orders.routes import routes
+from livesale.orders.routes import describe, routes
 
-__all__ = ["ORDERS", "OrdersComponent", "ensure_stock", "routes", "start"]
+__all__ = ["ORDERS", "OrdersComponent", "describe", "ensure_stock", "routes", "start"]
