@@ -44,7 +44,12 @@ async def create_key(request: Request) -> Response:
     return json_response(await keys.make(body.label), 201)
 
 
-@endpoint("Revoke a merchant API key: refused from now on", auth="merchant", response=KeyOut)
+@endpoint(
+    "Revoke a merchant API key: refused from now on (409 for the key making the call)",
+    auth="merchant",
+    response=KeyOut,
+    errors=(404, 409),
+)
 async def revoke_key(request: Request) -> Response:
     keys = svc.of(request).keys
     caller = await keys.merchant(request)

@@ -8,6 +8,7 @@ mounts their routes and starts their background components in order.
 from __future__ import annotations
 
 import contextlib
+import hmac
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -23,7 +24,7 @@ from starlette.staticfiles import StaticFiles
 from livesale import api_keys, catalogue, http, media, openapi, orders, pages, room, shows
 from livesale import services as svc
 from livesale.config import Settings
-from livesale.errors import LivesaleError, Unavailable
+from livesale.errors import Forbidden, LivesaleError, Unauthorized, Unavailable
 from livesale.metrics import Metrics, MetricsMiddleware
 
 log = logging.getLogger("livesale")
@@ -43,6 +44,7 @@ def assemble(services: svc.Services) -> None:
         services.provide(shows.SHOWS, shows.build(services))
 
 
+@http.endpoint("Health: ok once Redis and SQLite both answer", errors=(503,))
 async def healthz(request: Request) -> Response:
     """Health: ok once Redis and SQLite both answer."""
     services = svc.of(request)
@@ -54,9 +56,19 @@ async def healthz(request: Request) -> Response:
     return http.json_response({"status": "ok"})
 
 
+@http.endpoint("Prometheus metrics in the text exposition format", response_media_type="text/plain")
 async def metrics(request: Request) -> Response:
     """Prometheus metrics in the text exposition format."""
-    return svc.of(request).metrics.render(request)
+    services = svc.of(request)
+    wanted = services.settings.metrics_token
+    if wanted:
+        # --metrics-token: request counts per route are the shop's business volume.
+        given = http.bearer_token(request)
+        if given is None:
+            raise Unauthorized("/metrics needs Authorization: Bearer <the metrics token>")
+        if not hmac.compare_digest(given.encode(), wanted.encode()):
+            raise Forbidden("wrong metrics token")
+    return services.metrics.render(request)
 
 
 def create_app(settings: Settings, services: svc.Services | None = None) -> Starlette:
@@ -80,13 +92,15 @@ def create_app(settings: Settings, services: svc.Services | None = None) -> Star
         *media.routes,
     ]
 
+    @http.endpoint("This OpenAPI document")
     async def openapi_json(request: Request) -> Response:
         """This OpenAPI document."""
         return http.json_response(document)
 
     routes.append(Route("/api/openapi.json", openapi_json, methods=["GET"]))
     routes.append(Mount("/static", StaticFiles(directory=pages.WEB_DIR), name="static"))
-    document = openapi.document(routes)
+    document = openapi.document(routes, settings)
+    orders.describe(document, settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -119,6 +133,8 @@ def create_app(settings: Settings, services: svc.Services | None = None) -> Star
         exception_handlers=handlers,
         middleware=[
             Middleware(MetricsMiddleware, metrics=registry),
+            # Before any route: a request naming another host (DNS rebinding) reaches none.
+            Middleware(pages.BrowserEdge, settings=settings),
             # Outside BodyLimit, so its 413s on WHIP/WHEP carry CORS headers too.
             Middleware(media.Cors),
             Middleware(http.BodyLimit, limit=settings.max_body_bytes),

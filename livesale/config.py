@@ -101,6 +101,20 @@ class Settings:
     stripe_webhook_secret: str = field(default="", repr=False)
     stripe_api_base: str = STRIPE_API_BASE
     stripe_js_url: str = STRIPE_JS_URL
+    # Browser and outbound edges
+    #: The origins this server is reached at (``--public-origin``): requests must name one of
+    #: their hosts (DNS rebinding), pages' sockets come from them. Empty: ``public_url``'s, or
+    #: ``host``/``port`` and the loopback names (:mod:`livesale.origins`).
+    public_origins: tuple[str, ...] = ()
+    #: Origins whose pages may frame livesale's pages (CSP ``frame-ancestors``); empty: none.
+    allow_embed: tuple[str, ...] = ()
+    #: The merchant's webhook may be plain http (otherwise https only).
+    allow_insecure_webhooks: bool = False
+    #: The merchant's webhook may reach loopback, private, link-local and other non-global
+    #: addresses (otherwise it may not, checked again on every delivery).
+    allow_private_webhooks: bool = False
+    #: ``/metrics`` answers only ``Authorization: Bearer <metrics_token>``; empty: anyone.
+    metrics_token: str = field(default="", repr=False)
 
     def rate(self, action: str) -> tuple[int, float]:
         """``(burst, seconds)`` of the rate limit on ``action``."""

@@ -10,6 +10,7 @@
     │   └── Banned                     403 banned         (the host removed the viewer)
     ├── NotFound                       404 not-found
     ├── MethodNotAllowed               405 method-not-allowed
+    ├── Misdirected                    421 misdirected    (a Host this server does not serve)
     ├── Conflict                       409 conflict
     │   ├── InvalidTransition          409 invalid-transition
     │   ├── StockConflict              409 stock-conflict
@@ -23,6 +24,9 @@
     ├── TooManyRequests                429 too-many-requests
     │   └── RateLimited                429 rate-limited   (a client address's rate limit)
     ├── ValidationFailed               422 validation
+    │   ├── PaymentProviderRefused     422 payment-provider
+    │   ├── WebhookNotHttps            422 webhook-not-https
+    │   └── WebhookNotPublic           422 webhook-not-public
     ├── Unavailable                    503 unavailable
     └── StoreError                     500 store          (Redis/SQLite failure, translated)
 
@@ -90,6 +94,12 @@ class MethodNotAllowed(LivesaleError):
     status, slug, title = 405, "method-not-allowed", "Method not allowed"
 
 
+class Misdirected(LivesaleError):
+    """RFC 9110 §15.5.20: the request names a host this server does not answer for."""
+
+    status, slug, title = 421, "misdirected", "Misdirected request"
+
+
 class Conflict(LivesaleError):
     status, slug, title = 409, "conflict", "Conflict"
 
@@ -146,6 +156,14 @@ class RateLimited(TooManyRequests):
 
 class PaymentProviderRefused(ValidationFailed):
     slug, title = "payment-provider", "This shop does not accept that payment provider"
+
+
+class WebhookNotHttps(ValidationFailed):
+    slug, title = "webhook-not-https", "Webhook URLs must use https"
+
+
+class WebhookNotPublic(ValidationFailed):
+    slug, title = "webhook-not-public", "Webhook URLs must reach a public address"
 
 
 class BadGateway(LivesaleError):

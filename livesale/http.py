@@ -12,12 +12,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 import msgspec
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from livesale import errors
@@ -85,7 +87,30 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     response.status_code = exc.status_code
     if exc.headers:
         response.headers.update(exc.headers)
+    if exc.status_code == 405:
+        # Starlette names the methods of the first route matching the path only; the methods of
+        # every route sharing it are allowed (RFC 9110 §15.5.6).
+        response.headers["Allow"] = ", ".join(allowed_methods(request))
     return response
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app answers on the request's path."""
+    scope = {**request.scope, "method": ""}
+    matching = [
+        route
+        for route in request.app.router.routes
+        if isinstance(route, Route) and route.methods and route.matches(scope)[0] != Match.NONE
+    ]
+    # The resource is the most literal template matching the path: /api/stock/reconcile, not
+    # /api/stock/{sku} with sku="reconcile".
+    fewest = min((route.path.count("{") for route in matching), default=0)
+    methods: set[str] = set()
+    for route in matching:
+        if route.path.count("{") == fewest:
+            methods |= route.methods or set()
+    order = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    return sorted(methods, key=lambda m: (order.index(m) if m in order else len(order), m))
 
 
 async def handle_client_gone(request: Request, exc: Exception) -> Response:
@@ -99,11 +124,37 @@ async def handle_unexpected(request: Request, exc: Exception) -> Response:
     return problem_response(errors.LivesaleError("unexpected server error"))
 
 
+def _number(text: str) -> int | float:
+    """A JSON number written with a fraction or an exponent: an ``int`` when it is a whole
+    number of sane size (``29.0``, ``1e2``), else a ``float``."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return float(text)
+    # ``adjusted()`` bounds the digits first: 1e999999 would be a million-digit int.
+    if value.is_finite() and value.adjusted() < 19 and value == value.to_integral_value():
+        return int(value)
+    return float(text)
+
+
+_numbers = msgspec.json.Decoder(float_hook=_number)
+
+
 def decode(data: bytes, kind: type[T]) -> T:
-    """Decode JSON ``data`` as ``kind``, translating msgspec's errors to problems."""
+    """Decode JSON ``data`` as ``kind``, translating msgspec's errors to problems.
+
+    JSON has one kind of number, and JSON Schema's ``integer`` is any whole one: ``29.0`` is
+    the integer 29 (an OpenAPI client may write it so). msgspec's typed decoding refuses a
+    fraction point for an ``int``, so a body refused for a float is decoded once more with whole
+    numbers read as integers; the fast path stays the common one."""
     try:
         return msgspec.json.decode(data, type=kind)
     except msgspec.ValidationError as exc:
+        if "got `float`" in str(exc):
+            try:
+                return msgspec.convert(_numbers.decode(data), kind)
+            except msgspec.ValidationError as again:
+                raise errors.ValidationFailed(str(again)) from again
         raise errors.ValidationFailed(str(exc)) from exc
     except msgspec.DecodeError as exc:
         raise errors.MalformedJson(f"body is not valid JSON: {exc}") from exc
@@ -180,6 +231,14 @@ class EndpointInfo:
     status: int = 200
     request_media_type: str = "application/json"
     response_media_type: str = "application/json"
+    #: False when the body may be left out (its fields' defaults are taken).
+    body_required: bool = True
+    #: The refusals of this endpoint beyond those :mod:`livesale.openapi` infers from its
+    #: credential, path and body (404 for a path's unknown id, 400/413/415/422 for a body...):
+    #: 409 for a state that forbids it, 429 for a rate limit, 402, 502, 503.
+    errors: tuple[int, ...] = ()
+    #: Other successful statuses (202 for a checkout waiting on 3-D Secure, 200 for a repeat).
+    also: tuple[int, ...] = ()
 
 
 def endpoint(
@@ -191,10 +250,22 @@ def endpoint(
     status: int = 200,
     request_media_type: str = "application/json",
     response_media_type: str = "application/json",
+    body_required: bool = True,
+    errors: tuple[int, ...] = (),
+    also: tuple[int, ...] = (),
 ) -> Callable[[Handler], Handler]:
     """Attach OpenAPI metadata to a handler; ``auth`` is anyone/merchant/host/viewer/..."""
     info = EndpointInfo(
-        summary, auth, body, response, status, request_media_type, response_media_type
+        summary,
+        auth,
+        body,
+        response,
+        status,
+        request_media_type,
+        response_media_type,
+        body_required,
+        errors,
+        also,
     )
 
     def mark(handler: Handler) -> Handler:

@@ -22,7 +22,11 @@ CURRENCIES["VND"] = 0
 CURRENCIES["IDR"] = 2
 
 Amount = Annotated[int, msgspec.Meta(ge=0, le=10**12)]
-Currency = Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$")]
+#: The document lists the codes accepted; an unknown one is refused by :class:`Money` itself,
+#: with a message that says so.
+Currency = Annotated[
+    str, msgspec.Meta(pattern="^[A-Z]{3}$", extra_json_schema={"enum": sorted(CURRENCIES)})
+]
 
 _DECIMAL = re.compile(r"^(\d{1,12})(?:\.(\d+))?$")
 

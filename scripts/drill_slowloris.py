@@ -25,9 +25,9 @@ import time
 
 from _stats import summary
 
-REQUEST = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-SLOW_HEAD = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: "
-SLOW_BODY = b"POST /api/viewers HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{"
+REQUEST = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+SLOW_HEAD = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
+SLOW_BODY = b"POST /api/viewers HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n{"
 
 
 def serve(port: int, data: str, body_timeout: float) -> subprocess.Popen[bytes]:

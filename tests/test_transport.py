@@ -117,7 +117,9 @@ def test_an_address_over_its_cap_is_refused_while_others_are_served(live: LiveSe
         held = []
         for _ in range(3):  # in the middle of a body: open for body_timeout (30 s)
             sock = stack.enter_context(raw_http.connect(port, "127.0.0.2"))
-            sock.sendall(b"POST /api/viewers HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")
+            sock.sendall(
+                b"POST /api/viewers HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10\r\n\r\n"
+            )
             held.append(sock)
         assert healthz_from(live, "127.0.0.3") == 200
         with raw_http.connect(port, "127.0.0.2") as sock:
@@ -186,7 +188,7 @@ def test_serve_takes_the_edge_limits_from_options_and_environment(
         sock.sendall(raw_http.request("GET", "/healthz", "Cookie: " + "a" * 3000))
         assert refused(sock, 431)
     with raw_http.connect(proc.port, "127.0.0.7") as held:
-        held.sendall(b"POST /api/viewers HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")
+        held.sendall(b"POST /api/viewers HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10\r\n\r\n")
         with raw_http.connect(proc.port, "127.0.0.7") as sock:
             assert refused(sock, 429)
 
@@ -198,11 +200,11 @@ def loris(port: int, source: str, count: int) -> list[socket.socket]:
     for i in range(count):
         sock = raw_http.connect(port, source)
         if i % 2:
-            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
         else:
             sock.sendall(
-                b"POST /api/viewers HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                b"Content-Length: 100000\r\n\r\n{"
+                b"POST /api/viewers HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"
             )
         socks.append(sock)
     return socks

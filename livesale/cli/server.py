@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
+from livesale import origins
 from livesale.cli.base import call, cli, client_options, connect, fail, out, print_json, say, table
 from livesale.clients import trusted_networks
 from livesale.config import (
@@ -77,6 +78,32 @@ def _limit(name: str, default: float, kind: click.ParamType[Any], text: str) -> 
     "allowed_origins",
     multiple=True,
     help="Another web origin whose pages may open room sockets (repeatable).",
+)
+# Browser and outbound edges.
+@click.option(
+    "--public-origin",
+    "public_origins",
+    multiple=True,
+    envvar="LIVESALE_PUBLIC_ORIGIN",  # named after the option (space-separated values)
+    help="An origin (https://live.shop.example) this server is reached at; requests naming"
+    " another host get 421 (repeatable; default: --public-url, or --host:--port and the"
+    " loopback names).",
+)
+@click.option(
+    "--allow-embed",
+    "allow_embed",
+    multiple=True,
+    help="An origin whose pages may frame the watch page, as a shop embedding the player"
+    " (repeatable; default: none may).",
+)
+@click.option("--allow-insecure-webhooks", is_flag=True, help="Let the webhook URL be plain http.")
+@click.option(
+    "--allow-private-webhooks",
+    is_flag=True,
+    help="Let the webhook reach loopback, private and link-local addresses.",
+)
+@click.option(
+    "--metrics-token", default="", help="/metrics answers only Authorization: Bearer TOKEN."
 )
 @_limit(
     "--max-header-bytes",
@@ -170,12 +197,14 @@ def serve(log_level: str, **options: Any) -> None:
     options["stun_urls"] = tuple(options["stun_urls"])
     options["turn_urls"] = tuple(options["turn_urls"])
     options["allowed_origins"] = tuple(options["allowed_origins"])
+    options["public_origins"] = tuple(options["public_origins"])
+    options["allow_embed"] = tuple(options["allow_embed"])
     options["trust_proxy"] = tuple(options["trust_proxy"])
     options["rate_limits"] = tuple(_rate_limit(text) for text in options["rate_limits"])
     names = options["payments"].split(",")
     options["payments"] = tuple(n.strip().lower() for n in names if n.strip())
     settings = Settings(**options)
-    problems = settings.payment_problems()
+    problems = settings.payment_problems() + origins.problems(settings)
     try:
         trusted_networks(settings.trust_proxy)
     except ValueError as exc:

@@ -153,6 +153,7 @@ def _created(
     "WHIP ingest: SDP offer in, SDP answer out (RFC 9725)",
     auth="host",
     status=201,
+    errors=(409, 503),
     request_media_type=SDP,
     response_media_type=SDP,
 )
@@ -173,6 +174,7 @@ async def whip(request: Request) -> Response:
 @http.endpoint(
     "WHEP playback: SDP offer in, SDP answer out",
     status=201,
+    errors=(409, 503),
     request_media_type=SDP,
     response_media_type=SDP,
 )
@@ -191,18 +193,17 @@ async def whep(request: Request) -> Response:
 
 
 def _session_endpoint(role: str) -> Handler:
+    kind = "WHIP" if role == PUBLISHER else "WHEP"
+
+    @http.endpoint(
+        f"End a {kind} session (DELETE on its Location)",
+        auth="host" if role == PUBLISHER else "anyone",
+        errors=(503,),
+    )
     @_problems
     async def session(request: Request) -> Response:
         show_id = request.path_params["show_id"]
         session_id = request.path_params["session_id"]
-        if request.method == "PATCH":
-            # WHIP (RFC 9725 §4.3.1): trickle ICE and ICE restarts are optional; a server
-            # without them answers 405. The answer already carries every candidate.
-            response = http.problem_response(
-                errors.MethodNotAllowed("trickle ICE and ICE restart are not supported")
-            )
-            response.headers["Allow"] = "DELETE, OPTIONS"
-            return response
         if role == PUBLISHER:
             # WHIP (RFC 9725 §4.3): only the host who may publish may end the publication.
             await svc.of(request).get(SHOWS).verify_host(show_id, http.bearer_token(request))
@@ -214,11 +215,34 @@ def _session_endpoint(role: str) -> Handler:
         # WHIP (RFC 9725 §4.2): DELETE on the session URL ends it; 200 OK.
         return Response(status_code=200)
 
-    session.__doc__ = f"End (DELETE) a {'WHIP' if role == PUBLISHER else 'WHEP'} session."
     return session
 
 
+def _no_trickle(kind: str) -> Handler:
+    @http.endpoint(
+        f"Trickle ICE or ICE restart on a {kind} session: not supported, always 405",
+        status=405,
+    )
+    async def patch(request: Request) -> Response:
+        # WHIP (RFC 9725 §4.3.1): trickle ICE and ICE restarts are optional; a server
+        # without them answers 405. The answer already carries every candidate.
+        response = http.problem_response(
+            errors.MethodNotAllowed("trickle ICE and ICE restart are not supported")
+        )
+        response.headers["Allow"] = "DELETE, OPTIONS"
+        return response
+
+    return patch
+
+
 def _options(endpoint: bool) -> Handler:
+    @http.endpoint(
+        "CORS preflight; advertises Accept-Post: application/sdp"
+        if endpoint
+        else "CORS preflight of a session",
+        status=204,
+        response_media_type="",
+    )
     async def options(request: Request) -> Response:
         """CORS preflight; advertises ``Accept-Post: application/sdp`` on the endpoints."""
         methods = "POST, OPTIONS" if endpoint else "DELETE, PATCH, OPTIONS"
@@ -231,6 +255,7 @@ def _options(endpoint: bool) -> Handler:
         }
         if endpoint:
             headers["Accept-Post"] = SDP
+        # RFC 9110 §15.3.5: a 204 has no content, so no Content-Type either.
         return Response(status_code=204, headers=headers)
 
     return options
@@ -259,13 +284,13 @@ def _others(used: str) -> list[str]:
 routes: list[BaseRoute] = [
     Route("/whip/{show_id}", whip, methods=["POST"]),
     Route("/whip/{show_id}", _options(True), methods=["OPTIONS"]),
-    Route(
-        "/whip/{show_id}/{session_id}", _session_endpoint(PUBLISHER), methods=["DELETE", "PATCH"]
-    ),
+    Route("/whip/{show_id}/{session_id}", _session_endpoint(PUBLISHER), methods=["DELETE"]),
+    Route("/whip/{show_id}/{session_id}", _no_trickle("WHIP"), methods=["PATCH"]),
     Route("/whip/{show_id}/{session_id}", _options(False), methods=["OPTIONS"]),
     Route("/whep/{show_id}", whep, methods=["POST"]),
     Route("/whep/{show_id}", _options(True), methods=["OPTIONS"]),
-    Route("/whep/{show_id}/{session_id}", _session_endpoint(VIEWER), methods=["DELETE", "PATCH"]),
+    Route("/whep/{show_id}/{session_id}", _session_endpoint(VIEWER), methods=["DELETE"]),
+    Route("/whep/{show_id}/{session_id}", _no_trickle("WHEP"), methods=["PATCH"]),
     Route("/whep/{show_id}/{session_id}", _options(False), methods=["OPTIONS"]),
 ]
 for _path, _allow in (

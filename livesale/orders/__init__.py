@@ -7,12 +7,13 @@ This module is the orders' surface: other domains and the app import only the na
 from livesale.orders.component import ORDERS, OrdersComponent, start
 from livesale.orders.files import csv_cell, read_tracking
 from livesale.orders.recovery import ensure_stock
-from livesale.orders.routes import routes
+from livesale.orders.routes import describe, routes
 
 __all__ = [
     "ORDERS",
     "OrdersComponent",
     "csv_cell",
+    "describe",
     "ensure_stock",
     "read_tracking",
     "routes",

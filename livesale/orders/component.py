@@ -85,7 +85,11 @@ class OrdersComponent:
         self.closing = Closing(
             services.db, services.redis, self.holds, self.sales, self.providers, self.book
         )
-        self.webhooks = Webhooks(services.db)
+        self.webhooks = Webhooks(
+            services.db,
+            insecure=settings.allow_insecure_webhooks,
+            private=settings.allow_private_webhooks,
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._rebuilding: asyncio.Task[bool] | None = None
         self._http = httpx.AsyncClient(follow_redirects=False)

@@ -3,7 +3,7 @@ rebuild (which needs the orders' figures)."""
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 from starlette.requests import Request
@@ -14,6 +14,7 @@ from livesale import events, limits
 from livesale import services as svc
 from livesale.auth import viewer
 from livesale.clients import client_of
+from livesale.config import Settings
 from livesale.errors import Forbidden, NotFound, Unavailable, ValidationFailed
 from livesale.http import endpoint, json_response, read_body
 from livesale.money import Money
@@ -39,6 +40,7 @@ from livesale.orders.messages import (
     WebhookIn,
     WebhookOut,
 )
+from livesale.orders.payments import TestProvider
 from livesale.orders.recovery import StockDifference, reconcile
 from livesale.shows import SHOWS, merchant_or_host
 
@@ -60,6 +62,7 @@ async def optional_body(request: Request, kind: type[Body]) -> Body:
     body=HoldIn,
     response=HoldOut,
     status=201,
+    errors=(409, 429, 503),
 )
 async def create_hold(request: Request) -> Response:
     services = svc.of(request)
@@ -101,7 +104,7 @@ async def get_hold(request: Request) -> Response:
     return json_response(hold_out(hold))
 
 
-@endpoint("Release a hold", auth="the hold's viewer", response=HoldOut)
+@endpoint("Release a hold", auth="the hold's viewer", response=HoldOut, errors=(409,))
 async def release_hold(request: Request) -> Response:
     services = svc.of(request)
     claims = viewer(request, services.signer)
@@ -120,6 +123,8 @@ async def release_hold(request: Request) -> Response:
     body=CheckoutIn,
     response=OrderOut,
     status=201,
+    also=(200, 202),
+    errors=(402, 409, 429, 502),
 )
 async def checkout(request: Request) -> Response:
     services = svc.of(request)
@@ -149,7 +154,9 @@ async def get_order(request: Request) -> Response:
     return json_response(await of(request).book.order(request.path_params["order_id"]))
 
 
-@endpoint("Mark a manual (pay on delivery) order paid", auth="merchant", response=OrderOut)
+@endpoint(
+    "Mark a manual (pay on delivery) order paid", auth="merchant", response=OrderOut, errors=(409,)
+)
 async def mark_paid(request: Request) -> Response:
     services = svc.of(request)
     await services.keys.merchant(request)
@@ -162,6 +169,8 @@ async def mark_paid(request: Request) -> Response:
     auth="merchant",
     body=CancelIn,
     response=OrderOut,
+    body_required=False,
+    errors=(409, 502),
 )
 async def cancel_order(request: Request) -> Response:
     services = svc.of(request)
@@ -177,6 +186,8 @@ async def cancel_order(request: Request) -> Response:
     auth="merchant",
     body=RefundIn,
     response=OrderOut,
+    body_required=False,
+    errors=(409, 502),
 )
 async def refund_order(request: Request) -> Response:
     services = svc.of(request)
@@ -194,6 +205,8 @@ async def refund_order(request: Request) -> Response:
     auth="merchant",
     body=CancelUnpaidIn,
     response=list[OrderOut],
+    body_required=False,
+    errors=(502,),
 )
 async def cancel_unpaid(request: Request) -> Response:
     services = svc.of(request)
@@ -220,7 +233,11 @@ async def payment_providers(request: Request) -> Response:
     return json_response(PaymentsOut(providers=infos, test_mode=settings.test_payments))
 
 
-@endpoint("Stripe's webhook: PaymentIntent and refund events, signed", auth="Stripe (signed)")
+@endpoint(
+    "Stripe's webhook: PaymentIntent and refund events, signed",
+    auth="Stripe (signed)",
+    errors=(404,),
+)
 async def stripe_webhook(request: Request) -> Response:
     orders = of(request)
     provider = orders.providers.get("stripe")
@@ -291,6 +308,7 @@ async def fulfilment(request: Request) -> Response:
     auth="merchant",
     body=list[ShipIn],
     response=ShipmentsOut,
+    errors=(404, 409),
 )
 async def ship_parcels(request: Request) -> Response:
     services = svc.of(request)
@@ -342,6 +360,34 @@ async def reconcile_stock(request: Request) -> Response:
     services = svc.of(request)
     await services.keys.merchant(request)
     return json_response(await reconcile(services))
+
+
+def describe(document: dict[str, Any], settings: Settings) -> None:
+    """Write into the OpenAPI ``document`` what this server's settings accept of the sale's
+    bodies, where the message types allow more: the providers a checkout may name (and the
+    tokens each takes), the units one buy click may hold, whether a webhook may be http."""
+    schemas = document["components"]["schemas"]
+    tokens: dict[str, dict[str, Any]] = {
+        "test": {"enum": list(TestProvider.TOKENS)},
+        "manual": {"type": "string", "maxLength": 200},
+        "stripe": {"type": "string", "minLength": 1, "maxLength": 200},
+    }
+    schemas["PaymentIn"] = {
+        "title": "PaymentIn",
+        "description": schemas["PaymentIn"].get("description", ""),
+        "oneOf": [
+            {
+                "type": "object",
+                "properties": {"provider": {"const": name}, "token": tokens[name]},
+                "required": ["provider"] if name == "manual" else ["provider", "token"],
+                "additionalProperties": False,
+            }
+            for name in settings.providers
+        ],
+    }
+    schemas["HoldIn"]["properties"]["qty"]["maximum"] = settings.max_qty_per_click
+    if not settings.allow_insecure_webhooks:
+        schemas["WebhookIn"]["properties"]["url"]["pattern"] = r"^https://\S+$"
 
 
 #: The buy click first: Starlette tries routes in order, and a flash sale sends thousands of buy

@@ -19,7 +19,11 @@ from livesale.shows import SHOWS
 
 
 class ViewerIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    nickname: Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
+    #: Spaces are folded and trimmed; a nickname of nothing else is refused ("nickname is
+    #: empty"), so the document asks for one character that is not a space.
+    nickname: Annotated[
+        str, msgspec.Meta(min_length=1, max_length=40, extra_json_schema={"pattern": r"\S"})
+    ]
 
 
 class ViewerCreated(msgspec.Struct, frozen=True):

@@ -46,7 +46,7 @@ import msgspec
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from livesale import limits
+from livesale import limits, origins
 from livesale import services as svc
 from livesale.clients import client_of
 from livesale.config import Settings
@@ -112,18 +112,10 @@ _probe = msgspec.json.Decoder(_Probe)
 
 
 def origin_allowed(origin: str | None, host: str | None, settings: Settings) -> bool:
-    """Non-browser clients send no ``Origin``; a browser's must be this server's own (by
-    ``Host`` or the public URL) or one of ``settings.allowed_origins``."""
-    if origin is None:
-        return True
-    origin = origin.rstrip("/").lower()
-    allowed = {
-        settings.base_url.lower(),
-        *(o.rstrip("/").lower() for o in settings.allowed_origins),
-    }
-    if host:
-        allowed.update({f"http://{host.lower()}", f"https://{host.lower()}"})
-    return origin in allowed
+    """Non-browser clients send no ``Origin``; a browser's must be a public origin of this
+    server, one of ``settings.allowed_origins``, or the page's own (by ``Host``, which
+    :class:`livesale.pages.BrowserEdge` has held to this server's names already)."""
+    return origins.of(settings).room_allows(origin, host)
 
 
 class RoomSocket:

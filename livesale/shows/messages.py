@@ -13,6 +13,12 @@ from livesale.values import SkuStr
 
 ShowStateName = Literal["scheduled", "live", "ended"]
 Limit = Annotated[int, msgspec.Meta(ge=1, le=99)]
+#: What a datetime is on the wire (RFC 3339), for the document: JSON Schema's ``date-time``
+#: format is only an annotation, which a client need not check.
+RFC3339 = (
+    r"^[1-9]\d{3}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[Tt]([01]\d|2[0-3]):[0-5]\d:[0-5]\d"
+    r"(\.\d{1,6})?([Zz]|[+-]([01]\d|2[0-3]):[0-5]\d)?$"
+)
 
 
 class ShowIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -20,7 +26,9 @@ class ShowIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     title: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
     host_name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
-    scheduled_at: datetime | None = None
+    scheduled_at: (
+        Annotated[datetime, msgspec.Meta(extra_json_schema={"pattern": RFC3339})] | None
+    ) = None
 
 
 class Show(msgspec.Struct, frozen=True):

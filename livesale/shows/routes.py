@@ -55,14 +55,14 @@ async def get_show(request: Request) -> Response:
     return json_response(await of(request).get(request.path_params["show_id"]))
 
 
-@endpoint("Go live", auth="merchant or host", response=Show)
+@endpoint("Go live", auth="merchant or host", response=Show, errors=(409,))
 async def start_show(request: Request) -> Response:
     show_id = request.path_params["show_id"]
     await merchant_or_host(request, show_id)
     return json_response(await _move(request, show_id, ShowState.LIVE))
 
 
-@endpoint("End the show", auth="merchant or host", response=Show)
+@endpoint("End the show", auth="merchant or host", response=Show, errors=(409,))
 async def end_show(request: Request) -> Response:
     show_id = request.path_params["show_id"]
     await merchant_or_host(request, show_id)
@@ -78,6 +78,7 @@ async def end_show(request: Request) -> Response:
     auth="merchant or host",
     body=list[LineupItemIn],
     response=Lineup,
+    errors=(409,),
 )
 async def put_lineup(request: Request) -> Response:
     show_id = request.path_params["show_id"]

@@ -94,9 +94,9 @@ async def screenshot(page: Page, name: str, size: ViewportSize) -> None:
     png = await page.screenshot(path=str(path))
     colours = await page.evaluate(
         """async (data) => {
-            const img = new Image();
-            img.src = "data:image/png;base64," + data;
-            await img.decode();
+            // Decoded from bytes: the page's CSP lets no data: URL load as an image.
+            const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+            const img = await createImageBitmap(new Blob([bytes], { type: "image/png" }));
             const canvas = new OffscreenCanvas(img.width, img.height);
             const ctx = canvas.getContext("2d");
             ctx.drawImage(img, 0, 0);

@@ -8,7 +8,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ import httpx
 import pytest
 import uvloop
 
+from livesale.config import Settings
 from tests.conftest import LiveServer
 
 CHECKOUT = {
@@ -144,6 +145,15 @@ def uvloop_policy() -> Iterator[None]:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     yield
     asyncio.set_event_loop_policy(previous)
+
+
+@pytest.fixture
+def settings(settings: Settings, request: pytest.FixtureRequest) -> Settings:
+    """The server's settings; a test that takes the :func:`receiver` (plain http on
+    127.0.0.1) opts into such webhooks as a shop trying livesale out on one machine would."""
+    if "receiver" in request.fixturenames:
+        return replace(settings, allow_insecure_webhooks=True, allow_private_webhooks=True)
+    return settings
 
 
 @pytest.fixture
