@@ -1,5 +1,6 @@
 """What the benchmarks and drills share about crowds: they run every "buyer" from one machine,
-so a server measuring them turns the per-address limits off (the drill's baseline does too)."""
+so a server measuring them turns the per-address limits off (the drill's baseline does too);
+and a crowd that each holds a unit of a live show, ready to check out."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -49,3 +51,27 @@ def serve(data: Path, *options: str) -> tuple[subprocess.Popen[bytes], str]:
         if proc.poll() is not None or time.monotonic() > deadline:
             raise SystemExit("the server did not start")
         time.sleep(0.1)
+
+
+async def holds(client: httpx.AsyncClient, key: str, sku: str, buyers: int) -> list[Any]:
+    """A live show, ``buyers`` viewers, and one held unit of ``sku`` for each."""
+    merchant = {"Authorization": f"Bearer {key}"}
+    product = {"sku": sku, "title": sku, "price": {"amount": 1990, "currency": "EUR"}}
+    made = await client.post("/api/products", json={**product, "stock": buyers}, headers=merchant)
+    made.raise_for_status()
+    show = (
+        await client.post("/api/shows", json={"title": sku, "host_name": "B"}, headers=merchant)
+    ).json()["id"]
+    await client.put(f"/api/shows/{show}/lineup", json=[{"sku": sku}], headers=merchant)
+    await client.post(f"/api/shows/{show}/start", headers=merchant)
+    out = []
+    for i in range(buyers):
+        token = (await client.post("/api/viewers", json={"nickname": f"b{i}"})).json()["token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        hold = await client.post(
+            f"/api/shows/{show}/holds",
+            json={"sku": sku, "qty": 1, "idempotency_key": "k"},
+            headers=auth,
+        )
+        out.append((hold.json()["hold_id"], auth))
+    return out
