@@ -20,9 +20,9 @@ def stock(sku: str) -> str:
     return f"{PREFIX}{{{sku}}}:stock"
 
 
-def stock_ledger(sku: str) -> str:
-    """Stream of every change to one SKU's counters (who, when, delta, reason)."""
-    return f"{PREFIX}{{{sku}}}:ledger"
+#: The change of on-hand counts between its two steps (hash ``id``, ``until``): at most one
+#: is open at a time.
+STOCK_BATCH = PREFIX + "stock-batch"
 
 
 def show(show_id: str) -> str:

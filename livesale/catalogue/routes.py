@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import aiosqlite
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
@@ -21,7 +22,8 @@ from livesale.catalogue.messages import (
     StockAdjust,
     StockSet,
 )
-from livesale.errors import LivesaleError, ValidationFailed
+from livesale.catalogue.store import Change
+from livesale.errors import LivesaleError, StockConflict, ValidationFailed
 from livesale.http import endpoint, json_response, read_body
 from livesale.values import StockLevel
 
@@ -30,38 +32,52 @@ MAX_IMPORT_ROWS = 5000
 
 
 async def save_products(services: svc.Services, actor: str, items: Sequence[ProductIn]) -> None:
-    """Create or replace ``items`` and set the stock of those that carry one, all or nothing.
+    """Create or replace ``items`` and set the stock of those that carry one, all or nothing:
+    in SQLite and Redis as one change (:meth:`~livesale.catalogue.store.StockStore.apply`).
 
-    Every row is checked first (repeated SKU, stock below what is held or sold) and every bad
-    row is reported in one :class:`ValidationFailed`; nothing is written then.
+    Every bad row (repeated SKU, stock below what is held or sold) is reported in one
+    :class:`ValidationFailed`; nothing is written then, in either store.
     """
+    catalogue = services.get(CATALOGUE)
+    stocked = [(n, i) for n, i in enumerate(items) if i.stock is not None]
     bad: list[RowError] = []
     first_seen: dict[str, int] = {}
     for index, item in enumerate(items):
         if item.sku in first_seen:
             bad.append(RowError(index, item.sku, f"SKU repeats row {first_seen[item.sku]}"))
         first_seen.setdefault(item.sku, index)
-    catalogue = services.get(CATALOGUE)
-    stocked = [(n, i) for n, i in enumerate(items) if i.stock is not None]
-    levels = await catalogue.stock.get_many([i.sku for _, i in stocked])
-    for index, item in stocked:
-        assert item.stock is not None
-        try:
-            state.set_on_hand(levels[item.sku], item.stock)
-        except LivesaleError as exc:
-            bad.append(RowError(index, item.sku, exc.detail))
     if bad:
-        bad.sort(key=lambda e: e.index)
-        raise ValidationFailed(
-            f"{len(bad)} bad row(s); nothing was imported",
-            errors=[msgspec.to_builtins(e) for e in bad],
-        )
-    async with services.db.transaction() as conn:
+        # Refused already; the stock rows are checked too so that one answer names them all.
+        levels = await catalogue.stock.get_many([i.sku for _, i in stocked])
+        for index, item in stocked:
+            assert item.stock is not None
+            try:
+                state.set_on_hand(levels[item.sku], item.stock)
+            except LivesaleError as exc:
+                bad.append(RowError(index, item.sku, exc.detail))
+        raise _bad_rows(bad)
+
+    async def write(conn: aiosqlite.Connection) -> None:
         await catalogue.products.upsert(conn, items)
-        for _, item in stocked:
-            await catalogue.stock.change_in(
-                conn, item.sku, actor=actor, reason="import", set_to=item.stock
-            )
+
+    def refuse(rows: list[tuple[int, StockConflict]]) -> LivesaleError:
+        return _bad_rows([RowError(stocked[n][0], stocked[n][1].sku, e.detail) for n, e in rows])
+
+    await catalogue.stock.apply(
+        [Change(i.sku, set_to=i.stock) for _, i in stocked],
+        actor=actor,
+        reason="import",
+        write=write,
+        refuse=refuse,
+    )
+
+
+def _bad_rows(bad: list[RowError]) -> ValidationFailed:
+    bad.sort(key=lambda e: e.index)
+    return ValidationFailed(
+        f"{len(bad)} bad row(s); nothing was imported",
+        errors=[msgspec.to_builtins(e) for e in bad],
+    )
 
 
 async def _with_stock(catalogue: Catalogue, products: list[Product]) -> list[Product]:

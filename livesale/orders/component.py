@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 import httpx
@@ -25,13 +25,14 @@ from starlette.requests import HTTPConnection
 
 from livesale import background, keys
 from livesale import services as svc
+from livesale.catalogue import CATALOGUE
 from livesale.orders.book import OrderBook
 from livesale.orders.checkout import Sales
 from livesale.orders.fulfilment import Closing, show_ended
 from livesale.orders.holds import HoldStore, announce_ended, hold_out
 from livesale.orders.messages import HoldOut
 from livesale.orders.payments import ManualProvider, Provider, TestProvider
-from livesale.orders.recovery import ensure_stock
+from livesale.orders.recovery import ensure_stock, reconcile
 from livesale.orders.returns import Returns
 from livesale.orders.webhooks import Webhooks
 from livesale.shows import SHOWS
@@ -85,7 +86,7 @@ class OrdersComponent:
         )
         self.webhooks = Webhooks(services.db)
         self._tasks: list[asyncio.Task[None]] = []
-        self._rebuilding: asyncio.Task[bool] | None = None
+        self._rebuilding: asyncio.Task[object] | None = None
         self._http = httpx.AsyncClient(follow_redirects=False)
 
     async def start(self) -> None:
@@ -140,15 +141,23 @@ class OrdersComponent:
         return expired
 
     async def watch(self) -> None:
-        """Rebuild stock from SQLite if Redis lost it (the readiness marker is gone)."""
+        """Rebuild stock from SQLite if Redis lost it (the readiness marker is gone), or if a
+        change of on-hand was cut off between its two steps (its process died)."""
         if not await self.services.redis.exists(keys.STOCK_READY):
             self.stock_lost()
+        elif await self.services.get(CATALOGUE).stock_change_interrupted():
+            self.stock_lost(interrupted=True)
 
-    def stock_lost(self) -> None:
+    def stock_lost(self, *, interrupted: bool = False) -> None:
         """Start a rebuild now unless one is already running (called from the buy path)."""
         if self._rebuilding is None or self._rebuilding.done():
-            log.warning("stock is missing in Redis: rebuilding it from the database")
-            self._rebuilding = asyncio.create_task(ensure_stock(self.services))
+            if interrupted:
+                log.warning("a stock change was interrupted: rebuilding stock from the database")
+                work: Coroutine[Any, Any, object] = reconcile(self.services)
+            else:
+                log.warning("stock is missing in Redis: rebuilding it from the database")
+                work = ensure_stock(self.services)
+            self._rebuilding = asyncio.create_task(work)
 
     async def close_due(self) -> None:
         await self.closing.finish_due()
