@@ -94,6 +94,9 @@ class Settings:
     stripe_webhook_secret: str = field(default="", repr=False)
     stripe_api_base: str = STRIPE_API_BASE
     stripe_js_url: str = STRIPE_JS_URL
+    # Memory and bulk edits
+    #: Products one import may carry, all or nothing (``422`` past it); the CLI asks for it.
+    max_import_rows: int = 5000
 
     def rate(self, action: str) -> tuple[int, float]:
         """``(burst, seconds)`` of the rate limit on ``action``."""

@@ -14,6 +14,7 @@ from livesale import services as svc
 from livesale.catalogue import state
 from livesale.catalogue.component import CATALOGUE, Catalogue, of
 from livesale.catalogue.messages import (
+    ImportLimits,
     ImportResult,
     LedgerEntry,
     Product,
@@ -26,9 +27,6 @@ from livesale.catalogue.store import Change
 from livesale.errors import LivesaleError, StockConflict, ValidationFailed
 from livesale.http import endpoint, json_response, read_body
 from livesale.values import StockLevel
-
-#: Largest import accepted in one request; the CLI checks the same bound before sending.
-MAX_IMPORT_ROWS = 5000
 
 
 async def save_products(services: svc.Services, actor: str, items: Sequence[ProductIn]) -> None:
@@ -112,10 +110,21 @@ async def import_products(request: Request) -> Response:
     items = await read_body(request, list[ProductIn])
     if not items:
         raise ValidationFailed("nothing to import: the list is empty")
-    if len(items) > MAX_IMPORT_ROWS:
-        raise ValidationFailed(f"at most {MAX_IMPORT_ROWS} products per import")
+    limit = services.settings.max_import_rows
+    if len(items) > limit:
+        raise ValidationFailed(
+            f"at most {limit} products per import, not {len(items)}", max_rows=limit
+        )
     await save_products(services, actor, items)
     return json_response(ImportResult(len(items), [i.sku for i in items]), 201)
+
+
+@endpoint("What one import may carry", auth="merchant", response=ImportLimits)
+async def import_limits(request: Request) -> Response:
+    services = svc.of(request)
+    await services.keys.merchant(request)
+    settings = services.settings
+    return json_response(ImportLimits(settings.max_import_rows, settings.max_body_bytes))
 
 
 @endpoint("The catalogue, with stock", response=list[Product])
@@ -175,6 +184,7 @@ routes: list[BaseRoute] = [
     Route("/api/products", put_product, methods=["POST"]),
     Route("/api/products", list_products, methods=["GET"]),
     Route("/api/products/import", import_products, methods=["POST"]),
+    Route("/api/products/import/limits", import_limits, methods=["GET"]),
     Route("/api/products/{sku}", get_product, methods=["GET"]),
     Route("/api/stock/{sku}", get_stock, methods=["GET"]),
     Route("/api/stock/{sku}", set_stock, methods=["PUT"]),

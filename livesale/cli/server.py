@@ -126,6 +126,13 @@ def _limit(name: str, default: float, kind: click.ParamType[Any], text: str) -> 
     click.IntRange(1, 99),
     "The most units one buy click may hold.",
 )
+# Memory and bulk edits
+@_limit(
+    "--max-import-rows",
+    _DEFAULTS.max_import_rows,
+    click.IntRange(1, 1_000_000),
+    "Products one import may carry, all or nothing.",
+)
 @click.option(
     "--payments",
     default=",".join(DEFAULT_PAYMENTS),
