@@ -97,6 +97,13 @@ class Settings:
     # Memory and bulk edits
     #: Products one import may carry, all or nothing (``422`` past it); the CLI asks for it.
     max_import_rows: int = 5000
+    #: How long a finished hold (released, expired, bought) stays readable in Redis. A buy
+    #: click's idempotency record lives as long as its hold may: the longer of this and
+    #: ``hold_seconds``, so a retried click gets the same hold.
+    keep_finished_seconds: int = 600
+    #: How long a show's room keys in Redis (chat tail, requests, plants, the mirror the buy
+    #: script reads, ...) outlive its closing.
+    show_keep_seconds: int = 3600
 
     def rate(self, action: str) -> tuple[int, float]:
         """``(burst, seconds)`` of the rate limit on ``action``."""

@@ -133,6 +133,18 @@ def _limit(name: str, default: float, kind: click.ParamType[Any], text: str) -> 
     click.IntRange(1, 1_000_000),
     "Products one import may carry, all or nothing.",
 )
+@_limit(
+    "--keep-finished-seconds",
+    _DEFAULTS.keep_finished_seconds,
+    click.IntRange(1, 86400),
+    "How long a finished hold stays readable, and a buy click's retry gets the same hold.",
+)
+@_limit(
+    "--show-keep-seconds",
+    _DEFAULTS.show_keep_seconds,
+    click.IntRange(1, 30 * 86400),
+    "How long a closed show's room (chat tail, requests, plants) stays in Redis.",
+)
 @click.option(
     "--payments",
     default=",".join(DEFAULT_PAYMENTS),

@@ -227,8 +227,9 @@ def resolve(*, show_id: str, sku: str) -> ScriptCall:
     )
 
 
-def plant(*, show_id: str, sku: str, viewer_id: str, want: bool) -> ScriptCall:
-    """Plant or unplant ``sku``; answers ``{code, count}``."""
+def plant(*, show_id: str, sku: str, viewer_id: str, want: bool, keep_ms: int) -> ScriptCall:
+    """Plant or unplant ``sku``; answers ``{code, count}``. The viewer's planted set expires
+    ``keep_ms`` after its last change."""
     return ScriptCall(
         "plant",
         [
@@ -238,7 +239,7 @@ def plant(*, show_id: str, sku: str, viewer_id: str, want: bool) -> ScriptCall:
             keys.viewer_plants(show_id, viewer_id),
             keys.show_channel(show_id),
         ],
-        [sku, viewer_id, "1" if want else "0"],
+        [sku, viewer_id, "1" if want else "0", keep_ms],
     )
 
 

@@ -1,5 +1,6 @@
 --! prelude _clock _room
--- KEYS show, lineup, plants, viewer's planted set, channel; ARGV sku, viewer id, '1'|'0'.
+-- KEYS show, lineup, plants, viewer's planted set, channel;
+-- ARGV sku, viewer id, '1'|'0', how long (ms) the planted set outlives its last change.
 -- Publishes ``plants`` (for hosts) and ``planted`` (for the viewer); both unsequenced.
 if ended(KEYS[1]) then return {'show_ended', 0} end
 local sku = ARGV[1]
@@ -9,6 +10,7 @@ if ARGV[3] == '1' then
   if redis.call('SADD', KEYS[4], sku) == 1 then
     count = redis.call('HINCRBY', KEYS[3], sku, 1)
   end
+  redis.call('PEXPIRE', KEYS[4], ARGV[4])
 elseif redis.call('SREM', KEYS[4], sku) == 1 then
   count = redis.call('HINCRBY', KEYS[3], sku, -1)
 end

@@ -18,7 +18,10 @@ if units <= 0 then
 end
 redis.call('HINCRBY', KEYS[1], 'sold', -units)
 available = redis.call('HINCRBY', KEYS[1], 'available', units)
-redis.call('HINCRBY', KEYS[2], ARGV[4], -units)
+-- A buyer whose count is back to nothing leaves the hash (the twin of state._less).
+if redis.call('HINCRBY', KEYS[2], ARGV[4], -units) <= 0 then
+  redis.call('HDEL', KEYS[2], ARGV[4])
+end
 redis.call('HSET', KEYS[3], ARGV[1], total)
 redis.call('PUBLISH', KEYS[5], cjson.encode({type = 'stock', sku = ARGV[5],
   available = available}))

@@ -75,6 +75,7 @@ class OrdersComponent:
             services.redis,
             services.scripts,
             settings.hold_seconds,
+            keep_finished_seconds=settings.keep_finished_seconds,
             default_limit=settings.default_limit_per_buyer,
             address_multiple=settings.address_cap_multiple,
         )
@@ -82,7 +83,13 @@ class OrdersComponent:
         self.returns = Returns(self.book, services.scripts, self.providers)
         self.sales = Sales(self.book, self.holds, self.providers, self.returns)
         self.closing = Closing(
-            services.db, services.redis, self.holds, self.sales, self.providers, self.book
+            services.db,
+            services.redis,
+            self.holds,
+            self.sales,
+            self.providers,
+            self.book,
+            keep_seconds=settings.show_keep_seconds,
         )
         self.webhooks = Webhooks(services.db)
         self._tasks: list[asyncio.Task[None]] = []

@@ -55,7 +55,8 @@ class _SkuOrders:
 async def _orders_by_sku(services: Services) -> dict[str, _SkuOrders]:
     # One statement, so one consistent snapshot of every order that counts.
     rows = await services.db.fetchall(
-        f"SELECT sku, show_id, viewer_id, hold_id, state, {state.SOLD_UNITS_SQL} AS units"
+        f"SELECT sku, show_id, viewer_id, hold_id, state, {state.SOLD_UNITS_SQL} AS units,"
+        " (SELECT state FROM shows WHERE shows.id = orders.show_id) AS show_state"
         " FROM orders WHERE state IN ('confirmed', 'authorized') OR returned_qty > 0"
     )
     found: dict[str, _SkuOrders] = {}
@@ -67,8 +68,9 @@ async def _orders_by_sku(services: Services) -> dict[str, _SkuOrders]:
             # Units given back but not yet back on sale still count as sold; the return
             # (Returns.restock) moves them, once, after the rebuild.
             entry.sold += int(r["units"])
-            buyer = state.buyer_field(r["show_id"], r["viewer_id"])
-            entry.bought[buyer] = entry.bought.get(buyer, 0) + int(r["units"])
+            if r["show_state"] != "ended":  # an ended show has no buyer limits to keep
+                buyer = state.buyer_field(r["show_id"], r["viewer_id"])
+                entry.bought[buyer] = entry.bought.get(buyer, 0) + int(r["units"])
     return found
 
 

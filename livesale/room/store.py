@@ -15,7 +15,14 @@ from livesale.errors import map_redis_errors
 from livesale.events import encoder
 from livesale.lua import ScriptCall, Scripts, calls
 from livesale.room.messages import ChatDeleted, ChatLine, Muted, RequestEntry, SlowMode
-from livesale.room.state import CHAT_BURST, CHAT_RATE, CHAT_TAIL, Refused, rank
+from livesale.room.state import (
+    CHAT_BURST,
+    CHAT_RATE,
+    CHAT_TAIL,
+    PLANTED_SECONDS,
+    Refused,
+    rank,
+)
 from livesale.shows import ShowStore
 
 _chat_line = msgspec.json.Decoder(ChatLine)
@@ -73,7 +80,13 @@ class RoomBus:
         """Plant or unplant; returns the item's count. Hosts get ``plants``, the viewer
         ``planted``."""
         code, count = await self._run(
-            calls.plant(show_id=show_id, sku=sku, viewer_id=viewer_id, want=want)
+            calls.plant(
+                show_id=show_id,
+                sku=sku,
+                viewer_id=viewer_id,
+                want=want,
+                keep_ms=PLANTED_SECONDS * 1000,
+            )
         )
         self._check(code)
         return int(count)
