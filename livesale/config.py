@@ -104,6 +104,11 @@ class Settings:
     #: How long a show's room keys in Redis (chat tail, requests, plants, the mirror the buy
     #: script reads, ...) outlive its closing.
     show_keep_seconds: int = 3600
+    #: The embedded Redis's ``maxmemory`` (Redis's units; ``0``: no limit), with the policy
+    #: ``noeviction``. 256 MB holds a 100,000-product catalogue and hundreds of thousands of
+    #: holds besides, and leaves a small machine room for the server, SQLite's cache and the
+    #: fork of an append-only file rewrite. A ``--redis-url`` Redis keeps its own settings.
+    redis_maxmemory: str = "256mb"
 
     def rate(self, action: str) -> tuple[int, float]:
         """``(burst, seconds)`` of the rate limit on ``action``."""

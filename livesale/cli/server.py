@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -146,6 +147,14 @@ def _limit(name: str, default: float, kind: click.ParamType[Any], text: str) -> 
     "How long a closed show's room (chat tail, requests, plants) stays in Redis.",
 )
 @click.option(
+    "--redis-maxmemory",
+    default=_DEFAULTS.redis_maxmemory,
+    show_default=True,
+    callback=lambda _ctx, _param, value: _memory_size(value),
+    help="The embedded Redis's memory limit (e.g. 256mb, 1gb; 0: none). When full it refuses"
+    " writes rather than drop stock; a warning comes at 80%.",
+)
+@click.option(
     "--payments",
     default=",".join(DEFAULT_PAYMENTS),
     show_default=True,
@@ -196,6 +205,14 @@ def serve(log_level: str, **options: Any) -> None:
         run(settings, log_level, out)
     except LivesaleError as exc:
         raise fail(exc.detail) from exc
+
+
+def _memory_size(text: str) -> str:
+    """A Redis memory size (``256mb``, ``1gb``, ``1048576``, ``0``) as Redis takes it."""
+    size = text.strip().lower()
+    if not re.fullmatch(r"\d+(b|k|kb|m|mb|g|gb)?", size):
+        raise click.BadParameter(f"{text!r}: use a size such as 256mb or 1gb (0: no limit)")
+    return size
 
 
 def _rate_limit(text: str) -> tuple[str, int, float]:

@@ -7,7 +7,9 @@
   payment provider's own state (and unfinished refunds and returns are completed); orders that
   stall later are picked up;
 * show closings whose grace period is over;
-* webhook deliveries with retries.
+* webhook deliveries with retries;
+* the Redis memory watch (:mod:`livesale.memory`): a full Redis refuses every buy click, so
+  its use is exported as metrics and warned about before it is full.
 
 Registered in ``livesale.app.STARTERS`` under :data:`ORDERS`; routes reach it with :func:`of`.
 """
@@ -23,9 +25,10 @@ from typing import Any
 import httpx
 from starlette.requests import HTTPConnection
 
-from livesale import background, keys
+from livesale import background, keys, memory
 from livesale import services as svc
 from livesale.catalogue import CATALOGUE
+from livesale.memory import RedisMemory
 from livesale.orders.book import OrderBook
 from livesale.orders.checkout import Sales
 from livesale.orders.fulfilment import Closing, show_ended
@@ -92,6 +95,7 @@ class OrdersComponent:
             keep_seconds=settings.show_keep_seconds,
         )
         self.webhooks = Webhooks(services.db)
+        self.memory = RedisMemory(services.redis, services.metrics)
         self._tasks: list[asyncio.Task[None]] = []
         self._rebuilding: asyncio.Task[object] | None = None
         self._http = httpx.AsyncClient(follow_redirects=False)
@@ -105,6 +109,9 @@ class OrdersComponent:
             asyncio.create_task(self._every(CLOSING_SECONDS, self.close_due), name="closings"),
             asyncio.create_task(self._every(WEBHOOK_SECONDS, self.deliver), name="webhooks"),
             asyncio.create_task(self._every(RECOVERY_SECONDS, self.recover), name="recovery"),
+            asyncio.create_task(
+                self._every(memory.CHECK_SECONDS, self.memory.check), name="memory"
+            ),
         ]
 
     async def aclose(self) -> None:
