@@ -97,6 +97,8 @@ class Settings:
     # Memory and bulk edits
     #: Products one import may carry, all or nothing (``422`` past it); the CLI asks for it.
     max_import_rows: int = 5000
+    #: Items a show's line-up may hold (``422`` past it): every viewer's snapshot carries it.
+    max_lineup_items: int = 200
     #: How long a finished hold (released, expired, bought) stays readable in Redis. A buy
     #: click's idempotency record lives as long as its hold may: the longer of this and
     #: ``hold_seconds``, so a retried click gets the same hold.

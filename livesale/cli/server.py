@@ -135,6 +135,12 @@ def _limit(name: str, default: float, kind: click.ParamType[Any], text: str) -> 
     "Products one import may carry, all or nothing.",
 )
 @_limit(
+    "--max-lineup-items",
+    _DEFAULTS.max_lineup_items,
+    click.IntRange(1, 10_000),
+    "Items a show's line-up may hold (every viewer's snapshot carries them all).",
+)
+@_limit(
     "--keep-finished-seconds",
     _DEFAULTS.keep_finished_seconds,
     click.IntRange(1, 86400),

@@ -8,6 +8,7 @@ from starlette.routing import BaseRoute, Route
 
 from livesale import events
 from livesale import services as svc
+from livesale.errors import ValidationFailed
 from livesale.http import endpoint, json_response, read_body
 from livesale.shows.component import merchant_or_host, of
 from livesale.shows.messages import (
@@ -82,6 +83,12 @@ async def put_lineup(request: Request) -> Response:
     await merchant_or_host(request, show_id)
     items = await read_body(request, list[LineupItemIn])
     services = svc.of(request)
+    limit = services.settings.max_lineup_items
+    if len(items) > limit:
+        # Every viewer's snapshot carries the whole line-up: a huge one makes each join costly.
+        raise ValidationFailed(
+            f"a line-up holds at most {limit} items, not {len(items)}", max_items=limit
+        )
     lineup = await of(request).put_lineup(show_id, items)
     # Everyone in the room gets the new line-up (with stock and the featured item).
     await events.publish_event(services.redis, show_id, LineupChanged(lineup=lineup))
