@@ -4,15 +4,19 @@ and a crowd that each holds a unit of a live show, ready to check out."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from livesale.client import CLI_KEY_FILE
 from livesale.config import RATE_LIMITS
 
 #: ``livesale serve`` options with no per-address caps and rate limits no crowd here reaches.
@@ -51,6 +55,20 @@ def serve(data: Path, *options: str) -> tuple[subprocess.Popen[bytes], str]:
         if proc.poll() is not None or time.monotonic() > deadline:
             raise SystemExit("the server did not start")
         time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def serving(*options: str) -> Iterator[tuple[str, str, Path]]:
+    """:func:`serve` on a fresh data directory with :data:`OPEN_LIMITS`: its URL, the merchant
+    key it made, and the data directory; the server is stopped at the end."""
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        proc, url = serve(data, *options, *OPEN_LIMITS)
+        try:
+            yield url, (data / CLI_KEY_FILE).read_text().strip(), data
+        finally:
+            proc.terminate()
+            proc.wait(30)
 
 
 async def holds(client: httpx.AsyncClient, key: str, sku: str, buyers: int) -> list[Any]:

@@ -17,16 +17,12 @@ import argparse
 import asyncio
 import os
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
-from _crowd import OPEN_LIMITS, holds, serve
+from _crowd import holds, serving
 from _stats import summary
-
-from livesale.client import CLI_KEY_FILE
 
 SHIPPING = {"name": "Bench Buyer", "address": "1 Loop Road", "email": "bench@example.com"}
 PAYMENT = {"provider": "test", "token": "tok_visa"}
@@ -109,15 +105,9 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / "data"
-        proc, url = serve(data, "--payments", "test", *OPEN_LIMITS)
-        try:
-            print(f"{args.rows} rows an import, {args.rounds} rounds, on {os.cpu_count()} cores")
-            asyncio.run(run(url, (data / CLI_KEY_FILE).read_text().strip(), args.rows, args.rounds))
-        finally:
-            proc.terminate()
-            proc.wait(30)
+    with serving("--payments", "test") as (url, key, _):
+        print(f"{args.rows} rows an import, {args.rounds} rounds, on {os.cpu_count()} cores")
+        asyncio.run(run(url, key, args.rows, args.rounds))
     return 0
 
 
