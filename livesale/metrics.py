@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
@@ -20,6 +20,16 @@ class Metrics:
             "livesale_http_requests",
             "HTTP requests answered",
             ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.redis_memory_used = Gauge(
+            "livesale_redis_memory_used_bytes",
+            "Memory Redis uses (INFO memory: used_memory)",
+            registry=self.registry,
+        )
+        self.redis_memory_max = Gauge(
+            "livesale_redis_memory_max_bytes",
+            "Redis's maxmemory (0: no limit)",
             registry=self.registry,
         )
         self.latency = Histogram(

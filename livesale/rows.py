@@ -53,6 +53,19 @@ def csv_rows(text: str, required: tuple[str, ...]) -> Iterator[tuple[int, dict[s
         yield reader.line_num, {k: (v or "").strip() for k, v in row.items() if k}
 
 
+def count_rows(text: str) -> int:
+    """How many rows the CSV or JSON ``text`` holds (blank CSV lines aside), read quickly: to
+    refuse a file too large before the rows are checked one by one."""
+    if is_json(text):
+        try:
+            data = msgspec.json.decode(text)
+        except msgspec.DecodeError:
+            return 0  # the full read reports why
+        return len(data) if isinstance(data, list) else 0
+    rows = csv.reader(io.StringIO(text))
+    return max(0, sum(1 for row in rows if any(cell.strip() for cell in row)) - 1)
+
+
 def json_rows(text: str) -> list[tuple[int, Any]]:
     try:
         data = json.loads(text)

@@ -214,7 +214,7 @@ def run(settings: Settings, log_level: str, console: Console) -> None:
     embedded: EmbeddedRedis | None = None
     try:
         if settings.redis_url is None:
-            embedded = EmbeddedRedis(settings.data_dir)
+            embedded = EmbeddedRedis(settings.data_dir, settings.redis_maxmemory)
             settings = replace(settings, redis_url=embedded.start())
         try:
             import uvloop

@@ -1,16 +1,22 @@
 """What the benchmarks and drills share about crowds: they run every "buyer" from one machine,
-so a server measuring them turns the per-address limits off (the drill's baseline does too)."""
+so a server measuring them turns the per-address limits off (the drill's baseline does too);
+and a crowd that each holds a unit of a live show, ready to check out."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from livesale.client import CLI_KEY_FILE
 from livesale.config import RATE_LIMITS
 
 #: ``livesale serve`` options with no per-address caps and rate limits no crowd here reaches.
@@ -51,3 +57,41 @@ def serve(data: Path, *options: str) -> tuple[subprocess.Popen[bytes], str]:
         if proc.poll() is not None or time.monotonic() > deadline:
             raise SystemExit("the server did not start")
         time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def serving(*options: str) -> Iterator[tuple[str, str, Path]]:
+    """:func:`serve` on a fresh data directory with :data:`OPEN_LIMITS`: its URL, the merchant
+    key it made, and the data directory; the server is stopped at the end."""
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        proc, url = serve(data, *options, *OPEN_LIMITS)
+        try:
+            yield url, (data / CLI_KEY_FILE).read_text().strip(), data
+        finally:
+            proc.terminate()
+            proc.wait(30)
+
+
+async def holds(client: httpx.AsyncClient, key: str, sku: str, buyers: int) -> list[Any]:
+    """A live show, ``buyers`` viewers, and one held unit of ``sku`` for each."""
+    merchant = {"Authorization": f"Bearer {key}"}
+    product = {"sku": sku, "title": sku, "price": {"amount": 1990, "currency": "EUR"}}
+    made = await client.post("/api/products", json={**product, "stock": buyers}, headers=merchant)
+    made.raise_for_status()
+    show = (
+        await client.post("/api/shows", json={"title": sku, "host_name": "B"}, headers=merchant)
+    ).json()["id"]
+    await client.put(f"/api/shows/{show}/lineup", json=[{"sku": sku}], headers=merchant)
+    await client.post(f"/api/shows/{show}/start", headers=merchant)
+    out = []
+    for i in range(buyers):
+        token = (await client.post("/api/viewers", json={"nickname": f"b{i}"})).json()["token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        hold = await client.post(
+            f"/api/shows/{show}/holds",
+            json={"sku": sku, "qty": 1, "idempotency_key": "k"},
+            headers=auth,
+        )
+        out.append((hold.json()["hold_id"], auth))
+    return out

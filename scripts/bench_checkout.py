@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 import stripe
-from _crowd import OPEN_LIMITS, serve
+from _crowd import OPEN_LIMITS, holds, serve
 from _stats import summary
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,30 +44,6 @@ def merchant_key(data: Path) -> str:
     from livesale.client import CLI_KEY_FILE
 
     return (data / CLI_KEY_FILE).read_text().strip()
-
-
-async def holds(client: httpx.AsyncClient, key: str, sku: str, buyers: int) -> list[Any]:
-    """A live show, ``buyers`` viewers, and one held unit of ``sku`` for each."""
-    merchant = {"Authorization": f"Bearer {key}"}
-    product = {"sku": sku, "title": sku, "price": {"amount": 1990, "currency": "EUR"}}
-    made = await client.post("/api/products", json={**product, "stock": buyers}, headers=merchant)
-    made.raise_for_status()
-    show = (
-        await client.post("/api/shows", json={"title": sku, "host_name": "B"}, headers=merchant)
-    ).json()["id"]
-    await client.put(f"/api/shows/{show}/lineup", json=[{"sku": sku}], headers=merchant)
-    await client.post(f"/api/shows/{show}/start", headers=merchant)
-    out = []
-    for i in range(buyers):
-        token = (await client.post("/api/viewers", json={"nickname": f"b{i}"})).json()["token"]
-        auth = {"Authorization": f"Bearer {token}"}
-        hold = await client.post(
-            f"/api/shows/{show}/holds",
-            json={"sku": sku, "qty": 1, "idempotency_key": "k"},
-            headers=auth,
-        )
-        out.append((hold.json()["hold_id"], auth))
-    return out
 
 
 async def checkout(

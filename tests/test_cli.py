@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from livesale.cli import main
+from livesale.config import Settings
 from tests.conftest import LiveServer, free_port
 
 CATALOGUE_CSV = """sku,title,price,currency,description,image_url,stock
@@ -84,6 +87,44 @@ def test_bad_rows_are_all_reported_and_nothing_imported(cli: Cli, tmp_path: Path
     assert f"{path}:2:" not in err
     assert "6 bad row(s)" in err and "nothing was imported" in err
     assert cli.json("products", "list") == []
+
+
+@pytest.fixture
+def small_limits(settings: Settings) -> Iterator[LiveServer]:
+    """A server that takes at most 5 products, and 4 KiB of body, in one import."""
+    live = LiveServer(replace(settings, max_import_rows=5, max_body_bytes=4096)).start()
+    yield live
+    live.stop()
+
+
+def test_import_over_the_servers_limits_is_refused_before_sending(
+    small_limits: LiveServer, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """An import is all or nothing, so a file over the server's limits is not sent in parts:
+    the CLI asks the server for them and refuses the file up front, naming the limit and the
+    file's row count or size; the server never sees it."""
+    cli = Cli(small_limits, capsys)
+    path = tmp_path / "big.csv"
+    header = "sku,title,price,currency,description,image_url,stock\n"
+    path.write_text(header + "".join(f"B-{n},Bulk,1.00,EUR,,,1\n" for n in range(6)))
+    code, _, err = cli("products", "import", str(path))
+    assert code == 1
+    assert "holds 6 products" in err and "at most 5" in err and "nothing was imported" in err
+    long = "x" * 1000
+    path.write_text(header + "".join(f"B-{n},Bulk,1.00,EUR,{long},,1\n" for n in range(5)))
+    code, _, err = cli("products", "import", str(path))
+    assert code == 1 and "at most 4096 bytes" in err and "nothing was imported" in err
+    assert cli.json("products", "list") == []
+    path.write_text(header + "".join(f"B-{n},Bulk,1.00,EUR,,,1\n" for n in range(5)))
+    assert cli("products", "import", str(path))[0] == 0
+    assert len(cli.json("products", "list")) == 5
+    with small_limits.client() as http:
+        imports = [
+            line
+            for line in http.get("/metrics").text.splitlines()
+            if line.startswith("livesale_http_requests_total") and '"/api/products/import"' in line
+        ]
+    assert len(imports) == 1 and 'status="201"' in imports[0] and imports[0].endswith(" 1.0")
 
 
 def test_json_catalogue_import(cli: Cli, tmp_path: Path) -> None:

@@ -413,3 +413,13 @@ def test_buy_clicks_are_limited_per_address(slow_clicks: LiveServer) -> None:
         assert click(other, show, sign_up(other).json()["token"], "CLICK").status_code == 201
     level = httpx.get(f"{slow_clicks.url}/api/stock/CLICK").json()
     assert level["held"] == 2 and level["available"] == 8
+
+
+def test_a_hold_on_an_unknown_show_is_404(server: LiveServer) -> None:
+    """A buy click names a show that does not exist: 404, not "the show is not live"."""
+    with server.client(headers=server.merchant) as merchant:
+        make_show(merchant, "REAL", 1)
+    with server.client() as http:
+        token = sign_up(http).json()["token"]
+        missing = click(http, "sh_nothing", token, "REAL")
+        assert missing.status_code == 404, missing.text

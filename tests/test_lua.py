@@ -45,6 +45,7 @@ def test_builders_name_their_script() -> None:
     dummies = {"str": "x", "int": 1, "bool": True, "bytes": b"{}", "float": 1.0}
     dummies |= {"str | None": "x", "int | None": 1, "Sequence[str]": [], "Mapping[str, int]": {}}
     dummies["tuple[int, float]"] = (1, 1.0)
+    dummies |= {"Sequence[tuple[str, int]]": [("S", 1)]}
     for name, builder in BUILDERS.items():
         params = inspect.signature(builder).parameters.values()
         made = builder(**{p.name: dummies[str(p.annotation)] for p in params})

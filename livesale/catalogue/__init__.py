@@ -5,13 +5,14 @@ This module is the catalogue's surface: other domains import only the names belo
 
 from livesale.catalogue.component import CATALOGUE, Catalogue
 from livesale.catalogue.files import read_products
-from livesale.catalogue.messages import Product, ProductIn
+from livesale.catalogue.messages import ImportLimits, Product, ProductIn
 from livesale.catalogue.routes import routes, save_products
 from livesale.catalogue.state import check as check_stock
 
 __all__ = [
     "CATALOGUE",
     "Catalogue",
+    "ImportLimits",
     "Product",
     "ProductIn",
     "check_stock",

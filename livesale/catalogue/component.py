@@ -17,7 +17,8 @@ class Catalogue:
     """Products (SQLite) and their stock counters (Redis, ledgered in SQLite).
 
     The catalogue's own routes use :attr:`products` and :attr:`stock`; other domains read it
-    only through :meth:`stock_levels` and :meth:`products_by_sku`.
+    only through :meth:`stock_levels` and :meth:`products_by_sku`, and the stock rebuild asks
+    after interrupted stock changes (:meth:`stock_change_interrupted`).
     """
 
     def __init__(self, services: Services) -> None:
@@ -27,6 +28,15 @@ class Catalogue:
     async def stock_levels(self, skus: Sequence[str]) -> dict[str, StockLevel]:
         """The live counters of ``skus`` (a SKU never stocked reads as all zeros)."""
         return await self.stock.get_many(skus)
+
+    async def stock_change_interrupted(self) -> bool:
+        """True when a change of on-hand was cut off between its two steps (its process
+        died): Redis may count less than SQLite until stock is rebuilt from SQLite."""
+        return await self.stock.interrupted() is not None
+
+    async def forget_interrupted_change(self) -> None:
+        """Stock was rebuilt from SQLite: an interrupted change has nothing left to finish."""
+        await self.stock.forget_interrupted()
 
     async def products_by_sku(self, skus: Iterable[str]) -> dict[str, Product]:
         """The products among ``skus`` that exist, by SKU."""

@@ -41,6 +41,13 @@ class ImportResult(msgspec.Struct, frozen=True):
     skus: list[str]
 
 
+class ImportLimits(msgspec.Struct, frozen=True):
+    """What one import may carry: products (all or nothing) and bytes of request body."""
+
+    max_rows: int
+    max_body_bytes: int
+
+
 class RowError(msgspec.Struct, frozen=True):
     """One refused row of an import: its index (0-based) in the request and why."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated
 
+import aiosqlite
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
@@ -14,6 +15,7 @@ from livesale import services as svc
 from livesale.catalogue import state
 from livesale.catalogue.component import CATALOGUE, Catalogue, of
 from livesale.catalogue.messages import (
+    ImportLimits,
     ImportResult,
     LedgerEntry,
     Product,
@@ -22,47 +24,59 @@ from livesale.catalogue.messages import (
     StockAdjust,
     StockSet,
 )
-from livesale.errors import LivesaleError, ValidationFailed
+from livesale.catalogue.store import Change
+from livesale.errors import LivesaleError, StockConflict, ValidationFailed
 from livesale.http import endpoint, json_response, read_body
 from livesale.values import StockLevel
 
-#: Largest import accepted in one request; the CLI checks the same bound before sending.
-MAX_IMPORT_ROWS = 5000
-
 
 async def save_products(services: svc.Services, actor: str, items: Sequence[ProductIn]) -> None:
-    """Create or replace ``items`` and set the stock of those that carry one, all or nothing.
+    """Create or replace ``items`` and set the stock of those that carry one, all or nothing:
+    in SQLite and Redis as one change (:meth:`~livesale.catalogue.store.StockStore.apply`).
 
-    Every row is checked first (repeated SKU, stock below what is held or sold) and every bad
-    row is reported in one :class:`ValidationFailed`; nothing is written then.
+    Every bad row (repeated SKU, stock below what is held or sold) is reported in one
+    :class:`ValidationFailed`; nothing is written then, in either store.
     """
+    catalogue = services.get(CATALOGUE)
+    stocked = [(n, i) for n, i in enumerate(items) if i.stock is not None]
     bad: list[RowError] = []
     first_seen: dict[str, int] = {}
     for index, item in enumerate(items):
         if item.sku in first_seen:
             bad.append(RowError(index, item.sku, f"SKU repeats row {first_seen[item.sku]}"))
         first_seen.setdefault(item.sku, index)
-    catalogue = services.get(CATALOGUE)
-    stocked = [(n, i) for n, i in enumerate(items) if i.stock is not None]
-    levels = await catalogue.stock.get_many([i.sku for _, i in stocked])
-    for index, item in stocked:
-        assert item.stock is not None
-        try:
-            state.set_on_hand(levels[item.sku], item.stock)
-        except LivesaleError as exc:
-            bad.append(RowError(index, item.sku, exc.detail))
     if bad:
-        bad.sort(key=lambda e: e.index)
-        raise ValidationFailed(
-            f"{len(bad)} bad row(s); nothing was imported",
-            errors=[msgspec.to_builtins(e) for e in bad],
-        )
-    async with services.db.transaction() as conn:
+        # Refused already; the stock rows are checked too so that one answer names them all.
+        levels = await catalogue.stock.get_many([i.sku for _, i in stocked])
+        for index, item in stocked:
+            assert item.stock is not None
+            try:
+                state.set_on_hand(levels[item.sku], item.stock)
+            except LivesaleError as exc:
+                bad.append(RowError(index, item.sku, exc.detail))
+        raise _bad_rows(bad)
+
+    async def write(conn: aiosqlite.Connection) -> None:
         await catalogue.products.upsert(conn, items)
-        for _, item in stocked:
-            await catalogue.stock.change_in(
-                conn, item.sku, actor=actor, reason="import", set_to=item.stock
-            )
+
+    def refuse(rows: list[tuple[int, StockConflict]]) -> LivesaleError:
+        return _bad_rows([RowError(stocked[n][0], stocked[n][1].sku, e.detail) for n, e in rows])
+
+    await catalogue.stock.apply(
+        [Change(i.sku, set_to=i.stock) for _, i in stocked],
+        actor=actor,
+        reason="import",
+        write=write,
+        refuse=refuse,
+    )
+
+
+def _bad_rows(bad: list[RowError]) -> ValidationFailed:
+    bad.sort(key=lambda e: e.index)
+    return ValidationFailed(
+        f"{len(bad)} bad row(s); nothing was imported",
+        errors=[msgspec.to_builtins(e) for e in bad],
+    )
 
 
 async def _with_stock(catalogue: Catalogue, products: list[Product]) -> list[Product]:
@@ -94,11 +108,9 @@ async def put_product(request: Request) -> Response:
 @endpoint(
     "Import many products, all or nothing",
     auth="merchant",
-    # The document gives the size rule; the handler refuses with its own words.
-    body=Annotated[
-        list[ProductIn],
-        msgspec.Meta(extra_json_schema={"minItems": 1, "maxItems": MAX_IMPORT_ROWS}),
-    ],
+    # At least one product; how many at most is a setting, which the import limits route
+    # tells (the handler refuses more in its own words).
+    body=Annotated[list[ProductIn], msgspec.Meta(extra_json_schema={"minItems": 1})],
     response=ImportResult,
     status=201,
 )
@@ -108,10 +120,21 @@ async def import_products(request: Request) -> Response:
     items = await read_body(request, list[ProductIn])
     if not items:
         raise ValidationFailed("nothing to import: the list is empty")
-    if len(items) > MAX_IMPORT_ROWS:
-        raise ValidationFailed(f"at most {MAX_IMPORT_ROWS} products per import")
+    limit = services.settings.max_import_rows
+    if len(items) > limit:
+        raise ValidationFailed(
+            f"at most {limit} products per import, not {len(items)}", max_rows=limit
+        )
     await save_products(services, actor, items)
     return json_response(ImportResult(len(items), [i.sku for i in items]), 201)
+
+
+@endpoint("What one import may carry", auth="merchant", response=ImportLimits)
+async def import_limits(request: Request) -> Response:
+    services = svc.of(request)
+    await services.keys.merchant(request)
+    settings = services.settings
+    return json_response(ImportLimits(settings.max_import_rows, settings.max_body_bytes))
 
 
 @endpoint("The catalogue, with stock", response=list[Product])
@@ -179,6 +202,7 @@ routes: list[BaseRoute] = [
     Route("/api/products", put_product, methods=["POST"]),
     Route("/api/products", list_products, methods=["GET"]),
     Route("/api/products/import", import_products, methods=["POST"]),
+    Route("/api/products/import/limits", import_limits, methods=["GET"]),
     Route("/api/products/{sku}", get_product, methods=["GET"]),
     Route("/api/stock/{sku}", get_stock, methods=["GET"]),
     Route("/api/stock/{sku}", set_stock, methods=["PUT"]),

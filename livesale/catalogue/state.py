@@ -1,8 +1,9 @@
 """Stock rules, pure: no I/O, no ``await``.
 
-The ``stock_set`` script (``livesale/lua/stock_set.lua``) performs these changes atomically in
-Redis; ``tests/orders/test_state.py`` runs one table of cases against both. Every function
-returns the new counters or raises, leaving its input untouched.
+The ``stock_batch`` script (``livesale/lua/stock_batch.lua``) performs these changes atomically
+in Redis, for every row of a change at once; ``tests/orders/test_state.py`` runs one table of
+cases against both. Every function returns the new counters or raises, leaving its input
+untouched.
 """
 
 from __future__ import annotations
@@ -29,13 +30,18 @@ def adjust(level: StockLevel, delta: int) -> StockLevel:
     return _move_on_hand(level, level.on_hand + delta)
 
 
+def conflict(level: StockLevel, on_hand: int) -> StockConflict:
+    """The refusal of setting ``level``'s on-hand to ``on_hand``, below what is held or sold."""
+    return StockConflict(
+        f"on_hand {on_hand} would be below the {level.held} held and {level.sold} sold",
+        on_hand=level.on_hand,
+        held=level.held,
+        sold=level.sold,
+    )
+
+
 def _move_on_hand(level: StockLevel, on_hand: int) -> StockLevel:
     committed = level.held + level.sold
     if on_hand < committed:
-        raise StockConflict(
-            f"on_hand {on_hand} would be below the {level.held} held and {level.sold} sold",
-            on_hand=level.on_hand,
-            held=level.held,
-            sold=level.sold,
-        )
+        raise conflict(level, on_hand)
     return StockLevel(level.sku, on_hand, on_hand - committed, level.held, level.sold)

@@ -1,30 +1,50 @@
-"""Catalogue (SQLite) and stock counters (Redis), with the stock ledger in both.
+"""Catalogue and stock ledger (SQLite) and stock counters (Redis).
 
 SQLite is the system of record for products and on-hand counts: every change of on-hand is a
 row in ``stock_ledger``. Redis holds the live counters the buy path needs; they can always be
-rebuilt from SQLite (:meth:`StockStore.rebuild`).
+rebuilt from SQLite (``livesale.orders.recovery``). :class:`StockStore` says how a change of
+on-hand keeps the two in step.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import aiosqlite
+import msgspec
 import redis.asyncio as aioredis
 
 from livesale import keys
 from livesale.catalogue import state
 from livesale.catalogue.messages import LedgerEntry, Product, ProductIn
 from livesale.db import Database
-from livesale.errors import NotFound, StockConflict, Unavailable, map_redis_errors
+from livesale.errors import (
+    LivesaleError,
+    NotFound,
+    StockConflict,
+    StoreError,
+    Unavailable,
+    map_redis_errors,
+)
+from livesale.ids import new_id
 from livesale.lua import Scripts, calls
 from livesale.money import Money
 from livesale.values import StockLevel
 
 log = logging.getLogger("livesale.catalogue")
+
+#: How long a stock change may stay between its two steps before it is taken for interrupted.
+BATCH_LEASE_MS = 30_000
+#: How long a change waits for another process's open change to close.
+BUSY_SECONDS = 10.0
+#: SKUs a query names at once (well under SQLite's bound on parameters).
+_CHUNK = 500
 
 
 def _product(row: sqlite3.Row) -> Product:
@@ -35,6 +55,39 @@ def _product(row: sqlite3.Row) -> Product:
         image_url=row["image_url"],
         price=Money(amount=row["price_amount"], currency=row["currency"]),
     )
+
+
+async def _on_hand(conn: aiosqlite.Connection, skus: Sequence[str]) -> dict[str, int]:
+    """SQLite's on-hand count of each of ``skus``, in their order; :class:`NotFound` for an
+    unknown one. One statement however many there are (the SKUs go in as one JSON list)."""
+    cur = await conn.execute(
+        "SELECT p.sku, p.on_hand FROM json_each(?) AS j JOIN products AS p ON p.sku = j.value",
+        (msgspec.json.encode(list(skus)).decode(),),
+    )
+    found = {r[0]: int(r[1]) for r in await cur.fetchall()}
+    missing = [sku for sku in skus if sku not in found]
+    if missing:
+        raise NotFound(f"no product with SKU {missing[0]!r}")
+    return {sku: found[sku] for sku in skus}
+
+
+async def _record(
+    conn: aiosqlite.Connection, rows: list[tuple[str, int, int]], actor: str, reason: str
+) -> None:
+    """The ledger row and the new on-hand of every (SKU, count, count before) of a change."""
+    now = time.time()
+    try:
+        await conn.executemany(
+            "INSERT INTO stock_ledger (sku, at, actor, delta, on_hand, reason)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [(sku, now, actor, n - b, n, reason) for sku, n, b in rows],
+        )
+        await conn.executemany(
+            "UPDATE products SET on_hand = ?, updated_at = ? WHERE sku = ?",
+            [(n, now, sku) for sku, n, _ in rows],
+        )
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot record the stock change: {exc}") from exc
 
 
 class ProductStore:
@@ -82,16 +135,66 @@ class ProductStore:
         """The products among ``skus`` that exist, by SKU."""
         wanted = list(dict.fromkeys(skus))
         found: dict[str, Product] = {}
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
             marks = ",".join("?" * len(chunk))
             rows = await self.db.fetchall(f"SELECT * FROM products WHERE sku IN ({marks})", chunk)
             found.update((r["sku"], _product(r)) for r in rows)
         return found
 
 
+@dataclass(frozen=True)
+class Change:
+    """One SKU's new on-hand count: ``set_to`` it, else ``delta`` units more (or fewer)."""
+
+    sku: str
+    set_to: int | None = None
+    delta: int = 0
+
+
+#: Builds the error for the refused rows of a change: ``(row index, conflict)`` each.
+Refuse = Callable[[list[tuple[int, StockConflict]]], LivesaleError]
+
+
+def _first(refused: list[tuple[int, StockConflict]]) -> LivesaleError:
+    return refused[0][1]
+
+
+@dataclass
+class _Batch:
+    """One change of on-hand counts between its steps: rows of (SKU, target, count before)."""
+
+    id: str
+    rows: list[tuple[str, int, int]] = field(default_factory=list)
+    prepared: bool = False
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 class StockStore:
-    """The live counters of every SKU, changed only by Lua scripts."""
+    """The live counters of every SKU, changed only by Lua scripts.
+
+    On-hand counts change in both stores as one change (:meth:`apply`), in two steps around
+    the SQLite commit, so that a refused or failed change leaves both as they were, a
+    concurrent buy click cannot slip between the check and the write, and no crash lets Redis
+    offer a unit SQLite does not have:
+
+    1. Inside the SQLite transaction, one ``stock_batch`` call (``prepare``) checks every row
+       against the live held and sold counts and refuses the whole change if one row is below
+       them. Otherwise it applies only the rows whose on-hand *falls* — taking units off sale,
+       which can always be undone — and opens the change under a lease.
+    2. After the commit, one ``finish`` call sets every row to what SQLite now says and closes
+       the change: the new counts, which only add units and so are never refused; after a
+       rollback, the old ones, which gives back the units taken off sale.
+
+    Between the steps Redis never counts more than SQLite for any SKU, so a process that dies
+    there leaves stock short, never oversold; its change outlives its lease, later changes are
+    refused as ``interrupted``, and the orders' stock watch rebuilds stock from SQLite. One
+    change is open at a time, for every process sharing the Redis: the next waits until it
+    closes (``busy``), so changes reach Redis in the order SQLite committed them.
+    """
 
     def __init__(self, db: Database, redis: aioredis.Redis, scripts: Scripts) -> None:
         self.db = db
@@ -121,70 +224,132 @@ class StockStore:
     async def change(
         self, sku: str, *, actor: str, reason: str, set_to: int | None = None, delta: int = 0
     ) -> StockLevel:
-        """Set (``set_to``) or adjust (``delta``) on-hand, in Redis and the SQLite ledger.
-
-        Raises :class:`NotFound` for an unknown SKU and :class:`StockConflict` when on-hand
-        would fall below what is held or sold; nothing changes then.
-        """
-        async with self.db.transaction() as conn:
-            cur = await conn.execute("SELECT on_hand FROM products WHERE sku = ?", (sku,))
-            if await cur.fetchone() is None:
-                raise NotFound(f"no product with SKU {sku!r}")
-            return await self.change_in(
-                conn, sku, actor=actor, reason=reason, set_to=set_to, delta=delta
-            )
-
-    async def change_in(
-        self,
-        conn: aiosqlite.Connection,
-        sku: str,
-        *,
-        actor: str,
-        reason: str,
-        set_to: int | None = None,
-        delta: int = 0,
-    ) -> StockLevel:
-        """:meth:`change` inside the caller's write transaction ``conn``."""
-        level = await self._apply(sku, actor=actor, reason=reason, set_to=set_to, delta=delta)
-        await self._record(conn, level, actor=actor, reason=reason)
-        return level
-
-    async def _apply(
-        self, sku: str, *, actor: str, reason: str, set_to: int | None, delta: int
-    ) -> StockLevel:
-        result = await self.scripts.run(
-            calls.stock_set(sku=sku, set_to=set_to, delta=delta, actor=actor, reason=reason)
-        )
-        status = result[0].decode() if isinstance(result[0], bytes) else result[0]
-        if status == "unready":
-            raise Unavailable("stock is being rebuilt from the database; try again shortly")
-        level = StockLevel(sku, *(int(v) for v in result[1:]))
-        if status == "conflict":
-            target = set_to if set_to is not None else level.on_hand + delta
-            raise StockConflict(
-                f"on_hand {target} would be below the {level.held} held and {level.sold} sold",
-                on_hand=level.on_hand,
-                held=level.held,
-                sold=level.sold,
-            )
+        """Set (``set_to``) or adjust (``delta``) one SKU's on-hand (see :meth:`apply`); its
+        counters right after."""
+        await self.apply([Change(sku, set_to, delta)], actor=actor, reason=reason)
+        level = await self.get(sku)
         state.check(level)
         return level
 
-    async def _record(
-        self, conn: aiosqlite.Connection, level: StockLevel, *, actor: str, reason: str
+    async def apply(
+        self,
+        changes: Sequence[Change],
+        *,
+        actor: str,
+        reason: str,
+        write: Callable[[aiosqlite.Connection], Awaitable[None]] | None = None,
+        refuse: Refuse = _first,
     ) -> None:
-        cur = await conn.execute("SELECT on_hand FROM products WHERE sku = ?", (level.sku,))
-        row = await cur.fetchone()
-        before = int(row[0]) if row else 0
-        await conn.execute(
-            "INSERT INTO stock_ledger (sku, at, actor, delta, on_hand, reason)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (level.sku, time.time(), actor, level.on_hand - before, level.on_hand, reason),
+        """Change the on-hand counts of ``changes`` (distinct SKUs) in SQLite, its ledger and
+        Redis as one change; ``write`` adds the caller's own rows to the same transaction.
+
+        Raises :class:`NotFound` for an unknown SKU, ``refuse(rows)`` when on-hand would fall
+        below what is held or sold (by default the first row's :class:`StockConflict`), and
+        :class:`Unavailable` while stock is rebuilt or another process's change stays open;
+        nothing changes in either store then.
+        """
+        skus = [c.sku for c in changes]
+        if len(set(skus)) != len(skus):
+            raise ValueError("a SKU repeats in one stock change")
+        batch = _Batch(new_id("sb"))
+        try:
+            async with self.db.transaction() as conn:
+                if write is not None:
+                    await write(conn)
+                if not changes:
+                    return
+                before = await _on_hand(conn, skus)
+                batch.rows = [
+                    (
+                        c.sku,
+                        before[c.sku] + c.delta if c.set_to is None else c.set_to,
+                        before[c.sku],
+                    )
+                    for c in changes
+                ]
+                await self._prepare(batch, refuse)
+                await _record(conn, batch.rows, actor, reason)
+        except asyncio.CancelledError:
+            # Committed or not, nobody can tell: the change stays open, counting no more in
+            # Redis than SQLite has, until the stock watch reconciles it after its lease.
+            raise
+        except Exception:
+            if batch.prepared:  # rolled back: every row back to its count before the change
+                try:
+                    await self._finish(batch.id, [(sku, b) for sku, _, b in batch.rows])
+                except Exception:
+                    log.exception(
+                        "stock change %s not undone in Redis: left to the watch", batch.id
+                    )
+            raise
+        await self._finish(batch.id, [(sku, n) for sku, n, _ in batch.rows])
+
+    async def _prepare(self, batch: _Batch, refuse: Refuse) -> None:
+        """Step 1: check every row in Redis and take units off sale, or raise."""
+        call = calls.stock_batch(
+            step="prepare",
+            change=batch.id,
+            targets=[(sku, n) for sku, n, _ in batch.rows],
+            lease_ms=BATCH_LEASE_MS,
         )
-        await conn.execute(
-            "UPDATE products SET on_hand = ?, updated_at = ? WHERE sku = ?",
-            (level.on_hand, time.time(), level.sku),
+        deadline = time.monotonic() + BUSY_SECONDS
+        while True:
+            result = await self.scripts.run(call)
+            status = _text(result[0])
+            if status != "busy" or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)  # another process's change is between its two steps
+        if status == "ok":
+            batch.prepared = True
+            return
+        if status == "conflict":
+            refused = []
+            for at in range(1, len(result), 4):
+                row, on_hand, held, sold = (int(v) for v in result[at : at + 4])
+                sku, target, _ = batch.rows[row - 1]
+                level = StockLevel(sku, on_hand, on_hand - held - sold, held, sold)
+                refused.append((row - 1, state.conflict(level, target)))
+            raise refuse(refused)
+        raise Unavailable(
+            {
+                "unready": "stock is being rebuilt from the database; try again shortly",
+                "busy": "another stock change is in progress; try again shortly",
+                "interrupted": "an interrupted stock change is being reconciled with the"
+                " database; try again shortly",
+            }[status],
+            retry_after=1,
         )
+
+    async def _finish(self, change: str, targets: list[tuple[str, int]]) -> None:
+        """Step 2: every row to what SQLite holds now, and the change closed."""
+        result = await self.scripts.run(
+            calls.stock_batch(
+                step="finish", change=change, targets=targets, lease_ms=BATCH_LEASE_MS
+            )
+        )
+        for at in range(1, len(result), 2):
+            (sku, target), shortfall = targets[int(result[at]) - 1], int(result[at + 1])
+            log.error(
+                "stock of %s: on-hand %d is %d below what is held and sold", sku, target, shortfall
+            )
+
+    async def interrupted(self) -> str | None:
+        """The id of an open stock change that outlived its lease (the process making it
+        died between its two steps), else ``None``; stock must then be rebuilt from SQLite."""
+        with map_redis_errors():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.hmget(keys.STOCK_BATCH, ["id", "until"])
+                pipe.time()
+                (batch, until), (seconds, micros) = await pipe.execute()
+        if batch is None or until is None or int(until) > seconds * 1000 + micros // 1000:
+            return None
+        return _text(batch)
+
+    async def forget_interrupted(self) -> None:
+        """After a rebuild from SQLite: close an interrupted change (nothing reopens it)."""
+        if await self.interrupted() is not None:
+            with map_redis_errors():
+                await self.redis.delete(keys.STOCK_BATCH)
 
     async def ledger(self, sku: str, limit: int = 100) -> list[LedgerEntry]:
         rows = await self.db.fetchall(

@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import click
+import msgspec
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from livesale.catalogue import read_products
+from livesale.catalogue import ImportLimits, read_products
 from livesale.cli.base import (
     call,
     cli,
@@ -24,8 +25,9 @@ from livesale.cli.base import (
     read,
     table,
 )
-from livesale.client import ClientError
-from livesale.rows import FileProblems
+from livesale.client import Client, ClientError
+from livesale.config import Settings
+from livesale.rows import FileProblems, count_rows
 
 
 @cli.group()
@@ -41,17 +43,20 @@ def products_import(
 ) -> None:
     """Import products from CSV (sku,title,price,currency,description,image_url,stock) or JSON.
 
-    Every bad row is reported with its line number, and then nothing is imported.
+    The import is all or nothing: every bad row is reported with its line number, and then
+    nothing is imported. A file over the server's limits (products per import, bytes per
+    request) is refused before anything is sent.
     """
-    import msgspec
-
     text = read(file)
     client = connect(server, api_key, data_dir)
-    try:
-        items = read_products(text)
-    except FileProblems as problems:
-        print_bad_rows(file, problems)
-        raise fail(f"{len(problems.rows)} bad row(s) in {file}; nothing was imported") from None
+    limits = _import_limits(client)
+    rows = count_rows(text)
+    if rows > limits.max_rows:
+        raise fail(
+            f"{file} holds {rows} products, and the server imports at most {limits.max_rows}"
+            " at a time, all or nothing: split the file into parts of at most"
+            f" {limits.max_rows} rows and import each; nothing was imported"
+        )
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -60,16 +65,47 @@ def products_import(
         transient=True,
         disable=as_json,
     ) as progress:
-        task = progress.add_task(f"Importing {file.name}", total=len(items))
+        reading = progress.add_task(f"Reading {file.name}", total=rows)
         try:
-            result = client.request("POST", "/api/products/import", msgspec.to_builtins(items))
+            items = read_products(text, lambda n: progress.update(reading, completed=n))
+        except FileProblems as problems:
+            progress.stop()
+            print_bad_rows(file, problems)
+            raise fail(f"{len(problems.rows)} bad row(s) in {file}; nothing was imported") from None
+        progress.update(reading, completed=len(items))
+        body = msgspec.json.encode(items)
+        if len(body) > limits.max_body_bytes:
+            raise fail(
+                f"{file} makes a request of {len(body)} bytes, and the server takes at most"
+                f" {limits.max_body_bytes} bytes a request: split the file into smaller parts"
+                " and import each; nothing was imported"
+            )
+        sending = progress.add_task(f"Importing into {client.server}", total=len(body))
+        try:
+            result = client.upload(
+                "POST",
+                "/api/products/import",
+                body,
+                lambda n: progress.update(sending, completed=n),
+            )
         except ClientError as exc:
             raise fail(str(exc)) from exc
-        progress.update(task, completed=len(items))
     if as_json:
         print_json(result)
     else:
         out.print(plain(f"Imported {result['imported']} product(s) from {file}."), markup=False)
+
+
+def _import_limits(client: Client) -> ImportLimits:
+    """What the server takes in one import; its defaults when it is too old to say."""
+    try:
+        answer = client.request("GET", "/api/products/import/limits")
+    except ClientError as exc:
+        if exc.status != 404:
+            raise fail(str(exc)) from exc
+        defaults = Settings()
+        return ImportLimits(defaults.max_import_rows, defaults.max_body_bytes)
+    return msgspec.convert(answer, ImportLimits)
 
 
 @products.command("list")

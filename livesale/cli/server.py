@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -167,6 +168,39 @@ def _limit(name: str, default: float, kind: click.ParamType[Any], text: str) -> 
     click.IntRange(1, 1_000_000),
     "Viewers of one client address counted in presence and in an item's votes and wants.",
 )
+# Memory and bulk edits
+@_limit(
+    "--max-import-rows",
+    _DEFAULTS.max_import_rows,
+    click.IntRange(1, 1_000_000),
+    "Products one import may carry, all or nothing.",
+)
+@_limit(
+    "--max-lineup-items",
+    _DEFAULTS.max_lineup_items,
+    click.IntRange(1, 10_000),
+    "Items a show's line-up may hold (every viewer's snapshot carries them all).",
+)
+@_limit(
+    "--keep-finished-seconds",
+    _DEFAULTS.keep_finished_seconds,
+    click.IntRange(1, 86400),
+    "How long a finished hold stays readable, and a buy click's retry gets the same hold.",
+)
+@_limit(
+    "--show-keep-seconds",
+    _DEFAULTS.show_keep_seconds,
+    click.IntRange(1, 30 * 86400),
+    "How long a closed show's room (chat tail, requests, plants) stays in Redis.",
+)
+@click.option(
+    "--redis-maxmemory",
+    default=_DEFAULTS.redis_maxmemory,
+    show_default=True,
+    callback=lambda _ctx, _param, value: _memory_size(value),
+    help="The embedded Redis's memory limit (e.g. 256mb, 1gb; 0: none). When full it refuses"
+    " writes rather than drop stock; a warning comes at 80%.",
+)
 @click.option(
     "--payments",
     default=",".join(DEFAULT_PAYMENTS),
@@ -220,6 +254,14 @@ def serve(log_level: str, **options: Any) -> None:
         run(settings, log_level, out)
     except LivesaleError as exc:
         raise fail(exc.detail) from exc
+
+
+def _memory_size(text: str) -> str:
+    """A Redis memory size (``256mb``, ``1gb``, ``1048576``, ``0``) as Redis takes it."""
+    size = text.strip().lower()
+    if not re.fullmatch(r"\d+(b|k|kb|m|mb|g|gb)?", size):
+        raise click.BadParameter(f"{text!r}: use a size such as 256mb or 1gb (0: no limit)")
+    return size
 
 
 def _rate_limit(text: str) -> tuple[str, int, float]:

@@ -13,8 +13,11 @@ local function emit(seq_key, channel, body)
   return seq
 end
 
+-- A show whose mirror is gone (it expired a while after the show's end) counts as ended too:
+-- nothing is written for a show Redis no longer knows.
 local function ended(show_key)
-  return redis.call('HGET', show_key, 'state') == 'ended'
+  local state = redis.call('HGET', show_key, 'state')
+  return state == 'ended' or not state
 end
 
 -- The ranked queue: most votes first, then the request opened first (state.rank).

@@ -7,14 +7,22 @@ local function available()
   return tonumber(redis.call('HGET', STOCK, 'available') or '0')
 end
 
+-- `units` fewer on a buyer's (or an address's) count; a count down to nothing leaves the
+-- hash (the twin of state._less), so it holds only those who hold or bought something.
+local function less(field, units)
+  if redis.call('HINCRBY', BUYERS, field, -units) <= 0 then
+    redis.call('HDEL', BUYERS, field)
+  end
+end
+
 -- A held hold ends as `state` (the twin of state._end_hold): its units go back to available
 -- and leave the buyer's (and its address's) count, and it is filed as done at `now`. Returns the hold's new JSON.
 local function end_hold(h, state, now)
   redis.call('HINCRBY', STOCK, 'available', h.qty)
   redis.call('HINCRBY', STOCK, 'held', -h.qty)
-  redis.call('HINCRBY', BUYERS, h.show .. '|' .. h.viewer, -h.qty)
+  less(h.show .. '|' .. h.viewer, h.qty)
   if h.addr and h.addr ~= '' then
-    redis.call('HINCRBY', BUYERS, h.show .. '|@' .. h.addr, -h.qty)
+    less(h.show .. '|@' .. h.addr, h.qty)
   end
   h.state = state
   local encoded = cjson.encode(h)

@@ -134,16 +134,17 @@ def release_show(*, sku: str, show_id: str) -> ScriptCall:
     return ScriptCall("release_show", _shelf(sku), [show_id])
 
 
-def stock_set(
-    *, sku: str, set_to: int | None = None, delta: int = 0, actor: str, reason: str
+def stock_batch(
+    *, step: str, change: str, targets: Sequence[tuple[str, int]], lease_ms: int
 ) -> ScriptCall:
-    """Set (``set_to``) or adjust (``delta``) on-hand. ``{status, on_hand, available, held,
-    sold}`` with status ``ok``, ``conflict`` or ``unready``."""
-    mode, value = ("set", set_to) if set_to is not None else ("adjust", delta)
+    """One step (``prepare`` or ``finish``) of the change ``change`` of on-hand counts to
+    ``targets`` (SKU, count). ``prepare`` answers ``{"ok"}``, ``{"unready"}``, ``{"busy"}``,
+    ``{"interrupted"}`` or ``{"conflict", row, on_hand, held, sold, ...}`` (rows from 1);
+    ``finish``, ``{"ok", row, shortfall, ...}`` for the rows below what is held and sold."""
     return ScriptCall(
-        "stock_set",
-        [keys.stock(sku), keys.stock_ledger(sku), keys.STOCK_READY],
-        [mode, value, actor, reason],
+        "stock_batch",
+        [keys.STOCK_READY, keys.STOCK_BATCH, *(keys.stock(sku) for sku, _ in targets)],
+        [step, change, lease_ms, *(n for _, n in targets)],
     )
 
 
@@ -181,8 +182,6 @@ def stock_return(
     buyer: str,
     total: int,
     known: int,
-    actor: str,
-    reason: str,
 ) -> ScriptCall:
     """Units of a cancelled or refunded order back to ``available``, once each: ``total`` the
     order has given back in all, ``known`` of them SQLite knows are back already.
@@ -193,11 +192,10 @@ def stock_return(
             keys.stock(sku),
             keys.buyers(sku),
             keys.returned(sku),
-            keys.stock_ledger(sku),
             keys.STOCK_READY,
             keys.show_channel(show_id),
         ],
-        [order_id, total, known, buyer, actor, reason, sku],
+        [order_id, total, known, buyer, sku],
     )
 
 
@@ -270,10 +268,18 @@ def resolve(*, show_id: str, sku: str) -> ScriptCall:
 
 
 def plant(
-    *, show_id: str, sku: str, viewer_id: str, want: bool, client: str = "", crowd: int = 0
+    *,
+    show_id: str,
+    sku: str,
+    viewer_id: str,
+    want: bool,
+    keep_ms: int,
+    client: str = "",
+    crowd: int = 0,
 ) -> ScriptCall:
     """Plant or unplant ``sku``; answers ``{code, count}``. ``client``'s viewers plant one item
-    at most ``crowd`` times (``address_limit`` past it; ``""`` is not counted)."""
+    at most ``crowd`` times (``address_limit`` past it; ``""`` is not counted). The viewer's
+    planted set expires ``keep_ms`` after its last change."""
     return ScriptCall(
         "plant",
         [
@@ -284,7 +290,7 @@ def plant(
             keys.show_channel(show_id),
             keys.show_plant_addresses(show_id),
         ],
-        [sku, viewer_id, "1" if want else "0", client, crowd, keys.ROOM_RECORD_SECONDS],
+        [sku, viewer_id, "1" if want else "0", client, crowd, keys.ROOM_RECORD_SECONDS, keep_ms],
     )
 
 

@@ -1,7 +1,8 @@
 --! prelude _clock _room
 -- KEYS show, lineup, plants, viewer's planted set, channel, plants per address;
 -- ARGV sku, viewer id, '1'|'0', the client's address ('' not counted), how many viewers of
--- one address may plant one item, record ttl s.
+-- one address may plant one item, record ttl s, how long (ms) the planted set outlives its
+-- last change.
 -- Publishes ``plants`` (for hosts) and ``planted`` (for the viewer); both unsequenced.
 if ended(KEYS[1]) then return {'show_ended', 0} end
 local sku = ARGV[1]
@@ -21,6 +22,7 @@ if ARGV[3] == '1' then
     redis.call('SADD', KEYS[4], sku)
     count = redis.call('HINCRBY', KEYS[3], sku, 1)
   end
+  redis.call('PEXPIRE', KEYS[4], ARGV[7])
 elseif redis.call('SREM', KEYS[4], sku) == 1 then
   count = redis.call('HINCRBY', KEYS[3], sku, -1)
   if ARGV[4] ~= '' and tonumber(redis.call('HGET', KEYS[6], crowd) or 0) > 0 then

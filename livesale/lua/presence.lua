@@ -5,6 +5,8 @@ local now = now_ms()
 local count = tonumber(ARGV[2])
 if count > 0 then
   redis.call('HSET', KEYS[1], ARGV[1], count .. ':' .. string.format('%d', now + tonumber(ARGV[3])))
+  -- Every entry is stale by then: a show nobody watches any more costs Redis nothing.
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
 elseif count == 0 then
   redis.call('HDEL', KEYS[1], ARGV[1])
 end

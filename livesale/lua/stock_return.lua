@@ -1,12 +1,12 @@
 -- Units of a cancelled or refunded order go back on sale: the twin of state.return_units.
 -- Sold -> available, out of the buyer's count, once per unit however often it is retried.
--- KEYS[1] stock hash, KEYS[2] buyers hash, KEYS[3] returned hash, KEYS[4] ledger stream,
--- KEYS[5] stock-ready marker, KEYS[6] show channel
+-- KEYS[1] stock hash, KEYS[2] buyers hash, KEYS[3] returned hash, KEYS[4] stock-ready marker,
+-- KEYS[5] show channel
 -- ARGV[1] order id, ARGV[2] units the order has given back in all (SQLite),
--- ARGV[3] of which SQLite knows are back already, ARGV[4] <show>|<viewer>, ARGV[5] actor,
--- ARGV[6] reason, ARGV[7] sku
+-- ARGV[3] of which SQLite knows are back already, ARGV[4] <show>|<viewer>, ARGV[5] sku
 -- Returns {status, available, units moved now}; status "unready" while stock is rebuilt.
-if redis.call('EXISTS', KEYS[5]) == 0 then
+-- (SQLite's stock ledger records the return.)
+if redis.call('EXISTS', KEYS[4]) == 0 then
   return {'unready', 0, 0}
 end
 local total = tonumber(ARGV[2])
@@ -18,12 +18,11 @@ if units <= 0 then
 end
 redis.call('HINCRBY', KEYS[1], 'sold', -units)
 available = redis.call('HINCRBY', KEYS[1], 'available', units)
-redis.call('HINCRBY', KEYS[2], ARGV[4], -units)
+-- A buyer whose count is back to nothing leaves the hash (the twin of state._less).
+if redis.call('HINCRBY', KEYS[2], ARGV[4], -units) <= 0 then
+  redis.call('HDEL', KEYS[2], ARGV[4])
+end
 redis.call('HSET', KEYS[3], ARGV[1], total)
-local now = redis.call('TIME')
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', 10000, '*',
-  'at', now[1] .. '.' .. string.format('%06d', tonumber(now[2])),
-  'actor', ARGV[5], 'delta', 0, 'returned', units, 'reason', ARGV[6])
-redis.call('PUBLISH', KEYS[6], cjson.encode({type = 'stock', sku = ARGV[7],
+redis.call('PUBLISH', KEYS[5], cjson.encode({type = 'stock', sku = ARGV[5],
   available = available}))
 return {'ok', available, units}

@@ -272,8 +272,11 @@ class Sales:
 
     async def _confirm(self, order_id: str, provider: Provider) -> OrderOut:
         row = await self.book.row(order_id)
-        hold = await self.holds.get(row["hold_id"])
-        outcome = await self.holds.confirm(hold, order_id)
+        # By its id, not read first: a hold that finished long ago is forgotten ("gone"),
+        # and the payment is then undone like that of an expired one.
+        outcome = await self.holds.confirm(
+            row["hold_id"], row["show_id"], order_id, row["viewer_id"]
+        )
         if outcome.status == "unready":
             raise Unavailable(
                 "stock is being rebuilt from the database; the order will complete shortly",

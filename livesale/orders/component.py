@@ -7,7 +7,9 @@
   payment provider's own state (and unfinished refunds and returns are completed); orders that
   stall later are picked up;
 * show closings whose grace period is over;
-* webhook deliveries with retries.
+* webhook deliveries with retries;
+* the Redis memory watch (:mod:`livesale.memory`): a full Redis refuses every buy click, so
+  its use is exported as metrics and warned about before it is full.
 
 Registered in ``livesale.app.STARTERS`` under :data:`ORDERS`; routes reach it with :func:`of`.
 """
@@ -17,21 +19,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 import httpx
 from starlette.requests import HTTPConnection
 
-from livesale import background, keys, limits
+from livesale import background, keys, limits, memory
 from livesale import services as svc
+from livesale.catalogue import CATALOGUE
+from livesale.memory import RedisMemory
 from livesale.orders.book import OrderBook
 from livesale.orders.checkout import Sales
 from livesale.orders.fulfilment import Closing, show_ended
 from livesale.orders.holds import HoldStore, announce_ended, hold_out
 from livesale.orders.messages import HoldOut
 from livesale.orders.payments import ManualProvider, Provider, TestProvider
-from livesale.orders.recovery import ensure_stock
+from livesale.orders.recovery import ensure_stock, reconcile
 from livesale.orders.returns import Returns
 from livesale.orders.webhooks import Webhooks
 from livesale.shows import SHOWS
@@ -74,6 +78,7 @@ class OrdersComponent:
             services.redis,
             services.scripts,
             settings.hold_seconds,
+            keep_finished_seconds=settings.keep_finished_seconds,
             default_limit=settings.default_limit_per_buyer,
             address_multiple=settings.address_cap_multiple,
             live_holds=settings.live_holds_per_viewer,
@@ -83,15 +88,22 @@ class OrdersComponent:
         self.returns = Returns(self.book, services.scripts, self.providers)
         self.sales = Sales(self.book, self.holds, self.providers, self.returns)
         self.closing = Closing(
-            services.db, services.redis, self.holds, self.sales, self.providers, self.book
+            services.db,
+            services.redis,
+            self.holds,
+            self.sales,
+            self.providers,
+            self.book,
+            keep_seconds=settings.show_keep_seconds,
         )
         self.webhooks = Webhooks(
             services.db,
             insecure=settings.allow_insecure_webhooks,
             private=settings.allow_private_webhooks,
         )
+        self.memory = RedisMemory(services.redis, services.metrics)
         self._tasks: list[asyncio.Task[None]] = []
-        self._rebuilding: asyncio.Task[bool] | None = None
+        self._rebuilding: asyncio.Task[object] | None = None
         self._http = httpx.AsyncClient(follow_redirects=False)
 
     async def start(self) -> None:
@@ -103,6 +115,9 @@ class OrdersComponent:
             asyncio.create_task(self._every(CLOSING_SECONDS, self.close_due), name="closings"),
             asyncio.create_task(self._every(WEBHOOK_SECONDS, self.deliver), name="webhooks"),
             asyncio.create_task(self._every(RECOVERY_SECONDS, self.recover), name="recovery"),
+            asyncio.create_task(
+                self._every(memory.CHECK_SECONDS, self.memory.check), name="memory"
+            ),
         ]
 
     async def aclose(self) -> None:
@@ -146,15 +161,23 @@ class OrdersComponent:
         return expired
 
     async def watch(self) -> None:
-        """Rebuild stock from SQLite if Redis lost it (the readiness marker is gone)."""
+        """Rebuild stock from SQLite if Redis lost it (the readiness marker is gone), or if a
+        change of on-hand was cut off between its two steps (its process died)."""
         if not await self.services.redis.exists(keys.STOCK_READY):
             self.stock_lost()
+        elif await self.services.get(CATALOGUE).stock_change_interrupted():
+            self.stock_lost(interrupted=True)
 
-    def stock_lost(self) -> None:
+    def stock_lost(self, *, interrupted: bool = False) -> None:
         """Start a rebuild now unless one is already running (called from the buy path)."""
         if self._rebuilding is None or self._rebuilding.done():
-            log.warning("stock is missing in Redis: rebuilding it from the database")
-            self._rebuilding = asyncio.create_task(ensure_stock(self.services))
+            if interrupted:
+                log.warning("a stock change was interrupted: rebuilding stock from the database")
+                work: Coroutine[Any, Any, object] = reconcile(self.services)
+            else:
+                log.warning("stock is missing in Redis: rebuilding it from the database")
+                work = ensure_stock(self.services)
+            self._rebuilding = asyncio.create_task(work)
 
     async def close_due(self) -> None:
         await self.closing.finish_due()

@@ -26,9 +26,9 @@ from collections.abc import Sequence
 import msgspec
 import redis.asyncio as aioredis
 
-from livesale import events
+from livesale import events, keys
 from livesale.db import Database
-from livesale.errors import InvalidTransition, NotFound, ValidationFailed
+from livesale.errors import InvalidTransition, NotFound, ValidationFailed, map_redis_errors
 from livesale.money import Money
 from livesale.orders import webhooks
 from livesale.orders.book import OrderBook, payment_of
@@ -83,7 +83,11 @@ class Closing:
         sales: Sales,
         providers: dict[str, Provider],
         book: OrderBook,
+        *,
+        keep_seconds: int = 3600,
     ) -> None:
+        #: How long a closed show's Redis keys live on.
+        self.keep_ms = keep_seconds * 1000
         self.db = db
         self.redis = redis
         self.holds = holds
@@ -130,6 +134,7 @@ class Closing:
         )
         for row in confirmed:
             await self._capture(row)
+        await self._forget_room(show_id, skus)
         now = time.time()
         async with self.db.transaction() as conn:
             cur = await conn.execute(
@@ -159,6 +164,17 @@ class Closing:
                 )
         log.info("show %s closed: fulfilment batch ready", show_id)
         return True
+
+    async def _forget_room(self, show_id: str, skus: list[str]) -> None:
+        """Give the show's Redis keys their lifetime: the room takes nothing more, and what
+        is left (the chat tail for late visitors, the mirror) goes a while after the close."""
+        with map_redis_errors():
+            requested = await self.redis.hkeys(keys.show_requests(show_id))
+            async with self.redis.pipeline(transaction=False) as pipe:
+                asked = (s.decode() if isinstance(s, bytes) else s for s in requested)
+                for key in keys.show_keys(show_id, {*skus, *asked}):
+                    pipe.pexpire(key, self.keep_ms)
+                await pipe.execute()
 
     async def _capture(self, row: sqlite3.Row) -> None:
         """Capture one authorized order; a failure is reported, never dropped."""

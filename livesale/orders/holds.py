@@ -28,11 +28,8 @@ from livesale.values import StockLevel
 
 log = logging.getLogger("livesale.orders")
 
-#: How long a buy click's idempotency record lives (Stripe keeps keys 24 h too).
-IDEMPOTENCY_SECONDS = 24 * 3600
-#: How long a finished hold stays readable (retries, checkout answers, recovery).
-KEEP_FINISHED_MS = 24 * 3600 * 1000
-#: How many expired holds one sweep of one SKU returns to ``available``.
+#: How many expired holds one sweep of one SKU returns to ``available``, and how many finished
+#: holds it forgets.
 SWEEP_BATCH = 500
 
 
@@ -114,6 +111,7 @@ class HoldStore:
         scripts: Scripts,
         hold_seconds: int,
         *,
+        keep_finished_seconds: int = 600,
         default_limit: int = 0,
         address_multiple: int = 0,
         live_holds: int = 0,
@@ -123,6 +121,11 @@ class HoldStore:
         self.scripts = scripts
         self.batcher = ScriptBatcher(redis, scripts)
         self.hold_ms = hold_seconds * 1000
+        #: A finished hold stays readable this long (retried clicks, checkout answers,
+        #: recovery), then the sweeper forgets it.
+        self.keep_finished_ms = keep_finished_seconds * 1000
+        #: A click's idempotency record lives while its hold may: a retry gets the same hold.
+        self.idem_seconds = max(hold_seconds, keep_finished_seconds)
         #: The per-buyer limit of items whose line-up sets none, and the address cap's multiple.
         self.default_limit = default_limit
         self.address_multiple = address_multiple
@@ -157,7 +160,7 @@ class HoldStore:
                 qty=qty,
                 hold_ms=self.hold_ms,
                 idem_key=idem_key,
-                idem_seconds=IDEMPOTENCY_SECONDS,
+                idem_seconds=self.idem_seconds,
                 reap_batch=state.REAP_BATCH,
                 default_limit=self.default_limit,
                 client=client,
@@ -173,6 +176,8 @@ class HoldStore:
             raise limits.refusal("hold", int(result[3]))
         available = int(result[1])
         hold = to_hold(result[2]) if result[2] else None
+        if status == "existing" and hold is None:
+            status = "gone"  # a retried click whose hold finished and was forgotten since
         outcome = state.Outcome(
             status,
             state.Shelf(StockLevel(sku, 0, available, 0, 0)),
@@ -217,23 +222,33 @@ class HoldStore:
         )
         return self._outcome(hold.sku, result)
 
-    async def confirm(self, hold: state.Hold, order_id: str) -> state.Outcome:
-        """Move a live hold's units from held to sold for ``order_id``.
+    async def confirm(
+        self, hold_id: str, show_id: str, order_id: str, viewer_id: str = ""
+    ) -> state.Outcome:
+        """Move a live hold's units from held to sold for ``order_id``; the hold leaves the
+        live holds of ``viewer_id`` and of the address it was made from.
 
-        Status ``ok``, ``expired``, ``gone``, ``taken``, or ``unready`` while stock is being
-        rebuilt (the caller then retries later; nothing changed).
+        Status ``ok``, ``expired``, ``gone`` (finished and forgotten, or never made), ``taken``,
+        or ``unready`` while stock is being rebuilt (the caller then retries later; nothing
+        changed).
         """
+        sku = sku_of(hold_id)
+        # The address is on the hold's record, if it is still kept; the script does not fail
+        # on a forgotten hold, and neither does this read.
+        with map_redis_errors():
+            raw = await self.redis.hget(keys.holds(sku), hold_id)
+        client = to_hold(raw).addr if raw is not None else ""
         result = await self.batcher.call(
             calls.confirm(
-                sku=hold.sku,
-                show_id=hold.show_id,
-                hold_id=hold.hold_id,
+                sku=sku,
+                show_id=show_id,
+                hold_id=hold_id,
                 order_id=order_id,
-                owner=hold.viewer_id,
-                client=hold.addr,
+                owner=viewer_id,
+                client=client,
             )
         )
-        return self._outcome(hold.sku, result)
+        return self._outcome(sku, result)
 
     def _outcome(self, sku: str, result: list[Any]) -> state.Outcome:
         return state.Outcome(
@@ -276,7 +291,7 @@ class HoldStore:
     async def sweep(self, sku: str) -> tuple[int, list[state.Hold]]:
         """Expire the SKU's holds whose time is up; ``(available, expired holds)``."""
         result = await self.scripts.run(
-            calls.expire(sku=sku, batch=SWEEP_BATCH, keep_finished_ms=KEEP_FINISHED_MS)
+            calls.expire(sku=sku, batch=SWEEP_BATCH, keep_finished_ms=self.keep_finished_ms)
         )
         return int(result[0]), [to_hold(r) for r in result[1:]]
 

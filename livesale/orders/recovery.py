@@ -55,7 +55,8 @@ class _SkuOrders:
 async def _orders_by_sku(services: Services) -> dict[str, _SkuOrders]:
     # One statement, so one consistent snapshot of every order that counts.
     rows = await services.db.fetchall(
-        f"SELECT sku, show_id, viewer_id, hold_id, state, {state.SOLD_UNITS_SQL} AS units"
+        f"SELECT sku, show_id, viewer_id, hold_id, state, {state.SOLD_UNITS_SQL} AS units,"
+        " (SELECT state FROM shows WHERE shows.id = orders.show_id) AS show_state"
         " FROM orders WHERE state IN ('confirmed', 'authorized') OR returned_qty > 0"
     )
     found: dict[str, _SkuOrders] = {}
@@ -67,8 +68,9 @@ async def _orders_by_sku(services: Services) -> dict[str, _SkuOrders]:
             # Units given back but not yet back on sale still count as sold; the return
             # (Returns.restock) moves them, once, after the rebuild.
             entry.sold += int(r["units"])
-            buyer = state.buyer_field(r["show_id"], r["viewer_id"])
-            entry.bought[buyer] = entry.bought.get(buyer, 0) + int(r["units"])
+            if r["show_state"] != "ended":  # an ended show has no buyer limits to keep
+                buyer = state.buyer_field(r["show_id"], r["viewer_id"])
+                entry.bought[buyer] = entry.bought.get(buyer, 0) + int(r["units"])
     return found
 
 
@@ -84,12 +86,17 @@ async def rebuild(services: Services) -> list[StockDifference]:
     reported (logged as an error) and leaves ``available`` at 0.
     """
     redis = services.redis
+    catalogue = services.get(CATALOGUE)
     differences: list[StockDifference] = []
     with map_redis_errors():
         await redis.delete(keys.STOCK_READY)
-        rows = await services.db.fetchall("SELECT sku, on_hand FROM products ORDER BY sku")
-        orders = await _orders_by_sku(services)
-        before = await services.get(CATALOGUE).stock_levels([r["sku"] for r in rows])
+        # Read with SQLite's writer held, so that no stock change is between its first Redis
+        # step and its commit while the record is read: one that committed finishes with what
+        # is read here, and none starts until stock is ready (catalogue.store.StockStore).
+        async with services.db.transaction():
+            rows = await services.db.fetchall("SELECT sku, on_hand FROM products ORDER BY sku")
+            orders = await _orders_by_sku(services)
+        before = await catalogue.stock_levels([r["sku"] for r in rows])
         for row in rows:
             sku, on_hand = row["sku"], int(row["on_hand"])
             entry = orders.get(sku, _SkuOrders())
@@ -113,6 +120,7 @@ async def rebuild(services: Services) -> list[StockDifference]:
             if level != before[sku]:
                 differences.append(StockDifference(sku, before[sku], level))
         await services.get(SHOWS).mirror_all()
+        await catalogue.forget_interrupted_change()
         await redis.set(keys.STOCK_READY, "1")
     for diff in differences:
         log.warning("stock of %s rebuilt: redis had %s, now %s", diff.sku, diff.redis, diff.rebuilt)

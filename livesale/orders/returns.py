@@ -269,8 +269,6 @@ class Returns:
                 buyer=buyer_field(row["show_id"], row["viewer_id"]),
                 total=total,
                 known=known,
-                actor="orders",
-                reason=reason,
             )
         )
         status = result[0].decode() if isinstance(result[0], bytes) else str(result[0])

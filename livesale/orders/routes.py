@@ -3,6 +3,7 @@ rebuild (which needs the orders' figures)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import msgspec
@@ -89,6 +90,11 @@ async def create_hold(request: Request) -> Response:
         raise
     if outcome.reaped:
         await announce_ended(services.redis, list(outcome.reaped), outcome.available)
+    if outcome.status == "not_live" and not outcome.show_state:
+        # Redis has no mirror of the show: an unknown show is a 404 (this raises), a show
+        # whose room was forgotten after it closed says what it is.
+        show = await services.get(SHOWS).get(request.path_params["show_id"])
+        outcome = replace(outcome, show_state=show.state)
     state.raise_for(outcome)
     assert outcome.hold is not None
     return Response(_encode(hold_out(outcome.hold)), 201, media_type="application/json")

@@ -128,12 +128,20 @@ def _end_hold(shelf: Shelf, hold: Hold, state: HoldState) -> Shelf:
     )
     holds = dict(shelf.holds)
     holds[hold.hold_id] = replace(hold, state=state)
-    buyers = dict(shelf.buyers)
-    buyers[hold.buyer] = buyers.get(hold.buyer, 0) - hold.qty
+    buyers = _less(shelf.buyers, hold.buyer, hold.qty)
     if hold.addr:
-        field = address_field(hold.show_id, hold.addr)
-        buyers[field] = buyers.get(field, 0) - hold.qty
+        buyers = _less(buyers, address_field(hold.show_id, hold.addr), hold.qty)
     return replace(shelf, level=new_level, holds=holds, buyers=buyers)
+
+
+def _less(buyers: Mapping[str, int], field: str, units: int) -> dict[str, int]:
+    """``buyers`` with ``units`` fewer on ``field``; a count down to nothing is dropped, so
+    the per-buyer counts grow with the buyers who hold or bought something, not with all."""
+    out = dict(buyers)
+    left = out.pop(field, 0) - units
+    if left > 0:
+        out[field] = left
+    return out
 
 
 def expire(shelf: Shelf, now_ms: int, batch: int = REAP_BATCH) -> tuple[Shelf, tuple[Hold, ...]]:
@@ -268,13 +276,16 @@ def confirm(shelf: Shelf, hold_id: str, order_id: str, now_ms: int) -> Outcome:
 
 
 def release_show(shelf: Shelf, show_id: str) -> tuple[Shelf, tuple[Hold, ...]]:
-    """The show's grace period is over: release every hold of ``show_id`` still held."""
+    """The show's grace period is over: release every hold of ``show_id`` still held, and
+    forget what its buyers hold and bought (the show takes no more holds to limit)."""
     ended: list[Hold] = []
     for hold in sorted(shelf.holds.values(), key=lambda h: (h.expires_at, h.hold_id)):
         if hold.show_id == show_id and hold.state is HoldState.HELD:
             shelf = _end_hold(shelf, hold, HoldState.RELEASED)
             ended.append(shelf.holds[hold.hold_id])
-    return shelf, tuple(ended)
+    prefix = show_id + "|"
+    buyers = {b: n for b, n in shelf.buyers.items() if not b.startswith(prefix)}
+    return replace(shelf, buyers=buyers), tuple(ended)
 
 
 def return_units(shelf: Shelf, order_id: str, buyer: str, total: int, known: int) -> Outcome:
@@ -290,7 +301,7 @@ def return_units(shelf: Shelf, order_id: str, buyer: str, total: int, known: int
     new_level = StockLevel(
         level.sku, level.on_hand, level.available + units, level.held, level.sold - units
     )
-    buyers = {**shelf.buyers, buyer: shelf.buyers.get(buyer, 0) - units}
+    buyers = _less(shelf.buyers, buyer, units)
     returned = {**shelf.returned, order_id: total}
     return Outcome(
         "ok", replace(shelf, level=new_level, buyers=buyers, returned=returned), current=units

@@ -19,6 +19,9 @@ CHAT_TAIL = 50
 #: Chat rate limit per viewer: a bucket of ``CHAT_BURST`` refilled at ``CHAT_RATE`` per second.
 CHAT_RATE = 1.0
 CHAT_BURST = 3.0
+#: A viewer's planted items are forgotten this long after their last plant (Redis expires the
+#: set: a show runs hours, and a crowd of passing viewers must not stay in memory for good).
+PLANTED_SECONDS = 12 * 3600
 
 
 class Refused(Exception):

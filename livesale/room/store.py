@@ -15,7 +15,14 @@ from livesale.errors import Banned, map_redis_errors
 from livesale.events import encoder
 from livesale.lua import ScriptCall, Scripts, calls
 from livesale.room.messages import ChatDeleted, ChatLine, Muted, RequestEntry, SlowMode
-from livesale.room.state import CHAT_BURST, CHAT_RATE, CHAT_TAIL, Refused, rank
+from livesale.room.state import (
+    CHAT_BURST,
+    CHAT_RATE,
+    CHAT_TAIL,
+    PLANTED_SECONDS,
+    Refused,
+    rank,
+)
 from livesale.shows import ShowStore
 
 _chat_line = msgspec.json.Decoder(ChatLine)
@@ -104,6 +111,7 @@ class RoomBus:
                 want=want,
                 client=client,
                 crowd=self.crowd,
+                keep_ms=PLANTED_SECONDS * 1000,
             )
         )
         self._check(code)

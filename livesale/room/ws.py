@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Generator
 from typing import Any
@@ -86,6 +87,10 @@ MAX_STRIKES = 3
 #: Messages a client may send: a bucket of ``INBOX_BURST`` refilled at ``INBOX_RATE`` per second.
 INBOX_RATE = 20.0
 INBOX_BURST = 40.0
+#: Snapshots a viewer's socket may ask for, counted apart: each costs the line-up, stock and
+#: chat tail, many times a chat line. A page asks once after a gap, and again when refused.
+SNAPSHOT_RATE = 0.5
+SNAPSHOT_BURST = 3.0
 HOST_VIEWER_ID = "host"
 
 #: Close codes of a browser's refused socket (see the module docstring); a page uses the same.
@@ -208,6 +213,7 @@ class RoomSocket:
     async def _read(self, services: svc.Services, hub: Hub, conn: Conn) -> None:
         strikes = 0
         tokens, at = INBOX_BURST, time.monotonic()
+        snapshots, asked = SNAPSHOT_BURST, 0
         while True:
             message = await self.receive()
             if message["type"] == "websocket.disconnect":
@@ -239,6 +245,14 @@ class RoomSocket:
                     conn.close(1008, "too many malformed messages")
                 continue
             strikes = 0
+            if isinstance(msg, SnapshotIn) and not conn.host:
+                now_ms = int(time.monotonic() * 1000)
+                ok, snapshots = take_token(snapshots, asked, now_ms, SNAPSHOT_RATE, SNAPSHOT_BURST)
+                asked = now_ms
+                if not ok:
+                    wait = math.ceil((1 - snapshots) * 1000 / SNAPSHOT_RATE)
+                    _error(hub, conn, "rate_limited", "too many snapshot requests", wait)
+                    continue
             try:
                 if isinstance(msg, ChatIn) and not conn.host:
                     # Every viewer of one address together: new tokens buy no more lines.

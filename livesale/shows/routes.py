@@ -8,6 +8,7 @@ from starlette.routing import BaseRoute, Route
 
 from livesale import events
 from livesale import services as svc
+from livesale.errors import ValidationFailed
 from livesale.http import endpoint, json_response, read_body
 from livesale.shows.component import merchant_or_host, of
 from livesale.shows.messages import (
@@ -85,6 +86,12 @@ async def put_lineup(request: Request) -> Response:
     actor = await merchant_or_host(request, show_id)
     items = await read_body(request, list[LineupItemIn])
     services = svc.of(request)
+    limit = services.settings.max_lineup_items
+    if len(items) > limit:
+        # Every viewer's snapshot carries the whole line-up: a huge one makes each join costly.
+        raise ValidationFailed(
+            f"a line-up holds at most {limit} items, not {len(items)}", max_items=limit
+        )
     if actor.startswith("host:"):
         await of(request).check_host_lineup(show_id, items)
     lineup = await of(request).put_lineup(show_id, items)

@@ -39,3 +39,11 @@ def test_json_products_report_positions() -> None:
             ' {"sku": "B", "title": "t"}]'
         )
     assert [r.line for r in caught.value.rows] == [2]
+
+
+def test_progress_is_told_rows_read() -> None:
+    """A long file tells its reader how far it got, every thousand rows."""
+    text = "sku,title,price,currency\n" + "".join(f"S-{n},T,1.00,EUR\n" for n in range(2500))
+    seen: list[int] = []
+    assert len(read_products(text, seen.append)) == 2500
+    assert seen == [1000, 2000]

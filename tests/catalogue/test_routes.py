@@ -246,3 +246,18 @@ def test_stock_cannot_fall_below_held_or_sold(server: LiveServer, stocked: httpx
     assert (state(stocked), stocked.get("/api/stock/LIP-RED/ledger").json()) == before
     level = stocked.put("/api/stock/LIP-RED", json={"on_hand": 3}).json()
     assert level == {"sku": "LIP-RED", "on_hand": 3, "available": 0, "held": 3, "sold": 0}
+
+
+def test_import_limits_and_too_many_rows(server: LiveServer, merchant: httpx.Client) -> None:
+    """The server says what one import may carry (for the CLI); an import over the row limit is
+    a 422 naming it, and nothing is imported."""
+    assert merchant.get("/api/products/import/limits").json() == {
+        "max_rows": 5000,
+        "max_body_bytes": 1024 * 1024,
+    }
+    rows = [{**LIPSTICK, "sku": f"R-{n}", "description": ""} for n in range(5001)]
+    problem = assert_problem(merchant.post("/api/products/import", json=rows), 422, "validation")
+    assert problem["max_rows"] == 5000 and "5001" in problem["detail"]
+    assert merchant.get("/api/products").json() == []
+    with server.client() as anon:
+        assert_problem(anon.get("/api/products/import/limits"), 401, "unauthorized")

@@ -6,14 +6,21 @@ import time
 from dataclasses import replace
 
 import pytest
+import redis
 
+from livesale import keys
 from livesale.config import Settings
 from tests.orders.conftest import Shop
 
 
 @pytest.fixture
-def settings(settings: Settings) -> Settings:
-    return replace(settings, hold_seconds=1)
+def keep_finished() -> int:
+    return 600
+
+
+@pytest.fixture
+def settings(settings: Settings, keep_finished: int) -> Settings:
+    return replace(settings, hold_seconds=1, keep_finished_seconds=keep_finished)
 
 
 def test_expired_hold_returns_stock(shop: Shop) -> None:
@@ -52,3 +59,22 @@ def test_payment_after_expiry_is_voided(shop: Shop) -> None:
         payment = conn.execute("SELECT status FROM test_payments").fetchone()
     assert tuple(order) == ("expired", "voided") and payment[0] == "voided"
     assert shop.stock("SLOW") == {"sku": "SLOW", "on_hand": 1, "available": 1, "held": 0, "sold": 0}
+
+
+@pytest.mark.parametrize("keep_finished", [1])
+def test_finished_holds_are_forgotten_after_a_while(shop: Shop, redis_client: redis.Redis) -> None:
+    """A released hold stays readable for ``keep_finished_seconds``, then the sweeper forgets
+    it, even when no other hold is left on the SKU."""
+    shop.product("BALM", stock=3)
+    show = shop.show([{"sku": "BALM"}])
+    buyer = shop.viewer()
+    hold = shop.ok(shop.hold(show, buyer, "BALM", key="once"), 201)
+    path = f"/api/holds/{hold['hold_id']}"
+    assert shop.ok(shop.client.delete(path, headers=buyer))["state"] == "released"
+    assert shop.ok(shop.client.get(path, headers=buyer))["state"] == "released"
+    deadline = time.monotonic() + 60  # catches a hang only
+    while shop.client.get(path, headers=buyer).status_code != 404:
+        assert time.monotonic() < deadline, "the finished hold was never forgotten"
+        time.sleep(0.1)
+    assert not redis_client.exists(keys.holds("BALM"), keys.holds_done("BALM"), keys.HOLD_SKUS)
+    assert shop.stock("BALM") == {"sku": "BALM", "on_hand": 3, "available": 3, "held": 0, "sold": 0}

@@ -344,15 +344,21 @@ class Lua:
                         buyer=state.buyer_field(SHOW, viewer),
                         total=total,
                         known=known,
-                        actor="t",
-                        reason="t",
                     )
                 )
             case ("adjust", delta):
-                out = self.call(calls.stock_set(sku=SKU, delta=delta, actor="t", reason="t"))
+                return self._set(int(self.r.hget(keys.stock(SKU), "on_hand") or 0) + delta)
             case ("set", on_hand):
-                out = self.call(calls.stock_set(sku=SKU, set_to=on_hand, actor="t", reason="t"))
+                return self._set(on_hand)
         return str(out[0].decode())
+
+    def _set(self, on_hand: int) -> str:
+        """Both steps of a stock change, as the catalogue makes them around its commit."""
+        args: dict[str, Any] = dict(change="sb_t", targets=[(SKU, on_hand)], lease_ms=30_000)
+        status = str(self.call(calls.stock_batch(step="prepare", **args))[0].decode())
+        if status == "ok":
+            self.call(calls.stock_batch(step="finish", **args))
+        return status
 
     def result(self, status: str) -> Result:
         values = self.r.hmget(keys.stock(SKU), ["on_hand", "available", "held", "sold"])

@@ -32,8 +32,17 @@ def hold_seconds() -> int:
 
 
 @pytest.fixture
-def settings(settings: Settings, localstripe: LocalStripe, hold_seconds: int) -> Settings:
-    tuned = replace(settings, grace_seconds=1, hold_seconds=hold_seconds)
+def keep_finished() -> int:
+    return 600
+
+
+@pytest.fixture
+def settings(
+    settings: Settings, localstripe: LocalStripe, hold_seconds: int, keep_finished: int
+) -> Settings:
+    tuned = replace(
+        settings, grace_seconds=1, hold_seconds=hold_seconds, keep_finished_seconds=keep_finished
+    )
     return stripe_settings(tuned, localstripe, "manual")
 
 
@@ -395,6 +404,27 @@ def test_a_payment_authorized_after_its_hold_expired_is_voided(
     assert localstripe.intent(waiting["payment_ref"])["status"] == "canceled"
     assert order_row(shop, waiting["id"])["state"] == "expired"
     assert shop.stock("SILK")["sold"] == 0
+
+
+@pytest.mark.parametrize(("hold_seconds", "keep_finished"), [(2, 1)])
+def test_a_payment_authorized_after_its_hold_was_forgotten_is_voided(
+    shop: Shop, server: LiveServer, localstripe: LocalStripe
+) -> None:
+    """3-D Secure finished after the hold expired and was forgotten (finished holds are kept
+    for minutes): the webhook cancels the authorization and the order expires, as when the
+    hold is still remembered."""
+    _, buyer, hold_id = held(shop)
+    order = shop.ok(shop.checkout(hold_id, buyer, card(localstripe.token("3ds"))), 202)
+    wait_for(lambda: shop.client.get(f"/api/holds/{hold_id}", headers=buyer).status_code == 404)
+    localstripe.authenticate(order["payment_ref"], order["next_action"]["client_secret"])
+    event = signed(
+        "payment_intent.amount_capturable_updated", localstripe.intent(order["payment_ref"])
+    )
+    assert deliver(server, *event).status_code == 200
+    assert localstripe.intent(order["payment_ref"])["status"] == "canceled"
+    row = order_row(shop, order["id"])
+    assert (row["state"], row["payment_status"]) == ("expired", "voided")
+    assert shop.stock("SILK") == {"sku": "SILK", "on_hand": 5, "available": 5, "held": 0, "sold": 0}
 
 
 def test_kill_mid_checkout_leaves_no_dangling_authorization(

@@ -260,3 +260,26 @@ async def test_unfinished_handshake_closed(server: LiveServer) -> None:
     assert await asyncio.wait_for(silent_reader.read(1024), 20) == b""
     writer.close()
     silent.close()
+
+
+async def test_snapshot_requests_are_limited_per_socket(
+    server: LiveServer, show: ShowSetup, connect: Connect
+) -> None:
+    """A viewer's socket gets a few snapshots on demand, then ``rate_limited`` errors for the
+    rest of a burst (each snapshot carries the whole line-up); its other messages and the
+    host's snapshots are not held back."""
+    ann = await connect(show, new_viewer(server.url, "ann")[1])
+    host = await connect(show, show.host_token)
+    for _ in range(8):
+        await ann.send(type="snapshot")
+    await ann.send(type="chat", text="still chatting")
+    await ann.expect("chat", lambda m: m["text"] == "still chatting")
+    kinds = [m["type"] for m in ann.seen if m["type"] in ("snapshot", "error")]
+    errors = [m for m in ann.seen if m["type"] == "error"]
+    assert kinds[:3] == ["snapshot"] * 3 and len(kinds) == 8
+    assert len(errors) >= 4  # one more may pass on a machine slow enough to refill the bucket
+    assert {m["code"] for m in errors} == {"rate_limited"} and "retry in" in errors[0]["detail"]
+    for _ in range(8):
+        await host.send(type="snapshot")
+    for _ in range(8):
+        await host.expect("snapshot")

@@ -131,6 +131,23 @@ def test_bad_lineup_refused_and_unchanged(
     assert merchant.get(path).json() == before
 
 
+def test_lineup_size_is_capped(merchant: httpx.Client, show: dict[str, Any]) -> None:
+    """A line-up of 200 items is taken; one of 201 is a 422 naming the cap, and the line-up
+    stays as it was (every viewer's snapshot carries the whole line-up)."""
+    many = [
+        {"sku": f"MANY-{n}", "title": "Many", "price": {"amount": 100, "currency": "EUR"}}
+        for n in range(201)
+    ]
+    assert merchant.post("/api/products/import", json=many).status_code == 201
+    path = f"/api/shows/{show['id']}/lineup"
+    assert merchant.put(path, json=[{"sku": p["sku"]} for p in many[:200]]).status_code == 200
+    problem = assert_problem(
+        merchant.put(path, json=[{"sku": p["sku"]} for p in many]), 422, "validation"
+    )
+    assert problem["max_items"] == 200 and "201" in problem["detail"]
+    assert len(merchant.get(path).json()["items"]) == 200
+
+
 def test_ended_show_lineup_is_final(merchant: httpx.Client, show: dict[str, Any]) -> None:
     """An ended show's line-up cannot change."""
     merchant.post(f"/api/shows/{show['id']}/end")

@@ -13,6 +13,9 @@
 const SEQUENCED = new Set([
   "show", "lineup", "featured", "requests", "chat", "chat_deleted", "slow_mode",
 ]);
+// Error codes of a request turned down for now; a snapshot asked for is asked for again later.
+const THROTTLED = new Set(["rate_limited", "too_fast"]);
+const RESYNC_AGAIN_MS = 2500;
 
 // Close codes of a refused socket, as `livesale/room/ws.py` documents them. Reconnecting with
 // the same token cannot help after these; after any other code (1008 for malformed messages,
@@ -85,6 +88,10 @@ export class Room {
     } catch {
       console.warn("room: undecodable frame", data);
       return;
+    }
+    if (msg.type === "error" && this.resyncing && THROTTLED.has(msg.code)) {
+      this.resyncing = false;
+      setTimeout(() => this.resync(), RESYNC_AGAIN_MS);
     }
     if (msg.type === "snapshot") {
       this.seq = msg.seq;
