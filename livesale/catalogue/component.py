@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from starlette.requests import HTTPConnection
 
@@ -37,6 +37,11 @@ class Catalogue:
     async def forget_interrupted_change(self) -> None:
         """Stock was rebuilt from SQLite: an interrupted change has nothing left to finish."""
         await self.stock.forget_interrupted()
+
+    def on_stock_change(self, listener: Callable[[list[str]], Awaitable[None]]) -> None:
+        """Call ``listener(skus)`` after every change of on-hand the merchant makes (imports,
+        stock set and adjust), once SQLite and Redis both have it."""
+        self.stock.listeners.append(listener)
 
     async def products_by_sku(self, skus: Iterable[str]) -> dict[str, Product]:
         """The products among ``skus`` that exist, by SKU."""

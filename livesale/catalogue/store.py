@@ -197,6 +197,8 @@ class StockStore:
     """
 
     def __init__(self, db: Database, redis: aioredis.Redis, scripts: Scripts) -> None:
+        #: Told the SKUs of every change once both stores have it (the shows tell their rooms).
+        self.listeners: list[Callable[[list[str]], Awaitable[None]]] = []
         self.db = db
         self.redis = redis
         self.scripts = scripts
@@ -283,6 +285,11 @@ class StockStore:
                     )
             raise
         await self._finish(batch.id, [(sku, n) for sku, n, _ in batch.rows])
+        for listener in self.listeners:
+            try:
+                await listener(skus)
+            except Exception:
+                log.exception("telling of a stock change of %d SKU(s) failed", len(skus))
 
     async def _prepare(self, batch: _Batch, refuse: Refuse) -> None:
         """Step 1: check every row in Redis and take units off sale, or raise."""

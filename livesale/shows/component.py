@@ -15,8 +15,9 @@ SHOWS: Part[ShowStore] = Part("shows")
 
 
 def build(services: Services) -> ShowStore:
-    """The show store over this server's SQLite, Redis and catalogue."""
-    return ShowStore(
+    """The show store over this server's SQLite, Redis and catalogue; it tells the rooms of
+    the merchant's stock changes."""
+    store = ShowStore(
         services.db,
         services.redis,
         services.scripts,
@@ -24,6 +25,8 @@ def build(services: Services) -> ShowStore:
         services.settings.base_url,
         services.settings.grace_seconds,
     )
+    services.get(CATALOGUE).on_stock_change(store.stock_changed)
+    return store
 
 
 def of(conn: HTTPConnection) -> ShowStore:

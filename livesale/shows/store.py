@@ -186,6 +186,27 @@ class ShowStore:
         await events.publish(self.redis, show_id, kick)
         return token
 
+    async def stock_changed(self, skus: Sequence[str]) -> None:
+        """The merchant changed the stock of ``skus``: every show not ended that sells them
+        tells its room the units available now, as a sale does."""
+        wanted = list(dict.fromkeys(skus))
+        if not wanted:
+            return
+        rows: list[sqlite3.Row] = []
+        for at in range(0, len(wanted), 500):  # SQLite's bound on parameters
+            part = wanted[at : at + 500]
+            rows += await self.db.fetchall(
+                "SELECT l.show_id, l.sku FROM lineup_items l JOIN shows s ON s.id = l.show_id"
+                f" WHERE s.state != 'ended' AND l.sku IN ({', '.join('?' * len(part))})",
+                part,
+            )
+        if not rows:
+            return
+        levels = await self.catalogue.stock_levels(sorted({r["sku"] for r in rows}))
+        for r in rows:
+            event = {"type": "stock", "sku": r["sku"], "available": levels[r["sku"]].available}
+            await events.publish(self.redis, r["show_id"], event)
+
     async def check_host_lineup(self, show_id: str, items: Sequence[LineupItemIn]) -> None:
         """A host may reorder the line-up, never change what is on it, its prices or its
         limits (those are the merchant's): :class:`Forbidden` otherwise."""

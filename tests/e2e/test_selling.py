@@ -1,5 +1,6 @@
 """The room shows selling as it happens, in Chromium: a sale ticker that names the item and
-never the buyer, units-left bars, and Notify me on a sold-out item, told when units return."""
+never the buyer, units-left bars, Notify me on a sold-out item, told when units return, and
+the merchant's stock changes from the CLI."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, expect
 
+from livesale.cli import main
 from livesale.config import Settings
 from tests.conftest import LiveServer
 from tests.e2e.test_payments import PHONE, join, page_problems
@@ -69,4 +71,11 @@ async def test_sales_ticker_units_bar_and_notify_me(shop: LiveServer, browser: B
     await expect(page.locator("#toast")).to_have_text(f"Item {SKUS[1]} is back — 1 left")
     await expect(item.get_by_role("button", name=f"Buy Item {SKUS[1]}")).to_be_enabled()
     other.close()
+
+    # The merchant counts the shelf again from the CLI: the page shows it, as it does a sale.
+    other_item = page.locator(f'#lineup li[data-sku="{SKUS[2]}"] .stock')
+    await expect(other_item).to_contain_text("2 left")
+    args = ["--server", shop.url, "--api-key", shop.api_key]
+    assert main(["stock", "set", SKUS[2], "7", *args]) == 0
+    await expect(other_item).to_contain_text("7 left")
     assert problems == []
