@@ -219,6 +219,25 @@ async def test_a_whole_show(
     await host.locator("#end-dialog").get_by_role("button", name="End show").click()
     await expect(host.locator("#state")).to_have_text("Ended")
     await expect(viewer_a.locator("#state")).to_have_text("Ended")
+    # After the end every page says so: no "now explaining", chat read-only, no ask or buy,
+    # the buyer's own orders of the show; the studio's camera and microphone are off.
+    for viewer in (viewer_a, viewer_b):
+        await expect(viewer.locator("#featured")).to_be_hidden()
+        await expect(viewer.locator("#chat-input")).to_be_disabled()
+        await expect(
+            card(viewer, ITEM_2).get_by_role("button", name="Ask to explain")
+        ).to_be_disabled()
+        await expect(card(viewer, ITEM_2).locator(".featured-badge")).to_have_count(0)
+    summary = viewer_b.locator("#my-show-orders")
+    await expect(summary).to_contain_text("Your orders from this show")
+    await expect(summary).to_contain_text("Vitamin C Serum")
+    await expect(viewer_a.locator("#my-show-orders")).to_contain_text("did not buy anything")
+    await expect(host.locator("#media-status")).to_have_text(
+        "The show has ended; the camera and microphone are off."
+    )
+    tracks = "document.getElementById('preview').srcObject.getTracks().map(t => t.readyState)"
+    assert set(await host.evaluate(tracks)) == {"ended"}
+    await expect(host.locator("#lineup button").first).to_be_disabled()
 
     deadline = time.monotonic() + DEADLINE
     while True:

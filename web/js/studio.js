@@ -164,6 +164,24 @@ function renderShow() {
   $("go-live").disabled = false;
   $("go-live").textContent = live ? "Resume camera" : "Go live";
   $("end-show").disabled = show.state === "ended";
+  if (show.state === "ended") closeStudio();
+}
+
+// The show is over: the camera and microphone go off and the controls with them.
+function closeStudio() {
+  if (state.session) state.session.stop().catch(() => {});
+  state.session = null;
+  if (state.stream) for (const track of state.stream.getTracks()) track.stop();
+  document.body.classList.add("ended");
+  disableIfEnded();
+  $("media-status").textContent = "The show has ended; the camera and microphone are off.";
+}
+
+// Controls drawn again after the end (a stock or chat update) stay off.
+function disableIfEnded() {
+  if (shared.show?.state !== "ended") return;
+  const controls = "#lineup button, #queue button, #chat button, #chat-form button, #chat-form input";
+  for (const control of document.querySelectorAll(controls)) control.disabled = true;
 }
 
 // --- line-up, requests, plants ---------------------------------------------------------------
@@ -186,6 +204,7 @@ function renderLineup() {
           "aria-label": "Feature" }, "Feature"));
   });
   $("lineup").replaceChildren(...rows);
+  disableIfEnded();
 }
 
 function renderQueue() {
@@ -203,6 +222,7 @@ function renderQueue() {
       el("button", { type: "button", class: "secondary",
         onclick: () => send({ type: "resolve", sku: entry.sku }), "aria-label": "Dismiss" }, "✕"));
   }));
+  disableIfEnded();
 }
 
 // --- chat ------------------------------------------------------------------------------------
@@ -230,6 +250,7 @@ function renderChat() {
         },
       }, "Remove"))));
   list.scrollTop = list.scrollHeight;
+  disableIfEnded();
 }
 
 $("chat-form").addEventListener("submit", (event) => {

@@ -86,7 +86,35 @@ function renderShow() {
     status.textContent = "";
   }
   status.hidden = !status.textContent;
-  document.body.classList.toggle("ended", show.state === "ended");
+  const ended = show.state === "ended";
+  document.body.classList.toggle("ended", ended);
+  // After the end the chat is read-only.
+  $("chat-input").disabled = ended;
+  $("chat-input").placeholder = ended ? "The show has ended — chat is closed" : "Say something…";
+  for (const button of $("chat-form").querySelectorAll("button")) button.disabled = ended;
+  if (ended) showMyOrders();
+}
+
+// After the end: what this viewer bought in the show, with a link to all their orders.
+let summaryShown = false;
+async function showMyOrders() {
+  if (summaryShown || !state.viewer) return;
+  summaryShown = true;
+  const box = $("my-show-orders");
+  try {
+    const mine = (await api("GET", "/api/me/orders", { token: state.viewer.token }))
+      .filter((o) => o.show_id === showId && ["confirmed", "refunded"].includes(o.state));
+    box.replaceChildren(
+      el("h2", {}, "Your orders from this show"),
+      mine.length
+        ? el("ul", {}, ...mine.map((o) => el("li", {}, `${o.qty} × ${o.title} · ${money(o.total)}`)))
+        : el("p", {}, "You did not buy anything in this show."),
+      el("a", { href: "/orders" }, "All my orders and their parcels"));
+    box.hidden = false;
+  } catch (err) {
+    summaryShown = false;
+    console.warn("orders:", errorText(err));
+  }
 }
 
 let session = null;
@@ -169,7 +197,8 @@ function renderItem(item) {
     }, soldOut ? "Sold out" : "Buy");
   return el("li", { class: `item${featured ? " featured" : ""}${soldOut ? " sold-out" : ""}`,
     "data-sku": sku },
-  featured ? el("span", { class: "featured-badge" }, "Now explaining") : null,
+  featured && shared.show?.state !== "ended"
+    ? el("span", { class: "featured-badge" }, "Now explaining") : null,
   item.image_url ? el("img", { src: item.image_url, alt: "", loading: "lazy" }) : null,
   el("h3", { class: "item-title" }, item.title),
   el("p", { class: "price" },
@@ -182,13 +211,15 @@ function renderItem(item) {
   item.on_hand > 0 ? unitsBar(item) : null,
   el("div", { class: "item-actions" },
     el("button", {
-      type: "button", class: "ask", disabled: state.requested.has(sku) || featured,
+      type: "button", class: "ask",
+      disabled: state.requested.has(sku) || featured || shared.show?.state !== "live",
       "aria-label": "Ask to explain", title: `Ask the host to explain ${item.title}`,
       onclick: () => ask(sku),
     }, state.requested.has(sku) ? "Asked ✓" : "Ask to explain"),
     el("button", {
       type: "button", class: `want${state.planted.has(sku) ? " on" : ""}`,
       "aria-pressed": state.planted.has(sku) ? "true" : "false", "aria-label": "Want",
+      disabled: shared.show?.state === "ended",
       onclick: () => want(sku),
     }, state.planted.has(sku) ? "♥ Want" : "♡ Want"),
     buyButton));
@@ -218,7 +249,7 @@ function showFeatured() {
 function renderFeatured() {
   const box = $("featured");
   const item = shared.featured && shared.items.get(shared.featured);
-  if (!item) {
+  if (!item || shared.show?.state === "ended") {
     box.hidden = true;
     return;
   }
