@@ -157,6 +157,9 @@ async def test_a_whole_show(
     await host.get_by_role("button", name="Go live").click()
     await expect(host.locator("#state")).to_have_text("Live")
     await expect(host.locator("#media-status")).to_have_text("You're live.")
+    await expect(host.get_by_role("timer", name="Time on air")).to_have_text(
+        re.compile(r"^\d+:\d\d$")
+    )
 
     watch_url = show.json()["watch_url"]
     viewer_a = await join(browser, watch_url, "Ava")

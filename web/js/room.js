@@ -133,6 +133,7 @@ export class Room {
           ...state.show, state: msg.state, paused: msg.paused,
           sales_close_at: msg.sales_close_at ?? state.show?.sales_close_at ?? null,
         };
+        if (msg.state === "ended" && !state.show.ended_at) state.show.ended_at = Date.now() / 1000;
         break;
       case "lineup":
         setLineup(state, msg.lineup);

@@ -167,6 +167,23 @@ function renderShow() {
   if (show.state === "ended") closeStudio();
 }
 
+// Time on air since the show went live (frozen at its end): h:mm:ss.
+function tickTimer() {
+  const show = shared.show;
+  const timer = $("show-timer");
+  if (!show || !show.started_at) {
+    timer.hidden = true;
+    return;
+  }
+  const until = show.ended_at ? show.ended_at * 1000 : Date.now();
+  const total = Math.max(0, Math.floor((until - show.started_at * 1000) / 1000));
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const sec = String(total % 60).padStart(2, "0");
+  timer.textContent = h ? `${h}:${String(m).padStart(2, "0")}:${sec}` : `${m}:${sec}`;
+  timer.hidden = false;
+}
+
 // The show is over: the camera and microphone go off and the controls with them.
 function closeStudio() {
   if (state.session) state.session.stop().catch(() => {});
@@ -383,6 +400,7 @@ async function main() {
   room.connect(state.token);
   await openCamera();
   setInterval(() => shared.show?.state === "live" && refreshStats(), 5000);
+  setInterval(tickTimer, 1000);
 }
 
 main();
