@@ -146,7 +146,11 @@ def show_keys(show_id: str, skus: Iterable[str]) -> list[str]:
         show_chat(show_id),
         show_mutes(show_id),
         show_presence(show_id),
+        show_clients(show_id),
+        show_bans(show_id),
+        show_plant_addresses(show_id),
         *(show_voters(show_id, sku) for sku in skus),
+        *(show_voter_addresses(show_id, sku) for sku in skus),
     ]
 
 

@@ -286,9 +286,13 @@ def _kind(text: str | None) -> str | None:
 def _error(hub: Hub, conn: Conn, code: str, detail: str, retry_ms: int = 0) -> None:
     if retry_ms:
         detail = f"{detail} (retry in {retry_ms} ms)"
+    conn.push(Out(encoder.encode(ErrorMsg(seq=_last_seq(hub, conn), code=code, detail=detail))))
+
+
+def _last_seq(hub: Hub, conn: Conn) -> int:
+    """The seq an unsequenced frame to ``conn`` carries: its room's last event's."""
     room = hub.rooms.get(conn.show_id)
-    seq = room.last_seq if room is not None else 0
-    conn.push(Out(encoder.encode(ErrorMsg(seq=seq, code=code, detail=detail))))
+    return room.last_seq if room is not None else 0
 
 
 async def _identify(services: svc.Services, show_id: str, websocket: WebSocket) -> Conn:
@@ -332,9 +336,7 @@ async def _handle(hub: Hub, conn: Conn, msg: Any) -> None:
                 conn.notify = (conn.notify or set()) | {sku}
             elif conn.notify:
                 conn.notify.discard(sku)
-            room = hub.rooms.get(show_id)
-            seq = room.last_seq if room is not None else 0
-            conn.push(Out(encoder.encode(Notifying(seq=seq, sku=sku, on=on))))
+            conn.push(Out(encoder.encode(Notifying(seq=_last_seq(hub, conn), sku=sku, on=on))))
         case SnapshotIn():
             await hub.snapshot(conn)
         case FeatureIn(sku=sku):
