@@ -1,5 +1,7 @@
 // HTTP helpers shared by the pages: JSON calls whose RFC 9457 problems become ApiErrors.
 
+import { has, lang, t } from "./i18n.js";
+
 // Where a device keeps its viewer (id, nickname, token): the watch page signs up once, the
 // orders page reads it.
 export const VIEWER_KEY = "livesale.viewer";
@@ -26,7 +28,7 @@ export async function api(method, path, { token, body } = {}) {
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (err) {
-    throw new ApiError(0, { detail: "The server cannot be reached. Check your connection." });
+    throw new ApiError(0, { type: "unreachable", detail: t("net.unreachable") });
   }
   return readResponse(response);
 }
@@ -45,12 +47,12 @@ export async function readResponse(response) {
 
 const formats = new Map();
 
-// {amount: 1990, currency: "EUR"} -> "€19.90" in the reader's locale.
+// {amount: 1990, currency: "EUR"} -> "€19.90" in the page's language.
 export function money(value) {
   if (!value) return "";
   let format = formats.get(value.currency);
   if (!format) {
-    format = new Intl.NumberFormat(undefined, { style: "currency", currency: value.currency });
+    format = new Intl.NumberFormat(lang, { style: "currency", currency: value.currency });
     formats.set(value.currency, format);
   }
   const digits = format.resolvedOptions().maximumFractionDigits;
@@ -94,8 +96,12 @@ export function toast(text) {
   toastTimer = setTimeout(() => (node.hidden = true), 4000);
 }
 
-// An error in words for a person: the problem's detail, or the error's message.
+// An error in words for a person, in the page's language: the problem type's plain text where
+// there is one (never a validator's internals), else the problem's detail or the error's message.
 export function errorText(err) {
-  if (err instanceof ApiError) return err.message;
+  if (err instanceof ApiError) {
+    if (err.status === 0) return t("net.unreachable");
+    return has(`problem.${err.kind}`) ? t(`problem.${err.kind}`) : err.message;
+  }
   return String(err && err.message ? err.message : err);
 }
