@@ -363,12 +363,13 @@ def ban(*, show_id: str, viewer_id: str, lift: bool = False) -> ScriptCall:
     )
 
 
-def join(*, show_id: str, viewer_id: str, client: str) -> ScriptCall:
-    """A viewer opens the room: ``banned``, or ``ok`` with the address recorded."""
+def join(*, show_id: str, viewer_id: str, client: str, record: bool = True) -> ScriptCall:
+    """A viewer opens the room: ``banned``, or ``ok`` with the address recorded (when
+    ``record``)."""
     return ScriptCall(
         "join",
         [keys.show_bans(show_id), keys.show_clients(show_id)],
-        [viewer_id, client, keys.ROOM_RECORD_SECONDS],
+        [viewer_id, client, keys.ROOM_RECORD_SECONDS, "1" if record else "0"],
     )
 
 

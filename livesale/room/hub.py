@@ -53,6 +53,8 @@ STOCK_TICKS = 2
 PRESENCE_SECONDS = 1.0
 #: A process that stops reporting is forgotten by the presence count after this long.
 PRESENCE_TTL_MS = 5000
+#: The id of a socket without a token (a watcher) starts with this; a new one per socket.
+WATCHER_PREFIX = "watch"
 
 _PREFIX = keys.show_channel("\0").split("\0")[0].encode()
 _SUFFIX = keys.show_channel("\0").split("\0")[1].encode()
@@ -124,15 +126,24 @@ class Conn:
         "on_drop",
         "client",
         "notify",
+        "watcher",
     )
 
     def __init__(
-        self, show_id: str, viewer_id: str, nick: str, host: bool, limit: int = QUEUE_FRAMES
+        self,
+        show_id: str,
+        viewer_id: str,
+        nick: str,
+        host: bool,
+        limit: int = QUEUE_FRAMES,
+        watcher: bool = False,
     ) -> None:
         self.show_id = show_id
         self.viewer_id = viewer_id
         self.nick = nick
         self.host = host
+        #: A socket without a token: it watches, and signs in to do more.
+        self.watcher = watcher
         #: The client address the socket came from (:func:`livesale.clients.client_of`).
         self.client = ""
         #: Direct writes to the socket, when the server offers them.
@@ -373,7 +384,9 @@ class Hub:
         snap = Snapshot(
             seq=state.seq,
             you=You(
-                role="host" if conn.host else "viewer", viewer_id=conn.viewer_id, nick=conn.nick
+                role="host" if conn.host else "watcher" if conn.watcher else "viewer",
+                viewer_id=conn.viewer_id,
+                nick=conn.nick,
             ),
             show=show,
             lineup=lineup,

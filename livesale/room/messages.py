@@ -266,7 +266,7 @@ class ErrorMsg(Event, tag="error", frozen=True):
 
 
 class You(msgspec.Struct, frozen=True):
-    role: Literal["viewer", "host"]
+    role: Literal["viewer", "host", "watcher"]
     viewer_id: str
     nick: str
 

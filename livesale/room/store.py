@@ -160,12 +160,12 @@ class RoomBus:
         closes their sockets in every process and refuses them on rejoin and at the till."""
         await self._run(calls.ban(show_id=show_id, viewer_id=viewer_id, lift=lift))
 
-    async def join(self, show_id: str, viewer_id: str, client: str) -> None:
+    async def join(self, show_id: str, viewer_id: str, client: str, record: bool = True) -> None:
         """A viewer opens the room: :class:`~livesale.errors.Banned` when the viewer or its
-        address is banned; else the address it joins from is recorded for moderation."""
-        code = _text(
-            await self._run(calls.join(show_id=show_id, viewer_id=viewer_id, client=client))
-        )
+        address is banned; else the address it joins from is recorded for moderation (unless
+        ``record`` is false: a watcher, who can do nothing to moderate)."""
+        call = calls.join(show_id=show_id, viewer_id=viewer_id, client=client, record=record)
+        code = _text(await self._run(call))
         if code == "banned":
             raise Banned("the host removed you from this show")
 

@@ -1,11 +1,14 @@
 """``/ws/shows/{show_id}?token=...``: the room WebSocket of a viewer or the host.
 
 The browser's ``Origin`` and the token (a viewer token from ``POST /api/viewers`` or the show's
-host token) are checked before anything else:
+host token) are checked before anything else. A socket without a token is a *watcher*: it gets
+the snapshot and every event, counts in the viewer count, and may send hearts and ask for a
+snapshot; anything else (chat, asks, votes, wants, notices) is refused with ``error``
+``sign_in`` until the page has a viewer token and reconnects with it.
 
 * A page of a foreign origin is refused before the upgrade with a 403 problem response.
-* A client that sends no ``Origin`` (a script, the CLI, a test) and has a missing or wrong token,
-  or names an unknown show, gets an RFC 9457 problem response (401/403/404) instead of the
+* A client that sends no ``Origin`` (a script, the CLI, a test) and has a wrong token, or names
+  an unknown show, gets an RFC 9457 problem response (401/403/404) instead of the
   upgrade, which it can read.
 * A browser (one that sends an ``Origin``) cannot read a refused upgrade: it only reports close
   code 1006, the same as a network failure. So its socket is accepted and closed at once with an
@@ -13,7 +16,6 @@ host token) are checked before anything else:
   plus 4000, and the problem's detail as the reason:
 
   ======  =========================================================================
-  4401    no token: the page must obtain one (:data:`CLOSE_NO_TOKEN`)
   4403    the token is invalid: forged, signed by another server, or not this show's
           host token; a page drops the token it saved (:data:`CLOSE_BAD_TOKEN`)
   4404    no such show (:data:`CLOSE_NO_SHOW`)
@@ -25,7 +27,7 @@ host token) are checked before anything else:
   1011    the server failed while checking (a page reconnects later)
   ======  =========================================================================
 
-  None of 4401, 4403, 4404, 4410 means "try again with the same token"; every other close code does,
+  None of 4403, 4404, 4410 means "try again with the same token"; every other close code does,
   including 1008, which closes a socket that sent :data:`MAX_STRIKES` malformed messages in a
   row and says nothing about its token.
 
@@ -51,10 +53,11 @@ from livesale import limits, origins
 from livesale import services as svc
 from livesale.clients import client_of
 from livesale.config import Settings
-from livesale.errors import Banned, Forbidden, LivesaleError, RateLimited, Unauthorized
+from livesale.errors import Banned, Forbidden, LivesaleError, RateLimited
+from livesale.ids import new_id
 from livesale.events import encoder
 from livesale.http import problem_response
-from livesale.room.hub import ROOM, Conn, Hub, Out
+from livesale.room.hub import ROOM, WATCHER_PREFIX, Conn, Hub, Out
 from livesale.room.messages import (
     CLIENT_TYPES,
     HOST_ONLY,
@@ -92,15 +95,15 @@ INBOX_BURST = 40.0
 SNAPSHOT_RATE = 0.5
 SNAPSHOT_BURST = 3.0
 HOST_VIEWER_ID = "host"
+#: What a socket without a token may send: it watches, and taps hearts.
+WATCHER_MAY = (SnapshotIn, HeartIn)
 
 #: Close codes of a browser's refused socket (see the module docstring); a page uses the same.
-CLOSE_NO_TOKEN = 4401
 CLOSE_BAD_TOKEN = 4403
 CLOSE_NO_SHOW = 4404
 CLOSE_BANNED = 4410
 CLOSE_RATE_LIMITED = 4429
 _REFUSAL_CODES = {
-    401: CLOSE_NO_TOKEN,
     403: CLOSE_BAD_TOKEN,
     404: CLOSE_NO_SHOW,
     429: CLOSE_RATE_LIMITED,
@@ -153,7 +156,7 @@ class RoomSocket:
             await limits.check(services, "join", client)
             conn = await _identify(services, show_id, websocket)
             if not conn.host:
-                await hub.bus.join(show_id, conn.viewer_id, client)
+                await hub.bus.join(show_id, conn.viewer_id, client, record=not conn.watcher)
         except LivesaleError as exc:
             if origin is None:
                 await websocket.send_denial_response(problem_response(exc))
@@ -296,16 +299,16 @@ def _last_seq(hub: Hub, conn: Conn) -> int:
 
 
 async def _identify(services: svc.Services, show_id: str, websocket: WebSocket) -> Conn:
-    """The connection of the token's bearer; 401 without a token, 403 for a wrong one, 404 for
-    an unknown show."""
+    """The connection of the token's bearer, a watcher's without a token; 403 for a wrong
+    token, 404 for an unknown show."""
     token = websocket.query_params.get("token")
     if not token:
         auth = websocket.headers.get("authorization", "")
         token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
-    if not token:
-        raise Unauthorized("this needs ?token= (a viewer token or the show's host token)")
     shows = services.get(SHOWS)
     show = await shows.get(show_id)
+    if not token:
+        return Conn(show_id, new_id(WATCHER_PREFIX), "", host=False, watcher=True)
     if token.startswith("host_"):
         await shows.verify_host(show_id, token)
         return Conn(show_id, HOST_VIEWER_ID, show.host_name, host=True)
@@ -318,6 +321,8 @@ async def _handle(hub: Hub, conn: Conn, msg: Any) -> None:
     bus, show_id = hub.bus, conn.show_id
     if isinstance(msg, HOST_ONLY) and not conn.host:
         raise Refused("not_host", "only the host may do that")
+    if conn.watcher and not isinstance(msg, WATCHER_MAY):
+        raise Refused("sign_in", "choose a nickname first (POST /api/viewers), then reconnect")
     match msg:
         case ChatIn(text=text):
             text = clean_chat(text)

@@ -4,6 +4,7 @@ chat moderation, hearts, presence, relayed stock, and snapshots that match the e
 from __future__ import annotations
 
 import asyncio
+import json
 
 import httpx
 import pytest
@@ -12,22 +13,50 @@ import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from livesale import events
-from livesale.room.ws import CLOSE_BAD_TOKEN, CLOSE_NO_SHOW, CLOSE_NO_TOKEN
+from livesale.room.ws import CLOSE_BAD_TOKEN, CLOSE_NO_SHOW
 from tests.conftest import LiveServer
 from tests.room.conftest import Connect, ShowSetup, View, new_viewer, ws_url
 
 
-@pytest.mark.parametrize(
-    ("token", "status"), [("", 401), ("v1.forged.token", 403), ("host_wrong", 403)]
-)
+@pytest.mark.parametrize(("token", "status"), [("v1.forged.token", 403), ("host_wrong", 403)])
 async def test_bad_token_refused_before_open(
     server: LiveServer, show: ShowSetup, token: str, status: int
 ) -> None:
-    """A missing or wrong token gets an HTTP problem instead of an open socket."""
+    """A wrong token gets an HTTP problem instead of an open socket."""
     with pytest.raises(InvalidStatus) as caught:
         await websockets.connect(ws_url(server.url, show.id, token))
     assert caught.value.response.status_code == status
     assert b'"status":%d' % status in caught.value.response.body
+
+
+@pytest.mark.parametrize("origin", [None, "page"])
+async def test_no_token_watches_read_only(
+    server: LiveServer, show: ShowSetup, connect: Connect, origin: str | None
+) -> None:
+    """A socket without a token watches: the snapshot and the room's events, counted among the
+    viewers, hearts allowed; chat, asks, wants and notices wait for a nickname (``sign_in``)."""
+    kw = {"origin": server.url} if origin else {}
+    watcher = await connect(show, "", **kw)
+    assert watcher.snapshot["you"]["role"] == "watcher"
+    assert watcher.snapshot["you"]["viewer_id"].startswith("watch")
+    assert watcher.snapshot["lineup"]["items"], "the line-up is shown at once"
+    host = await connect(show, show.host_token)
+    await host.expect("presence", lambda m: m["viewers"] == 1)
+    for msg in (
+        {"type": "chat", "text": "hi"},
+        {"type": "request", "sku": show.skus[0]},
+        {"type": "plant", "sku": show.skus[0], "want": True},
+        {"type": "notify", "sku": show.skus[0], "on": True},
+        {"type": "feature", "sku": show.skus[0]},
+    ):
+        await watcher.ws.send(json.dumps(msg))
+        refused = await watcher.expect("error")
+        assert refused["code"] in ("sign_in", "not_host"), refused
+    await watcher.ws.send(json.dumps({"type": "heart", "count": 3}))
+    await host.expect("hearts", lambda m: m["count"] >= 3)
+    await host.ws.send(json.dumps({"type": "feature", "sku": show.skus[0]}))
+    assert (await watcher.expect("featured"))["sku"] == show.skus[0]
+    assert not [m for m in host.seen if m["type"] == "chat"], "a watcher's chat never reached the room"
 
 
 async def test_unknown_show_refused(server: LiveServer, show: ShowSetup) -> None:
@@ -40,12 +69,12 @@ async def test_unknown_show_refused(server: LiveServer, show: ShowSetup) -> None
 
 @pytest.mark.parametrize(
     ("token", "code"),
-    [("", CLOSE_NO_TOKEN), ("v1.forged.token", CLOSE_BAD_TOKEN), ("host_wrong", CLOSE_BAD_TOKEN)],
+    [("v1.forged.token", CLOSE_BAD_TOKEN), ("host_wrong", CLOSE_BAD_TOKEN)],
 )
 async def test_browser_bad_token_closed_with_its_code(
     server: LiveServer, show: ShowSetup, token: str, code: int
 ) -> None:
-    """A browser's socket with a missing or wrong token opens, then closes 4401/4403 unread."""
+    """A browser's socket with a wrong token opens, then closes 4403 unread."""
     ws = await websockets.connect(ws_url(server.url, show.id, token), origin=server.url)  # type: ignore[arg-type]
     with pytest.raises(ConnectionClosed) as closed:
         await asyncio.wait_for(ws.recv(), 10)
