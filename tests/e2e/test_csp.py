@@ -14,6 +14,7 @@ from playwright.async_api import Browser, ConsoleMessage, Page, expect
 
 from livesale.config import Settings
 from tests.conftest import LiveServer, stripe_settings
+from tests.e2e.viewer import join
 from tests.e2e.test_payments import buy, fill_card
 from tests.e2e.test_show_flow import DESKTOP, PHONE, PRODUCTS, wait_for_video
 from tests.localstripe import CARDS, LocalStripe
@@ -78,10 +79,7 @@ async def test_normal_flow_breaks_no_directive(
     await expect(host.locator("#media-status")).to_have_text("You're live.")
 
     viewer = await recorded(browser, "watch", complaints, viewport=PHONE)
-    await viewer.goto(show["watch_url"])
-    await viewer.get_by_label("Nickname").fill("Ava")
-    await viewer.get_by_role("button", name="Join the show").click()
-    await expect(viewer.locator("#lineup li.item")).to_have_count(len(PRODUCTS))
+    await join(viewer, show["watch_url"], "Ava", len(PRODUCTS))
     await expect(viewer.locator("#lineup li.item img").first).to_have_js_property("complete", True)
     await wait_for_video(viewer)
 

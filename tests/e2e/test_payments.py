@@ -22,6 +22,7 @@ from playwright.async_api import (
 
 from livesale.config import Settings
 from tests.conftest import LiveServer, stripe_settings
+from tests.e2e import viewer
 from tests.localstripe import CARDS, LocalStripe
 from tests.room.conftest import SKUS, make_show
 
@@ -76,10 +77,7 @@ def page_problems(page: Page) -> list[str]:
 
 async def join(page: Page, server: LiveServer, show_id: str) -> None:
     """The buyer on ``page`` joins the show (the line-up drawn)."""
-    await page.goto(f"{server.url}/watch/{show_id}")
-    await page.get_by_label("Nickname").fill("Ava")
-    await page.get_by_role("button", name="Join the show").click()
-    await expect(page.locator("#lineup li.item")).to_have_count(len(SKUS))
+    await viewer.join(page, f"{server.url}/watch/{show_id}", "Ava", len(SKUS))
 
 
 async def buy(page: Page, sku: str) -> Locator:

@@ -10,6 +10,7 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from tests.conftest import LiveServer
+from tests.e2e.viewer import join, sign_in
 from tests.room.conftest import make_show
 
 pytestmark = [pytest.mark.netns, pytest.mark.e2e, pytest.mark.timeout(90)]
@@ -47,10 +48,7 @@ async def test_socket_closed_1008_keeps_the_saved_viewer(
     show = make_show(server.url, server.api_key)
     page = await browser.new_page()
     problems = page_problems(page)
-    await page.goto(f"{server.url}/watch/{show.id}")
-    await page.get_by_label("Nickname").fill("Ava")
-    await page.get_by_role("button", name="Join the show").click()
-    await expect(page.locator("#lineup li.item")).to_have_count(len(show.skus))
+    await join(page, f"{server.url}/watch/{show.id}", "Ava", len(show.skus))
     await page.wait_for_function(SOCKET_OPEN)
     saved = await saved_viewer(page)
     assert saved is not None and json.loads(saved)["token"]
@@ -75,8 +73,8 @@ async def test_socket_closed_1008_keeps_the_saved_viewer(
 async def test_forged_saved_viewer_is_dropped_and_asked_again(
     server: LiveServer, browser: Browser
 ) -> None:
-    """A saved viewer whose token the server refuses (4403) is removed and the page signs up
-    again."""
+    """A saved viewer whose token the server refuses (4403) is removed: the page watches
+    without one, and asks for a nickname again at the first chat line."""
     show = make_show(server.url, server.api_key)
     page = await browser.new_page()
     problems = page_problems(page)
@@ -86,12 +84,12 @@ async def test_forged_saved_viewer_is_dropped_and_asked_again(
         "([key, value]) => localStorage.setItem(key, value)", [VIEWER_KEY, json.dumps(forged)]
     )
     await page.goto(f"{server.url}/watch/{show.id}")
-    await expect(page.locator("#nickname-dialog")).to_be_visible(timeout=10_000)
+    await page.wait_for_function("() => window.livesale.room.state.you?.role === 'watcher'")
+    await expect(page.locator("#lineup li.item")).to_have_count(len(show.skus))
+    await expect(page.locator("#nickname-dialog")).to_be_hidden()
     assert await saved_viewer(page) is None
 
-    await page.get_by_label("Nickname").fill("Bo")
-    await page.get_by_role("button", name="Join the show").click()
-    await expect(page.locator("#lineup li.item")).to_have_count(len(show.skus))
+    await sign_in(page, "Bo")
     await page.wait_for_function(SOCKET_OPEN)
     saved = await saved_viewer(page)
     assert saved is not None and json.loads(saved)["token"] != forged["token"]

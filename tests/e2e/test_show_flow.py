@@ -20,6 +20,7 @@ from playwright.async_api import Browser, Page, ViewportSize, expect
 from livesale.cli import main
 from livesale.config import Settings
 from tests.conftest import LiveServer, stripe_settings
+from tests.e2e import viewer
 from tests.localstripe import CARDS, LocalStripe
 
 ARTIFACTS = Path(os.environ.get("LIVESALE_ARTIFACTS", "test-artifacts"))
@@ -123,10 +124,7 @@ def watch_errors(page: Page, who: str) -> None:
 async def join(browser: Browser, url: str, nickname: str) -> Page:
     page = await browser.new_page(viewport=PHONE)
     watch_errors(page, nickname)
-    await page.goto(url)
-    await page.get_by_label("Nickname").fill(nickname)
-    await page.get_by_role("button", name="Join the show").click()
-    await expect(page.locator("#lineup li.item")).to_have_count(len(PRODUCTS))
+    await viewer.join(page, url, nickname, len(PRODUCTS))
     return page
 
 

@@ -5,13 +5,13 @@
 // the token Stripe.js makes from them. Stripe.js is loaded only when the shop takes cards.
 
 import { api, el } from "./api.js";
+import { addStrings, t } from "./i18n.js";
+import PAYMENTS from "./strings/payments.js";
 
-// Each provider in words, as the buyer chooses it.
-const LABELS = {
-  stripe: "Card",
-  manual: "Pay on delivery / bank transfer",
-  test: "Test card (no real money)",
-};
+addStrings(PAYMENTS);
+
+// The providers a page can draw; each in words (`pay.<name>`), as the buyer chooses it.
+const PROVIDERS = new Set(["stripe", "manual", "test"]);
 
 let config = null;
 
@@ -39,7 +39,7 @@ export async function testModeBanner() {
   document.body.dataset.testMode = String(Boolean(payments.test_mode));
   if (!payments.test_mode || document.querySelector(".test-mode-banner")) return;
   document.body.prepend(el("div", { class: "test-mode-banner", role: "status" },
-    "Test mode — payments are not real"));
+    t("test.banner")));
 }
 
 // Stripe.js from `url`, as a classic script added now: Stripe asks that it be loaded from its
@@ -51,9 +51,9 @@ function loadScript(url) {
     script.async = true;
     script.addEventListener("load", () => {
       if (typeof window.Stripe === "function") resolve(window.Stripe);
-      else reject(new Error("Stripe.js did not start"));
+      else reject(new Error(t("pay.stripe_js_failed")));
     });
-    script.addEventListener("error", () => reject(new Error("Stripe.js could not be loaded")));
+    script.addEventListener("error", () => reject(new Error(t("pay.stripe_js_failed"))));
     document.head.append(script);
   });
 }
@@ -84,10 +84,10 @@ class Card {
     try {
       result = await this.stripe.createToken(this.element);
     } catch {
-      throw new Error("Enter your card number, expiry date and security code.");
+      throw new Error(t("pay.enter_card"));
     }
     if (result.error || !result.token) {
-      throw new Error(result.error?.message || "Check your card details.");
+      throw new Error(result.error?.message || t("pay.check_card"));
     }
     return result.token.id;
   }
@@ -101,9 +101,9 @@ class Card {
   async authenticate(clientSecret) {
     try {
       const result = await this.stripe.confirmCardPayment(clientSecret);
-      return result?.error ? result.error.message || "Your bank did not confirm the payment." : "";
+      return result?.error ? result.error.message || t("pay.bank_refused") : "";
     } catch (err) {
-      return err?.message || "Your bank did not confirm the payment.";
+      return err?.message || t("pay.bank_refused");
     }
   }
 }
@@ -136,7 +136,7 @@ export class PaymentChoice {
 
   async draw() {
     const payments = await paymentConfig();
-    this.providers = payments.providers.filter((p) => p.name in LABELS);
+    this.providers = payments.providers.filter((p) => PROVIDERS.has(p.name));
     const options = this.form.querySelector("#pay-options");
     options.replaceChildren(...this.providers.map((provider, n) =>
       el("label", { class: "pay-option" },
@@ -144,19 +144,32 @@ export class PaymentChoice {
           type: "radio", name: "provider", value: provider.name, checked: n === 0,
           onchange: () => this.show(),
         }),
-        el("span", {}, LABELS[provider.name]))));
+        el("span", {}, t(`pay.${provider.name}`)))));
     this.show();
     const stripe = this.providers.find((p) => p.name === "stripe");
     if (stripe) {
       try {
         this.card = await Card.mount(stripe, this.form.querySelector("#card-element"));
       } catch (err) {
-        this.cardProblem = `Card payments are unavailable right now (${err.message}).`;
+        this.cardProblem = t("pay.cards_unavailable_why", { why: err.message });
         const other = this.form.querySelector('input[name="provider"]:not([value="stripe"])');
         if (other && this.chosen === "stripe") other.checked = true;
       }
       this.show();
     }
+  }
+
+  // Whether the shop takes `name` (and, for cards, Stripe.js is running).
+  offers(name) {
+    return this.providers.some((p) => p.name === name) && (name !== "stripe" || this.card !== null);
+  }
+
+  // Choose `name`, when it is offered.
+  choose(name) {
+    const input = this.form.querySelector(`input[name="provider"][value="${CSS.escape(name)}"]`);
+    if (!input) return;
+    input.checked = true;
+    this.show();
   }
 
   // The provider chosen now, or "".
@@ -188,14 +201,14 @@ export class PaymentChoice {
     const provider = this.chosen;
     switch (provider) {
       case "stripe":
-        if (!this.card) throw new Error(this.cardProblem || "Card payments are still loading.");
+        if (!this.card) throw new Error(this.cardProblem || t("pay.cards_loading"));
         return { provider, token: await this.card.token() };
       case "test":
         return { provider, token: this.form.elements.token.value.trim() };
       case "manual":
         return { provider, token: "" };
       default:
-        throw new Error("Choose how to pay.");
+        throw new Error(t("pay.choose"));
     }
   }
 
@@ -208,7 +221,7 @@ export class PaymentChoice {
   // or "" when the buyer went through it. Either way the caller sends the checkout again and
   // the server asks Stripe what happened.
   authenticate(clientSecret) {
-    if (!this.card) return Promise.resolve("Card payments are unavailable right now.");
+    if (!this.card) return Promise.resolve(t("pay.cards_unavailable"));
     return this.card.authenticate(clientSecret);
   }
 }

@@ -6,6 +6,9 @@
 // viewers, slow mode). Each page passes `on`, a handler per message type it draws, called after
 // the frame is applied, and `onRefused` for a socket the server will not open.
 //
+// A socket without a token watches (the server's "watcher"): it is sent everything and may
+// send hearts; the page opens it again with a token before anything else.
+//
 // Sequenced events (show, lineup, featured, requests, chat, chat_deleted, slow_mode) each carry
 // the next number; every other frame carries the last number seen before it. A frame whose seq
 // is ahead of what this client has seen means an event was missed.
@@ -20,11 +23,10 @@ const RESYNC_AGAIN_MS = 2500;
 // Close codes of a refused socket, as `livesale/room/ws.py` documents them. Reconnecting with
 // the same token cannot help after these; after any other code (1008 for malformed messages,
 // 1013 for a slow reader, 1006 for a network failure) the room reconnects keeping the token.
-export const CLOSE_NO_TOKEN = 4401;
 export const CLOSE_BAD_TOKEN = 4403;
 export const CLOSE_NO_SHOW = 4404;
 export const CLOSE_BANNED = 4410;
-const REFUSED = new Set([CLOSE_NO_TOKEN, CLOSE_BAD_TOKEN, CLOSE_NO_SHOW, CLOSE_BANNED]);
+const REFUSED = new Set([CLOSE_BAD_TOKEN, CLOSE_NO_SHOW, CLOSE_BANNED]);
 
 export class Room {
   // `on`: {type: (msg, state) => ...} for the types the page draws; `chatLimit`: chat lines
@@ -51,13 +53,23 @@ export class Room {
     this.closed = false;
     this.retry = 0;
     this.resyncing = false;
+    this.waiting = []; // resolvers of `snapshotted()`
   }
 
-  // Open the socket with `token` (again, with a new token, after a refusal).
+  // Open the socket with `token` ("" to watch without a nickname), or open it again with a new
+  // token: after a refusal, or once a watcher has chosen a nickname.
   connect(token) {
     this.token = token;
     this.closed = false;
+    const old = this.socket;
+    this.socket = null;
+    if (old) old.close(1000);
     this.open();
+  }
+
+  // Resolves at the next snapshot: the socket is open and the state is current.
+  snapshotted() {
+    return new Promise((resolve) => this.waiting.push(resolve));
   }
 
   open() {
@@ -97,6 +109,7 @@ export class Room {
       this.seq = msg.seq;
       this.retry = 0;
       this.resyncing = false;
+      queueMicrotask(() => this.waiting.splice(0).forEach((resolve) => resolve(msg)));
     } else if (typeof msg.seq === "number" && this.seq >= 0) {
       const expected = SEQUENCED.has(msg.type) ? this.seq + 1 : this.seq;
       if (msg.seq > expected) {

@@ -1,15 +1,27 @@
-// The viewer page: video over WHEP, the room, the line-up strip, buying with a hold countdown.
+// The viewer page: the video over WHEP, full screen on a phone with the room over it (chat,
+// hearts, the featured product's card, the sale ticker), the line-up in a sheet behind the bag
+// button, a product sheet with a quantity picker, and checkout in a half sheet with the hold's
+// countdown. Watching needs nothing; a nickname is asked at the first chat line, ask, want or
+// buy.
 
 import {
   api, ApiError, el, errorText, money, newKey, showIdFromPath, toast, VIEWER_KEY,
 } from "./api.js";
+import {
+  addStrings, formatNumber, has, languageSwitch, t, translatePage,
+} from "./i18n.js";
 import { PaymentChoice, testModeBanner } from "./payments.js";
 import { CLOSE_BAD_TOKEN, CLOSE_BANNED, CLOSE_NO_SHOW, Room } from "./room.js";
+import WATCH from "./strings/watch.js";
 import { play } from "./webrtc.js";
+
+addStrings(WATCH);
 
 const showId = showIdFromPath();
 const $ = (id) => document.getElementById(id);
 const SHIPPING_KEY = "livesale.shipping";
+// How this buyer last paid in this show: the next purchase takes one tap.
+const REPEAT_KEY = `livesale.repeat.${showId}`;
 
 // The room's socket and the state it shares with the studio (show, line-up, featured, chat);
 // the handlers and `onRefused` are below, under "the room".
@@ -18,7 +30,7 @@ const shared = room.state;
 
 // What only this page keeps.
 const state = {
-  viewer: null,
+  viewer: null, // null while watching without a nickname
   requested: new Set(),
   planted: new Set(),
   notifying: new Set(), // sold-out SKUs this viewer waits for
@@ -27,39 +39,81 @@ const state = {
   hold: null, // the hold being checked out
   orders: new Map(), // order id -> {state, returned, refunded}: what this page last saw of it
   clockSkew: 0, // server time - local time, ms
+  product: null, // the SKU in the product sheet
+  qty: 1,
 };
 
-// --- the viewer ------------------------------------------------------------------------------
+const live = () => shared.show?.state === "live";
+const ended = () => shared.show?.state === "ended";
 
-async function ensureViewer() {
+// --- the viewer: watching first, a nickname at the first action -----------------------------
+
+function savedViewer() {
   try {
     const saved = JSON.parse(localStorage.getItem(VIEWER_KEY) || "null");
     if (saved && saved.token) return saved;
   } catch {
-    // a broken entry is replaced below
+    // a broken entry is replaced when the viewer signs in
   }
+  return null;
+}
+
+let signingIn = null;
+
+// The viewer, signed in: at once when this device has a nickname, else after the nickname
+// sheet (a suggested one takes one tap); null when the viewer closes it. The room's socket is
+// opened again with the new token before this resolves.
+function signedIn() {
+  if (state.viewer) return Promise.resolve(state.viewer);
+  if (!signingIn) {
+    signingIn = askNickname().finally(() => {
+      signingIn = null;
+    });
+  }
+  return signingIn;
+}
+
+function askNickname() {
   const dialog = $("nickname-dialog");
   const form = $("nickname-form");
   const error = form.querySelector(".form-error");
+  const suggested = t("watch.nick_suggested_name", { n: 1000 + Math.floor(Math.random() * 9000) });
+  const button = $("nickname-suggested");
+  button.textContent = t("watch.nick_use", { name: suggested });
+  error.textContent = "";
   dialog.showModal();
-  // Asked again after a refused token: this call's listener is the only one on the form.
   const listening = new AbortController();
   return new Promise((resolve) => {
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
+    const finish = (viewer) => {
+      listening.abort();
+      if (dialog.open) dialog.close();
+      resolve(viewer);
+    };
+    const join = async (nickname) => {
       error.textContent = "";
-      try {
-        const viewer = await api("POST", "/api/viewers", {
-          body: { nickname: $("nickname-input").value },
-        });
-        localStorage.setItem(VIEWER_KEY, JSON.stringify(viewer));
-        listening.abort();
-        dialog.close();
-        resolve(viewer);
-      } catch (err) {
-        error.textContent = errorText(err);
+      if (!nickname.trim()) {
+        error.textContent = t("watch.nick_empty");
+        return;
       }
-    }, { signal: listening.signal });
+      try {
+        const viewer = await api("POST", "/api/viewers", { body: { nickname } });
+        localStorage.setItem(VIEWER_KEY, JSON.stringify(viewer));
+        state.viewer = viewer;
+        room.connect(viewer.token);
+        await room.snapshotted();
+        finish(viewer);
+      } catch (err) {
+        error.textContent = err.kind === "validation" ? t("watch.nick_invalid") : errorText(err);
+      }
+    };
+    const opts = { signal: listening.signal };
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      join($("nickname-input").value);
+    }, opts);
+    button.addEventListener("click", () => join(suggested), opts);
+    $("nickname-cancel").addEventListener("click", () => finish(null), opts);
+    dialog.addEventListener("cancel", () => finish(null), opts);
   });
 }
 
@@ -69,30 +123,29 @@ function renderShow() {
   const show = shared.show;
   if (!show) return;
   $("title").textContent = show.title;
-  document.title = `${show.title} — livesale`;
+  $("host-name").textContent = show.host_name;
+  $("host-avatar").textContent = (show.host_name || "?").trim().slice(0, 1).toUpperCase();
+  document.title = t("watch.page_title", { title: show.title });
   const badge = $("state");
-  const label = show.state === "live" ? (show.paused ? "Paused" : "Live")
-    : show.state === "scheduled" ? "Upcoming" : "Ended";
-  badge.textContent = label;
-  badge.className = `badge ${show.state === "live" && show.paused ? "paused" : show.state}`;
+  const paused = show.state === "live" && show.paused;
+  badge.textContent = t(paused ? "watch.paused" : `watch.state_${show.state}`);
+  badge.className = `badge ${paused ? "paused" : show.state}`;
   const status = $("video-status");
-  if (show.state === "scheduled") {
-    status.textContent = "The show hasn't started yet — stay tuned.";
-  } else if (show.state === "ended") {
-    status.textContent = "This show has ended. Thanks for watching!";
-  } else if (show.paused) {
-    status.textContent = "The host is reconnecting…";
-  } else {
-    status.textContent = "";
-  }
+  status.textContent = show.state === "scheduled" ? t("watch.not_started")
+    : show.state === "ended" ? t("watch.ended")
+      : show.paused ? t("watch.reconnecting") : "";
   status.hidden = !status.textContent;
-  const ended = show.state === "ended";
-  document.body.classList.toggle("ended", ended);
+  const over = ended();
+  document.body.classList.toggle("ended", over);
   // After the end the chat is read-only.
-  $("chat-input").disabled = ended;
-  $("chat-input").placeholder = ended ? "The show has ended — chat is closed" : "Say something…";
-  for (const button of $("chat-form").querySelectorAll("button")) button.disabled = ended;
-  if (ended) showMyOrders();
+  $("chat-input").disabled = over;
+  $("chat-input").placeholder = t(over ? "watch.chat_closed" : "watch.say_placeholder");
+  for (const button of [$("send"), $("heart")]) button.disabled = over;
+  if (over) showMyOrders();
+}
+
+function renderViewers() {
+  $("viewers").textContent = t("watch.viewers", { n: shared.viewers, count: formatNumber(shared.viewers) });
 }
 
 // After the end: what this viewer bought in the show, with a link to all their orders.
@@ -105,11 +158,11 @@ async function showMyOrders() {
     const mine = (await api("GET", "/api/me/orders", { token: state.viewer.token }))
       .filter((o) => o.show_id === showId && ["confirmed", "refunded"].includes(o.state));
     box.replaceChildren(
-      el("h2", {}, "Your orders from this show"),
+      el("h2", {}, t("watch.your_orders")),
       mine.length
         ? el("ul", {}, ...mine.map((o) => el("li", {}, `${o.qty} × ${o.title} · ${money(o.total)}`)))
-        : el("p", {}, "You did not buy anything in this show."),
-      el("a", { href: "/orders" }, "All my orders and their parcels"));
+        : el("p", {}, t("watch.bought_nothing")),
+      el("a", { href: "/orders" }, t("watch.all_orders")));
     box.hidden = false;
   } catch (err) {
     summaryShown = false;
@@ -125,7 +178,7 @@ let connecting = false;
 window.livesale = { get peerConnection() { return session ? session.pc : null; }, room };
 
 async function startVideo() {
-  if (connecting || session || !shared.show || shared.show.state !== "live") return;
+  if (connecting || session || !live()) return;
   connecting = true;
   try {
     session = await play(showId, $("video"));
@@ -162,14 +215,26 @@ function stopVideo() {
   session = null;
 }
 
+// A portrait camera fills a portrait screen; a landscape one is shown whole (the stylesheet
+// picks the fit from the picture's shape, told here).
+function fitVideo() {
+  const video = $("video");
+  if (!video.videoWidth) return;
+  const portrait = video.videoHeight > video.videoWidth;
+  $("stage").classList.toggle("source-portrait", portrait);
+  $("stage").classList.toggle("source-landscape", !portrait);
+}
+$("video").addEventListener("loadedmetadata", fitVideo);
+$("video").addEventListener("resize", fitVideo);
+
 $("unmute").addEventListener("click", () => {
   const video = $("video");
   video.muted = !video.muted;
-  $("unmute").textContent = video.muted ? "Tap to unmute" : "Mute";
+  $("unmute").textContent = t(video.muted ? "watch.unmute" : "watch.mute");
   video.play().catch(() => {});
 });
 
-// --- the line-up strip -----------------------------------------------------------------------
+// --- the line-up -----------------------------------------------------------------------------
 
 function itemHold(sku) {
   for (const hold of state.holds.values()) {
@@ -178,98 +243,253 @@ function itemHold(sku) {
   return null;
 }
 
+// The most this viewer may take of `item` in one go.
+function maxQty(item) {
+  const limit = item.limit_per_buyer || Infinity;
+  return Math.max(0, Math.min(limit, item.available, 99));
+}
+
+// The Buy button of `item` wherever it is drawn (line-up, featured card): Checkout for a hold
+// already made, Notify me once it is sold out, Buy otherwise.
+function buyButton(item, { compact = false } = {}) {
+  const sku = item.sku;
+  const hold = itemHold(sku);
+  if (hold) {
+    return el("button", {
+      type: "button", class: "buy", "aria-label": t("watch.checkout_item", { title: item.title }),
+      onclick: () => openCheckout(hold),
+    }, t("watch.checkout"));
+  }
+  if (item.available <= 0 && live()) {
+    const waiting = state.notifying.has(sku);
+    return el("button", {
+      type: "button", class: `notify${waiting ? " on" : ""}`, "aria-pressed": String(waiting),
+      "aria-label": t("watch.notify_item", { title: item.title }),
+      onclick: () => notify(sku, !waiting),
+    }, t(waiting ? "watch.notifying" : "watch.notify"));
+  }
+  return el("button", {
+    type: "button", class: "buy", disabled: item.available <= 0 || !live(),
+    "aria-label": t("watch.buy_item", { title: item.title }),
+    onclick: (event) => buy(sku, 1, event.currentTarget),
+  }, item.available <= 0 ? t("watch.sold_out") : compact ? t("watch.buy") : t("watch.buy_price", { price: money(item.price) }));
+}
+
+function stockText(item) {
+  if (item.available <= 0) return t("watch.sold_out");
+  const left = t("watch.left", { n: item.available, count: formatNumber(item.available) });
+  return item.limit_per_buyer ? `${left} · ${t("watch.max_each", { n: item.limit_per_buyer })}` : left;
+}
+
 function renderItem(item) {
   const sku = item.sku;
   const soldOut = item.available <= 0;
-  const hold = itemHold(sku);
-  const featured = shared.featured === sku;
-  const waiting = state.notifying.has(sku);
-  const buyButton = hold
-    ? el("button", { type: "button", class: "buy", onclick: () => openCheckout(hold) }, "Checkout")
-    : soldOut && shared.show?.state === "live" ? el("button", {
-      type: "button", class: `notify${waiting ? " on" : ""}`, "aria-pressed": String(waiting),
-      "aria-label": `Notify me when ${item.title} is back`,
-      onclick: () => room.send({ type: "notify", sku, on: !waiting }),
-    }, waiting ? "We'll tell you" : "Notify me")
-    : el("button", {
-      type: "button", class: "buy", disabled: soldOut || shared.show?.state !== "live",
-      "aria-label": `Buy ${item.title}`, onclick: (event) => buy(sku, event.currentTarget),
-    }, soldOut ? "Sold out" : "Buy");
+  const featured = shared.featured === sku && !ended();
+  const asked = state.requested.has(sku);
+  const wanted = state.planted.has(sku);
   return el("li", { class: `item${featured ? " featured" : ""}${soldOut ? " sold-out" : ""}`,
     "data-sku": sku },
-  featured && shared.show?.state !== "ended"
-    ? el("span", { class: "featured-badge" }, "Now explaining") : null,
-  item.image_url ? el("img", { src: item.image_url, alt: "", loading: "lazy" }) : null,
-  el("h3", { class: "item-title" }, item.title),
-  el("p", { class: "price" },
-    el("strong", {}, money(item.price)),
-    item.list_price && item.list_price.amount !== item.price.amount
-      ? el("s", { class: "list-price" }, money(item.list_price)) : null),
-  el("p", { class: "stock", "data-stock": item.available },
-    soldOut ? "Sold out" : `${item.available} left`,
-    item.limit_per_buyer ? ` · max ${item.limit_per_buyer} each` : ""),
-  item.on_hand > 0 ? unitsBar(item) : null,
+  el("button", {
+    type: "button", class: "item-open", "aria-label": t("watch.details_item", { title: item.title }),
+    onclick: () => openProduct(sku),
+  }, item.image_url ? el("img", { src: item.image_url, alt: "", loading: "lazy" })
+    : el("span", { class: "no-image", "aria-hidden": "true" }, "🛍")),
+  el("div", { class: "item-body" },
+    featured ? el("span", { class: "featured-badge" }, t("watch.now_explaining")) : null,
+    el("h3", { class: "item-title" }, item.title),
+    el("p", { class: "price" },
+      el("strong", {}, money(item.price)),
+      item.list_price && item.list_price.amount !== item.price.amount
+        ? el("s", { class: "list-price" }, money(item.list_price)) : null),
+    el("p", { class: "stock", "data-stock": item.available }, stockText(item)),
+    item.on_hand > 0 ? unitsBar(item) : null),
   el("div", { class: "item-actions" },
     el("button", {
-      type: "button", class: "ask",
-      disabled: state.requested.has(sku) || featured || shared.show?.state !== "live",
-      "aria-label": "Ask to explain", title: `Ask the host to explain ${item.title}`,
+      type: "button", class: "ask", disabled: asked || featured || !live(),
+      "aria-label": t("watch.ask_item", { title: item.title }),
       onclick: () => ask(sku),
-    }, state.requested.has(sku) ? "Asked ✓" : "Ask to explain"),
+    }, t(asked ? "watch.asked" : "watch.ask")),
     el("button", {
-      type: "button", class: `want${state.planted.has(sku) ? " on" : ""}`,
-      "aria-pressed": state.planted.has(sku) ? "true" : "false", "aria-label": "Want",
-      disabled: shared.show?.state === "ended",
+      type: "button", class: `want${wanted ? " on" : ""}`, "aria-pressed": String(wanted),
+      "aria-label": t("watch.want_item", { title: item.title }), disabled: ended(),
       onclick: () => want(sku),
-    }, state.planted.has(sku) ? "♥ Want" : "♡ Want"),
-    buyButton));
+    }, wanted ? `♥ ${t("watch.want")}` : `♡ ${t("watch.want")}`),
+    buyButton(item, { compact: true })));
 }
 
 // How much of the item is left, as a bar (its width set through the CSSOM: no inline style).
-function unitsBar(item) {
-  const fill = el("span");
-  fill.style.width = `${Math.min(100, (100 * Math.max(0, item.available)) / item.on_hand)}%`;
-  return el("div", { class: "units-bar", "aria-hidden": "true" }, fill);
+function unitsBar(item, bar = el("div", { class: "units-bar", "aria-hidden": "true" }, el("span"))) {
+  const share = item.on_hand > 0 ? (100 * Math.max(0, item.available)) / item.on_hand : 0;
+  bar.firstElementChild.style.width = `${Math.min(100, share)}%`;
+  bar.hidden = !(item.on_hand > 0);
+  return bar;
 }
 
 function renderLineup() {
-  const list = $("lineup");
-  list.replaceChildren(...shared.order.map((sku) => renderItem(shared.items.get(sku))));
+  $("lineup").replaceChildren(...shared.order.map((sku) => renderItem(shared.items.get(sku))));
+  const n = shared.order.length;
+  $("bag-count").textContent = n ? formatNumber(n) : "";
+  $("bag").setAttribute("aria-label", t("watch.bag", { n, count: formatNumber(n) }));
   renderFeatured();
+  renderProduct();
 }
 
-// Bring the featured card into view; only when the featured item changes, so stock updates
-// never pull the strip away from where the viewer scrolled.
-function showFeatured() {
-  const card = shared.featured &&
-    document.querySelector(`#lineup [data-sku="${CSS.escape(shared.featured)}"]`);
-  if (card) card.scrollIntoView({ behavior: "smooth", inline: "center", block: "nearest" });
-}
-
+// The featured product's card over the video: image, price, units left and Buy.
 function renderFeatured() {
   const box = $("featured");
   const item = shared.featured && shared.items.get(shared.featured);
-  if (!item || shared.show?.state === "ended") {
+  if (!item || ended()) {
     box.hidden = true;
+    box.replaceChildren();
     return;
   }
   box.hidden = false;
   box.replaceChildren(
-    el("span", { class: "featured-badge" }, "Now explaining"),
-    el("strong", {}, item.title), " ", el("span", {}, money(item.price)),
-  );
+    el("button", {
+      type: "button", class: "featured-open", "aria-label": t("watch.details_item", { title: item.title }),
+      onclick: () => openProduct(item.sku),
+    }, item.image_url ? el("img", { src: item.image_url, alt: "" })
+      : el("span", { class: "no-image", "aria-hidden": "true" }, "🛍")),
+    el("div", { class: "featured-text" },
+      el("span", { class: "featured-badge" }, t("watch.now_explaining")),
+      el("strong", { class: "featured-title" }, item.title),
+      el("span", { class: "featured-meta" },
+        el("b", { class: "featured-price" }, money(item.price)), " · ", stockText(item)),
+      unitsBar(item)),
+    buyButton(item, { compact: true }));
 }
 
-function ask(sku) {
+// The line-up sheet behind the bag button (on a phone; a side panel on a desktop).
+function setLineupOpen(open) {
+  const panel = $("lineup-panel");
+  panel.classList.toggle("open", open);
+  $("bag").setAttribute("aria-expanded", String(open));
+  if (open) panel.querySelector("button")?.focus({ preventScroll: true });
+  else if (document.activeElement && panel.contains(document.activeElement)) $("bag").focus();
+}
+$("bag").addEventListener("click", () => setLineupOpen(!$("lineup-panel").classList.contains("open")));
+$("lineup-close").addEventListener("click", () => setLineupOpen(false));
+$("lineup-panel").addEventListener("keydown", (event) => {
+  if (event.key === "Escape") setLineupOpen(false);
+});
+
+// Bring the featured item into view in the line-up; only when the featured item changes, so
+// stock updates never pull the list away from where the viewer scrolled.
+function showFeatured() {
+  const card = shared.featured &&
+    document.querySelector(`#lineup [data-sku="${CSS.escape(shared.featured)}"]`);
+  if (card) card.scrollIntoView({ behavior: "smooth", block: "nearest" });
+}
+
+// --- the product sheet -----------------------------------------------------------------------
+
+function openProduct(sku) {
+  state.product = sku;
+  state.qty = 1;
+  renderProduct();
+  const sheet = $("product-sheet");
+  if (!sheet.open) sheet.showModal();
+}
+
+function renderProduct() {
+  const sheet = $("product-sheet");
+  const item = state.product && shared.items.get(state.product);
+  if (!item) {
+    if (sheet.open) sheet.close();
+    return;
+  }
+  const image = $("product-image");
+  image.hidden = !item.image_url;
+  if (item.image_url && image.getAttribute("src") !== item.image_url) image.src = item.image_url;
+  $("product-badge").hidden = !(shared.featured === item.sku && !ended());
+  $("product-title").textContent = item.title;
+  $("product-price").textContent = money(item.price);
+  const listed = item.list_price && item.list_price.amount !== item.price.amount;
+  $("product-list-price").textContent = listed ? money(item.list_price) : "";
+  $("product-stock").textContent = stockText(item);
+  unitsBar(item, $("product-bar"));
+  $("product-description").textContent = item.description || "";
+  $("product-description").hidden = !item.description;
+  const most = maxQty(item);
+  state.qty = Math.max(1, Math.min(state.qty, most || 1));
+  $("qty").textContent = formatNumber(state.qty);
+  $("qty-minus").disabled = state.qty <= 1;
+  $("qty-plus").disabled = state.qty >= most;
+  $("qty-max").textContent = most > 0 ? t("watch.qty_max", { n: most }) : "";
+  const asked = state.requested.has(item.sku);
+  const ask = $("product-ask");
+  ask.textContent = t(asked ? "watch.asked" : "watch.ask");
+  ask.setAttribute("aria-label", t("watch.ask_item", { title: item.title }));
+  ask.disabled = asked || shared.featured === item.sku || !live();
+  const wanted = state.planted.has(item.sku);
+  const wantButton = $("product-want");
+  wantButton.textContent = wanted ? `♥ ${t("watch.want")}` : `♡ ${t("watch.want")}`;
+  wantButton.setAttribute("aria-pressed", String(wanted));
+  wantButton.setAttribute("aria-label", t("watch.want_item", { title: item.title }));
+  wantButton.disabled = ended();
+  const buyNow = $("product-buy");
+  const hold = itemHold(item.sku);
+  const soldOut = item.available <= 0;
+  buyNow.classList.toggle("notify", soldOut && !hold && live());
+  if (hold) {
+    buyNow.textContent = t("watch.checkout");
+    buyNow.setAttribute("aria-label", t("watch.checkout_item", { title: item.title }));
+  } else if (soldOut && live()) {
+    buyNow.textContent = t(state.notifying.has(item.sku) ? "watch.notifying" : "watch.notify");
+    buyNow.setAttribute("aria-label", t("watch.notify_item", { title: item.title }));
+  } else {
+    const total = { ...item.price, amount: item.price.amount * state.qty };
+    buyNow.textContent = soldOut ? t("watch.sold_out") : t("watch.buy_price", { price: money(total) });
+    buyNow.setAttribute("aria-label", t("watch.buy_item", { title: item.title }));
+  }
+  buyNow.disabled = !hold && !live();
+}
+
+$("qty-minus").addEventListener("click", () => {
+  state.qty -= 1;
+  renderProduct();
+});
+$("qty-plus").addEventListener("click", () => {
+  state.qty += 1;
+  renderProduct();
+});
+$("product-close").addEventListener("click", () => $("product-sheet").close());
+$("product-sheet").addEventListener("close", () => {
+  state.product = null;
+});
+$("product-ask").addEventListener("click", () => state.product && ask(state.product));
+$("product-want").addEventListener("click", () => state.product && want(state.product));
+$("product-buy").addEventListener("click", (event) => {
+  const sku = state.product;
+  const item = sku && shared.items.get(sku);
+  if (!item) return;
+  const hold = itemHold(sku);
+  if (hold) openCheckout(hold);
+  else if (item.available <= 0) notify(sku, !state.notifying.has(sku));
+  else buy(sku, state.qty, event.currentTarget);
+});
+
+// --- asking, wanting, waiting for stock -------------------------------------------------------
+
+async function ask(sku) {
+  if (!(await signedIn())) return;
   if (room.send({ type: "request", sku })) {
     state.requested.add(sku);
     renderLineup();
-    toast("Asked the host to explain it");
+    toast(t("watch.asked_toast"));
+  } else {
+    toast(t("watch.not_connected"));
   }
 }
 
-function want(sku) {
+async function want(sku) {
+  if (!(await signedIn())) return;
   room.send({ type: "plant", sku, want: !state.planted.has(sku) });
+}
+
+async function notify(sku, on) {
+  if (!(await signedIn())) return;
+  room.send({ type: "notify", sku, on });
 }
 
 // --- buying ----------------------------------------------------------------------------------
@@ -277,36 +497,41 @@ function want(sku) {
 let tickerTimer = 0;
 let paying = false; // a checkout is on its way: no second one until it answers
 
-async function buy(sku, button) {
+async function buy(sku, qty, button) {
   if (paying) {
-    toast("A payment is in progress — finish it first.");
+    toast(t("watch.paying_already"));
     return;
   }
+  if (!(await signedIn())) return;
   button.disabled = true;
-  const key = newKey();
-  const body = { sku, qty: 1, idempotency_key: key };
+  const body = { sku, qty, idempotency_key: newKey() };
+  const token = state.viewer.token;
   try {
     let hold;
     try {
-      hold = await api("POST", `/api/shows/${showId}/holds`, { token: state.viewer.token, body });
+      hold = await api("POST", `/api/shows/${showId}/holds`, { token, body });
     } catch (err) {
       // A dropped connection: the same key returns the same hold, never a second one.
       if (!(err instanceof ApiError) || err.status !== 0) throw err;
-      hold = await api("POST", `/api/shows/${showId}/holds`, { token: state.viewer.token, body });
+      hold = await api("POST", `/api/shows/${showId}/holds`, { token, body });
     }
     state.holds.set(hold.hold_id, hold);
+    if ($("product-sheet").open) $("product-sheet").close();
     renderLineup();
     openCheckout(hold);
   } catch (err) {
     if (err.kind === "sold-out") {
       const item = shared.items.get(sku);
-      if (item) item.available = err.problem.available ?? 0;
+      const left = err.problem.available ?? 0;
+      if (item) item.available = left;
       renderLineup();
-      toast(`Sold out — ${err.problem.available ?? 0} left`);
+      toast(left > 0 ? t("watch.only_left", { n: left }) : t("watch.sold_out_toast"));
     } else if (err.kind === "limit") {
-      toast(`You've reached the limit for this item. ${errorText(err)}`);
+      const { limit, current, scope } = err.problem;
+      toast(limit ? t(`watch.limit_${scope || "buyer"}`, { limit, current: current ?? 0 })
+        : t("problem.limit"));
     } else {
-      toast(`Could not reserve it: ${errorText(err)}`);
+      toast(t("watch.reserve_failed", { why: errorText(err) }));
     }
     button.disabled = false;
   }
@@ -330,7 +555,8 @@ function renderPay() {
   if (paying) return;
   const hold = state.hold;
   const amount = hold ? money(hold.total || hold.price) : "";
-  $("pay").textContent = payments.chosen === "manual" ? `Place order · ${amount}` : `Pay ${amount}`;
+  $("pay").textContent = t(payments.chosen === "manual" ? "checkout.place_order" : "checkout.pay",
+    { amount });
   $("pay").disabled = !hold || remainingMs(hold) <= 0 || !payments.ready;
 }
 
@@ -346,17 +572,47 @@ function tickCountdown() {
     clearInterval(countdownTimer);
     const closed = shared.show?.sales_close_at &&
       shared.show.sales_close_at <= state.hold.expires_at;
-    $("checkout-form").querySelector(".form-error").textContent = closed
-      ? "The show has ended and its sale is closed; the item went back on the shelf."
-      : "Your reservation expired and the item went back on sale.";
+    $("checkout-form").querySelector(".form-error").textContent =
+      t(closed ? "checkout.sale_closed" : "checkout.expired");
     $("pay").disabled = true;
   }
 }
 
+function savedShipping() {
+  try {
+    const saved = JSON.parse(localStorage.getItem(SHIPPING_KEY) || "{}");
+    return saved && typeof saved === "object" ? saved : {};
+  } catch {
+    return {};
+  }
+}
+
+// How this buyer paid before in this show, when the next purchase can take one tap: the saved
+// shipping details are complete and the same way to pay is still offered. A card is typed
+// again (this shop keeps no cards), so only its shipping details are taken as they were.
+function repeatPurchase() {
+  let repeat;
+  try {
+    repeat = JSON.parse(localStorage.getItem(REPEAT_KEY) || "null");
+  } catch {
+    return null;
+  }
+  const shipping = savedShipping();
+  if (!repeat || !shipping.name || !shipping.email || !shipping.address) return null;
+  if (!payments.offers(repeat.provider)) return null;
+  return { ...repeat, shipping };
+}
+
+function showDetails(show) {
+  $("details").hidden = !show;
+  $("pay-with").hidden = !show;
+  $("repeat-box").hidden = show;
+}
+
 function openCheckout(hold) {
   if (paying) {
-    // Its dialog is open, or closed while the bank's window is up (which it would cover).
-    toast("A payment is in progress — finish it first.");
+    // Its sheet is open, or closed while the bank's window is up (which it would cover).
+    toast(t("watch.paying_already"));
     return;
   }
   state.hold = hold;
@@ -368,23 +624,33 @@ function openCheckout(hold) {
   const error = form.querySelector(".form-error");
   error.textContent = "";
   renderPay();
-  payments.load().catch((err) => {
-    error.textContent = `The ways to pay could not be loaded: ${errorText(err)} Try again.`;
-  });
-  try {
-    const saved = JSON.parse(localStorage.getItem(SHIPPING_KEY) || "{}");
-    for (const name of ["name", "email", "address"]) {
-      if (saved[name] && !form.elements[name].value) form.elements[name].value = saved[name];
-    }
-  } catch {
-    // nothing saved
+  const shipping = savedShipping();
+  for (const name of ["name", "email", "address"]) {
+    if (shipping[name] && !form.elements[name].value) form.elements[name].value = shipping[name];
   }
+  showDetails(true);
+  payments.load().then(() => {
+    const repeat = state.hold === hold && repeatPurchase();
+    if (!repeat) return;
+    payments.choose(repeat.provider);
+    if (repeat.provider === "test" && repeat.token) form.elements.token.value = repeat.token;
+    $("repeat-name").textContent = repeat.shipping.name;
+    $("repeat-address").textContent = repeat.shipping.address.split("\n")[0];
+    $("repeat-pay").textContent = t(`checkout.repeat_${repeat.provider}`);
+    showDetails(false);
+    if (repeat.provider === "stripe") $("pay-stripe").hidden = false;
+    renderPay();
+  }).catch((err) => {
+    error.textContent = t("checkout.ways_failed", { why: errorText(err) });
+  });
   clearInterval(countdownTimer);
   tickCountdown();
   countdownTimer = setInterval(tickCountdown, 250);
   const dialog = $("checkout-dialog");
   if (!dialog.open) dialog.showModal();
 }
+
+$("change-details").addEventListener("click", () => showDetails(true));
 
 function closeCheckout() {
   clearInterval(countdownTimer);
@@ -402,37 +668,32 @@ async function pay(hold, body) {
   let order = await api("POST", path, { token, body });
   let problem = "";
   if (order.state !== "confirmed" && order.next_action?.type === "authenticate") {
-    // The dialog is modal: everything else on the page, the bank's window too, is out of
+    // The sheet is modal: everything else on the page, the bank's window too, is out of
     // reach until it closes. It opens again with the answer.
     const dialog = $("checkout-dialog");
     dialog.close();
-    $("pay").textContent = "Waiting for your bank…";
-    toast("Your bank asks you to confirm this payment.");
+    $("pay").textContent = t("checkout.waiting_bank");
+    toast(t("checkout.bank_asks"));
     try {
       problem = await payments.authenticate(order.next_action.client_secret);
     } finally {
       if (state.hold === hold && !dialog.open) dialog.showModal();
     }
-    $("pay").textContent = "Paying…";
+    $("pay").textContent = t("checkout.paying");
     order = await api("POST", path, { token, body });
   }
-  if (order.state !== "confirmed") {
-    throw new Error(problem ||
-      "Your bank has not confirmed the payment yet. Press Pay again in a moment.");
-  }
+  if (order.state !== "confirmed") throw new Error(problem || t("checkout.bank_pending"));
   return order;
 }
 
 function showConfirmed(order) {
   const item = shared.items.get(order.sku);
-  $("confirm-text").textContent =
-    `${item ? item.title : order.sku} × ${order.qty} — ${money(order.total)}. Order ${order.id}.`;
+  $("confirm-text").textContent = t("confirm.text", {
+    title: item ? item.title : order.sku, qty: order.qty, total: money(order.total), id: order.id,
+  });
   const payment = $("confirm-payment");
-  payment.textContent = order.test
-    ? "A test order: no real money moved."
-    : order.payment_status === "due"
-      ? "You pay on delivery or by bank transfer; the shop confirms your payment."
-      : "";
+  payment.textContent = order.test ? t("confirm.test")
+    : order.payment_status === "due" ? t("confirm.due") : "";
   payment.hidden = !payment.textContent;
   $("confirm-dialog").showModal();
 }
@@ -452,9 +713,13 @@ $("checkout-form").addEventListener("submit", async (event) => {
   localStorage.setItem(SHIPPING_KEY, JSON.stringify(shipping));
   paying = true;
   $("pay").disabled = true;
-  $("pay").textContent = "Paying…";
+  $("pay").textContent = t("checkout.paying");
   try {
-    const order = await pay(hold, { payment: await payments.payment(), shipping });
+    const payment = await payments.payment();
+    const order = await pay(hold, { payment, shipping });
+    localStorage.setItem(REPEAT_KEY, JSON.stringify({
+      provider: payment.provider, token: payment.provider === "test" ? payment.token : "",
+    }));
     noteOrder(order);
     payments.reset();
     state.holds.delete(hold.hold_id);
@@ -463,13 +728,15 @@ $("checkout-form").addEventListener("submit", async (event) => {
     showConfirmed(order);
   } catch (err) {
     if (err.kind === "payment-declined") {
-      error.textContent = `Payment declined: ${errorText(err)} Try another card.`;
+      error.textContent = t("checkout.declined");
+      showDetails(true);
     } else if (err.status === 409) {
-      error.textContent = `This reservation is no longer valid: ${errorText(err)}`;
+      error.textContent = t("checkout.invalid", { why: errorText(err) });
       state.holds.delete(hold.hold_id);
       renderLineup();
     } else {
       error.textContent = errorText(err);
+      if (err.kind === "validation") showDetails(true);
     }
   } finally {
     paying = false;
@@ -484,7 +751,9 @@ $("cancel-hold").addEventListener("click", async () => {
   try {
     await api("DELETE", `/api/holds/${hold.hold_id}`, { token: state.viewer.token });
   } catch (err) {
-    if (err.status !== 404 && err.status !== 409) toast(`Could not release it: ${errorText(err)}`);
+    if (err.status !== 404 && err.status !== 409) {
+      toast(t("checkout.release_failed", { why: errorText(err) }));
+    }
   }
   state.holds.delete(hold.hold_id);
   renderLineup();
@@ -509,17 +778,17 @@ function noteOrder(order) {
 function orderChanged(order) {
   const before = noteOrder(order);
   const item = shared.items.get(order.sku);
-  const what = `${item ? item.title : order.sku} (order ${order.id})`;
+  const what = t("notice.what", { title: item ? item.title : order.sku, id: order.id });
   const returned = (order.returned_qty || 0) - before.returned;
   if (order.state === "cancelled" && before.state !== "cancelled" && order.returned_qty > 0) {
-    notice(`Your order for ${what} was cancelled by the shop; you were not charged.`);
+    notice(t("notice.cancelled", { what }));
   } else if (returned > 0) {
     const amount = { ...order.refunded, amount: (order.refunded?.amount || 0) - before.refunded };
-    const units = returned === 1 ? "1 unit" : `${returned} units`;
-    const back = amount.amount > 0 ? ` (${money(amount)})` : "";
     notice(order.state === "refunded" && before.returned === 0
-      ? `The shop refunded your order for ${what}: ${money(order.refunded)} goes back to you.`
-      : `The shop refunded ${units} of ${what}${back}.`);
+      ? t("notice.refunded", { what, amount: money(order.refunded) })
+      : t("notice.partly_refunded", {
+        what, n: returned, amount: amount.amount > 0 ? t("notice.amount", { amount: money(amount) }) : "",
+      }));
   }
 }
 
@@ -527,8 +796,9 @@ function orderChanged(order) {
 function notice(text) {
   const item = el("li", { class: "notice" }, el("span", {}, text));
   item.append(el("button", {
-    type: "button", class: "secondary", "aria-label": "Dismiss", onclick: () => item.remove(),
-  }, "OK"));
+    type: "button", class: "secondary", "aria-label": t("notice.dismiss"),
+    onclick: () => item.remove(),
+  }, t("notice.ok")));
   $("notices").append(item);
 }
 
@@ -542,17 +812,23 @@ function renderChat() {
   list.scrollTop = list.scrollHeight;
 }
 
-$("chat-form").addEventListener("submit", (event) => {
+$("chat-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const input = $("chat-input");
   const text = input.value.trim();
   if (!text) return;
+  if (!(await signedIn())) return;
   if (state.mutedUntil > Date.now()) {
-    toast("The host has muted you for a while.");
+    toast(t("watch.muted"));
     return;
   }
   if (room.send({ type: "chat", text })) input.value = "";
-  else toast("Not connected — trying again…");
+  else toast(t("watch.not_connected"));
+});
+
+// A watcher who taps into the chat is asked for a nickname first, as in the apps.
+$("chat-input").addEventListener("focus", () => {
+  if (!state.viewer && !ended()) signedIn();
 });
 
 let pendingHearts = 0;
@@ -589,7 +865,7 @@ function roomHandlers() {
       state.requested = new Set();
       state.mutedUntil = msg.muted_until;
       state.holds = new Map(msg.holds.filter((h) => h.state === "held").map((h) => [h.hold_id, h]));
-      $("viewers").textContent = `${msg.viewers} watching`;
+      renderViewers();
       renderLineup();
       renderShow();
       renderChat();
@@ -619,7 +895,9 @@ function roomHandlers() {
       const item = first && shared.items.get(first.sku);
       if (!item) return;
       const ticker = $("ticker");
-      ticker.textContent = `Someone just bought ${first.qty > 1 ? `${first.qty} × ` : ""}${item.title}`;
+      ticker.textContent = first.qty > 1
+        ? t("watch.sale_n", { n: first.qty, title: item.title })
+        : t("watch.sale", { title: item.title });
       ticker.hidden = false;
       clearTimeout(tickerTimer);
       tickerTimer = setTimeout(() => (ticker.hidden = true), 4000);
@@ -629,9 +907,7 @@ function roomHandlers() {
     hearts(msg) {
       floatHearts(msg.count);
     },
-    presence(msg) {
-      $("viewers").textContent = `${msg.viewers} watching`;
-    },
+    presence: renderViewers,
     planted(msg) {
       if (msg.want) state.planted.add(msg.sku);
       else state.planted.delete(msg.sku);
@@ -641,20 +917,20 @@ function roomHandlers() {
       if (msg.on) state.notifying.add(msg.sku);
       else state.notifying.delete(msg.sku);
       renderLineup();
-      if (msg.on) toast("We'll tell you here when it is back.");
+      if (msg.on) toast(t("watch.notify_toast"));
     },
     back_in_stock(msg) {
       state.notifying.delete(msg.sku);
       const item = shared.items.get(msg.sku);
-      toast(`${item ? item.title : msg.sku} is back — ${msg.available} left`);
+      toast(t("watch.back_in_stock", { title: item ? item.title : msg.sku, n: msg.available }));
       renderLineup();
     },
     muted(msg) {
       state.mutedUntil = msg.until;
-      if (msg.until > Date.now()) toast("The host has muted you for a while.");
+      if (msg.until > Date.now()) toast(t("watch.muted"));
     },
     slow_mode(msg) {
-      if (msg.seconds) toast(`Slow mode: one message every ${msg.seconds} s`);
+      if (msg.seconds) toast(t("watch.slow_mode", { n: msg.seconds }));
     },
     hold(msg) {
       if (msg.hold.state === "held") state.holds.set(msg.hold.hold_id, msg.hold);
@@ -668,37 +944,40 @@ function roomHandlers() {
       if (msg.viewer_id === state.viewer?.viewer_id) orderChanged(msg.order);
     },
     error(msg) {
-      toast(msg.detail || msg.code);
+      toast(has(`room.${msg.code}`) ? t(`room.${msg.code}`) : msg.detail || msg.code);
     },
   };
 }
 
 // The server will not open the room with this token, or there is no such show.
-async function onRefused(code) {
+function onRefused(code) {
   if (code === CLOSE_BAD_TOKEN) {
-    // A token this server does not know (a reset server, a broken entry): sign up again.
+    // A token this server does not know (a reset server, a broken entry): watch without one;
+    // a nickname is asked again at the next action.
     localStorage.removeItem(VIEWER_KEY);
-    state.viewer = await ensureViewer();
-    room.connect(state.viewer.token);
+    state.viewer = null;
+    room.connect("");
   } else if (code === CLOSE_NO_SHOW) {
-    toast("This show does not exist — check the link.");
+    toast(t("watch.no_show"));
   } else if (code === CLOSE_BANNED) {
-    toast("The host removed you from this show.");
+    toast(t("problem.banned"));
   } else {
-    toast("Could not join the show — reload the page to try again.");
+    toast(t("watch.join_failed"));
   }
 }
 
 async function main() {
+  translatePage();
+  $("lang-slot").replaceWith(languageSwitch());
   if (!showId) {
-    toast("No show in this link.");
+    toast(t("watch.no_show"));
     return;
   }
   testModeBanner();
   // Ready before the first Buy: Stripe.js and its card element take a moment to load.
   payments.load().catch((err) => console.warn("payments:", errorText(err)));
-  state.viewer = await ensureViewer();
-  room.connect(state.viewer.token);
+  state.viewer = savedViewer();
+  room.connect(state.viewer ? state.viewer.token : "");
   // Server time for the hold countdown, so a wrong local clock doesn't cut it short.
   try {
     const started = Date.now();

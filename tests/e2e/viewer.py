@@ -1,0 +1,38 @@
+"""What a viewer does on the watch page, for the browser tests: watch at once, take a nickname
+at the first chat line, open the line-up sheet behind the bag on a phone."""
+
+from __future__ import annotations
+
+from playwright.async_api import Page, expect
+
+#: The page's room has a viewer token (a watcher's socket has none).
+SIGNED_IN = "() => window.livesale.room.state.you?.role === 'viewer'"
+
+
+async def sign_in(page: Page, nickname: str) -> None:
+    """Tap into the chat, which asks a watcher for a nickname, and join with ``nickname``."""
+    await page.get_by_label("Say something").click()
+    dialog = page.locator("#nickname-dialog")
+    await expect(dialog).to_be_visible()
+    await dialog.get_by_label("nickname").fill(nickname)
+    await dialog.get_by_role("button", name="Join the show").click()
+    await expect(dialog).to_be_hidden()
+    await page.wait_for_function(SIGNED_IN)
+
+
+async def open_lineup(page: Page) -> None:
+    """Open the line-up sheet when it is behind the bag button (a phone), and leave it open."""
+    bag = page.locator("#bag")
+    if await bag.is_visible() and await bag.get_attribute("aria-expanded") != "true":
+        await bag.click()
+    await expect(page.locator("#lineup-panel")).to_be_visible()
+
+
+async def join(page: Page, url: str, nickname: str, items: int) -> None:
+    """Open the watch page (it plays and draws the line-up with no input), sign in as
+    ``nickname``, and open the line-up."""
+    await page.goto(url)
+    await expect(page.locator("#lineup li.item")).to_have_count(items)
+    await expect(page.locator("#nickname-dialog")).to_be_hidden()
+    await sign_in(page, nickname)
+    await open_lineup(page)
