@@ -60,8 +60,12 @@ async function hostToken() {
 async function openCamera() {
   const camera = $("camera").value;
   const microphone = $("microphone").value;
+  // Upright on a portrait screen (a host's phone), as viewers' phones show it; else wide.
+  const framing = matchMedia("(orientation: portrait)").matches
+    ? { width: { ideal: 720 }, height: { ideal: 1280 } }
+    : { width: { ideal: 1280 }, height: { ideal: 720 } };
   const constraints = {
-    video: camera ? { deviceId: { exact: camera } } : { width: 1280, height: 720 },
+    video: camera ? { deviceId: { exact: camera }, ...framing } : framing,
     audio: microphone ? { deviceId: { exact: microphone } } : true,
   };
   try {

@@ -236,6 +236,13 @@ $("unmute").addEventListener("click", () => {
 
 // --- the line-up -----------------------------------------------------------------------------
 
+// In place of a product image the merchant has not given: the bag's outline.
+function noImage() {
+  const box = el("span", { class: "no-image", "aria-hidden": "true" });
+  box.append($("bag").querySelector("svg").cloneNode(true));
+  return box;
+}
+
 function itemHold(sku) {
   for (const hold of state.holds.values()) {
     if (hold.sku === sku && hold.state === "held") return hold;
@@ -293,7 +300,7 @@ function renderItem(item) {
     type: "button", class: "item-open", "aria-label": t("watch.details_item", { title: item.title }),
     onclick: () => openProduct(sku),
   }, item.image_url ? el("img", { src: item.image_url, alt: "", loading: "lazy" })
-    : el("span", { class: "no-image", "aria-hidden": "true" }, "🛍")),
+    : noImage()),
   el("div", { class: "item-body" },
     featured ? el("span", { class: "featured-badge" }, t("watch.now_explaining")) : null,
     el("h3", { class: "item-title" }, item.title),
@@ -349,7 +356,7 @@ function renderFeatured() {
       type: "button", class: "featured-open", "aria-label": t("watch.details_item", { title: item.title }),
       onclick: () => openProduct(item.sku),
     }, item.image_url ? el("img", { src: item.image_url, alt: "" })
-      : el("span", { class: "no-image", "aria-hidden": "true" }, "🛍")),
+      : noImage()),
     el("div", { class: "featured-text" },
       el("span", { class: "featured-badge" }, t("watch.now_explaining")),
       el("strong", { class: "featured-title" }, item.title),
@@ -603,10 +610,14 @@ function repeatPurchase() {
   return { ...repeat, shipping };
 }
 
+// The checkout's shipping details and ways to pay, or (`show` false) only the one-tap summary
+// of a repeat purchase: the card panel stays for a card, which is typed again.
 function showDetails(show) {
   $("details").hidden = !show;
   $("pay-with").hidden = !show;
   $("repeat-box").hidden = show;
+  if (show) payments.show();
+  else for (const id of ["pay-test", "pay-manual"]) $(id).hidden = true;
 }
 
 function openCheckout(hold) {
@@ -624,11 +635,11 @@ function openCheckout(hold) {
   const error = form.querySelector(".form-error");
   error.textContent = "";
   renderPay();
+  showDetails(true);
   const shipping = savedShipping();
   for (const name of ["name", "email", "address"]) {
     if (shipping[name] && !form.elements[name].value) form.elements[name].value = shipping[name];
   }
-  showDetails(true);
   payments.load().then(() => {
     const repeat = state.hold === hold && repeatPurchase();
     if (!repeat) return;
@@ -638,7 +649,6 @@ function openCheckout(hold) {
     $("repeat-address").textContent = repeat.shipping.address.split("\n")[0];
     $("repeat-pay").textContent = t(`checkout.repeat_${repeat.provider}`);
     showDetails(false);
-    if (repeat.provider === "stripe") $("pay-stripe").hidden = false;
     renderPay();
   }).catch((err) => {
     error.textContent = t("checkout.ways_failed", { why: errorText(err) });
@@ -672,6 +682,7 @@ async function pay(hold, body) {
     // reach until it closes. It opens again with the answer.
     const dialog = $("checkout-dialog");
     dialog.close();
+    setLineupOpen(false); // nothing of the page over the bank's window
     $("pay").textContent = t("checkout.waiting_bank");
     toast(t("checkout.bank_asks"));
     try {
