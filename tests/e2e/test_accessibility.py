@@ -15,7 +15,8 @@ from playwright.async_api import Browser, Page, expect
 
 from livesale.config import Settings, in_ci
 from tests.conftest import LiveServer
-from tests.e2e import axe
+from tests.e2e import axe, viewer
+from tests.e2e.test_phone import feature
 from tests.e2e.test_show_flow import DESKTOP, PHONE, PRODUCTS
 
 pytestmark = [pytest.mark.netns, pytest.mark.e2e, pytest.mark.timeout(600)]
@@ -25,6 +26,7 @@ DEADLINE = 180.0
 expect.set_options(timeout=DEADLINE * 1000)
 
 BUY = re.compile(r"^Buy")
+DETAILS = re.compile(r"^Details of")
 
 
 @pytest.fixture(autouse=True)
@@ -70,18 +72,9 @@ async def go_live(browser: Browser, show: dict[str, Any]) -> Page:
 
 
 async def open_watch(page: Page, url: str) -> None:
-    """Open a show's watch page as a new viewer and wait for its line-up's Buy buttons.
-
-    Works whether the page asks for a nickname first (the dialog is filled in and sent) or
-    plays straight away."""
-    await page.goto(url)
-    nickname = page.locator("#nickname-dialog[open]")
-    buy = page.get_by_role("button", name=BUY).first
-    await expect(nickname.or_(buy).first).to_be_visible()
-    if await nickname.is_visible():
-        await page.locator("#nickname-input").fill("Ava")
-        await page.get_by_role("button", name="Join the show").click()
-    await expect(buy).to_be_attached()
+    """Open a show's watch page, sign in (at the chat, as a watcher does) and open the
+    line-up."""
+    await viewer.join(page, url, "Ava", len(PRODUCTS))
 
 
 async def wait_for_video(page: Page) -> None:
@@ -113,23 +106,24 @@ async def test_landing_page(shop: LiveServer, browser: Browser) -> None:
 
 
 async def test_watch_page_live(shop: LiveServer, browser: Browser) -> None:
-    """A live show's watch page on a phone, the video playing."""
+    """A live show's watch page on a phone, the video playing: as it opens (watching, the
+    featured product's card), with the line-up sheet open, with the product sheet open, and
+    with checkout open over the video."""
     show = new_show(shop, "Friday Glow-Up")
     await go_live(browser, show)
+    await feature(shop, show, PRODUCTS[1]["sku"])
     page = await browser.new_page(viewport=PHONE)
-    await open_watch(page, show["watch_url"])
+    await page.goto(show["watch_url"])
     await wait_for_video(page)
-    await assert_accessible(page, "watch page (live)")
-
-
-async def test_watch_page_checkout_open(shop: LiveServer, browser: Browser) -> None:
-    """A live show's watch page on a phone with the product sheet and the checkout open."""
-    show = new_show(shop, "Friday Glow-Up")
-    await go_live(browser, show)
-    page = await browser.new_page(viewport=PHONE)
-    await open_watch(page, show["watch_url"])
-    await wait_for_video(page)
-    await page.get_by_role("button", name=BUY).first.click()
+    await expect(page.locator("#featured")).to_be_visible()
+    await assert_accessible(page, "watch page (live, watching)")
+    await viewer.sign_in(page, "Ava")
+    await viewer.open_lineup(page)
+    await assert_accessible(page, "watch page (line-up open)")
+    await page.locator("#lineup-panel").get_by_role("button", name=DETAILS).first.click()
+    await expect(page.locator("#product-sheet")).to_be_visible()
+    await assert_accessible(page, "watch page (product sheet open)")
+    await page.locator("#product-sheet").get_by_role("button", name=BUY).click()
     await expect(page.locator("#checkout-dialog[open]")).to_be_visible()
     await assert_accessible(page, "watch page (checkout open)")
 

@@ -14,7 +14,7 @@ from playwright.async_api import Browser, ConsoleMessage, Page, expect
 
 from livesale.config import Settings
 from tests.conftest import LiveServer, stripe_settings
-from tests.e2e.viewer import join
+from tests.e2e.viewer import close_lineup, join, open_lineup
 from tests.e2e.test_payments import buy, fill_card
 from tests.e2e.test_show_flow import DESKTOP, PHONE, PRODUCTS, wait_for_video
 from tests.localstripe import CARDS, LocalStripe
@@ -83,10 +83,12 @@ async def test_normal_flow_breaks_no_directive(
     await expect(viewer.locator("#lineup li.item img").first).to_have_js_property("complete", True)
     await wait_for_video(viewer)
 
+    await close_lineup(viewer)  # the chat is under the sheet
     await viewer.get_by_label("Say something").fill("hello")
     await viewer.get_by_role("button", name="Send", exact=True).click()
     await expect(host.locator("#chat")).to_contain_text("hello")
     await viewer.get_by_role("button", name="Send a heart").click()
+    await open_lineup(viewer)
     item = viewer.locator(f'#lineup li[data-sku="{PRODUCTS[1]["sku"]}"]')
     await item.get_by_role("button", name="Ask to explain").click()
     await host.locator("#queue li").first.get_by_role("button", name="Explain now").click()

@@ -4,6 +4,7 @@ and the buyer hearing of a cancel or a refund."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -85,6 +86,9 @@ async def buy(page: Page, sku: str) -> Locator:
     await page.locator(f'#lineup li[data-sku="{sku}"]').get_by_role("button", name="Buy").click()
     dialog = page.locator("#checkout-dialog")
     await expect(dialog).to_be_visible()
+    await expect(dialog.get_by_role("button", name=re.compile("^(Pay|Place order)"))).to_be_enabled()
+    if await dialog.locator("#repeat-box").is_visible():  # a repeat purchase: change the details
+        await dialog.get_by_role("button", name="Change").click()
     await dialog.get_by_label("Name").fill("Ava Berg")
     await dialog.get_by_label("Email").fill("ava@example.com")
     await dialog.get_by_label("Address").fill("2 Harbour Street, Malmö")

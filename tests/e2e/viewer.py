@@ -28,6 +28,14 @@ async def open_lineup(page: Page) -> None:
     await expect(page.locator("#lineup-panel")).to_be_visible()
 
 
+async def close_lineup(page: Page) -> None:
+    """Close the line-up sheet when it is open over the page (a phone)."""
+    bag = page.locator("#bag")
+    if await bag.is_visible() and await bag.get_attribute("aria-expanded") == "true":
+        await page.locator("#lineup-panel").get_by_role("button", name="Close").click()
+    await expect(bag).not_to_have_attribute("aria-expanded", "true")
+
+
 async def join(page: Page, url: str, nickname: str, items: int) -> None:
     """Open the watch page (it plays and draws the line-up with no input), sign in as
     ``nickname``, and open the line-up."""

@@ -739,7 +739,8 @@ $("checkout-form").addEventListener("submit", async (event) => {
     showConfirmed(order);
   } catch (err) {
     if (err.kind === "payment-declined") {
-      error.textContent = t("checkout.declined");
+      // The bank's or the card processor's reason, as they give it.
+      error.textContent = t("checkout.declined", { why: err.message });
       showDetails(true);
     } else if (err.status === 409) {
       error.textContent = t("checkout.invalid", { why: errorText(err) });
