@@ -18,6 +18,7 @@ from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, ex
 
 from livesale.config import Settings
 from tests.conftest import LiveServer
+from tests.e2e.i18n_check import english_left
 from tests.e2e.test_show_flow import DEADLINE, screenshot, wait_for_video
 
 pytestmark = [pytest.mark.netns, pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -196,7 +197,9 @@ async def test_product_sheet_checkout_and_one_tap_repeat(shop: LiveServer, brows
     await expect(sheet.locator("#qty")).to_have_text("3")
     await expect(more).to_be_disabled()
     await sheet.get_by_role("button", name="One fewer").click()
-    await expect(sheet.get_by_role("button", name="Buy Vitamin C Serum")).to_have_text("Buy · €79.80")
+    await expect(sheet.locator("#product-buy")).to_have_accessible_name("Buy Vitamin C Serum · €79.80")
+    shown = "n => [...n.childNodes].filter(c => !c.classList?.contains('sr-only')).map(c => c.textContent).join('')"
+    assert await sheet.locator("#product-buy").evaluate(shown) == "Buy · €79.80"
     await sheet.get_by_role("button", name="Buy Vitamin C Serum").click()
 
     # A watcher is asked for a nickname at the first buy; the suggested one takes one tap.
@@ -288,6 +291,7 @@ async def test_show_in_chinese_and_the_language_switch(shop: LiveServer, browser
     await nickname.get_by_role("button", name=re.compile(r"^以「观众\d{4}」进入$")).click()
     await expect(panel.get_by_role("button", name="求讲解Peony Red")).to_have_text("已求讲解 ✓")
     await expect(panel.get_by_role("button", name="种草Peony Red")).to_be_visible()
+    await panel.get_by_role("button", name="关闭").click()
 
     await featured.get_by_role("button", name="抢购Vitamin C Serum").click()
     checkout = page.locator("#checkout-dialog")
@@ -301,6 +305,15 @@ async def test_show_in_chinese_and_the_language_switch(shop: LiveServer, browser
     await expect(page.locator("#confirm-dialog")).to_contain_text("下单成功")
     await page.locator("#confirm-dialog").get_by_role("button", name="继续看直播").click()
     await screenshot(page, "watch-zh-CN", PHONE)
+    # No English left but the merchant's own words (product titles, the host's name) and
+    # the names of the languages in the switch.
+    merchant_words = {p["title"] for p in PRODUCTS} | {"Mia", "English", "livesale"}
+    assert await english_left(page, merchant_words) == []
+    await page.locator("#bag").click()
+    await page.locator("#lineup-panel").get_by_role("button", name="查看Peony Red详情").click()
+    await expect(page.locator("#product-sheet")).to_contain_text("数量")
+    assert await english_left(page, merchant_words | {PRODUCTS[0]["description"]}) == []
+    await page.locator("#product-sheet").get_by_role("button", name="关闭").click()
 
     # The switch: English now, and on the next visit.
     await page.get_by_role("combobox", name="语言").select_option("en")

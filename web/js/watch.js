@@ -258,7 +258,7 @@ function maxQty(item) {
 
 // The Buy button of `item` wherever it is drawn (line-up, featured card): Checkout for a hold
 // already made, Notify me once it is sold out, Buy otherwise.
-function buyButton(item, { compact = false } = {}) {
+function buyButton(item) {
   const sku = item.sku;
   const hold = itemHold(sku);
   if (hold) {
@@ -279,7 +279,7 @@ function buyButton(item, { compact = false } = {}) {
     type: "button", class: "buy", disabled: item.available <= 0 || !live(),
     "aria-label": t("watch.buy_item", { title: item.title }),
     onclick: (event) => buy(sku, 1, event.currentTarget),
-  }, item.available <= 0 ? t("watch.sold_out") : compact ? t("watch.buy") : t("watch.buy_price", { price: money(item.price) }));
+  }, t(item.available <= 0 ? "watch.sold_out" : "watch.buy"));
 }
 
 function stockText(item) {
@@ -321,7 +321,7 @@ function renderItem(item) {
       "aria-label": t("watch.want_item", { title: item.title }), disabled: ended(),
       onclick: () => want(sku),
     }, wanted ? `♥ ${t("watch.want")}` : `♡ ${t("watch.want")}`),
-    buyButton(item, { compact: true })));
+    buyButton(item)));
 }
 
 // How much of the item is left, as a bar (its width set through the CSSOM: no inline style).
@@ -363,7 +363,7 @@ function renderFeatured() {
       el("span", { class: "featured-meta" },
         el("b", { class: "featured-price" }, money(item.price)), " · ", stockText(item)),
       unitsBar(item)),
-    buyButton(item, { compact: true }));
+    buyButton(item));
 }
 
 // The line-up sheet behind the bag button (on a phone; a side panel on a desktop).
@@ -445,9 +445,15 @@ function renderProduct() {
     buyNow.textContent = t(state.notifying.has(item.sku) ? "watch.notifying" : "watch.notify");
     buyNow.setAttribute("aria-label", t("watch.notify_item", { title: item.title }));
   } else {
+    // "Buy · €39.80" to the eye, "Buy Vitamin C Serum · €39.80" to a screen reader: the
+    // name holds the visible words (WCAG 2.5.3), so no aria-label.
     const total = { ...item.price, amount: item.price.amount * state.qty };
-    buyNow.textContent = soldOut ? t("watch.sold_out") : t("watch.buy_price", { price: money(total) });
-    buyNow.setAttribute("aria-label", t("watch.buy_item", { title: item.title }));
+    buyNow.removeAttribute("aria-label");
+    if (soldOut) buyNow.textContent = t("watch.sold_out");
+    else {
+      buyNow.replaceChildren(t("watch.buy"), el("span", { class: "sr-only" }, ` ${item.title}`),
+        ` · ${money(total)}`);
+    }
   }
   buyNow.disabled = !hold && !live();
 }
@@ -820,6 +826,7 @@ function renderChat() {
   const list = $("chat");
   list.replaceChildren(...shared.chat.slice(-30).map((line) =>
     el("li", { class: line.host ? "host" : "", "data-id": line.id },
+      line.host ? el("span", { class: "host-tag" }, t("watch.host_tag")) : null,
       el("b", {}, line.nick), " ", line.text)));
   list.scrollTop = list.scrollHeight;
 }
