@@ -116,11 +116,29 @@ ON_SCREEN = """(node) => {
 
 NO_SIDEWAYS_SCROLL = "() => document.documentElement.scrollWidth <= innerWidth"
 
+#: The visible controls smaller than a 44 px touch target, as "tag#id.class 'name' WxH"
+#: (a radio or checkbox counts by the label around it).
+SMALL_TARGETS = """() => {
+    const small = [];
+    for (const node of document.querySelectorAll("button, a[href], select, input, textarea")) {
+        if (!node.checkVisibility({ visibilityProperty: true })) continue;
+        const target = ["radio", "checkbox"].includes(node.type) ? node.closest("label") : node;
+        const r = target.getBoundingClientRect();
+        if (r.width < 44 || r.height < 44) {
+            const name = (node.getAttribute("aria-label") || node.textContent).trim().slice(0, 30);
+            small.push(`${node.tagName.toLowerCase()}#${node.id}.${node.className} '${name}' ` +
+                `${Math.round(r.width)}x${Math.round(r.height)}`);
+        }
+    }
+    return small;
+}"""
+
 
 async def check_layout(page: Page, size: ViewportSize, upright_camera: bool = True) -> None:
     """What every size must give: no horizontal scrolling, the featured Buy on screen, and on
     a portrait screen (with an upright camera) a picture covering at least 60 % of it."""
     assert await page.evaluate(NO_SIDEWAYS_SCROLL), f"sideways scrolling at {size}"
+    assert await page.evaluate(SMALL_TARGETS) == [], f"touch targets under 44 px at {size}"
     buy = page.locator("#featured").get_by_role("button", name=f"Buy {PRODUCTS[1]['title']}")
     await expect(buy).to_be_visible()
     assert await buy.evaluate(ON_SCREEN), f"the featured Buy is off screen or covered at {size}"
@@ -158,6 +176,7 @@ async def test_watch_page_at_every_size(shop: LiveServer, browser: Browser) -> N
         panel = page.locator("#lineup-panel")
         await expect(panel.get_by_role("button", name="Buy Peach Gloss")).to_be_visible()
         assert await page.evaluate(NO_SIDEWAYS_SCROLL)
+        assert await page.evaluate(SMALL_TARGETS) == [], f"touch targets under 44 px at {size}"
         await screenshot(page, "watch-lineup", size)
 
         # The product sheet, from the line-up.
@@ -169,6 +188,7 @@ async def test_watch_page_at_every_size(shop: LiveServer, browser: Browser) -> N
         await expect(buy).to_be_visible()
         assert await buy.evaluate(ON_SCREEN), f"the sheet's Buy is off screen at {size}"
         assert await page.evaluate(NO_SIDEWAYS_SCROLL)
+        assert await page.evaluate(SMALL_TARGETS) == [], f"touch targets under 44 px at {size}"
         await screenshot(page, "watch-product", size)
         assert problems == []
         await context.close()
@@ -215,6 +235,7 @@ async def test_product_sheet_checkout_and_one_tap_repeat(shop: LiveServer, brows
     top = await checkout.evaluate("node => node.getBoundingClientRect().top")
     assert top >= PHONE["height"] * 0.3, f"checkout covers the video (top at {top}px)"
     await screenshot(page, "watch-checkout", PHONE)
+    assert await page.evaluate(SMALL_TARGETS) == []
     await checkout.get_by_label("Name").fill("Ava Berg")
     await checkout.get_by_label("Email").fill("ava@example.com")
     await checkout.get_by_label("Address").fill("1 Harbour Street\nMalmö")
