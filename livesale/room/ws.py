@@ -54,9 +54,9 @@ from livesale import services as svc
 from livesale.clients import client_of
 from livesale.config import Settings
 from livesale.errors import Banned, Forbidden, LivesaleError, RateLimited
-from livesale.ids import new_id
 from livesale.events import encoder
 from livesale.http import problem_response
+from livesale.ids import new_id
 from livesale.room.hub import ROOM, WATCHER_PREFIX, Conn, Hub, Out
 from livesale.room.messages import (
     CLIENT_TYPES,

@@ -14,9 +14,9 @@ from playwright.async_api import Browser, ConsoleMessage, Page, expect
 
 from livesale.config import Settings
 from tests.conftest import LiveServer, stripe_settings
-from tests.e2e.viewer import close_lineup, join, open_lineup
 from tests.e2e.test_payments import buy, fill_card
 from tests.e2e.test_show_flow import DESKTOP, PHONE, PRODUCTS, wait_for_video
+from tests.e2e.viewer import close_lineup, join, open_lineup
 from tests.localstripe import CARDS, LocalStripe
 
 pytestmark = [pytest.mark.netns, pytest.mark.e2e, pytest.mark.timeout(600)]

@@ -86,7 +86,8 @@ async def buy(page: Page, sku: str) -> Locator:
     await page.locator(f'#lineup li[data-sku="{sku}"]').get_by_role("button", name="Buy").click()
     dialog = page.locator("#checkout-dialog")
     await expect(dialog).to_be_visible()
-    await expect(dialog.get_by_role("button", name=re.compile("^(Pay|Place order)"))).to_be_enabled()
+    pay = dialog.get_by_role("button", name=re.compile("^(Pay|Place order)"))
+    await expect(pay).to_be_enabled()
     if await dialog.locator("#repeat-box").is_visible():  # a repeat purchase: change the details
         await dialog.get_by_role("button", name="Change").click()
     await dialog.get_by_label("Name").fill("Ava Berg")

@@ -75,7 +75,8 @@ async def go_live(browser: Browser, show: dict[str, Any], size: ViewportSize) ->
 
 async def feature(shop: LiveServer, show: dict[str, Any], sku: str) -> None:
     """The host features ``sku`` (over the room socket, as the studio does)."""
-    url = shop.url.replace("http://", "ws://") + f"/ws/shows/{show['id']}?token={show['host_token']}"
+    ws_base = shop.url.replace("http://", "ws://")
+    url = f"{ws_base}/ws/shows/{show['id']}?token={show['host_token']}"
     async with websockets.connect(url) as ws:
         await ws.recv()  # the snapshot
         await ws.send(json.dumps({"type": "feature", "sku": sku}))
@@ -113,6 +114,11 @@ ON_SCREEN = """(node) => {
     const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
     return hit === node || node.contains(hit);
 }"""
+
+#: A node's text as the eye sees it: without its words for screen readers only.
+SHOWN_TEXT = """(node) => [...node.childNodes]
+    .filter((child) => !child.classList?.contains("sr-only"))
+    .map((child) => child.textContent).join("")"""
 
 NO_SIDEWAYS_SCROLL = "() => document.documentElement.scrollWidth <= innerWidth"
 
@@ -160,7 +166,7 @@ async def test_watch_page_at_every_size(shop: LiveServer, browser: Browser) -> N
         context = await phone(browser, size)
         page = await context.new_page()
         problems: list[str] = []
-        page.on("pageerror", lambda error: problems.append(str(error)))
+        page.on("pageerror", lambda error, seen=problems: seen.append(str(error)))
         await page.goto(show["watch_url"])
         await wait_for_video(page)  # no input of any kind
         await expect(page.locator("dialog[open]")).to_have_count(0)
@@ -194,7 +200,9 @@ async def test_watch_page_at_every_size(shop: LiveServer, browser: Browser) -> N
         await context.close()
 
 
-async def test_product_sheet_checkout_and_one_tap_repeat(shop: LiveServer, browser: Browser) -> None:
+async def test_product_sheet_checkout_and_one_tap_repeat(
+    shop: LiveServer, browser: Browser
+) -> None:
     """Watching first; the nickname at the first Buy, in one tap; a quantity from the product
     sheet; checkout in a half sheet over the video with the amount on Pay; then the next
     purchase in the show takes a single confirming tap."""
@@ -217,9 +225,9 @@ async def test_product_sheet_checkout_and_one_tap_repeat(shop: LiveServer, brows
     await expect(sheet.locator("#qty")).to_have_text("3")
     await expect(more).to_be_disabled()
     await sheet.get_by_role("button", name="One fewer").click()
-    await expect(sheet.locator("#product-buy")).to_have_accessible_name("Buy Vitamin C Serum · €79.80")
-    shown = "n => [...n.childNodes].filter(c => !c.classList?.contains('sr-only')).map(c => c.textContent).join('')"
-    assert await sheet.locator("#product-buy").evaluate(shown) == "Buy · €79.80"
+    buy = sheet.locator("#product-buy")
+    await expect(buy).to_have_accessible_name("Buy Vitamin C Serum · €79.80")
+    assert await buy.evaluate(SHOWN_TEXT) == "Buy · €79.80"
     await sheet.get_by_role("button", name="Buy Vitamin C Serum").click()
 
     # A watcher is asked for a nickname at the first buy; the suggested one takes one tap.

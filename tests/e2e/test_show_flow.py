@@ -20,7 +20,7 @@ from playwright.async_api import Browser, Page, ViewportSize, expect
 from livesale.cli import main
 from livesale.config import Settings
 from tests.conftest import LiveServer, stripe_settings
-from tests.e2e import viewer
+from tests.e2e import viewer as viewers
 from tests.localstripe import CARDS, LocalStripe
 
 ARTIFACTS = Path(os.environ.get("LIVESALE_ARTIFACTS", "test-artifacts"))
@@ -124,7 +124,7 @@ def watch_errors(page: Page, who: str) -> None:
 async def join(browser: Browser, url: str, nickname: str) -> Page:
     page = await browser.new_page(viewport=PHONE)
     watch_errors(page, nickname)
-    await viewer.join(page, url, nickname, len(PRODUCTS))
+    await viewers.join(page, url, nickname, len(PRODUCTS))
     return page
 
 
