@@ -100,7 +100,9 @@ function askNickname() {
         localStorage.setItem(VIEWER_KEY, JSON.stringify(viewer));
         state.viewer = viewer;
         room.connect(viewer.token);
-        await room.snapshotted();
+        // The action waits for the room to know the viewer; a room slow to answer reconnects
+        // on its own, and the action goes ahead (a refused one says so).
+        await Promise.race([room.snapshotted(), new Promise((r) => setTimeout(r, 8000))]);
         finish(viewer);
       } catch (err) {
         error.textContent = err.kind === "validation" ? t("watch.nick_invalid") : errorText(err);
