@@ -235,6 +235,7 @@ function renderShow() {
   $("go-live").disabled = false;
   $("go-live").textContent = t(live ? "studio.resume" : "studio.go_live");
   $("end-show").disabled = show.state === "ended";
+  tickTimer();
   if (show.state === "ended") closeStudio();
 }
 
