@@ -11,12 +11,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from livesale import origins
+from livesale import http, origins
 from livesale import services as svc
 from livesale.config import STRIPE_JS_URL, Settings
 from livesale.errors import BadRequest, LivesaleError, Misdirected
@@ -86,8 +87,9 @@ def _moment(seconds: float | None) -> str:
 
 
 def _when(key: str, english: str, moment: str) -> str:
-    """ "Starts 3 Dec, 19:00": the page's script writes it in the reader's language and time
-    zone; the server's English, in UTC, is only for a browser without scripts."""
+    """A moment of a show ("Starts 3 Dec, 19:00"): the page's script writes it in the reader's
+    language and time zone; the server's English, in UTC, is only for a browser without
+    scripts."""
     if not moment:
         return ""
     shown = html.escape(moment.replace("T", " ").removesuffix("+00:00"))
@@ -109,7 +111,6 @@ def _card(show: Show, cover: str, viewers: int) -> str:
     count = ""
     if show.state == "live":
         count = f'<span class="viewers" data-viewers="{viewers}">{viewers} watching</span>'
-    if show.state == "live":
         when = _when("landing.started", "Started", _moment(show.started_at))
     elif show.state == "scheduled":
         when = _when("landing.starts", "Starts", show.scheduled_at or "")
@@ -234,6 +235,25 @@ def page_errors(kind_404: str) -> Callable[[Handler], Handler]:
         return page
 
     return wrap
+
+
+#: Paths whose answers are for programs (the API, sockets, media, files): their 404s stay
+#: problems whatever the client accepts.
+_NOT_PAGES = ("/api/", "/ws/", "/whip", "/whep", "/static/", "/metrics", "/healthz")
+
+
+async def handle_http_exception(request: Request, exc: Exception) -> Response:
+    """Starlette's 404 for a path no route has: a page when a browser navigates there (it
+    asks for ``text/html``), else the problem :func:`livesale.http.handle_http_exception`
+    makes of it."""
+    if (
+        isinstance(exc, HTTPException)
+        and exc.status_code == 404
+        and "text/html" in request.headers.get("accept", "")
+        and not request.url.path.startswith(_NOT_PAGES)
+    ):
+        return error_page(404, "not-found")
+    return await http.handle_http_exception(request, exc)
 
 
 def _file(name: str) -> Response:

@@ -183,3 +183,17 @@ async def test_any_page_error_is_an_html_page() -> None:
         text = bytes(response.body).decode()
         assert words in text and 'href="/"' in text
         assert "part is not running" not in text and "KeyError" not in text
+
+
+def test_an_unknown_page_is_a_page_for_browsers(server: LiveServer) -> None:
+    """A path no route has is a page when a browser navigates there, and stays a problem for
+    a program, and under /api, whatever it accepts."""
+    browser = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    with server.client() as http:
+        page = http.get("/no-such-page", headers=browser)
+        assert page.status_code == 404
+        assert page.headers["content-type"].startswith("text/html")
+        assert "This page does not exist" in page.text and 'href="/"' in page.text
+        for response in (http.get("/no-such-page"), http.get("/api/nothing", headers=browser)):
+            assert response.status_code == 404
+            assert response.headers["content-type"] == "application/problem+json"

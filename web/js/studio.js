@@ -459,8 +459,10 @@ function roomHandlers() {
       $("slow-mode").value = String(msg.seconds);
     },
     error(msg) {
-      const kind = String(msg.code || "").replace(/_/g, "-");
-      toast(has(`problem.${kind}`) ? t(`problem.${kind}`) : msg.detail || msg.code);
+      // The room's refusals in the host's words; its detail is for the log, not for people.
+      console.warn("room refused:", msg.code, msg.detail);
+      const key = `studio.refusal.${msg.code}`;
+      toast(t(has(key) ? key : "studio.refusal.other"));
     },
   };
 }
