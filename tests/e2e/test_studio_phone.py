@@ -74,6 +74,7 @@ async def save(page: Page, name: str) -> str:
     assert size is not None
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     file = f"{name}-{size['width']}x{size['height']}.png"
+    await page.evaluate("document.fonts.ready.then(() => true)")
     await asyncio.sleep(0.2)  # let a layout change paint
     await page.screenshot(path=str(ARTIFACTS / file))
     return file
