@@ -123,7 +123,7 @@ def create_app(settings: Settings, services: svc.Services | None = None) -> Star
 
     handlers: dict[Any, Any] = {
         LivesaleError: http.handle_livesale_error,
-        HTTPException: http.handle_http_exception,
+        HTTPException: pages.handle_http_exception,
         ClientDisconnect: http.handle_client_gone,
         Exception: http.handle_unexpected,
     }

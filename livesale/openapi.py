@@ -98,6 +98,13 @@ def _responses(meta: EndpointInfo | None, path_params: bool, ok: dict[str, Any])
         refusals.add(meta.status)
     for status in sorted(refusals):
         responses[str(status)] = _problem(status)
+        if meta.response_media_type == "text/html" and status not in EDGE:
+            # A page's own refusals are pages too (livesale.pages.page_errors); the edge's,
+            # before any endpoint, stay problems.
+            responses[str(status)] = {
+                "description": REASONS.get(status, "Refused"),
+                "content": {"text/html": {"schema": {"type": "string"}}},
+            }
     return dict(sorted(responses.items()))
 
 

@@ -4,20 +4,27 @@ headers browsers act on."""
 
 from __future__ import annotations
 
+import functools
 import html
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from livesale import origins
+from livesale import http, origins
 from livesale import services as svc
 from livesale.config import STRIPE_JS_URL, Settings
 from livesale.errors import BadRequest, LivesaleError, Misdirected
-from livesale.http import endpoint, problem_response
+from livesale.http import Handler, endpoint, problem_response
 from livesale.shows import SHOWS, Show
+
+log = logging.getLogger("livesale.pages")
 
 #: Plain HTML, CSS and ES modules for the browser; no build step.
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -25,50 +32,228 @@ WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 #: Where Stripe's own Stripe.js opens the bank's check (3-D Secure).
 STRIPE_HOOKS_ORIGIN = "https://hooks.stripe.com"
 
-_STATE_LABEL = {"live": "Live now", "scheduled": "Upcoming", "ended": "Ended"}
-
 #: While the test provider is on, every page says so at its top (the watch and studio pages
-#: draw the same banner from ``GET /api/payments``).
+#: draw the same banner from ``GET /api/payments``; the landing's script puts it in the
+#: page's language).
 TEST_MODE_BANNER = (
     '<div class="test-mode-banner" role="status">Test mode — payments are not real</div>'
 )
 
+# The pages' fixed words are written in English here and carry ``data-i18n`` keys: the
+# page's script (``web/js/landing.js``) puts them in the reader's language, and times in
+# ``<time datetime>`` are formatted there by ``Intl``. Titles and names stay as written.
+_STATE = {
+    "live": ("landing.badge.live", "Live now"),
+    "paused": ("landing.badge.paused", "Paused"),
+    "scheduled": ("landing.badge.scheduled", "Upcoming"),
+    "ended": ("landing.badge.ended", "Ended"),
+}
 
-def _card(show: Show) -> str:
+_HEAD = (
+    "<!doctype html><html lang=en><head><meta charset=utf-8>"
+    '<meta name=viewport content="width=device-width, initial-scale=1">'
+    '<meta name="referrer" content="no-referrer">'
+    "<title{title_key}>{title}</title>"
+    '<link rel=icon href="/static/img/icon.svg" type="image/svg+xml">'
+    '<link rel=stylesheet href="/static/css/app.css">'
+    '<link rel=stylesheet href="/static/landing.css">'
+    '<script type=module src="/static/js/landing.js"></script></head>'
+)
+
+
+def _words(key: str, english: str, tag: str = "span", attrs: str = "") -> str:
+    return f'<{tag}{attrs} data-i18n="{key}">{html.escape(english)}</{tag}>'
+
+
+def _head(title: str, title_key: str) -> str:
+    return _HEAD.format(title=html.escape(title), title_key=f' data-i18n="{title_key}"')
+
+
+def _header(banner: str) -> str:
+    return (
+        f'{banner}<header class="site-head"><div class="brand"><a href="/">livesale</a>'
+        + _words("landing.tagline", "Live shopping: watch, ask, buy.", "p")
+        + '</div><nav class="site-nav">'
+        + _words("nav.orders", "My orders", "a", ' href="/orders"')
+        + '<span id="language-slot"></span></nav></header>'
+    )
+
+
+def _moment(seconds: float | None) -> str:
+    """A Unix time as RFC 3339 in UTC, for ``<time datetime>``."""
+    if seconds is None:
+        return ""
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
+
+
+def _when(key: str, english: str, moment: str) -> str:
+    """A moment of a show ("Starts 3 Dec, 19:00"): the page's script writes it in the reader's
+    language and time zone; the server's English, in UTC, is only for a browser without
+    scripts."""
+    if not moment:
+        return ""
+    shown = html.escape(moment.replace("T", " ").removesuffix("+00:00"))
+    return (
+        f'<time class="when" datetime="{html.escape(moment)}" data-when="{key}">'
+        f"{html.escape(english)} {shown}</time>"
+    )
+
+
+def _card(show: Show, cover: str, viewers: int) -> str:
     state = "paused" if show.state == "live" and show.paused else show.state
-    label = "Paused" if state == "paused" else _STATE_LABEL[show.state]
+    key, label = _STATE[state]
     title = html.escape(show.title)
     host = html.escape(show.host_name)
-    when = f"<span class=when>{html.escape(show.scheduled_at)}</span>" if show.scheduled_at else ""
-    action = "Watch" if show.state != "ended" else "See the show"
+    if cover:
+        image = f'<img src="{html.escape(cover)}" alt="" loading="lazy" decoding="async">'
+    else:
+        image = '<span class="cover-none">livesale</span>'
+    count = ""
+    if show.state == "live":
+        count = f'<span class="viewers" data-viewers="{viewers}">{viewers} watching</span>'
+        when = _when("landing.started", "Started", _moment(show.started_at))
+    elif show.state == "scheduled":
+        when = _when("landing.starts", "Starts", show.scheduled_at or "")
+    else:
+        when = _when("landing.ended_at", "Ended", _moment(show.ended_at))
+    go_key, go = (
+        ("landing.see", "See the show") if show.state == "ended" else ("landing.watch", "Watch")
+    )
     return (
         f'<li class="show {state}"><a href="/watch/{html.escape(show.id)}">'
-        f'<span class="badge {state}">{label}</span>'
-        f"<strong>{title}</strong><span class=host>with {host}</span>{when}"
-        f'<span class="go">{action} →</span></a></li>'
+        f'<span class="cover">{image}'
+        f'<span class="badge {state}" data-i18n="{key}">{label}</span>{count}</span>'
+        f'<span class="card-text"><strong class="title">{title}</strong>'
+        f'<span class="host" data-host="{host}">with {host}</span>{when}'
+        f'<span class="go" data-i18n="{go_key}">{go}</span></span></a></li>'
+    )
+
+
+def _section(key: str, english: str, cards: str, empty: tuple[str, str] | None = None) -> str:
+    if not cards and empty is None:
+        return ""
+    body = cards
+    if not cards and empty is not None:
+        body = _words(empty[0], empty[1], "li", ' class="empty"')
+    return (
+        f'<section class="shelf" aria-labelledby="{key}">'
+        + _words(key, english, "h2", f' id="{key}"')
+        + f'<ul class="shows">{body}</ul></section>'
     )
 
 
 @endpoint("The landing page: live shows first", response_media_type="text/html")
 async def landing(request: Request) -> Response:
-    """The landing page: live shows first, then upcoming, then ended."""
-    shows = await svc.of(request).get(SHOWS).all()
-    live = [s for s in shows if s.state != "ended"]
+    """The landing page: live shows (cover, viewers, start time) first, then upcoming ones with
+    their time, then the last ended ones."""
+    store = svc.of(request).get(SHOWS)
+    shows = await store.all()
+    live = [s for s in shows if s.state == "live"]
+    upcoming = [s for s in shows if s.state == "scheduled"]
     ended = [s for s in shows if s.state == "ended"][:20]
-    body = "".join(_card(s) for s in live) or '<li class="empty">No live or upcoming shows.</li>'
-    past = "".join(_card(s) for s in ended)
-    past_html = f"<h2>Ended</h2><ul class=shows>{past}</ul>" if past else ""
+    listed = [*live, *upcoming, *ended]
+    covers = await store.covers([s.id for s in listed])
+    viewers = await store.viewers([s.id for s in live])
+    counts = dict(zip((s.id for s in live), viewers, strict=True))
+    cards = {
+        s.id: _card(s, cover, counts.get(s.id, 0)) for s, cover in zip(listed, covers, strict=True)
+    }
+
+    def shelf(of: list[Show]) -> str:
+        return "".join(cards[s.id] for s in of)
+
+    nothing = ("landing.none", "No live or upcoming shows right now. Come back soon.")
+    main = (
+        _section("landing.live", "Live now", shelf(live), None if upcoming else nothing)
+        + _section("landing.upcoming", "Upcoming", shelf(upcoming))
+        + _section("landing.ended", "Ended", shelf(ended))
+    )
     banner = TEST_MODE_BANNER if svc.of(request).settings.test_payments else ""
     return HTMLResponse(
-        "<!doctype html><html lang=en><head><meta charset=utf-8>"
-        '<meta name=viewport content="width=device-width, initial-scale=1">'
-        "<title>livesale — live shows</title>"
-        '<link rel=icon href="/static/img/icon.svg" type="image/svg+xml">'
-        '<link rel=stylesheet href="/static/landing.css"></head><body>'
-        f"{banner}<header><h1>livesale</h1><p>Live shopping: watch, ask, buy.</p></header>"
-        f"<main><h2>Live and upcoming</h2><ul class=shows>{body}</ul>{past_html}</main>"
-        "</body></html>"
+        _head("livesale — live shows", "landing.page_title")
+        + f'<body class="landing-page">{_header(banner)}<main>{main}</main></body></html>'
     )
+
+
+#: What a page says when it cannot be shown, by what went wrong: (key, English) of its
+#: heading and its line.
+_PROBLEMS: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
+    "no-show": (
+        ("page_error.no_show.title", "This show does not exist"),
+        ("page_error.no_show.body", "The link may be mistyped, or the show was removed."),
+    ),
+    "not-found": (
+        ("page_error.not_found.title", "This page does not exist"),
+        ("page_error.not_found.body", "The link may be mistyped, or the page was moved."),
+    ),
+    "busy": (
+        ("page_error.busy.title", "We are busy right now"),
+        ("page_error.busy.body", "The shop is very busy. Wait a moment, then reload the page."),
+    ),
+    "broken": (
+        ("page_error.broken.title", "Something went wrong"),
+        ("page_error.broken.body", "Something went wrong on our side. Try again in a moment."),
+    ),
+}
+
+
+def error_page(status: int, kind: str) -> HTMLResponse:
+    """A page that cannot be shown, as a page: a plain message and a link home, with
+    ``status``; ``kind`` is a key of the messages (``no-show``, ``not-found``, ...)."""
+    (title_key, title), (body_key, body) = _PROBLEMS[kind]
+    return HTMLResponse(
+        _head(f"{title} — livesale", title_key)
+        + f'<body class="error-page">{_header("")}<main class="problem" data-kind="{kind}">'
+        + _words(title_key, title, "h1")
+        + _words(body_key, body, "p")
+        + _words("page_error.home", "See all shows", "a", ' class="home" href="/"')
+        + "</main></body></html>",
+        status_code=status,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def page_errors(kind_404: str) -> Callable[[Handler], Handler]:
+    """A page endpoint's errors as pages (:func:`error_page`), never a problem's JSON: a person
+    opened it. ``kind_404`` says what a 404 means there (``no-show`` on a show's pages)."""
+
+    def wrap(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def page(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except LivesaleError as exc:
+                if exc.status >= 500:
+                    log.warning("page %s failed: %s", request.url.path, exc)
+                if exc.status == 404:
+                    return error_page(404, kind_404)
+                return error_page(exc.status, "busy" if exc.status in (429, 503) else "broken")
+            except Exception:
+                log.exception("page %s crashed", request.url.path)
+                return error_page(500, "broken")
+
+        return page
+
+    return wrap
+
+
+#: Paths whose answers are for programs (the API, sockets, media, files): their 404s stay
+#: problems whatever the client accepts.
+_NOT_PAGES = ("/api/", "/ws/", "/whip", "/whep", "/static/", "/metrics", "/healthz")
+
+
+async def handle_http_exception(request: Request, exc: Exception) -> Response:
+    """Starlette's 404 for a path no route has: a page when a browser navigates there (it
+    asks for ``text/html``), else the problem :func:`livesale.http.handle_http_exception`
+    makes of it."""
+    if (
+        isinstance(exc, HTTPException)
+        and exc.status_code == 404
+        and "text/html" in request.headers.get("accept", "")
+        and not request.url.path.startswith(_NOT_PAGES)
+    ):
+        return error_page(404, "not-found")
+    return await http.handle_http_exception(request, exc)
 
 
 def _file(name: str) -> Response:
@@ -80,24 +265,28 @@ def _file(name: str) -> Response:
 
 
 async def _page(request: Request, name: str) -> Response:
-    # The show must exist (404 problem otherwise); the page itself reads the rest over the API.
+    # The show must exist (a page saying it does not, otherwise); the page itself reads the
+    # rest over the API.
     await svc.of(request).get(SHOWS).get(request.path_params["show_id"])
     return _file(name)
 
 
 @endpoint("The viewer page of a show", response_media_type="text/html")
+@page_errors("no-show")
 async def watch(request: Request) -> Response:
     """The viewer page: video, line-up strip, ask to explain, want, buy, chat and hearts."""
     return await _page(request, "watch.html")
 
 
 @endpoint("The host studio of a show", response_media_type="text/html")
+@page_errors("no-show")
 async def studio(request: Request) -> Response:
     """The host studio: camera, go live, line-up with Feature, requests, chat, live sales."""
     return await _page(request, "studio.html")
 
 
 @endpoint("The buyer's orders on this device", response_media_type="text/html")
+@page_errors("not-found")
 async def my_orders(request: Request) -> Response:
     """The buyer's orders on this device, across shows, with their parcels' tracking."""
     return _file("orders.html")

@@ -9,9 +9,12 @@ from dataclasses import replace
 
 import httpx
 import pytest
+from starlette.requests import Request
+from starlette.responses import Response
 
 from livesale.config import Settings
-from livesale.pages import WEB_DIR
+from livesale.errors import Unavailable
+from livesale.pages import WEB_DIR, page_errors
 from tests.conftest import LiveServer, stripe_settings
 from tests.localstripe import LocalStripe
 from tests.room.conftest import make_show
@@ -137,3 +140,60 @@ def test_pages_need_nothing_inline(server: LiveServer) -> None:
     for script in (WEB_DIR / "js").glob("*.js"):
         text = script.read_text()
         assert not re.search(r"setAttribute\(\s*[\"']style|\.innerHTML|cssText", text), script
+
+
+def test_an_unknown_show_is_an_html_page(server: LiveServer) -> None:
+    """/watch/… and /studio/… of an unknown show answer 404 with a page (never a problem's
+    JSON) saying so in plain words, with a link home, under the same policy."""
+    with server.client() as http:
+        for path in ("/watch/unknown", "/studio/unknown"):
+            response = http.get(path)
+            assert response.status_code == 404, path
+            assert response.headers["content-type"].startswith("text/html"), path
+            assert "This show does not exist" in response.text
+            assert 'href="/"' in response.text and "See all shows" in response.text
+            assert "problem" not in response.headers["content-type"]
+            assert not response.text.lstrip().startswith("{")
+            assert "unknown" not in response.text  # nothing of the request is echoed
+            assert csp(response)["script-src"] == ["'self'"]
+            for pattern, what in INLINE:
+                assert not pattern.search(response.text), f"{path} has {what}"
+        # The API keeps answering problems.
+        api = http.get("/api/shows/unknown")
+        assert api.status_code == 404
+        assert api.headers["content-type"] == "application/problem+json"
+
+
+async def test_any_page_error_is_an_html_page() -> None:
+    """A page that fails for another reason is a page too: busy (503) or broken (500), in
+    plain words, with its status and no internals."""
+
+    async def busy(request: Request) -> Response:
+        raise Unavailable("the shows part is not running")
+
+    async def crashed(request: Request) -> Response:
+        raise RuntimeError("KeyError: 'featured' in frame 3")
+
+    request = Request({"type": "http", "method": "GET", "path": "/watch/x", "headers": []})
+    for handler, status, words in ((busy, 503, "We are busy right now"),
+                                   (crashed, 500, "Something went wrong")):  # fmt: skip
+        response = await page_errors("no-show")(handler)(request)
+        assert response.status_code == status
+        assert response.media_type == "text/html"
+        text = bytes(response.body).decode()
+        assert words in text and 'href="/"' in text
+        assert "part is not running" not in text and "KeyError" not in text
+
+
+def test_an_unknown_page_is_a_page_for_browsers(server: LiveServer) -> None:
+    """A path no route has is a page when a browser navigates there, and stays a problem for
+    a program, and under /api, whatever it accepts."""
+    browser = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    with server.client() as http:
+        page = http.get("/no-such-page", headers=browser)
+        assert page.status_code == 404
+        assert page.headers["content-type"].startswith("text/html")
+        assert "This page does not exist" in page.text and 'href="/"' in page.text
+        for response in (http.get("/no-such-page"), http.get("/api/nothing", headers=browser)):
+            assert response.status_code == 404
+            assert response.headers["content-type"] == "application/problem+json"

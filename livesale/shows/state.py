@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 
 from livesale.errors import InvalidTransition
 
@@ -28,3 +29,14 @@ def transition(current: ShowState, target: ShowState) -> ShowState:
             state=current.value,
         )
     return target
+
+
+def presence_total(entries: Mapping[bytes, bytes], now_ms: int) -> int:
+    """The viewers of a show's room as ``presence.lua`` sums them: each process's count
+    (``viewers:expires_ms``) while its report is fresh at ``now_ms``; stale reports count 0."""
+    total = 0
+    for value in entries.values():
+        count, _, expires = value.decode().partition(":")
+        if expires and int(expires) >= now_ms:
+            total += int(count)
+    return total

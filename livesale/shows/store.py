@@ -33,7 +33,7 @@ from livesale.shows.messages import (
     ShowCreated,
     ShowIn,
 )
-from livesale.shows.state import ShowState, transition
+from livesale.shows.state import ShowState, presence_total, transition
 from livesale.values import StockLevel
 
 #: Called with the show id once a show has ended (e.g. the orders' closing starts its grace).
@@ -157,6 +157,48 @@ class ShowStore:
         )
         paused = await self._paused([r["id"] for r in rows])
         return [self._show(r, p) for r, p in zip(rows, paused, strict=True)]
+
+    async def covers(self, show_ids: Sequence[str]) -> list[str]:
+        """Each show's cover image URL: the featured item's image, else the first line-up item's
+        that has one; ``""`` when no item of the show has an image."""
+        if not show_ids:
+            return []
+        marks = ", ".join("?" * len(show_ids))
+        rows = await self.db.fetchall(
+            "SELECT l.show_id, l.sku, p.image_url FROM lineup_items l"
+            f" JOIN products p ON p.sku = l.sku WHERE l.show_id IN ({marks}) AND p.image_url != ''"
+            " ORDER BY l.show_id, l.position",
+            tuple(show_ids),
+        )
+        images: dict[str, dict[str, str]] = {}
+        for row in rows:
+            images.setdefault(row["show_id"], {})[row["sku"]] = row["image_url"]
+        with map_redis_errors():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for show_id in show_ids:
+                    pipe.hget(keys.show(show_id), "featured")
+                featured = await pipe.execute()
+        covers = []
+        for show_id, sku in zip(show_ids, featured, strict=True):
+            of_show = images.get(show_id, {})
+            chosen = of_show.get(sku.decode()) if isinstance(sku, bytes) else None
+            covers.append(chosen or next(iter(of_show.values()), ""))
+        return covers
+
+    async def viewers(self, show_ids: Sequence[str]) -> list[int]:
+        """How many viewers each show's room counts now: the presence every process of the room
+        reports to Redis, read only (the room's own read also forgets stale reports)."""
+        if not show_ids:
+            return []
+        with map_redis_errors():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                # The reports expire by Redis's clock (presence.lua), so they are read by it.
+                pipe.time()
+                for show_id in show_ids:
+                    pipe.hgetall(keys.show_presence(show_id))
+                (seconds, micros), *reports = await pipe.execute()
+        now_ms = int(seconds) * 1000 + int(micros) // 1000
+        return [presence_total(report, now_ms) for report in reports]
 
     async def is_host_name(self, nickname: str) -> bool:
         """True when ``nickname`` reads as the host name of a show not yet ended (the same

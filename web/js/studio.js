@@ -1,9 +1,15 @@
 // The host studio: camera preview, going live over WHIP, the line-up, requests, chat, live sales.
+// On a phone the panels are tabs (one at a time, the tab bar always in reach); from 900 px wide
+// they all show side by side.
 
 import { api, el, errorText, money, showIdFromPath, toast } from "./api.js";
+import { addStrings, formatNumber, has, languageSwitch, t, translatePage } from "./i18n.js";
 import { paymentConfig, testModeBanner } from "./payments.js";
 import { CLOSE_BAD_TOKEN, CLOSE_NO_SHOW, Room } from "./room.js";
+import STUDIO from "./strings/studio.js";
 import { publish } from "./webrtc.js";
+
+addStrings(STUDIO);
 
 const showId = showIdFromPath();
 const $ = (id) => document.getElementById(id);
@@ -25,6 +31,70 @@ const state = {
   units: 0,
   revenue: {},
 };
+
+// --- tabs on a phone, every panel side by side from 900 px -----------------------------------
+
+// WAI-ARIA's tabs pattern (automatic activation): arrows, Home and End move between the tabs.
+// On a wide screen the tab bar is gone and every panel is a plain region with its heading.
+const WIDE = matchMedia("(min-width: 900px)");
+const TAB_KEY = "livesale.studio.tab";
+
+function tabs() {
+  return [...document.querySelectorAll('.studio-tabs [role="tab"]')];
+}
+
+function selectedTab() {
+  const kept = sessionStorage.getItem(TAB_KEY);
+  return tabs().find((tab) => tab.id === kept) || tabs()[0];
+}
+
+function showTab(chosen, { focus = false } = {}) {
+  sessionStorage.setItem(TAB_KEY, chosen.id);
+  layOut();
+  if (focus) chosen.focus();
+  if (chosen.id === "tab-chat") $("chat").scrollTop = $("chat").scrollHeight;
+}
+
+function layOut() {
+  const tabbed = !WIDE.matches;
+  const chosen = selectedTab();
+  document.body.classList.toggle("tabbed", tabbed);
+  document.querySelector(".studio-tabs").hidden = !tabbed;
+  for (const tab of tabs()) {
+    const panel = $(tab.getAttribute("aria-controls"));
+    const selected = tab === chosen;
+    tab.setAttribute("aria-selected", String(selected));
+    tab.tabIndex = selected ? 0 : -1;
+    if (tabbed) {
+      panel.setAttribute("role", "tabpanel");
+      panel.setAttribute("aria-labelledby", tab.id);
+      panel.hidden = !selected;
+    } else {
+      panel.removeAttribute("role");
+      panel.setAttribute("aria-labelledby", panel.querySelector("h2").id);
+      panel.hidden = false;
+    }
+  }
+}
+
+function setUpTabs() {
+  const list = document.querySelector(".studio-tabs");
+  list.addEventListener("click", (event) => {
+    const tab = event.target.closest('[role="tab"]');
+    if (tab) showTab(tab);
+  });
+  list.addEventListener("keydown", (event) => {
+    const all = tabs();
+    const at = all.indexOf(document.activeElement);
+    if (at < 0) return;
+    const next = { ArrowRight: at + 1, ArrowLeft: at - 1, Home: 0, End: all.length - 1 }[event.key];
+    if (next === undefined) return;
+    event.preventDefault();
+    showTab(all[(next + all.length) % all.length], { focus: true });
+  });
+  WIDE.addEventListener("change", layOut);
+  layOut();
+}
 
 // --- the host token: from the link's #token=..., kept in this tab only -----------------------
 
@@ -83,8 +153,8 @@ async function openCamera() {
       }
     }
   } catch (err) {
-    $("media-status").textContent =
-      `Camera or microphone unavailable: ${err.message || err.name}. Check the browser's permission.`;
+    console.warn("camera:", err);
+    $("media-status").textContent = t("studio.media.unavailable");
   }
 }
 
@@ -95,7 +165,8 @@ async function listDevices() {
       ?.getSettings().deviceId;
     select.replaceChildren(...devices.filter((d) => d.kind === kind).map((d, n) =>
       el("option", { value: d.deviceId, selected: d.deviceId === current },
-        d.label || `${kind === "videoinput" ? "Camera" : "Microphone"} ${n + 1}`)));
+        d.label || t(kind === "videoinput" ? "studio.camera_n" : "studio.microphone_n",
+          { number: n + 1 }))));
   }
 }
 
@@ -109,14 +180,14 @@ async function goLive() {
   button.disabled = true;
   try {
     if (!state.stream) await openCamera();
-    if (!state.stream) throw new Error("no camera");
+    if (!state.stream) throw new Error(t("studio.no_camera"));
     if (shared.show?.state !== "live") {
       shared.show = await api("POST", `/api/shows/${showId}/start`, { token: state.token });
     }
     await startPublishing();
     renderShow();
   } catch (err) {
-    toast(`Could not go live: ${errorText(err)}`);
+    toast(t("studio.go_live_failed", { reason: errorText(err) }));
     button.disabled = false;
   }
 }
@@ -129,12 +200,12 @@ async function startPublishing() {
     if (pc !== state.session?.pc) return;
     if (pc.connectionState === "failed") {
       // Network change: publish again; viewers resume without renegotiating.
-      toast("Connection lost — reconnecting…");
+      toast(t("studio.reconnecting"));
       state.session = null;
       setTimeout(() => shared.show?.state === "live" && startPublishing().catch((e) =>
-        toast(`Reconnect failed: ${errorText(e)}`)), 1000);
+        toast(t("studio.reconnect_failed", { reason: errorText(e) }))), 1000);
     }
-    $("media-status").textContent = pc.connectionState === "connected" ? "You're live." : "";
+    $("media-status").textContent = pc.connectionState === "connected" ? t("studio.media.live") : "";
   });
 }
 
@@ -147,9 +218,9 @@ $("end-form").addEventListener("submit", async (event) => {
     if (state.session) await state.session.stop();
     state.session = null;
     renderShow();
-    toast("The show has ended. Paid orders will ship as one batch.");
+    toast(t("studio.ended_toast"));
   } catch (err) {
-    toast(`Could not end the show: ${errorText(err)}`);
+    toast(t("studio.end_failed", { reason: errorText(err) }));
   }
 });
 
@@ -157,17 +228,18 @@ function renderShow() {
   const show = shared.show;
   if (!show) return;
   $("title").textContent = show.title;
-  document.title = `Studio: ${show.title}`;
+  document.title = t("studio.page_title_show", { title: show.title });
   const live = show.state === "live";
-  $("state").textContent = live ? (show.paused ? "Paused" : "Live") : show.state === "ended"
-    ? "Ended" : "Not live";
+  const shown = live && show.paused ? "paused" : show.state;
+  $("state").textContent = t(`studio.state.${shown}`);
   $("state").className = `badge ${live && show.paused ? "paused" : show.state}`;
   // Live and publishing: nothing to press. Live without a camera session (a reloaded tab):
   // the same button publishes again and viewers resume.
   $("go-live").hidden = show.state === "ended" || (live && Boolean(state.session));
   $("go-live").disabled = false;
-  $("go-live").textContent = live ? "Resume camera" : "Go live";
+  $("go-live").textContent = t(live ? "studio.resume" : "studio.go_live");
   $("end-show").disabled = show.state === "ended";
+  tickTimer();
   if (show.state === "ended") closeStudio();
 }
 
@@ -195,7 +267,7 @@ function closeStudio() {
   if (state.stream) for (const track of state.stream.getTracks()) track.stop();
   document.body.classList.add("ended");
   disableIfEnded();
-  $("media-status").textContent = "The show has ended; the camera and microphone are off.";
+  $("media-status").textContent = t("studio.media.ended");
 }
 
 // Controls drawn again after the end (a stock or chat update) stay off.
@@ -211,37 +283,50 @@ function renderLineup() {
   const rows = shared.order.map((sku) => {
     const item = shared.items.get(sku);
     const featured = shared.featured === sku;
+    const wants = state.plants[sku] || 0;
     return el("li", { class: `row${featured ? " featured" : ""}`, "data-sku": sku },
       item.image_url ? el("img", { src: item.image_url, alt: "" }) : el("span"),
       el("div", {},
-        el("div", { class: "name" }, featured ? el("span", { class: "featured-badge" }, "Featured") : null,
+        el("div", { class: "name" },
+          featured ? el("span", { class: "featured-badge" }, t("studio.featured")) : null,
           " ", item.title),
-        el("div", { class: "meta" },
-          `${money(item.price)} · ${item.available} in stock · ♥ ${state.plants[sku] || 0} want`)),
+        el("div", { class: "meta" }, [
+          money(item.price),
+          t("studio.in_stock", { n: item.available, count: formatNumber(item.available) }),
+          t("studio.wants", { n: wants, count: formatNumber(wants) }),
+        ].join(" · "))),
       featured
         ? el("button", { type: "button", class: "secondary", onclick: () => send({ type: "unfeature" }),
-          "aria-label": "Unfeature" }, "Unfeature")
+          "aria-label": t("studio.unfeature_item", { title: item.title }) }, t("studio.unfeature"))
         : el("button", { type: "button", onclick: () => send({ type: "feature", sku }),
-          "aria-label": "Feature" }, "Feature"));
+          "aria-label": t("studio.feature_item", { title: item.title }) }, t("studio.feature")));
   });
   $("lineup").replaceChildren(...rows);
   disableIfEnded();
 }
 
 function renderQueue() {
+  const count = $("requests-count");
+  count.textContent = formatNumber(shared.requests.length);
+  count.hidden = !shared.requests.length;
   if (!shared.requests.length) {
-    $("queue").replaceChildren(el("li", { class: "empty" }, "No requests yet."));
+    $("queue").replaceChildren(el("li", { class: "empty" }, t("studio.no_requests")));
     return;
   }
   $("queue").replaceChildren(...shared.requests.map((entry) => {
     const item = shared.items.get(entry.sku);
+    const title = item ? item.title : entry.sku;
+    // "3 asked": the number stands out, the words around it are the language's.
+    const [before, after] = t("studio.asked", { n: entry.votes, count: "\u0000" }).split("\u0000");
     return el("li", { class: "row", "data-sku": entry.sku },
-      el("div", {}, el("div", { class: "name" }, item ? item.title : entry.sku),
-        el("div", { class: "meta" }, el("span", { class: "votes" }, entry.votes), " asked")),
+      el("div", {}, el("div", { class: "name" }, title),
+        el("div", { class: "meta" }, before,
+          el("span", { class: "votes" }, formatNumber(entry.votes)), after)),
       el("button", { type: "button", onclick: () => send({ type: "feature", sku: entry.sku }),
-        "aria-label": "Explain now" }, "Explain now"),
-      el("button", { type: "button", class: "secondary",
-        onclick: () => send({ type: "resolve", sku: entry.sku }), "aria-label": "Dismiss" }, "✕"));
+        "aria-label": t("studio.explain_item", { title }) }, t("studio.explain_now")),
+      el("button", { type: "button", class: "secondary dismiss",
+        onclick: () => send({ type: "resolve", sku: entry.sku }),
+        "aria-label": t("studio.dismiss_item", { title }) }, "✕"));
   }));
   disableIfEnded();
 }
@@ -253,23 +338,26 @@ function renderChat() {
   list.replaceChildren(...shared.chat.slice(-100).map((line) =>
     el("li", { class: "row", "data-id": line.id },
       el("div", {}, el("b", {}, line.nick), " ", line.text),
-      el("button", { type: "button", class: "secondary", "aria-label": `Delete message from ${line.nick}`,
-        onclick: () => send({ type: "delete_chat", id: line.id }) }, "Delete"),
-      line.host ? el("span") : el("button", {
-        type: "button", class: "secondary", "aria-label": `Mute ${line.nick} for 5 minutes`,
-        onclick: () => {
-          send({ type: "mute", viewer_id: line.viewer_id, seconds: 300 });
-          toast(`${line.nick} is muted for 5 minutes`);
-        },
-      }, "Mute"),
-      line.host ? el("span") : el("button", {
-        type: "button", class: "secondary", "aria-label": `Remove ${line.nick} from the show`,
-        onclick: () => {
-          if (!confirm(`Remove ${line.nick} from the show? They and their network cannot rejoin.`)) return;
-          send({ type: "ban", viewer_id: line.viewer_id });
-          toast(`${line.nick} is removed from the show`);
-        },
-      }, "Remove"))));
+      el("div", { class: "chat-actions" },
+        el("button", {
+          type: "button", class: "secondary", "aria-label": t("studio.delete_item", { nick: line.nick }),
+          onclick: () => send({ type: "delete_chat", id: line.id }),
+        }, t("studio.delete")),
+        line.host ? null : el("button", {
+          type: "button", class: "secondary", "aria-label": t("studio.mute_item", { nick: line.nick }),
+          onclick: () => {
+            send({ type: "mute", viewer_id: line.viewer_id, seconds: 300 });
+            toast(t("studio.muted", { nick: line.nick }));
+          },
+        }, t("studio.mute")),
+        line.host ? null : el("button", {
+          type: "button", class: "secondary", "aria-label": t("studio.remove_item", { nick: line.nick }),
+          onclick: () => {
+            if (!confirm(t("studio.remove_confirm", { nick: line.nick }))) return;
+            send({ type: "ban", viewer_id: line.viewer_id });
+            toast(t("studio.removed", { nick: line.nick }));
+          },
+        }, t("studio.remove"))))));
   list.scrollTop = list.scrollHeight;
   disableIfEnded();
 }
@@ -286,10 +374,10 @@ $("slow-mode").addEventListener("change", (event) => {
 // --- live sales ------------------------------------------------------------------------------
 
 function renderStats() {
-  $("stat-units").textContent = state.units;
+  $("stat-units").textContent = formatNumber(state.units);
   const revenue = Object.entries(state.revenue);
   $("stat-revenue").textContent = revenue.length
-    ? revenue.map(([currency, amount]) => money({ amount, currency })).join(" + ") : "0";
+    ? revenue.map(([currency, amount]) => money({ amount, currency })).join(" + ") : formatNumber(0);
 }
 
 // Stock frames arrive every ~200 ms in a flash sale: ask for the live holds at most every 2 s.
@@ -307,9 +395,9 @@ async function refreshStats() {
     const stats = await api("GET", `/api/shows/${showId}/stats${query}`, { token: state.token });
     state.units = stats.units;
     state.revenue = Object.fromEntries(stats.revenue.map((m) => [m.currency, m.amount]));
-    $("stat-holds").textContent = stats.live_holds;
+    $("stat-holds").textContent = formatNumber(stats.live_holds);
     $("stat-revenue").nextElementSibling.textContent =
-      stats.includes_test ? "revenue (with test money)" : "revenue";
+      t(stats.includes_test ? "studio.stat.revenue_test" : "studio.stat.revenue");
     renderStats();
   } catch (err) {
     console.warn("stats:", errorText(err));
@@ -320,7 +408,7 @@ async function refreshStats() {
 
 const send = (msg) => {
   if (room.send(msg)) return true;
-  toast("Not connected — reconnecting…");
+  toast(t("studio.not_connected"));
   return false;
 };
 
@@ -329,7 +417,7 @@ function roomHandlers() {
   return {
     snapshot(msg) {
       state.plants = { ...msg.plants };
-      $("stat-viewers").textContent = msg.viewers;
+      $("stat-viewers").textContent = formatNumber(msg.viewers);
       $("slow-mode").value = String(msg.slow_mode);
       renderLineup();
       renderQueue();
@@ -369,13 +457,16 @@ function roomHandlers() {
     chat: renderChat,
     chat_deleted: renderChat,
     presence(msg) {
-      $("stat-viewers").textContent = msg.viewers;
+      $("stat-viewers").textContent = formatNumber(msg.viewers);
     },
     slow_mode(msg) {
       $("slow-mode").value = String(msg.seconds);
     },
     error(msg) {
-      toast(msg.detail || msg.code);
+      // The room's refusals in the host's words; its detail is for the log, not for people.
+      console.warn("room refused:", msg.code, msg.detail);
+      const key = `studio.refusal.${msg.code}`;
+      toast(t(has(key) ? key : "studio.refusal.other"));
     },
   };
 }
@@ -384,21 +475,29 @@ function roomHandlers() {
 async function onRefused(code) {
   if (code === CLOSE_BAD_TOKEN) {
     // Not this show's host token (a mistyped one, or one rotated since): ask for it again.
+    // Said first, before anything else of the studio shows: the dialog opens over it all.
     sessionStorage.removeItem(TOKEN_KEY);
-    $("token-form").querySelector(".form-error").textContent =
-      "That host token is wrong, or it was replaced (livesale show token): use the new link.";
+    $("token-problem").textContent = t("studio.token.wrong");
+    $("token-input").value = "";
     state.token = await hostToken();
-    $("token-form").querySelector(".form-error").textContent = "";
+    $("token-problem").textContent = "";
     room.connect(state.token);
   } else if (code === CLOSE_NO_SHOW) {
-    toast("This show does not exist — check the link.");
+    toast(t("studio.no_show"));
   } else {
-    toast("Could not open the studio — reload the page to try again.");
+    toast(t("studio.cannot_open"));
   }
 }
 
 async function main() {
-  testModeBanner();
+  translatePage();
+  $("language-slot").replaceWith(languageSwitch());
+  setUpTabs();
+  // The banner is drawn in English by the shared helper; it is said in the page's language here.
+  testModeBanner().then(() => {
+    const banner = document.querySelector(".test-mode-banner");
+    if (banner) banner.textContent = t("test.banner");
+  });
   if (!showId) return;
   state.token = await hostToken();
   room.connect(state.token);
