@@ -69,9 +69,13 @@ def _head(title: str, title_key: str) -> str:
     return _HEAD.format(title=html.escape(title), title_key=f' data-i18n="{title_key}"')
 
 
-def _header(banner: str) -> str:
+def _header(banner: str, heading: bool = False) -> str:
+    """The pages' header; ``heading``: the name is the page's heading (the landing's)."""
+    name = '<a href="/">livesale</a>'
+    if heading:
+        name = f'<h1 class="brand-name">{name}</h1>'
     return (
-        f'{banner}<header class="site-head"><div class="brand"><a href="/">livesale</a>'
+        f'{banner}<header class="site-head"><div class="brand">{name}'
         + _words("landing.tagline", "Live shopping: watch, ask, buy.", "p")
         + '</div><nav class="site-nav">'
         + _words("nav.orders", "My orders", "a", ' href="/orders"')
@@ -171,7 +175,8 @@ async def landing(request: Request) -> Response:
     banner = TEST_MODE_BANNER if svc.of(request).settings.test_payments else ""
     return HTMLResponse(
         _head("livesale — live shows", "landing.page_title")
-        + f'<body class="landing-page">{_header(banner)}<main>{main}</main></body></html>'
+        + f'<body class="landing-page">{_header(banner, heading=True)}'
+        + f"<main>{main}</main></body></html>"
     )
 
 
