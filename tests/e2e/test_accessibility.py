@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
-import httpx
 import pytest
 from playwright.async_api import Browser, Page, expect
 
@@ -144,21 +143,7 @@ async def test_orders_page(shop: LiveServer, browser: Browser) -> None:
     page = await browser.new_page(viewport=PHONE)
     await open_watch(page, show["watch_url"])
     token = await page.evaluate("JSON.parse(localStorage.getItem('livesale.viewer')).token")
-    with httpx.Client(
-        base_url=shop.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
-    ) as buyer:
-        sku = PRODUCTS[0]["sku"]
-        hold = buyer.post(
-            f"/api/shows/{show['id']}/holds", json={"sku": sku, "qty": 1, "idempotency_key": "k"}
-        ).json()
-        paid = buyer.post(
-            f"/api/holds/{hold['hold_id']}/checkout",
-            json={
-                "payment": {"provider": "test", "token": "tok_visa"},
-                "shipping": {"name": "Ava Berg", "address": "2 Harbour St", "email": "a@ex.com"},
-            },
-        )
-        assert paid.status_code == 201, paid.text
+    viewer.buy_by_api(shop.url, token, show["id"], str(PRODUCTS[0]["sku"]))
     await page.goto(shop.url + "/orders")
     await expect(page.locator("#orders li.order-card")).to_have_count(1)
     await assert_accessible(page, "orders page")

@@ -18,6 +18,7 @@ from playwright.async_api import Browser, Page, expect
 from tests.conftest import LiveServer
 from tests.e2e.test_payments import page_problems
 from tests.e2e.test_studio_phone import DESKTOP, LANDSCAPE, PHONE, SMALL, no_sideways_scroll, save
+from tests.e2e.viewer import buy_by_api
 from tests.room.conftest import SKUS, make_show, new_viewer, ws_url
 
 pytestmark = [pytest.mark.netns, pytest.mark.e2e, pytest.mark.timeout(600)]
@@ -204,20 +205,7 @@ async def test_the_orders_page_in_simplified_chinese(server: LiveServer, browser
     date in Chinese, the money through Intl; no English word of the page left."""
     show = make_show(server.url, server.api_key)
     viewer_id, token = new_viewer(server.url, "Ava")
-    with httpx.Client(
-        base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
-    ) as buyer:
-        hold = buyer.post(
-            f"/api/shows/{show.id}/holds", json={"sku": SKUS[0], "qty": 2, "idempotency_key": "k"}
-        ).json()
-        paid = buyer.post(
-            f"/api/holds/{hold['hold_id']}/checkout",
-            json={
-                "payment": {"provider": "test", "token": "tok_visa"},
-                "shipping": {"name": "Ava", "address": "2 Harbour St", "email": "a@example.com"},
-            },
-        )
-        assert paid.status_code == 201, paid.text
+    buy_by_api(server.url, token, show.id, SKUS[0], qty=2, name="Ava")
     context = await browser.new_context(locale="zh-CN", viewport=SMALL)
     page = await context.new_page()
     problems = page_problems(page)

@@ -13,6 +13,7 @@ from playwright.async_api import Browser, expect
 
 from livesale.config import Settings
 from tests.conftest import LiveServer
+from tests.e2e import viewer as viewers
 from tests.e2e.test_payments import PHONE, join, page_problems
 from tests.room.conftest import SKUS, make_show
 
@@ -35,21 +36,8 @@ async def test_orders_page_shows_the_parcels_tracking(shop: LiveServer, browser:
     problems = page_problems(page)
     await join(page, shop, show.id)
     token = await page.evaluate("JSON.parse(localStorage.getItem('livesale.viewer')).token")
-    buyer = httpx.Client(
-        base_url=shop.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
-    )
     merchant = httpx.Client(base_url=shop.url, headers=shop.merchant, timeout=30)
-    hold = buyer.post(
-        f"/api/shows/{show.id}/holds", json={"sku": SKUS[0], "qty": 2, "idempotency_key": "k"}
-    ).json()
-    paid = buyer.post(
-        f"/api/holds/{hold['hold_id']}/checkout",
-        json={
-            "payment": {"provider": "test", "token": "tok_visa"},
-            "shipping": {"name": "Ava Berg", "address": "2 Harbour St", "email": "a@example.com"},
-        },
-    )
-    assert paid.status_code == 201, paid.text
+    viewers.buy_by_api(shop.url, token, show.id, SKUS[0], qty=2)
 
     await page.goto(f"{shop.url}/orders")
     card = page.locator("#orders li.order-card")
@@ -74,6 +62,5 @@ async def test_orders_page_shows_the_parcels_tracking(shop: LiveServer, browser:
     await expect(card).to_contain_text("SF Express")
     width = await page.evaluate("document.documentElement.scrollWidth")
     assert width <= PHONE["width"]
-    buyer.close()
     merchant.close()
     assert problems == []

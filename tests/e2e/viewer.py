@@ -3,6 +3,9 @@ at the first chat line, open the line-up sheet behind the bag on a phone."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import httpx
 from playwright.async_api import Page, expect
 
 #: The page's room has a viewer token (a watcher's socket has none).
@@ -44,3 +47,27 @@ async def join(page: Page, url: str, nickname: str, items: int) -> None:
     await expect(page.locator("#nickname-dialog")).to_be_hidden()
     await sign_in(page, nickname)
     await open_lineup(page)
+
+
+def buy_by_api(
+    base: str, token: str, show_id: str, sku: str, qty: int = 1, name: str = "Ava Berg"
+) -> dict[str, Any]:
+    """A viewer's order of ``qty`` × ``sku``, held and paid with the test provider over the
+    API (for the tests of the pages that show orders)."""
+    auth = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=base, headers=auth, timeout=30) as buyer:
+        held = buyer.post(
+            f"/api/shows/{show_id}/holds",
+            json={"sku": sku, "qty": qty, "idempotency_key": f"{sku}-{qty}"},
+        )
+        assert held.status_code == 201, held.text
+        paid = buyer.post(
+            f"/api/holds/{held.json()['hold_id']}/checkout",
+            json={
+                "payment": {"provider": "test", "token": "tok_visa"},
+                "shipping": {"name": name, "address": "2 Harbour St", "email": "a@example.com"},
+            },
+        )
+        assert paid.status_code == 201, paid.text
+        order: dict[str, Any] = paid.json()
+        return order
