@@ -339,7 +339,8 @@ def content_security_policy(settings: Settings) -> str:
         "style-src 'self'",
         # Product images are wherever the merchant keeps them (any http or https URL).
         "img-src 'self' https: http:",
-        "media-src 'self'",
+        # hls.js plays HLS through a MediaSource, whose blob: URL is the video's source.
+        "media-src 'self' blob:",
         "connect-src " + " ".join(dict.fromkeys(connect)),
         *(["frame-src " + " ".join(frames)] if frames else []),
         "form-action 'self'",

@@ -10,6 +10,7 @@ import {
 import {
   addStrings, formatNumber, has, languageSwitch, t, translatePage,
 } from "./i18n.js";
+import { hlsAvailable, hlsUrl, playHls } from "./hls.js";
 import { PaymentChoice, testModeBanner } from "./payments.js";
 import { CLOSE_BAD_TOKEN, CLOSE_BANNED, CLOSE_NO_SHOW, Room } from "./room.js";
 import WATCH from "./strings/watch.js";
@@ -130,7 +131,9 @@ function renderShow() {
   document.title = t("watch.page_title", { title: show.title });
   const badge = $("state");
   const paused = show.state === "live" && show.paused;
-  badge.textContent = t(paused ? "watch.paused" : `watch.state_${show.state}`);
+  badge.textContent = t(paused ? "watch.paused"
+    : show.state === "live" && videoMode === "hls" ? "watch.state_live_hls"
+      : `watch.state_${show.state}`);
   badge.className = `badge ${paused ? "paused" : show.state}`;
   const status = $("video-status");
   status.textContent = show.state === "scheduled" ? t("watch.not_started")
@@ -172,49 +175,98 @@ async function showMyOrders() {
   }
 }
 
-let session = null;
+let session = null; // WebRTC (WHEP)
+let hlsSession = null; // HLS, past the server's WebRTC tier
 let connecting = false;
+let failures = 0; // WebRTC connections in a row that failed after being answered
+// How the video arrives: "webrtc" (live), "hls" (a few seconds behind), or "" (not yet).
+let videoMode = "";
 
 // A handle for diagnostics (the browser console, and the end-to-end tests): the playback
-// peer connection, for getStats(), and the room.
-window.livesale = { get peerConnection() { return session ? session.pc : null; }, room };
+// peer connection, for getStats(), how the video arrives, and the room.
+window.livesale = {
+  get peerConnection() { return session ? session.pc : null; },
+  get videoMode() { return videoMode; },
+  room,
+};
+
+function setVideoMode(mode) {
+  videoMode = mode;
+  renderShow();
+}
 
 async function startVideo() {
-  if (connecting || session || !live()) return;
+  if (connecting || session || hlsSession || !live()) return;
   connecting = true;
   try {
     session = await play(showId, $("video"));
+    setVideoMode("webrtc");
     const pc = session.pc;
     let lostTimer = 0;
     pc.addEventListener("connectionstatechange", () => {
       if (pc.connectionState === "failed" || pc.connectionState === "closed") {
+        failures += pc.connectionState === "failed" ? 1 : 0;
         restartVideo();
       } else if (pc.connectionState === "disconnected") {
         lostTimer = setTimeout(restartVideo, 3000);
       } else if (pc.connectionState === "connected") {
+        failures = 0;
         clearTimeout(lostTimer);
       }
     });
   } catch (err) {
-    // Not live yet, or no publisher: try again shortly.
+    // 503: the server's WebRTC tier is full (or its relay is off); HLS carries the show, when
+    // the server records it. Otherwise not live yet, or no publisher: try again shortly.
+    const full = err instanceof ApiError && err.status === 503;
     if (!(err instanceof ApiError) || err.status >= 500 || err.status === 0) {
       console.warn("video:", errorText(err));
     }
-    setTimeout(startVideo, 3000);
+    if (!(full && (await startHls()))) setTimeout(startVideo, 3000);
   } finally {
     connecting = false;
   }
 }
 
+// Play the show over HLS instead; false when the server has no live playlist for it.
+async function startHls() {
+  if (hlsSession || !(await hlsAvailable(showId))) return false;
+  try {
+    hlsSession = await playHls($("video"), hlsUrl(showId), {
+      onFatal(reason) {
+        console.warn("hls:", reason);
+        stopHls();
+        setTimeout(startVideo, 3000);
+      },
+    });
+  } catch (err) {
+    console.warn("hls:", errorText(err));
+    return false;
+  }
+  setVideoMode("hls");
+  return true;
+}
+
+function stopHls() {
+  if (hlsSession) hlsSession.stop();
+  hlsSession = null;
+  if (videoMode === "hls") setVideoMode("");
+}
+
 function restartVideo() {
   if (session) session.stop();
   session = null;
+  // A network that never lets WebRTC through (UDP blocked): HLS over plain HTTP.
+  if (failures >= 2) {
+    startHls().then((started) => started || setTimeout(startVideo, 1000));
+    return;
+  }
   setTimeout(startVideo, 1000);
 }
 
 function stopVideo() {
   if (session) session.stop();
   session = null;
+  stopHls();
 }
 
 // A portrait camera fills a portrait screen; a landscape one is shown whole (the stylesheet

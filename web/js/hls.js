@@ -1,0 +1,53 @@
+// Live video over HLS, for viewers past the server's WebRTC tier: the browser's own HLS where
+// it has one (Safari), else hls.js from web/vendor (loaded only then). A few seconds behind
+// WebRTC, and carried by any HTTP cache or CDN in front of the server.
+
+const HLS_JS = "/static/vendor/hls.js/hls.light.min.mjs";
+
+// The show's live playlist, when the server records it; false when there is none (yet).
+export async function hlsAvailable(showId) {
+  try {
+    const response = await fetch(hlsUrl(showId), { method: "HEAD", cache: "no-store" });
+    return response.ok;
+  } catch {
+    return false;
+  }
+}
+
+export function hlsUrl(showId) {
+  return `/hls/${encodeURIComponent(showId)}/index.m3u8`;
+}
+
+// Play `url` in `video`; returns {stop()}. `onFatal(reason)`: playback broke for good.
+export async function playHls(video, url, { onFatal = () => {} } = {}) {
+  if (video.canPlayType("application/vnd.apple.mpegurl")) {
+    video.src = url;
+    video.play().catch(() => {});
+    const failed = () => onFatal("the browser could not play the playlist");
+    video.addEventListener("error", failed, { once: true });
+    return {
+      stop() {
+        video.removeEventListener("error", failed);
+        video.removeAttribute("src");
+        video.load();
+      },
+    };
+  }
+  const { default: Hls } = await import(HLS_JS);
+  if (!Hls.isSupported()) throw new Error("this browser cannot play HLS");
+  // No worker: the pages' Content-Security-Policy allows no blob: scripts.
+  const hls = new Hls({ enableWorker: false, lowLatencyMode: true, liveSyncDurationCount: 2 });
+  hls.on(Hls.Events.ERROR, (event, data) => {
+    if (!data.fatal) return;
+    if (data.type === Hls.ErrorTypes.MEDIA_ERROR) hls.recoverMediaError();
+    else onFatal(data.details || data.type);
+  });
+  hls.loadSource(url);
+  hls.attachMedia(video);
+  video.play().catch(() => {});
+  return {
+    stop() {
+      hls.destroy();
+    },
+  };
+}
