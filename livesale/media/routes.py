@@ -38,6 +38,7 @@ from livesale.media.errors import BadOffer, ShowNotLive
 from livesale.media.hub import PUBLISHER, VIEWER, MediaHub
 from livesale.media.ice import IceConfig
 from livesale.media.metrics import MediaCollector
+from livesale.media.recording import Recordings
 from livesale.shows import SHOWS
 
 log = logging.getLogger("livesale.media")
@@ -354,11 +355,17 @@ async def start(services: svc.Services) -> MediaHub | MediaOff:
             return True  # a store hiccup must not cut a live stream
         return show.state == "live"
 
+    recordings = None
+    if settings.record:
+        recordings = Recordings(settings.recordings_dir, keep_days=settings.keep_recordings)
+        # An ended show's last segment and its VOD playlist are written before the end's answer.
+        services.get(SHOWS).on_end(recordings.ended)
     hub = MediaHub(
         ice,
         on_paused=on_paused,
         is_live=is_live,
         viewers_per_address=settings.whep_sessions_per_address,
+        recordings=recordings,
     )
     collector = MediaCollector(hub.stats)
     services.metrics.registry.register(collector)
