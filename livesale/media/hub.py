@@ -340,9 +340,12 @@ class MediaHub:
         return True
 
     async def end_show(self, show_id: str) -> None:
-        """Close every session of ``show_id`` (the show ended)."""
+        """Close every session of ``show_id`` (the show ended) and finish its recording (the
+        end may have been asked of another process, whose end hook does not run here)."""
         for session in [s for s in self.sessions.values() if s.show_id == show_id]:
             await self._close(session, "show-ended")
+        if self.recordings is not None:
+            await self.recordings.ended(show_id)
 
     # -- internals -------------------------------------------------------------------------
 

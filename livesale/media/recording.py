@@ -104,6 +104,29 @@ def playlist(segments: list[Segment], *, ended: bool, vod: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
+def read_playlist(text: str) -> list[Segment]:
+    """The segments of a playlist :func:`playlist` wrote (to continue its recording)."""
+    segments: list[Segment] = []
+    init, duration, discontinuity = "", None, False
+    for line in text.splitlines():
+        if line.startswith('#EXT-X-MAP:URI="'):
+            init = line[len('#EXT-X-MAP:URI="') : -1]
+        elif line == "#EXT-X-DISCONTINUITY":
+            discontinuity = True
+        elif line.startswith("#EXTINF:"):
+            duration = float(line[len("#EXTINF:") :].rstrip(","))
+        elif line and not line.startswith("#"):
+            if duration is None or not FILE_NAME.fullmatch(line) or not FILE_NAME.fullmatch(init):
+                raise ValueError(f"not a playlist of this recorder: {line!r}")
+            segments.append(Segment(line, duration, init, discontinuity))
+            duration, discontinuity = None, False
+    return segments
+
+
+def _number(name: str) -> int:
+    return int(re.sub(r"\D", "", name))
+
+
 def _write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` whole or not at all (a reader never sees half a file)."""
     partial = path.with_name(f".{path.name}.part")
@@ -209,6 +232,31 @@ class Recorder:
         self._gated = True  # waiting for a keyframe to open a segment
         self._sequence = 0
         self._pending: set[asyncio.Future[None]] = set()
+        #: Seconds recorded before this process took the recording over (see :meth:`resume`).
+        self._earlier = 0.0
+
+    def resume(self) -> None:
+        """Continue a recording an earlier run of the server left (the show is still live):
+        its segments stay listed, new files never reuse their names, time goes on after them.
+        Reads one small file; call before the first frame."""
+        try:
+            text = (self.directory / LIVE).read_text()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            self._fail(f"cannot read the earlier playlist: {exc}")
+            return
+        try:
+            segments = read_playlist(text)
+        except ValueError as exc:
+            self._fail(str(exc))
+            return
+        if segments:
+            self.segments = segments
+            self._sequence = max(_number(s.name) for s in segments)
+            self._period = max(_number(s.init) for s in segments)
+            self._earlier = sum(s.duration for s in segments)
+            self._discontinuity = True
 
     # -- fed by the relay ------------------------------------------------------------------
 
@@ -221,9 +269,9 @@ class Recorder:
         self._recording = codec == "h264"
         if not self._recording:
             log.warning(
-                "show %s: %s video is not recorded (recording needs H.264)",
+                "show %s: %s is not recorded (recording needs H.264 video)",
                 self.show_id,
-                codec or "no",
+                f"{codec.upper()} video" if codec else "audio alone",
             )
         self._video.new_period()
         self._audio.new_period()
@@ -238,7 +286,7 @@ class Recorder:
             return
         now = time.monotonic()
         if self._start is None:
-            self._start = now
+            self._start = now - self._earlier
         pts = self._video.place(rtp_timestamp, now - self._start)
         if pts is None:
             return
@@ -422,6 +470,7 @@ class Recordings:
             if not SHOW_ID.fullmatch(show_id):
                 return None
             recorder = Recorder(show_id, self.directory / show_id, self._executor)
+            recorder.resume()
             self._recorders[show_id] = recorder
         return None if recorder.finished else recorder
 

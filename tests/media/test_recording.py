@@ -330,7 +330,7 @@ async def test_vp8_is_not_recorded_and_says_so(
     await recordings.ended("sh_vp8")
     await recordings.aclose()
     assert [r.getMessage() for r in caplog.records] == [
-        "show sh_vp8: vp8 video is not recorded (recording needs H.264)"
+        "show sh_vp8: VP8 video is not recorded (recording needs H.264 video)"
     ]
     assert not (tmp_path / "sh_vp8").exists()
 
@@ -440,3 +440,35 @@ def test_serve_prunes_recordings_older_than_keep_recordings_at_start(
     assert not old.exists(), server.output()
     assert fresh.exists()
     assert "deleted 1 recordings older than 2 days" in server.output()
+
+
+async def test_a_restarted_server_continues_the_recording_it_left(tmp_path: Path) -> None:
+    """After a restart mid-show, the recording goes on in the same playlist: the earlier
+    segments stay listed, no file name is reused, and time goes on after them."""
+    first = Recordings(tmp_path, keep_days=0)
+    before = first.recorder("sh_restart")
+    assert before is not None
+    source = H264Source()
+    before.new_source("h264", source.request_keyframe)
+    await feed(before, source, 4.0)
+    await first.aclose()  # the server stops; the show is still live
+    written = {p.name: p.read_bytes() for p in (tmp_path / "sh_restart").iterdir()}
+    assert "vod.m3u8" not in written
+
+    second = Recordings(tmp_path, keep_days=0)
+    after = second.recorder("sh_restart")
+    assert after is not None
+    source = H264Source()
+    after.new_source("h264", source.request_keyframe)
+    await feed(after, source, 4.0)
+    await second.ended("sh_restart")
+    await second.aclose()
+    for name, data in written.items():
+        if name != "index.m3u8":
+            assert (tmp_path / "sh_restart" / name).read_bytes() == data, name
+    vod = (tmp_path / "sh_restart" / "vod.m3u8").read_text()
+    names = [line for line in vod.splitlines() if line.startswith("seg-")]
+    assert len(names) == len(set(names)) == len(after.segments)
+    assert vod.count("#EXT-X-DISCONTINUITY") == 1
+    probe = await ffprobe(str(tmp_path / "sh_restart" / "vod.m3u8"))
+    check_media(probe, 8.0)
