@@ -63,15 +63,15 @@ _CORS_RAW = [(k.lower().encode(), v.encode()) for k, v in CORS_HEADERS.items()]
 
 
 class Cors:
-    """ASGI middleware: CORS headers on every WHIP/WHEP response, whoever answers it (the
-    endpoints, Starlette's 404/405, :class:`livesale.http.BodyLimit`'s 413)."""
+    """ASGI middleware: CORS headers on every WHIP/WHEP and HLS response, whoever answers it
+    (the endpoints, Starlette's 404/405, :class:`livesale.http.BodyLimit`'s 413)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
-        if not path.startswith(("/whip/", "/whep/")):
+        if not path.startswith(("/whip/", "/whep/", "/hls/")):
             await self.app(scope, receive, send)
             return
 

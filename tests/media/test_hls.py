@@ -115,6 +115,9 @@ def test_unknown_shows_files_and_traversal_get_404_problems(
             assert response.headers["content-type"] == "application/problem+json", path
             assert response.json()["status"] == 404
             assert response.headers["access-control-allow-origin"] == "*", path
+        refused = http.post(f"/hls/{SHOW}/index.m3u8")
+        assert refused.status_code == 405
+        assert refused.headers["access-control-allow-origin"] == "*"
     for target in (
         f"/hls/{SHOW}/../secret.txt",
         f"/hls/{SHOW}/..%2Fsecret.txt",
