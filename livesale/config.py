@@ -64,6 +64,12 @@ class Settings:
     turn_urls: tuple[str, ...] = ()
     turn_username: str = ""
     turn_password: str = field(default="", repr=False)
+    #: Record every show as HLS (H.264 and Opus as the host sent them, no re-encoding).
+    record: bool = True
+    #: Where recordings go (``None``: ``<data_dir>/media``), one directory per show.
+    media_dir: Path | None = None
+    #: Recordings untouched for longer than this many days are deleted (``0``: kept forever).
+    keep_recordings: int = 30
     #: WHEP sessions one client address may hold at once (``429`` over it).
     whep_sessions_per_address: int = DEFAULT_WHEP_SESSIONS_PER_ADDRESS
     #: Largest request body accepted, in bytes (RFC 9110 §15.5.14: 413 above it).
@@ -195,6 +201,11 @@ class Settings:
         if ":" in host:
             host = f"[{host}]"
         return f"http://{host}:{self.port}"
+
+    @property
+    def recordings_dir(self) -> Path:
+        """The directory of every show's recording (``media_dir``, or under ``data_dir``)."""
+        return self.media_dir if self.media_dir is not None else self.data_dir / "media"
 
     @property
     def db_path(self) -> Path:

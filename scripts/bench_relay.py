@@ -32,6 +32,11 @@ time from the host's return to that viewer's next decoded frame, on the same con
 baseline cannot follow a new publisher, so it has the late-joiner figure only. Percentiles are
 those of ``_stats.py``, shared by the benchmarks.
 
+With ``--record`` the publisher sends H.264 and Opus instead, and the pass-through relay runs
+twice in the same run, with recording off and on (each show written as fragmented-MP4 HLS to a
+temporary directory, muxed in the relay process's writer thread): the difference between the
+two is what recording costs, in share of the relay's one core. The baseline is not run then.
+
 Every peer talks over 127.0.0.1 only: the script re-executes itself inside a loopback-only
 network namespace (``unshare -n``) when it is not already in one, so it needs root.
 The test pattern publisher is shared with the media tests (``tests/media/peers.py``).
@@ -60,6 +65,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 RELAY_CPU = 0
+#: The publisher's video codec and whether it sends audio (``--record``: H.264 and Opus).
+CODEC = "vp8"
+AUDIO = False
 VIEWERS_PER_PROCESS = 10
 WIDTH, HEIGHT, FPS, BITRATE = 640, 480, 30, 1_200_000
 #: The pass-through hub marks a show paused when its publisher has been silent this long.
@@ -80,7 +88,7 @@ def free_port() -> int:
 # -- the relay process -----------------------------------------------------------------------
 
 
-def run_relay(mode: str, port: int) -> None:
+def run_relay(mode: str, port: int, record_dir: str | None) -> None:
     """Serve ``POST /publish``, ``POST /play`` (SDP in, SDP out) and ``GET /cpu``."""
     import uvicorn
     from aiortc import RTCPeerConnection, RTCSessionDescription
@@ -92,6 +100,7 @@ def run_relay(mode: str, port: int) -> None:
 
     from livesale.media.hub import HubTimings, MediaHub
     from livesale.media.ice import IceConfig, rtc_configuration, use_host_addresses
+    from livesale.media.recording import Recordings
     from livesale.server import tune_gc
 
     os.sched_setaffinity(0, {RELAY_CPU})
@@ -99,7 +108,12 @@ def run_relay(mode: str, port: int) -> None:
     state: dict[str, Any] = {"pcs": set(), "track": None, "relay": MediaRelay()}
     # The counting viewers bypass their receivers, so they send no receiver reports: keep the
     # hub from closing them as silent during the run.
-    hub = MediaHub(ice, timings=HubTimings(silence_timeout=3600.0, pause_after=PAUSE_AFTER))
+    recordings = Recordings(Path(record_dir), keep_days=0) if record_dir else None
+    hub = MediaHub(
+        ice,
+        timings=HubTimings(silence_timeout=3600.0, pause_after=PAUSE_AFTER),
+        recordings=recordings,
+    )
 
     async def answer(pc: RTCPeerConnection, offer: str) -> str:
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
@@ -177,8 +191,8 @@ async def run_publisher(port: int, seconds: float, keyframe_every: float) -> Non
 
     use_host_addresses(["127.0.0.1"])
     publisher = Publisher(
-        "vp8",
-        audio=False,
+        CODEC,
+        audio=AUDIO,
         width=WIDTH,
         height=HEIGHT,
         fps=FPS,
@@ -250,7 +264,7 @@ async def run_probe(port: int, start_at: float, end_at: float) -> None:
     from tests.media.peers import BLOCK, read_stamp, wall_ms
 
     use_host_addresses(["127.0.0.1"])
-    decoder = av.CodecContext.create("libvpx", "r")
+    decoder = av.CodecContext.create("libvpx" if CODEC == "vp8" else "h264", "r")
     modulo = 1 << (WIDTH // BLOCK)
     latencies: list[int] = []
     result = {"frames": 0, "undecodable": 0}
@@ -333,7 +347,7 @@ async def run_late(port: int, joins: int, reconnect: bool, keyframe_every: float
 
             def host() -> Publisher:
                 return Publisher(
-                    "vp8", audio=False, width=WIDTH, height=HEIGHT, fps=FPS, bitrate=BITRATE,
+                    CODEC, audio=AUDIO, width=WIDTH, height=HEIGHT, fps=FPS, bitrate=BITRATE,
                     keyframe_every=keyframe_every or None, stamp=True, grain=True,
                 )  # fmt: skip
 
@@ -359,13 +373,24 @@ async def run_late(port: int, joins: int, reconnect: bool, keyframe_every: float
 
 
 def measure(
-    mode: str, viewers: int, warmup: float, window: float, late_joins: int, keyframe_every: float
+    mode: str,
+    viewers: int,
+    warmup: float,
+    window: float,
+    late_joins: int,
+    keyframe_every: float,
+    record_dir: str | None = None,
 ) -> dict[str, Any]:
     import httpx
 
     port = free_port()
-    me = [sys.executable, str(Path(__file__).resolve())]
-    relay = subprocess.Popen([*me, "--role", "relay", "--mode", mode, "--port", str(port)])
+    me = [sys.executable, str(Path(__file__).resolve()), "--codec", CODEC]
+    if AUDIO:
+        me.append("--audio")
+    recording = ["--record-dir", record_dir] if record_dir else []
+    relay = subprocess.Popen(
+        [*me, "--role", "relay", "--mode", mode, "--port", str(port), *recording]
+    )
     others: list[subprocess.Popen[str]] = []
     try:
         deadline = time.monotonic() + 30
@@ -517,6 +542,30 @@ def report(result: dict[str, Any]) -> None:
         )
 
 
+def compare_recording(load: tuple[int, float, float, int, float]) -> int:
+    """The pass-through relay with recording off, then on; prints what recording adds."""
+    import tempfile
+
+    off = measure("passthrough", *load)
+    off["mode"] = "no record"
+    report(off)
+    with tempfile.TemporaryDirectory(prefix="bench-recording-") as directory:
+        on = measure("passthrough", *load, record_dir=directory)
+        on["mode"] = "recording"
+        report(on)
+        files = [p for p in Path(directory).rglob("*") if p.is_file()]
+        segments = [p for p in files if p.suffix == ".m4s"]
+        written = sum(p.stat().st_size for p in files)
+    added = on["cpu_share"] - off["cpu_share"]
+    print(
+        f"  recording adds {added * 100:.1f} % of a core for one show "
+        f"({off['cpu_share'] * 100:.1f} % -> {on['cpu_share'] * 100:.1f} %; "
+        f"{len(segments)} segments, {written / 1e6:.1f} MB written)",
+        flush=True,
+    )
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--viewers", type=int, default=10)
@@ -535,7 +584,15 @@ def main() -> int:
         default=2.0,
         help="seconds between the publisher's periodic keyframes (0: only when asked, by PLI)",
     )
+    parser.add_argument(
+        "--record",
+        action="store_true",
+        help="H.264 and Opus, and the relay's CPU with recording off and on (no baseline)",
+    )
     parser.add_argument("--reconnect", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--codec", choices=["vp8", "h264"], default="vp8", help=argparse.SUPPRESS)
+    parser.add_argument("--audio", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--record-dir", help=argparse.SUPPRESS)
     parser.add_argument(
         "--role", choices=["controller", "relay", "publisher", "viewers", "probe", "late"]
     )
@@ -546,9 +603,11 @@ def main() -> int:
     parser.add_argument("--start-at", type=float, default=0)
     parser.add_argument("--end-at", type=float, default=0)
     args = parser.parse_args()
+    global CODEC, AUDIO
+    CODEC, AUDIO = ("h264", True) if args.record else (args.codec, args.audio)
 
     if args.role == "relay":
-        run_relay(args.mode, args.port)
+        run_relay(args.mode, args.port, args.record_dir)
         return 0
     if args.role == "publisher":
         if (os.cpu_count() or 1) > 1:
@@ -581,13 +640,16 @@ def main() -> int:
         if args.keyframe_every
         else "keyframes on PLI only"
     )
+    media = "H.264 + Opus" if args.record else "VP8"
     print(
         f"relay benchmark: {args.viewers} viewers, {WIDTH}x{HEIGHT} {FPS} fps "
-        f"~{BITRATE / 1e6:.1f} Mbit/s VP8 ({keyframes}), relay pinned to CPU {RELAY_CPU}, "
+        f"~{BITRATE / 1e6:.1f} Mbit/s {media} ({keyframes}), relay pinned to CPU {RELAY_CPU}, "
         f"{args.window:.0f} s window, then {args.late_joins} late joiners",
         flush=True,
     )
     load = (args.viewers, args.warmup, args.window, args.late_joins, args.keyframe_every)
+    if args.record:
+        return compare_recording(load)
     passthrough = measure("passthrough", *load)
     report(passthrough)
     if args.skip_baseline:

@@ -68,6 +68,24 @@ def _limit(name: str, default: float, kind: click.ParamType[Any], text: str) -> 
 @click.option("--turn-username", default="", help="TURN username.")
 @click.option("--turn-password", default="", help="TURN password.")
 @click.option(
+    "--record/--no-record",
+    default=True,
+    show_default=True,
+    help="Record every show as HLS for replay (H.264 video as the host sends it).",
+)
+@click.option(
+    "--media-dir",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where recordings go (default: DATA_DIR/media).",
+)
+@_limit(
+    "--keep-recordings",
+    _DEFAULTS.keep_recordings,
+    click.IntRange(0, 36500),
+    "Days a recording is kept after its last write (0: forever); checked at start and daily.",
+)
+@click.option(
     "--whep-sessions-per-address",
     default=DEFAULT_WHEP_SESSIONS_PER_ADDRESS,
     show_default=True,

@@ -1,8 +1,16 @@
-"""Media: WHIP ingest and WHEP playback, and the pass-through WebRTC relay between them.
+"""Media: WHIP ingest and WHEP playback, the pass-through WebRTC relay between them, and the
+recordings served as HLS.
 
 This module is the media's surface: the app imports only the names below.
 """
 
-from livesale.media.routes import MEDIA, Cors, routes, start
+from starlette.routing import BaseRoute
+
+from livesale.media import hls
+from livesale.media.routes import MEDIA, Cors, start
+from livesale.media.routes import routes as _signalling
+
+#: WHIP/WHEP, then the recordings' HLS.
+routes: list[BaseRoute] = [*_signalling, *hls.routes]
 
 __all__ = ["MEDIA", "Cors", "routes", "start"]

@@ -42,6 +42,7 @@ from livesale.media.ice import (
     use_host_addresses,
 )
 from livesale.media.metrics import MediaStats
+from livesale.media.recording import Recordings
 from livesale.media.relay import Broadcast, RelayTrack, Source
 
 log = logging.getLogger("livesale.media")
@@ -110,8 +111,11 @@ class MediaHub:
         is_live: LiveCheck | None = None,
         timings: HubTimings | None = None,
         viewers_per_address: int = DEFAULT_WHEP_SESSIONS_PER_ADDRESS,
+        recordings: Recordings | None = None,
     ) -> None:
         self.ice = ice
+        #: Every show's recording (``None``: nothing is recorded); closed with the hub.
+        self.recordings = recordings
         self.viewers_per_address = viewers_per_address
         #: Viewer sessions per client address, counted from the offer on (joining included).
         self._viewers_of: Counter[str] = Counter()
@@ -134,6 +138,8 @@ class MediaHub:
         """Apply ``--ice-host`` and start the watchdog (the caller has checked aiortc's
         internals: :func:`livesale.media._aiortc.check`)."""
         use_host_addresses(self.ice.hosts)
+        if self.recordings is not None:
+            await self.recordings.start()
         self._watchdog = asyncio.get_running_loop().create_task(self._watch())
 
     async def aclose(self) -> None:
@@ -157,6 +163,8 @@ class MediaHub:
             tasks = list(self._tasks)
             await background.stop(tasks)
             self._tasks.difference_update(tasks)
+        if self.recordings is not None:
+            await self.recordings.aclose()
         restore_host_addresses()
         for callback in self.on_close:
             callback()
@@ -332,9 +340,12 @@ class MediaHub:
         return True
 
     async def end_show(self, show_id: str) -> None:
-        """Close every session of ``show_id`` (the show ended)."""
+        """Close every session of ``show_id`` (the show ended) and finish its recording (the
+        end may have been asked of another process, whose end hook does not run here)."""
         for session in [s for s in self.sessions.values() if s.show_id == show_id]:
             await self._close(session, "show-ended")
+        if self.recordings is not None:
+            await self.recordings.ended(show_id)
 
     # -- internals -------------------------------------------------------------------------
 
@@ -351,6 +362,8 @@ class MediaHub:
                 self._paused,
                 keyframe_interval=self.timings.keyframe_interval,
             )
+            if self.recordings is not None:
+                broadcast.recorder = self.recordings.recorder(show_id)
             self.broadcasts[show_id] = broadcast
         return broadcast
 

@@ -21,8 +21,10 @@ from aiortc.sdp import SessionDescription
 
 from livesale.media.errors import BadOffer, UnsupportedCodec
 
-#: Video codecs the relay forwards, most preferred first when the offer leaves a choice.
-FORWARDED_VIDEO = ("vp8", "h264")
+#: Video codecs the relay forwards, most preferred first whatever the offer's order: H.264
+#: first, as only H.264 is recorded for replay (HLS players play it everywhere). Chromium
+#: offers VP8 first and H.264 too; OBS offers H.264.
+FORWARDED_VIDEO = ("h264", "vp8")
 #: Remote ICE candidates (distinct transport, address and port) kept from one offer. A browser
 #: gathers a handful (host, server-reflexive, relay, per interface); each kept candidate is a
 #: target the relay sends STUN checks to, so an offer must not turn it into a packet cannon.
@@ -82,18 +84,19 @@ def choose_video(offered: list[Any], prefer: Any | None = None) -> Any:
     """The video capability to receive from a publisher offering ``offered``.
 
     ``prefer`` (the show's current codec, when viewers are watching) wins if the offer has it,
-    so a reconnecting host keeps every viewer's decoder; otherwise the offer's own order
-    decides, among the codecs the relay forwards.
+    so a reconnecting host keeps every viewer's decoder; otherwise the relay's order
+    (:data:`FORWARDED_VIDEO`: H.264 before VP8) decides among the codecs the offer has.
     """
-    local = [
-        c for c in _capabilities("video") if c.mimeType.split("/")[1].lower() in FORWARDED_VIDEO
-    ]
+    local = sorted(
+        (c for c in _capabilities("video") if video_codec_name(c) in FORWARDED_VIDEO),
+        key=lambda c: FORWARDED_VIDEO.index(video_codec_name(c)),
+    )
     if prefer is not None:
         for remote in offered:
             if is_codec_compatible(prefer, remote):
                 return prefer
-    for remote in offered:
-        for capability in local:
+    for capability in local:
+        for remote in offered:
             if is_codec_compatible(capability, remote):
                 return capability
     names = sorted({str(c.mimeType) for c in offered})

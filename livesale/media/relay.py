@@ -16,7 +16,10 @@ them (``encoder.pack()``); nothing is decoded and nothing is encoded. One show i
   socket is backed up) is flushed and waits for the next keyframe (dropping single frames would
   corrupt VP8, whose picture IDs the sender renumbers);
 * a :class:`KeyframeRequester` that turns viewers' PLI/FIR, joins and losses into picture-loss
-  requests to the publisher, at most one per ``min_interval``, later ones coalesced.
+  requests to the publisher, at most one per ``min_interval``, later ones coalesced;
+* when the show is recorded, its :class:`~livesale.media.recording.Recorder`, handed the same
+  frames with their publisher RTP timestamps (it asks for keyframes through the same
+  requester when a segment is due).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from livesale.media.bitstream import KeyframeDetector
 from livesale.media.jitter import AudioAssembler, VideoAssembler
 from livesale.media.metrics import MediaStats
 from livesale.media.packetizer import Packetizer, RtpFrame
+from livesale.media.recording import Recorder
 
 log = logging.getLogger("livesale.media")
 
@@ -349,6 +353,12 @@ class Source:
         if broadcast.paused:
             broadcast.set_paused(False)
         broadcast.video.push(data, rtp_timestamp, keyframe)
+        recorder = broadcast.recorder
+        if recorder is not None:
+            try:
+                recorder.video(data, rtp_timestamp, keyframe)
+            except Exception:
+                broadcast.recording_failed(recorder)
 
     def _on_audio(self, data: bytes, rtp_timestamp: int, ssrc: int) -> None:
         self.last_media = time.monotonic()
@@ -356,6 +366,12 @@ class Source:
         if broadcast.source is not self:
             return
         broadcast.audio.push(data, rtp_timestamp, True)
+        recorder = broadcast.recorder
+        if recorder is not None:
+            try:
+                recorder.audio(data, rtp_timestamp)
+            except Exception:
+                broadcast.recording_failed(recorder)
 
     def _on_loss(self) -> None:
         broadcast = self.broadcast
@@ -391,6 +407,15 @@ class Broadcast:
             self._send_picture_loss, stats, min_interval=keyframe_interval
         )
         self._tasks: set[asyncio.Task[None]] = set()
+        #: The show's recording, when it is recorded (it outlives this relay: a host who
+        #: comes back after every session has gone continues it).
+        self.recorder: Recorder | None = None
+
+    def recording_failed(self, recorder: Recorder) -> None:
+        """A bug in the recorder: stop recording this show, never the show itself."""
+        log.exception("show %s: recording stopped, the show goes on", self.show_id)
+        recorder.failed = True
+        self.recorder = None
 
     def set_source(self, source: Source) -> None:
         """Make ``source`` the publisher every viewer receives; viewers resync on its keyframe."""
@@ -401,6 +426,10 @@ class Broadcast:
             self.video.set_codec(source.video_capability)
         self.video.new_source()
         self.audio.new_source()
+        if self.recorder is not None:
+            codec = source.video_capability
+            name = str(codec.mimeType).split("/")[1].lower() if codec is not None else None
+            self.recorder.new_source(name, self.keyframes.request)
 
     def clear_source(self, source: Source) -> None:
         """``source`` has gone: the show is paused until a publisher returns."""

@@ -38,6 +38,7 @@ from livesale.media.errors import BadOffer, ShowNotLive
 from livesale.media.hub import PUBLISHER, VIEWER, MediaHub
 from livesale.media.ice import IceConfig
 from livesale.media.metrics import MediaCollector
+from livesale.media.recording import Recordings
 from livesale.shows import SHOWS
 
 log = logging.getLogger("livesale.media")
@@ -62,15 +63,15 @@ _CORS_RAW = [(k.lower().encode(), v.encode()) for k, v in CORS_HEADERS.items()]
 
 
 class Cors:
-    """ASGI middleware: CORS headers on every WHIP/WHEP response, whoever answers it (the
-    endpoints, Starlette's 404/405, :class:`livesale.http.BodyLimit`'s 413)."""
+    """ASGI middleware: CORS headers on every WHIP/WHEP and HLS response, whoever answers it
+    (the endpoints, Starlette's 404/405, :class:`livesale.http.BodyLimit`'s 413)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
-        if not path.startswith(("/whip/", "/whep/")):
+        if not path.startswith(("/whip/", "/whep/", "/hls/")):
             await self.app(scope, receive, send)
             return
 
@@ -354,11 +355,17 @@ async def start(services: svc.Services) -> MediaHub | MediaOff:
             return True  # a store hiccup must not cut a live stream
         return show.state == "live"
 
+    recordings = None
+    if settings.record:
+        recordings = Recordings(settings.recordings_dir, keep_days=settings.keep_recordings)
+        # An ended show's last segment and its VOD playlist are written before the end's answer.
+        services.get(SHOWS).on_end(recordings.ended)
     hub = MediaHub(
         ice,
         on_paused=on_paused,
         is_live=is_live,
         viewers_per_address=settings.whep_sessions_per_address,
+        recordings=recordings,
     )
     collector = MediaCollector(hub.stats)
     services.metrics.registry.register(collector)

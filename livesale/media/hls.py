@@ -1,0 +1,78 @@
+"""HLS of every recorded show, plain files any HTTP cache or CDN can carry.
+
+* ``GET /hls/{show_id}/index.m3u8``: the live playlist (it grows while the show is on, and
+  ends with ``#EXT-X-ENDLIST`` once it has ended), cached for a second;
+* ``GET /hls/{show_id}/vod.m3u8``: the whole show, once it has ended (``404`` before);
+* ``GET /hls/{show_id}/init-N.mp4`` and ``seg-N.m4s``: never change once written, so cached
+  for a year as ``immutable`` (RFC 8246).
+
+Only names the recorder writes (:data:`livesale.media.recording.FILE_NAME`) under a show id
+that can be one (:data:`~livesale.media.recording.SHOW_ID`) are served: anything else, a
+traversal attempt included, is a ``404`` problem. Every answer, problems too, carries
+``Access-Control-Allow-Origin: *`` (players on other origins; :class:`livesale.media.routes.Cors`).
+"""
+
+from __future__ import annotations
+
+import os
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from livesale import errors, http
+from livesale import services as svc
+from livesale.media.recording import FILE_NAME, LIVE, SHOW_ID, VOD
+
+PLAYLIST = "application/vnd.apple.mpegurl"
+#: Segments and init segments never change once written.
+IMMUTABLE = "public, max-age=31536000, immutable"
+#: The live playlist changes every segment; a player polls it about once per target duration.
+LIVE_CACHE = "public, max-age=1"
+#: The VOD playlist of an ended show does not change (until the recording is deleted).
+VOD_CACHE = "public, max-age=3600"
+_TYPES = {".m3u8": PLAYLIST, ".mp4": "video/mp4", ".m4s": "video/iso.segment"}
+
+
+def _not_found(detail: str) -> Response:
+    response = http.problem_response(errors.NotFound(detail))
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+@http.endpoint(
+    "A recorded show's HLS: index.m3u8 (live), vod.m3u8 (after the end), init and segments",
+    response_media_type=PLAYLIST,
+)
+async def hls_file(request: Request) -> Response:
+    """One file of a show's recording, with its content type and caching."""
+    show_id = request.path_params["show_id"]
+    name = request.path_params["name"]
+    if not SHOW_ID.fullmatch(show_id) or not FILE_NAME.fullmatch(name):
+        return _not_found("no such recording file")
+    path = svc.of(request).settings.recordings_dir / show_id / name
+    try:
+        stat = os.stat(path)
+    except OSError:
+        if name == VOD:
+            return _not_found(f"show {show_id} has no replay (not recorded, or not ended yet)")
+        return _not_found(f"show {show_id} has no recording file {name}")
+    ext = os.path.splitext(name)[1]
+    cache = LIVE_CACHE if name == LIVE else VOD_CACHE if name == VOD else IMMUTABLE
+    return FileResponse(
+        path,
+        stat_result=stat,
+        media_type=_TYPES[ext],
+        headers={"Cache-Control": cache, "Access-Control-Allow-Origin": "*"},
+    )
+
+
+async def hls_missing(request: Request) -> Response:
+    """Any other path under ``/hls/``: a ``404`` problem."""
+    return _not_found("no such recording file")
+
+
+routes: list[BaseRoute] = [
+    Route("/hls/{show_id}/{name}", hls_file, methods=["GET", "HEAD"]),
+    Route("/hls/{rest:path}", hls_missing, methods=["GET", "HEAD"], include_in_schema=False),
+]

@@ -1,0 +1,474 @@
+"""Recording over a real server: an aiortc publisher's H.264 and Opus become HLS that ffprobe
+reads over HTTP, live during the show and as VOD after its end."""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import av
+import httpx
+import pytest
+
+from livesale.config import Settings
+from livesale.media import recording
+from livesale.media.recording import FILE_NAME, Recorder, Recordings, playlist, prune
+from tests.conftest import LiveServer
+from tests.media.conftest import ROOT
+from tests.media.peers import Publisher, ToneTrack, pattern_frame
+from tests.media.test_routes import make_show, signal
+
+#: Seconds the publisher sends before the show ends.
+PUBLISHED = 8.0
+SEGMENT = 2.0
+
+
+@pytest.fixture
+def settings(tmp_path: Path, redis_url: str) -> Settings:
+    """The server offers 127.0.0.1 as its only ICE candidate and records into ``tmp_path``."""
+    return Settings(
+        data_dir=tmp_path / "data",
+        redis_url=redis_url,
+        ice_hosts=("127.0.0.1",),
+        payments=("test", "manual"),
+    )
+
+
+def ffprobe_path() -> str:
+    found = shutil.which("ffprobe")
+    if found is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("ffprobe is missing (scripts/test installs Debian's ffmpeg as root)")
+        pytest.skip("ffprobe is missing: install Debian's ffmpeg (scripts/test does as root)")
+    return found
+
+
+async def ffprobe(url: str, *options: str) -> dict[str, Any]:
+    """ffprobe's streams and packets of ``url``, as JSON."""
+    process = await asyncio.create_subprocess_exec(
+        ffprobe_path(),
+        *options,
+        "-v",
+        "error",
+        "-show_streams",
+        "-show_packets",
+        "-of",
+        "json",
+        url,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), 120)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    assert process.returncode == 0, err.decode()
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+def check_media(probe: dict[str, Any], published: float | None) -> None:
+    """H.264 video and Opus audio; video pts increasing without a gap longer than a segment;
+    when ``published`` is given, the duration within 25 % of it."""
+    codecs = {s["codec_type"]: s["codec_name"] for s in probe["streams"]}
+    assert codecs.get("video") == "h264", codecs
+    assert codecs.get("audio") in ("opus", "aac"), codecs
+    video = [p for p in probe["packets"] if p["codec_type"] == "video"]
+    audio = [p for p in probe["packets"] if p["codec_type"] == "audio"]
+    assert len(video) > 30 and len(audio) > 50, (len(video), len(audio))
+    times = [float(p["pts_time"]) for p in video]
+    steps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert all(step > 0 for step in steps), "video pts must increase"
+    assert max(steps) <= SEGMENT, f"a {max(steps):.2f} s gap between video frames"
+    assert video[0]["flags"].startswith("K"), "the recording starts on a keyframe"
+    if published is not None:
+        duration = times[-1] - times[0]
+        assert abs(duration - published) <= 0.25 * published, (duration, published)
+
+
+@pytest.mark.netns
+@pytest.mark.timeout(600)
+async def test_a_show_is_recorded_as_hls_live_and_vod(
+    loopback_ice: None, server: LiveServer, encoder_calls: list[str]
+) -> None:
+    """An H.264 publisher's show is HLS while live (ffprobe reads index.m3u8) and after its end
+    (vod.m3u8): H.264 and Opus as sent, nothing transcoded, timing kept."""
+    show = make_show(server)
+    publisher = Publisher("h264")
+    responses: list[httpx.Response] = []
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        missing = await client.get(f"/hls/{show.id}/vod.m3u8")
+        assert missing.status_code == 404
+        answer = await publisher.start(signal(client, f"/whip/{show.id}", show.host, responses))
+        assert "H264/90000" in answer
+        started = time.monotonic()
+        while publisher.video.frames == 0 and time.monotonic() - started < 60:
+            await asyncio.sleep(0.1)
+        first_frame = time.monotonic()
+        # Live: once a few segments are written, the live playlist plays.
+        await asyncio.sleep(PUBLISHED / 2 + SEGMENT)
+        live = await client.get(f"/hls/{show.id}/index.m3u8")
+        assert live.status_code == 200, live.text
+        assert "#EXT-X-ENDLIST" not in live.text
+        # A live playlist has no end: read it from its first segment, three seconds of it.
+        live_probe = await ffprobe(
+            f"{server.url}/hls/{show.id}/index.m3u8",
+            "-live_start_index",
+            "0",
+            "-read_intervals",
+            "%+3",
+        )
+        check_media(live_probe, None)
+        await asyncio.sleep(max(0.0, PUBLISHED - (time.monotonic() - first_frame)))
+        published = time.monotonic() - first_frame
+        ended = await client.post(f"/api/shows/{show.id}/end", headers=server.merchant)
+        assert ended.status_code == 200, ended.text
+        await publisher.close()
+
+        vod = await client.get(f"/hls/{show.id}/vod.m3u8")
+        assert vod.status_code == 200, vod.text
+        assert "#EXT-X-PLAYLIST-TYPE:VOD" in vod.text and "#EXT-X-ENDLIST" in vod.text
+        assert "#EXT-X-INDEPENDENT-SEGMENTS" in vod.text and "#EXT-X-MAP:" in vod.text
+        check_media(await ffprobe(f"{server.url}/hls/{show.id}/vod.m3u8"), published)
+        final = await client.get(f"/hls/{show.id}/index.m3u8")
+        assert "#EXT-X-ENDLIST" in final.text
+    assert encoder_calls == []
+
+
+@pytest.mark.netns
+@pytest.mark.timeout(600)
+async def test_a_host_who_reconnects_continues_the_recording(
+    loopback_ice: None, server: LiveServer
+) -> None:
+    """A second WHIP session for the same show continues the same recording behind an
+    ``#EXT-X-DISCONTINUITY``: one VOD playlist, both parts, time still moving forward."""
+    show = make_show(server)
+    responses: list[httpx.Response] = []
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        for _ in range(2):
+            publisher = Publisher("h264")
+            await publisher.start(signal(client, f"/whip/{show.id}", show.host, responses))
+            started = time.monotonic()
+            while publisher.video.frames < 30 * 4 and time.monotonic() - started < 120:
+                await asyncio.sleep(0.1)
+            await client.delete(responses[-1].headers["location"], headers=show.host)
+            await publisher.close()
+        ended = await client.post(f"/api/shows/{show.id}/end", headers=server.merchant)
+        assert ended.status_code == 200, ended.text
+        vod = (await client.get(f"/hls/{show.id}/vod.m3u8")).text
+        assert vod.count("#EXT-X-DISCONTINUITY") == 1, vod
+        probe = await ffprobe(f"{server.url}/hls/{show.id}/vod.m3u8")
+    times = [float(p["pts_time"]) for p in probe["packets"] if p["codec_type"] == "video"]
+    assert all(b > a for a, b in zip(times, times[1:], strict=False))
+    assert times[-1] - times[0] >= 6.0
+
+
+# -- the recorder, fed directly ------------------------------------------------------------
+
+
+class H264Source:
+    """Encodes the test pattern with libx264 as a publisher would; a keyframe when asked."""
+
+    def __init__(self, width: int = 320, height: int = 240) -> None:
+        self.encoder = av.CodecContext.create("libx264", "w")
+        self.encoder.options = {"preset": "ultrafast", "tune": "zerolatency", "forced-idr": "1"}
+        self.encoder.width, self.encoder.height = width, height
+        self.encoder.pix_fmt = "yuv420p"
+        self.encoder.time_base = fractions.Fraction(1, 90000)
+        self.encoder.framerate = fractions.Fraction(30, 1)
+        self.encoder.gop_size = 100_000
+        self.frames = [pattern_frame(width, height, i) for i in range(width // 16)]
+        self.count = 0
+        self.keyframe = True
+        self.requests = 0
+
+    def request_keyframe(self) -> None:
+        self.requests += 1
+        self.keyframe = True
+
+    def next(self) -> tuple[bytes, bool]:
+        frame = self.frames[self.count % len(self.frames)]
+        frame.pts = self.count * 3000
+        frame.pict_type = (
+            av.video.frame.PictureType.I if self.keyframe else av.video.frame.PictureType.NONE
+        )
+        self.keyframe = False
+        self.count += 1
+        (packet,) = self.encoder.encode(frame)
+        return bytes(packet), packet.is_keyframe
+
+
+def opus_packets(count: int) -> list[bytes]:
+    """``count`` 20 ms Opus packets of a tone."""
+    tone = ToneTrack()
+    packets: list[bytes] = []
+    while len(packets) < count:
+        frame = av.AudioFrame(format="s16", layout="stereo", samples=960)
+        frame.planes[0].update(tone._pcm)
+        frame.sample_rate = 48000
+        frame.pts = len(packets) * 960
+        packets.extend(bytes(p) for p in tone._encoder.encode(frame))
+    return packets[:count]
+
+
+async def feed(
+    recorder: Recorder, source: H264Source, seconds: float, *, rtp_base: int = 12345
+) -> None:
+    """``seconds`` of 30 fps video and 50 packets/s audio, as fast as the recorder takes them
+    (its segments follow the RTP clocks, not the wall clock)."""
+    sounds = opus_packets(int(seconds * 50))
+    for index in range(int(seconds * 30)):
+        data, keyframe = source.next()
+        recorder.video(data, (rtp_base + index * 3000) % (1 << 32), keyframe)
+        for sound in range(index * 5 // 3, (index + 1) * 5 // 3):
+            recorder.audio(sounds[sound], (rtp_base + sound * 960) % (1 << 32))
+        await asyncio.sleep(0)
+
+
+def test_a_playlist_lists_every_segment_with_its_init_and_discontinuities() -> None:
+    """A discontinuity and a new init segment appear where a segment says; VOD ends."""
+    segments = [
+        recording.Segment("seg-1.m4s", 2.0, "init-1.mp4", False),
+        recording.Segment("seg-2.m4s", 4.6, "init-1.mp4", False),
+        recording.Segment("seg-3.m4s", 1.9, "init-2.mp4", True),
+    ]
+    text = playlist(segments, ended=True, vod=True)
+    lines = text.splitlines()
+    assert lines[:6] == [
+        "#EXTM3U",
+        "#EXT-X-VERSION:7",
+        "#EXT-X-TARGETDURATION:5",
+        "#EXT-X-MEDIA-SEQUENCE:0",
+        "#EXT-X-PLAYLIST-TYPE:VOD",
+        "#EXT-X-INDEPENDENT-SEGMENTS",
+    ]
+    assert lines[6:] == [
+        '#EXT-X-MAP:URI="init-1.mp4"',
+        "#EXTINF:2.000,",
+        "seg-1.m4s",
+        "#EXTINF:4.600,",
+        "seg-2.m4s",
+        "#EXT-X-DISCONTINUITY",
+        '#EXT-X-MAP:URI="init-2.mp4"',
+        "#EXTINF:1.900,",
+        "seg-3.m4s",
+        "#EXT-X-ENDLIST",
+    ]
+    live = playlist(segments[:1], ended=False)
+    assert "#EXT-X-PLAYLIST-TYPE:EVENT" in live and "#EXT-X-ENDLIST" not in live
+
+
+async def test_segments_are_cut_at_keyframes_about_two_seconds_apart(tmp_path: Path) -> None:
+    """Fed 9 s, the recorder asks for keyframes when segments are due and cuts there: every
+    segment but the last lasts 1.5-2.5 s, the total is the time fed, every file is one the
+    HLS routes serve, and ffprobe reads H.264 and Opus with increasing pts."""
+    recordings = Recordings(tmp_path, keep_days=0)
+    recorder = recordings.recorder("sh_test")
+    assert recorder is not None
+    source = H264Source()
+    recorder.new_source("h264", source.request_keyframe)
+    await feed(recorder, source, 9.0)
+    await recordings.ended("sh_test")
+    await recordings.aclose()
+    durations = [s.duration for s in recorder.segments]
+    assert len(durations) >= 4, durations
+    assert all(1.5 <= d <= 2.5 for d in durations[:-1]), durations
+    assert sum(durations) == pytest.approx(9.0, abs=0.05)
+    assert source.requests >= len(durations) - 1
+    names = sorted(p.name for p in (tmp_path / "sh_test").iterdir())
+    assert all(FILE_NAME.fullmatch(name) for name in names), names
+    assert "vod.m3u8" in names and "init-1.mp4" in names
+    check_media(await ffprobe(str(tmp_path / "sh_test" / "vod.m3u8")), 9.0)
+
+
+async def test_a_new_publisher_continues_behind_a_discontinuity(tmp_path: Path) -> None:
+    """A reconnecting host with another resolution gets a new init segment after an
+    ``#EXT-X-DISCONTINUITY``; the timeline goes on forward across both."""
+    recordings = Recordings(tmp_path, keep_days=0)
+    recorder = recordings.recorder("sh_again")
+    assert recorder is not None
+    first = H264Source(320, 240)
+    recorder.new_source("h264", first.request_keyframe)
+    await feed(recorder, first, 4.0)
+    second = H264Source(640, 480)
+    recorder.new_source("h264", second.request_keyframe)
+    await feed(recorder, second, 4.0, rtp_base=(1 << 32) - 30_000)  # wraps around too
+    await recordings.ended("sh_again")
+    await recordings.aclose()
+    vod = (tmp_path / "sh_again" / "vod.m3u8").read_text()
+    assert vod.count("#EXT-X-DISCONTINUITY") == 1
+    assert '#EXT-X-MAP:URI="init-1.mp4"' in vod and '#EXT-X-MAP:URI="init-2.mp4"' in vod
+    probe = await ffprobe(str(tmp_path / "sh_again" / "vod.m3u8"))
+    sizes = {(s["width"], s["height"]) for s in probe["streams"] if s["codec_type"] == "video"}
+    assert sizes & {(320, 240), (640, 480)}
+    times = [float(p["pts_time"]) for p in probe["packets"] if p["codec_type"] == "video"]
+    assert all(b > a for a, b in zip(times, times[1:], strict=False))
+
+
+async def test_vp8_is_not_recorded_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A VP8 publisher's show is not recorded: one warning, no files, no playlist."""
+    recordings = Recordings(tmp_path, keep_days=0)
+    recorder = recordings.recorder("sh_vp8")
+    assert recorder is not None
+    with caplog.at_level(logging.WARNING, "livesale.media"):
+        recorder.new_source("vp8", lambda: None)
+    recorder.video(b"\x10\x02\x00\x9d\x01\x2a", 0, True)
+    recorder.audio(b"\xfc", 0)
+    await recordings.ended("sh_vp8")
+    await recordings.aclose()
+    assert [r.getMessage() for r in caplog.records] == [
+        "show sh_vp8: VP8 video is not recorded (recording needs H.264 video)"
+    ]
+    assert not (tmp_path / "sh_vp8").exists()
+
+
+def test_recorders_only_exist_for_show_ids_that_are_directory_names(tmp_path: Path) -> None:
+    """A show id that could leave the media directory gets no recorder."""
+    recordings = Recordings(tmp_path)
+    try:
+        assert recordings.recorder("../etc") is None
+        assert recordings.recorder("a/b") is None
+        assert recordings.recorder("sh_ok") is not None
+    finally:
+        recordings._executor.shutdown()
+
+
+def test_old_recordings_are_pruned(tmp_path: Path) -> None:
+    """A recording whose newest file is older than the limit goes; a fresh one stays."""
+    old, fresh = tmp_path / "sh_old", tmp_path / "sh_fresh"
+    for show in (old, fresh):
+        show.mkdir()
+        (show / "seg-1.m4s").write_bytes(b"x")
+    (tmp_path / "notes.txt").write_text("not a recording")
+    day = 86400
+    os.utime(old / "seg-1.m4s", (time.time() - 31 * day, time.time() - 31 * day))
+    assert prune(tmp_path, 30 * day) == 1
+    assert not old.exists() and fresh.exists() and (tmp_path / "notes.txt").exists()
+
+
+FULL_DISK = """
+import asyncio, logging, sys
+from pathlib import Path
+from livesale.media.recording import Recordings
+from tests.media.test_recording import H264Source, feed
+
+async def main() -> None:
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(message)s")
+    recordings = Recordings(Path(sys.argv[1]), keep_days=0)
+    recorder = recordings.recorder("sh_full")
+    source = H264Source()
+    recorder.new_source("h264", source.request_keyframe)
+    await feed(recorder, source, 12.0)  # keeps going after the disk is full: never raises
+    for _ in range(100):
+        if recorder.failed:
+            break
+        await asyncio.sleep(0.05)
+    await feed(recorder, source, 2.0)
+    await recordings.ended("sh_full")
+    await recordings.aclose()
+    print("failed" if recorder.failed else "recorded", len(recorder.segments))
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.timeout(300)
+def test_a_full_disk_stops_the_recording_with_one_line(tmp_path: Path) -> None:
+    """On a real full disk (a 64 KiB tmpfs in a mount namespace of its own) the recording stops
+    with one error line naming ENOSPC's message; feeding it more raises nothing."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail("a full disk needs unshare and root (a tmpfs of its own)")
+        pytest.skip("a full disk needs unshare and root (a tmpfs of its own)")
+    done = subprocess.run(
+        [
+            "unshare",
+            "-m",
+            "sh",
+            "-c",
+            'mount -t tmpfs -o size=64k tmpfs "$0" && exec "$1" -c "$2" "$0"',
+            str(disk),
+            sys.executable,
+            FULL_DISK,
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("ERROR")]
+    assert len(errors) == 1, done.stderr
+    assert "recording stopped, the show goes on: No space left on device" in errors[0]
+    assert done.stdout.split()[0] == "failed"
+
+
+def test_serve_prunes_recordings_older_than_keep_recordings_at_start(
+    spawn: Any, tmp_path: Path
+) -> None:
+    """`livesale serve --media-dir DIR --keep-recordings 2` deletes, as it starts, the
+    recordings of DIR untouched for more than 2 days, and keeps the others."""
+    media = tmp_path / "recordings"
+    old, fresh = media / "sh_old", media / "sh_fresh"
+    for show in (old, fresh):
+        show.mkdir(parents=True)
+        (show / "seg-1.m4s").write_bytes(b"x")
+    three_days_ago = time.time() - 3 * 86400
+    os.utime(old / "seg-1.m4s", (three_days_ago, three_days_ago))
+    server = spawn(
+        "--data-dir", str(tmp_path / "data"), "--media-dir", str(media), "--keep-recordings", "2"
+    )
+    deadline = time.monotonic() + 30
+    while old.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not old.exists(), server.output()
+    assert fresh.exists()
+    assert "deleted 1 recordings older than 2 days" in server.output()
+
+
+async def test_a_restarted_server_continues_the_recording_it_left(tmp_path: Path) -> None:
+    """After a restart mid-show, the recording goes on in the same playlist: the earlier
+    segments stay listed, no file name is reused, and time goes on after them."""
+    first = Recordings(tmp_path, keep_days=0)
+    before = first.recorder("sh_restart")
+    assert before is not None
+    source = H264Source()
+    before.new_source("h264", source.request_keyframe)
+    await feed(before, source, 4.0)
+    await first.aclose()  # the server stops; the show is still live
+    written = {p.name: p.read_bytes() for p in (tmp_path / "sh_restart").iterdir()}
+    assert "vod.m3u8" not in written
+
+    second = Recordings(tmp_path, keep_days=0)
+    after = second.recorder("sh_restart")
+    assert after is not None
+    source = H264Source()
+    after.new_source("h264", source.request_keyframe)
+    await feed(after, source, 4.0)
+    await second.ended("sh_restart")
+    await second.aclose()
+    for name, data in written.items():
+        if name != "index.m3u8":
+            assert (tmp_path / "sh_restart" / name).read_bytes() == data, name
+    vod = (tmp_path / "sh_restart" / "vod.m3u8").read_text()
+    names = [line for line in vod.splitlines() if line.startswith("seg-")]
+    assert len(names) == len(set(names)) == len(after.segments)
+    assert vod.count("#EXT-X-DISCONTINUITY") == 1
+    probe = await ffprobe(str(tmp_path / "sh_restart" / "vod.m3u8"))
+    check_media(probe, 8.0)
