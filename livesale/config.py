@@ -72,6 +72,9 @@ class Settings:
     keep_recordings: int = 30
     #: WHEP sessions one client address may hold at once (``429`` over it).
     whep_sessions_per_address: int = DEFAULT_WHEP_SESSIONS_PER_ADDRESS
+    #: WebRTC players this process relays to at once (``0``: no cap); past it WHEP answers
+    #: ``503`` and the watch page plays the show's HLS, which any HTTP cache or CDN can carry.
+    max_webrtc_viewers: int = 0
     #: Largest request body accepted, in bytes (RFC 9110 §15.5.14: 413 above it).
     max_body_bytes: int = 1024 * 1024
     #: Largest request line and headers, in bytes (RFC 6585 §5: 431 above it).

@@ -93,6 +93,14 @@ def _limit(name: str, default: float, kind: click.ParamType[Any], text: str) -> 
     help="Video players one client address may have open at once (429 over it).",
 )
 @click.option(
+    "--max-webrtc-viewers",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 1_000_000),
+    help="WebRTC players this process relays to (0: no cap); past it WHEP answers 503 and"
+    " the watch page plays HLS, a few seconds behind.",
+)
+@click.option(
     "--allow-origin",
     "allowed_origins",
     multiple=True,

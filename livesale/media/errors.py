@@ -44,5 +44,9 @@ class UnsupportedCodec(errors.ValidationFailed):
     slug, title = "unsupported-codec", "No codec in common with the relay"
 
 
+class WebRtcFull(errors.Unavailable):
+    slug, title = "webrtc-full", "This server relays no more WebRTC players"
+
+
 class RelayClosed(errors.Unavailable):
     slug, title = "relay-closed", "The media relay is shutting down"

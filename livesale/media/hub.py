@@ -34,6 +34,7 @@ from livesale.media.errors import (
     RelayClosed,
     TooManyViewers,
     UnsupportedCodec,
+    WebRtcFull,
 )
 from livesale.media.ice import (
     IceConfig,
@@ -111,12 +112,16 @@ class MediaHub:
         is_live: LiveCheck | None = None,
         timings: HubTimings | None = None,
         viewers_per_address: int = DEFAULT_WHEP_SESSIONS_PER_ADDRESS,
+        max_viewers: int = 0,
         recordings: Recordings | None = None,
     ) -> None:
         self.ice = ice
         #: Every show's recording (``None``: nothing is recorded); closed with the hub.
         self.recordings = recordings
         self.viewers_per_address = viewers_per_address
+        #: Viewer sessions this process relays to at once, joining included (0: no cap).
+        self.max_viewers = max_viewers
+        self._viewers_total = 0
         #: Viewer sessions per client address, counted from the offer on (joining included).
         self._viewers_of: Counter[str] = Counter()
         self.stats = stats or MediaStats()
@@ -256,11 +261,18 @@ class MediaHub:
         :class:`NoPublisher` when the show has never had a publisher in this process. A viewer
         joining while the host is away is answered and gets video when the host returns.
         :class:`TooManyViewers` when ``client`` (the offer's address) already holds
-        ``viewers_per_address`` sessions, those still joining included.
+        ``viewers_per_address`` sessions, those still joining included; :class:`WebRtcFull`
+        (503) when this process already relays to ``max_viewers`` of them.
         """
         self._check_open()
         if client is None:
             return await self._play(show_id, offer_sdp, None)
+        if self.max_viewers and self._viewers_total >= self.max_viewers:
+            raise WebRtcFull(
+                f"this server relays at most {self.max_viewers} WebRTC players; the show's"
+                " HLS carries the rest",
+                retry_after=round(self.timings.connect_timeout),
+            )
         if self._viewers_of[client] >= self.viewers_per_address:
             raise TooManyViewers(
                 f"at most {self.viewers_per_address} players per address",
@@ -268,6 +280,7 @@ class MediaHub:
             )
         # Counted before the first await, so concurrent offers cannot all pass the check.
         self._viewers_of[client] += 1
+        self._viewers_total += 1
         try:
             return await self._play(show_id, offer_sdp, client)
         except BaseException:
@@ -372,6 +385,7 @@ class MediaHub:
             self._spawn(self._on_paused(show_id, paused))
 
     def _forget_viewer(self, client: str) -> None:
+        self._viewers_total -= 1
         self._viewers_of[client] -= 1
         if self._viewers_of[client] <= 0:
             del self._viewers_of[client]

@@ -34,7 +34,7 @@ from livesale import errors, events, http, keys, limits
 from livesale import services as svc
 from livesale.clients import client_of
 from livesale.media import _aiortc
-from livesale.media.errors import BadOffer, ShowNotLive
+from livesale.media.errors import BadOffer, ShowNotLive, WebRtcFull
 from livesale.media.hub import PUBLISHER, VIEWER, MediaHub
 from livesale.media.ice import IceConfig
 from livesale.media.metrics import MediaCollector
@@ -93,7 +93,7 @@ def _problems(handler: Handler) -> Handler:
         try:
             return await handler(request)
         except errors.LivesaleError as exc:
-            if exc.status >= 500:
+            if exc.status >= 500 and not isinstance(exc, WebRtcFull):  # a full tier is load
                 log.error("%s %s failed: %s", request.method, request.url.path, exc)
             return http.problem_response(exc)
 
@@ -365,6 +365,7 @@ async def start(services: svc.Services) -> MediaHub | MediaOff:
         on_paused=on_paused,
         is_live=is_live,
         viewers_per_address=settings.whep_sessions_per_address,
+        max_viewers=settings.max_webrtc_viewers,
         recordings=recordings,
     )
     collector = MediaCollector(hub.stats)
