@@ -19,28 +19,20 @@ import av
 import httpx
 import pytest
 
-from livesale.config import Settings
 from livesale.media import recording
 from livesale.media.recording import FILE_NAME, Recorder, Recordings, playlist, prune
 from tests.conftest import LiveServer
 from tests.media.conftest import ROOT
 from tests.media.peers import Publisher, ToneTrack, pattern_frame
-from tests.media.test_routes import make_show, signal
+
+# The server of the relay's tests (127.0.0.1 its only ICE candidate) records into tmp_path.
+from tests.media.test_routes import make_show, settings, signal
+
+__all__ = ["settings"]
 
 #: Seconds the publisher sends before the show ends.
 PUBLISHED = 8.0
 SEGMENT = 2.0
-
-
-@pytest.fixture
-def settings(tmp_path: Path, redis_url: str) -> Settings:
-    """The server offers 127.0.0.1 as its only ICE candidate and records into ``tmp_path``."""
-    return Settings(
-        data_dir=tmp_path / "data",
-        redis_url=redis_url,
-        ice_hosts=("127.0.0.1",),
-        payments=("test", "manual"),
-    )
 
 
 def ffprobe_path() -> str:
