@@ -196,3 +196,33 @@ def show_token(
     out.print(f"New studio link for show {escape(made['show_id'])} (keep it secret):")
     out.print(f"  {made['studio_url']}", markup=False)
     out.print("The old link no longer works.")
+
+
+def _clock(seconds: float) -> str:
+    whole = int(seconds)
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
+
+
+@show.command("replay")
+@click.argument("show_id")
+@client_options
+def show_replay(
+    show_id: str, server: str | None, api_key: str | None, data_dir: Path, as_json: bool
+) -> None:
+    """Print an ended show's replay: the link of its playlist, its length and a chapter per
+    product the host explained."""
+    client = connect(server, api_key, data_dir)
+    replay = call(client, "GET", f"/api/shows/{show_id}/replay")
+    if as_json:
+        print_json(replay)
+        return
+    out.print(plain(f"Replay of show {show_id}: {_clock(replay['duration_s'])}"), markup=False)
+    out.print(plain(f"  {client.server}{replay['playlist']}"), markup=False)
+    table(
+        "Chapters",
+        ["Start", "End", "SKU", "Title"],
+        (
+            [_clock(c["start_s"]), _clock(c["end_s"]), c["sku"], c["title"]]
+            for c in replay["chapters"]
+        ),
+    )

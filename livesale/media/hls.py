@@ -15,14 +15,25 @@ traversal attempt included, is a ``404`` problem. Every answer, problems too, ca
 from __future__ import annotations
 
 import os
+from typing import Any
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from livesale import errors, http
 from livesale import services as svc
-from livesale.media.recording import FILE_NAME, LIVE, SHOW_ID, VOD
+from livesale.media.recording import (
+    CHAPTERS,
+    FILE_NAME,
+    LIVE,
+    SHOW_ID,
+    VOD,
+    read_marks,
+    read_playlist,
+)
+from livesale.shows import SHOWS
 
 PLAYLIST = "application/vnd.apple.mpegurl"
 #: Segments and init segments never change once written.
@@ -67,12 +78,79 @@ async def hls_file(request: Request) -> Response:
     )
 
 
+class Chapter(msgspec.Struct, frozen=True):
+    """One featured interval of the replay: where the host explained ``sku``."""
+
+    sku: str
+    title: str
+    start_s: float
+    end_s: float
+
+
+class Replay(msgspec.Struct, frozen=True):
+    playlist: str
+    duration_s: float
+    chapters: list[Chapter]
+
+
+def chapters(marks: list[dict[str, Any]], duration: float, titles: dict[str, str]) -> list[Chapter]:
+    """Each featured interval in time order: from its mark to the next mark (an unfeature or
+    another item) or the end; zero-length ones (two features at once) left out."""
+    ordered = sorted(marks, key=lambda m: float(m["at_s"]))
+    found: list[Chapter] = []
+    for n, mark in enumerate(ordered):
+        sku = mark["sku"]
+        if not isinstance(sku, str):
+            continue
+        start = min(float(mark["at_s"]), duration)
+        end = float(ordered[n + 1]["at_s"]) if n + 1 < len(ordered) else duration
+        end = min(end, duration)
+        if end > start:
+            found.append(Chapter(sku, titles.get(sku, sku), round(start, 3), round(end, 3)))
+    return found
+
+
+@http.endpoint(
+    "A show's replay: its VOD playlist, length and chapters by product",
+    response=Replay,
+    errors=(404,),
+)
+async def replay(request: Request) -> Response:
+    """An ended, recorded show's replay: ``404`` for an unknown show, or one with none."""
+    show_id = request.path_params["show_id"]
+    shows = svc.of(request).get(SHOWS)
+    lineup = await shows.lineup(show_id)
+    directory = svc.of(request).settings.recordings_dir / show_id
+    try:
+        segments = read_playlist((directory / VOD).read_text())
+    except (OSError, ValueError) as exc:
+        raise errors.NotFound(
+            f"show {show_id} has no replay (not recorded, or not ended yet)"
+        ) from exc
+    try:
+        marks = read_marks((directory / CHAPTERS).read_bytes())
+    except FileNotFoundError:
+        marks = []
+    except (OSError, ValueError) as exc:
+        raise errors.StoreError(f"the replay's chapters cannot be read: {exc}") from exc
+    duration = round(sum(s.duration for s in segments), 3)
+    titles = {item.sku: item.title for item in lineup.items}
+    return http.json_response(
+        Replay(
+            playlist=f"/hls/{show_id}/{VOD}",
+            duration_s=duration,
+            chapters=chapters(marks, duration, titles),
+        )
+    )
+
+
 async def hls_missing(request: Request) -> Response:
     """Any other path under ``/hls/``: a ``404`` problem."""
     return _not_found("no such recording file")
 
 
 routes: list[BaseRoute] = [
+    Route("/api/shows/{show_id}/replay", replay, methods=["GET"]),
     Route("/hls/{show_id}/{name}", hls_file, methods=["GET", "HEAD"]),
     Route("/hls/{rest:path}", hls_missing, methods=["GET", "HEAD"], include_in_schema=False),
 ]

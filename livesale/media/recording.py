@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import logging
 import math
 import os
@@ -43,6 +44,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from livesale.media.bitstream import NAL_PPS, NAL_SPS, annexb_nal_units, h264_dimensions
 from livesale.media.fmp4 import AUDIO_CLOCK, VIDEO_CLOCK, MuxError, Sample, VideoParams, mux_segment
@@ -63,6 +65,9 @@ MIN_TARGET_DURATION = 4
 
 LIVE = "index.m3u8"
 VOD = "vod.m3u8"
+#: The featured items' marks on the recording's timeline: ``[{"sku", "at_s"}]`` (``sku`` null
+#: when the host featured nothing), read by ``GET /api/shows/{id}/replay``.
+CHAPTERS = "chapters.json"
 #: Every name the recorder writes; the HLS routes serve nothing else.
 FILE_NAME = re.compile(r"(init-\d{1,6}\.mp4|seg-\d{1,9}\.m4s|index\.m3u8|vod\.m3u8)")
 #: What a show id may look like in a path (``livesale.ids.new_id``: letters, digits, ``_``).
@@ -217,6 +222,8 @@ class Recorder:
         self._executor = executor
         self.segments: list[Segment] = []
         self.failed = False
+        #: Featured items on the timeline (:data:`CHAPTERS`), read back on :meth:`resume`.
+        self.marks: list[dict[str, Any]] = []
         self.finished = False
         self._recording = False  # the current publisher's video can be recorded
         self._request_keyframe: Callable[[], None] = lambda: None
@@ -235,10 +242,31 @@ class Recorder:
         #: Seconds recorded before this process took the recording over (see :meth:`resume`).
         self._earlier = 0.0
 
+    def position(self) -> float:
+        """Where the recording is now, in seconds of its own timeline (the clock its
+        segments' timestamps are placed on): 0 before its first frame, after a restart the
+        time already recorded."""
+        if self._start is None:
+            return self._earlier
+        return max(0.0, time.monotonic() - self._start)
+
+    def mark(self, sku: str | None) -> None:
+        """The host featured ``sku`` (``None``: nothing) now: a chapter starts here."""
+        if self.failed or self.finished:
+            return
+        self.marks.append({"sku": sku, "at_s": round(self.position(), 3)})
+        data = json.dumps(self.marks).encode()
+        future = self._executor.submit(_write_marks, self.directory, data)
+        future.add_done_callback(_log_failure)
+
     def resume(self) -> None:
         """Continue a recording an earlier run of the server left (the show is still live):
         its segments stay listed, new files never reuse their names, time goes on after them.
         Reads one small file; call before the first frame."""
+        try:
+            self.marks = read_marks((self.directory / CHAPTERS).read_bytes())
+        except (OSError, ValueError):
+            self.marks = []
         try:
             text = (self.directory / LIVE).read_text()
         except FileNotFoundError:
@@ -425,6 +453,29 @@ class Recorder:
             self._fail(f"{exc.strerror or exc} ({exc.filename or self.directory})")
 
 
+def read_marks(data: bytes) -> list[dict[str, Any]]:
+    """The marks of :data:`CHAPTERS`; ``ValueError`` for anything else."""
+    marks = json.loads(data)
+    if not isinstance(marks, list) or not all(
+        isinstance(m, dict)
+        and isinstance(m.get("at_s"), int | float)
+        and (m.get("sku") is None or isinstance(m.get("sku"), str))
+        for m in marks
+    ):
+        raise ValueError(f"{CHAPTERS} is not a list of marks")
+    return marks
+
+
+def _write_marks(directory: Path, data: bytes) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    _write(directory / CHAPTERS, data)
+
+
+def _log_failure(future: concurrent.futures.Future[None]) -> None:
+    if future.exception() is not None:
+        log.warning("chapter marks not written: %s", future.exception())
+
+
 def _write_end(directory: Path, segments: list[Segment]) -> None:
     _write(directory / LIVE, playlist(segments, ended=True).encode())
     _write(directory / VOD, playlist(segments, ended=True, vod=True).encode())
@@ -473,6 +524,13 @@ class Recordings:
             recorder.resume()
             self._recorders[show_id] = recorder
         return None if recorder.finished else recorder
+
+    def featured(self, show_id: str, sku: str | None) -> None:
+        """The host featured ``sku`` (``None``: nothing): a chapter mark in the show's
+        recording, if this process records it."""
+        recorder = self._recorders.get(show_id)
+        if recorder is not None:
+            recorder.mark(sku)
 
     async def ended(self, show_id: str) -> None:
         """The show has ended: write its last segment and its VOD playlist."""

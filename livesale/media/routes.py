@@ -360,6 +360,7 @@ async def start(services: svc.Services) -> MediaHub | MediaOff:
         recordings = Recordings(settings.recordings_dir, keep_days=settings.keep_recordings)
         # An ended show's last segment and its VOD playlist are written before the end's answer.
         services.get(SHOWS).on_end(recordings.ended)
+        services.get(SHOWS).on_feature(recordings.featured)
     hub = MediaHub(
         ice,
         on_paused=on_paused,

@@ -38,6 +38,8 @@ from livesale.values import StockLevel
 
 #: Called with the show id once a show has ended (e.g. the orders' closing starts its grace).
 EndHook = Callable[[str], Awaitable[None]]
+#: Called with (show id, SKU or ``None``) each time this process features an item.
+FeatureHook = Callable[[str, str | None], None]
 
 
 def name_key(name: str) -> str:
@@ -65,6 +67,12 @@ class ShowStore:
         self.base_url = base_url
         self.grace_seconds = grace_seconds
         self._end_hooks: list[EndHook] = []
+        self._feature_hooks: list[FeatureHook] = []
+
+    def on_feature(self, hook: FeatureHook) -> None:
+        """Call ``hook(show_id, sku)`` whenever this process features an item (or nothing):
+        the recording marks its chapters with it."""
+        self._feature_hooks.append(hook)
 
     def on_end(self, hook: EndHook) -> None:
         """Call ``hook(show_id)`` whenever a show is ended (the domains that follow shows, like
@@ -335,7 +343,11 @@ class ShowStore:
         why not: ``show_ended``, ``not_in_lineup``."""
         body = events.encoder.encode(Featured(sku=sku))
         result = await self.scripts.run(calls.feature(show_id=show_id, sku=sku, body=body))
-        return result.decode() if isinstance(result, bytes) else str(result)
+        answer = result.decode() if isinstance(result, bytes) else str(result)
+        if answer == "ok":
+            for hook in self._feature_hooks:
+                hook(show_id, sku)
+        return answer
 
     async def _lineup_rows(self, show_id: str) -> list[sqlite3.Row]:
         return await self.db.fetchall(

@@ -18,15 +18,18 @@ from typing import Any
 import av
 import httpx
 import pytest
+import websockets
 
+from livesale.cli import main
 from livesale.media import recording
+from livesale.media.hls import chapters
 from livesale.media.recording import FILE_NAME, Recorder, Recordings, playlist, prune
 from tests.conftest import LiveServer
 from tests.media.conftest import ROOT
 from tests.media.peers import Publisher, ToneTrack, pattern_frame
 
 # The server of the relay's tests (127.0.0.1 its only ICE candidate) records into tmp_path.
-from tests.media.test_routes import make_show, settings, signal
+from tests.media.test_routes import LiveShow, make_show, settings, signal
 
 __all__ = ["settings"]
 
@@ -136,6 +139,80 @@ async def test_a_show_is_recorded_as_hls_live_and_vod(
         final = await client.get(f"/hls/{show.id}/index.m3u8")
         assert "#EXT-X-ENDLIST" in final.text
     assert encoder_calls == []
+
+
+async def feature(server: LiveServer, show: LiveShow, sku: str | None) -> None:
+    """The host features ``sku`` (``None``: nothing) over the room socket, as the studio does."""
+    base = server.url.replace("http://", "ws://")
+    async with websockets.connect(f"{base}/ws/shows/{show.id}?token={show.host_token}") as ws:
+        await ws.recv()  # the snapshot
+        await ws.send(json.dumps({"type": "feature", "sku": sku} if sku else {"type": "unfeature"}))
+        while json.loads(await ws.recv())["type"] != "featured":
+            pass
+
+
+@pytest.mark.netns
+@pytest.mark.timeout(600)
+async def test_the_replay_has_a_chapter_per_featured_product(
+    loopback_ice: None, server: LiveServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The host features A, then B, then nothing; after the end ``GET /api/shows/{id}/replay``
+    (and ``livesale show replay``) gives the VOD playlist, its length, and a chapter for A and
+    one for B where the recording's own clock stood at each feature."""
+    products = [
+        {"sku": sku, "title": title, "price": {"amount": 990, "currency": "EUR"}, "stock": 5}
+        for sku, title in (("LIP-A", "Peony Red"), ("SRM-B", "Vitamin C Serum"))
+    ]
+    with server.client(headers=server.merchant) as merchant:
+        assert merchant.post("/api/products/import", json=products).status_code == 201
+    show = make_show(server)
+    with server.client(headers=server.merchant) as merchant:
+        lineup = [{"sku": p["sku"]} for p in products]
+        assert merchant.put(f"/api/shows/{show.id}/lineup", json=lineup).is_success
+    publisher = Publisher("h264")
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        await publisher.start(signal(client, f"/whip/{show.id}", show.host, []))
+        started = time.monotonic()
+        while publisher.video.frames == 0 and time.monotonic() - started < 60:
+            await asyncio.sleep(0.1)
+        first_frame = time.monotonic()
+        await asyncio.sleep(1.0)
+        at_a = time.monotonic() - first_frame
+        await feature(server, show, "LIP-A")
+        await asyncio.sleep(3.0)
+        at_b = time.monotonic() - first_frame
+        await feature(server, show, "SRM-B")
+        await asyncio.sleep(3.0)
+        at_off = time.monotonic() - first_frame
+        await feature(server, show, None)
+        await asyncio.sleep(1.5)
+        before = await client.get(f"/api/shows/{show.id}/replay")
+        assert before.status_code == 404, before.text  # no replay while live
+        ended = await client.post(f"/api/shows/{show.id}/end", headers=server.merchant)
+        assert ended.status_code == 200, ended.text
+        await publisher.close()
+        answer = await client.get(f"/api/shows/{show.id}/replay")
+        assert answer.status_code == 200, answer.text
+        replay = answer.json()
+        unknown = await client.get("/api/shows/sh_nothere/replay")
+        assert unknown.status_code == 404
+    assert replay["playlist"] == f"/hls/{show.id}/vod.m3u8"
+    assert [c["sku"] for c in replay["chapters"]] == ["LIP-A", "SRM-B"]
+    a, b = replay["chapters"]
+    assert a["title"] == "Peony Red" and b["title"] == "Vitamin C Serum"
+    # On the recording's clock, within a segment of when the host pressed Feature.
+    for chapter, pressed in ((a, at_a), (b, at_b)):
+        assert abs(chapter["start_s"] - pressed) < SEGMENT, (chapter, pressed)
+    assert a["end_s"] == b["start_s"] and abs(b["end_s"] - at_off) < SEGMENT
+    assert b["end_s"] <= replay["duration_s"]
+    assert abs(replay["duration_s"] - (time.monotonic() - first_frame)) < 4 * SEGMENT
+
+    code = main(["show", "replay", show.id, "--json", "--server", server.url])
+    assert code == 0
+    assert json.loads(capsys.readouterr().out) == replay
+    assert main(["show", "replay", show.id, "--server", server.url]) == 0
+    printed = capsys.readouterr().out
+    assert f"{server.url}/hls/{show.id}/vod.m3u8" in printed and "Vitamin C Serum" in printed
 
 
 @pytest.mark.netns
@@ -464,3 +541,20 @@ async def test_a_restarted_server_continues_the_recording_it_left(tmp_path: Path
     assert vod.count("#EXT-X-DISCONTINUITY") == 1
     probe = await ffprobe(str(tmp_path / "sh_restart" / "vod.m3u8"))
     check_media(probe, 8.0)
+
+
+def test_chapters_run_from_mark_to_mark_within_the_replay() -> None:
+    """Each featured interval ends at the next mark or the replay's end; an unfeature ends one
+    and starts none; two features at once leave no empty chapter; marks past the end clip."""
+    marks = [
+        {"sku": "B", "at_s": 30.0},
+        {"sku": "A", "at_s": 5.0},
+        {"sku": None, "at_s": 20.0},
+        {"sku": "C", "at_s": 30.0},
+        {"sku": "D", "at_s": 90.0},
+    ]
+    found = chapters(marks, 60.0, {"A": "Peony Red"})
+    assert [(c.sku, c.title, c.start_s, c.end_s) for c in found] == [
+        ("A", "Peony Red", 5.0, 20.0),
+        ("C", "C", 30.0, 60.0),
+    ]
