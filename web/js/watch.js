@@ -133,20 +133,24 @@ function renderShow() {
   const paused = show.state === "live" && show.paused;
   badge.textContent = t(paused ? "watch.paused"
     : show.state === "live" && videoMode === "hls" ? "watch.state_live_hls"
-      : `watch.state_${show.state}`);
+      : show.state === "ended" && videoMode === "replay" ? "watch.state_replay"
+        : `watch.state_${show.state}`);
   badge.className = `badge ${paused ? "paused" : show.state}`;
   const status = $("video-status");
   status.textContent = show.state === "scheduled" ? t("watch.not_started")
     : show.state === "ended" ? t("watch.ended")
       : show.paused ? t("watch.reconnecting") : "";
-  status.hidden = !status.textContent;
+  status.hidden = !status.textContent || videoMode === "replay";
   const over = ended();
   document.body.classList.toggle("ended", over);
   // After the end the chat is read-only.
   $("chat-input").disabled = over;
   $("chat-input").placeholder = t(over ? "watch.chat_closed" : "watch.say_placeholder");
   for (const button of [$("send"), $("heart")]) button.disabled = over;
-  if (over) showMyOrders();
+  if (over) {
+    showMyOrders();
+    startReplay();
+  }
 }
 
 function renderViewers() {
@@ -179,7 +183,8 @@ let session = null; // WebRTC (WHEP)
 let hlsSession = null; // HLS, past the server's WebRTC tier
 let connecting = false;
 let failures = 0; // WebRTC connections in a row that failed after being answered
-// How the video arrives: "webrtc" (live), "hls" (a few seconds behind), or "" (not yet).
+// How the video arrives: "webrtc" (live), "hls" (a few seconds behind), "replay" (the
+// recording, after the end), or "" (not yet).
 let videoMode = "";
 
 // A handle for diagnostics (the browser console, and the end-to-end tests): the playback
@@ -250,6 +255,60 @@ function stopHls() {
   if (hlsSession) hlsSession.stop();
   hlsSession = null;
   if (videoMode === "hls") setVideoMode("");
+}
+
+// --- the replay: after the end, the recording with a chapter per product explained ---------
+
+let replayAsked = false;
+async function startReplay() {
+  if (replayAsked || videoMode === "replay") return;
+  replayAsked = true;
+  let replay;
+  try {
+    replay = await api("GET", `/api/shows/${showId}/replay`);
+  } catch (err) {
+    if (err.status !== 404) console.warn("replay:", errorText(err));
+    return; // not recorded
+  }
+  stopVideo();
+  try {
+    hlsSession = await playHls($("video"), replay.playlist, {
+      onFatal: (reason) => console.warn("replay:", reason),
+    });
+  } catch (err) {
+    console.warn("replay:", errorText(err));
+    return;
+  }
+  setVideoMode("replay");
+  renderChapters(replay.chapters);
+}
+
+function clock(seconds) {
+  const whole = Math.floor(seconds);
+  const minutes = Math.floor(whole / 60);
+  return `${minutes}:${String(whole % 60).padStart(2, "0")}`;
+}
+
+// Each product the host explained, with where: a tap jumps the replay there.
+function renderChapters(chapters) {
+  const box = $("chapters");
+  box.replaceChildren(...chapters.map((chapter) => {
+    const item = shared.items.get(chapter.sku);
+    return el("li", {},
+      el("button", {
+        type: "button", class: "chapter", "data-sku": chapter.sku,
+        title: t("watch.chapter_item", { title: chapter.title, at: clock(chapter.start_s) }),
+        onclick: () => {
+          const video = $("video");
+          video.currentTime = chapter.start_s;
+          video.play().catch(() => {});
+        },
+      },
+      item?.image_url ? el("img", { src: item.image_url, alt: "" }) : noImage(),
+      el("span", { class: "chapter-text" },
+        el("strong", {}, chapter.title), " ", el("span", {}, clock(chapter.start_s)))));
+  }));
+  box.hidden = chapters.length === 0;
 }
 
 function restartVideo() {
