@@ -36,7 +36,9 @@ export async function playHls(video, url, { onFatal = () => {} } = {}) {
   const { default: Hls } = await import(HLS_JS);
   if (!Hls.isSupported()) throw new Error("this browser cannot play HLS");
   // No worker: the pages' Content-Security-Policy allows no blob: scripts.
-  const hls = new Hls({ enableWorker: false, lowLatencyMode: true, liveSyncDurationCount: 2 });
+  // Two of the recorder's ~2 s segments behind the live edge (the target duration the
+  // playlist announces is a ceiling of 4 s or more, too coarse a unit for the delay).
+  const hls = new Hls({ enableWorker: false, lowLatencyMode: true, liveSyncDuration: 4 });
   hls.on(Hls.Events.ERROR, (event, data) => {
     if (!data.fatal) return;
     if (data.type === Hls.ErrorTypes.MEDIA_ERROR) hls.recoverMediaError();
