@@ -8,7 +8,7 @@ snapshot; anything else (chat, asks, votes, wants, notices) is refused with ``er
 
 * A page of a foreign origin is refused before the upgrade with a 403 problem response.
 * A client that sends no ``Origin`` (a script, the CLI, a test) and has a wrong token, or names
-  an unknown show, gets an RFC 9457 problem response (401/403/404) instead of the
+  an unknown show, gets an RFC 9457 problem response (403/404) instead of the
   upgrade, which it can read.
 * A browser (one that sends an ``Origin``) cannot read a refused upgrade: it only reports close
   code 1006, the same as a network failure. So its socket is accepted and closed at once with an
