@@ -21,6 +21,7 @@ import pytest
 import websockets
 
 from livesale.cli import main
+from livesale.config import in_ci
 from livesale.media import recording
 from livesale.media.hls import chapters
 from livesale.media.recording import FILE_NAME, Recorder, Recordings, playlist, prune
@@ -41,7 +42,7 @@ SEGMENT = 2.0
 def ffprobe_path() -> str:
     found = shutil.which("ffprobe")
     if found is None:
-        if os.environ.get("CI") == "true":
+        if in_ci():
             pytest.fail("ffprobe is missing (scripts/test installs Debian's ffmpeg as root)")
         pytest.skip("ffprobe is missing: install Debian's ffmpeg (scripts/test does as root)")
     return found
@@ -305,6 +306,19 @@ async def feed(
         await asyncio.sleep(0)
 
 
+async def record(
+    recordings: Recordings, show_id: str, seconds: float
+) -> tuple[Recorder, H264Source]:
+    """The recorder of ``show_id`` fed ``seconds`` of a new H.264 publisher (:func:`feed`),
+    and that publisher."""
+    recorder = recordings.recorder(show_id)
+    assert recorder is not None
+    source = H264Source()
+    recorder.new_source("h264", source.request_keyframe)
+    await feed(recorder, source, seconds)
+    return recorder, source
+
+
 def test_a_playlist_lists_every_segment_with_its_init_and_discontinuities() -> None:
     """A discontinuity and a new init segment appear where a segment says; VOD ends."""
     segments = [
@@ -343,11 +357,7 @@ async def test_segments_are_cut_at_keyframes_about_two_seconds_apart(tmp_path: P
     segment but the last lasts 1.5-2.5 s, the total is the time fed, every file is one the
     HLS routes serve, and ffprobe reads H.264 and Opus with increasing pts."""
     recordings = Recordings(tmp_path, keep_days=0)
-    recorder = recordings.recorder("sh_test")
-    assert recorder is not None
-    source = H264Source()
-    recorder.new_source("h264", source.request_keyframe)
-    await feed(recorder, source, 9.0)
+    recorder, source = await record(recordings, "sh_test", 9.0)
     await recordings.ended("sh_test")
     await recordings.aclose()
     durations = [s.duration for s in recorder.segments]
@@ -461,7 +471,7 @@ def test_a_full_disk_stops_the_recording_with_one_line(tmp_path: Path) -> None:
     disk = tmp_path / "disk"
     disk.mkdir()
     if shutil.which("unshare") is None or os.geteuid() != 0:
-        if os.environ.get("CI") == "true":
+        if in_ci():
             pytest.fail("a full disk needs unshare and root (a tmpfs of its own)")
         pytest.skip("a full disk needs unshare and root (a tmpfs of its own)")
     done = subprocess.run(
@@ -515,21 +525,13 @@ async def test_a_restarted_server_continues_the_recording_it_left(tmp_path: Path
     """After a restart mid-show, the recording goes on in the same playlist: the earlier
     segments stay listed, no file name is reused, and time goes on after them."""
     first = Recordings(tmp_path, keep_days=0)
-    before = first.recorder("sh_restart")
-    assert before is not None
-    source = H264Source()
-    before.new_source("h264", source.request_keyframe)
-    await feed(before, source, 4.0)
+    await record(first, "sh_restart", 4.0)
     await first.aclose()  # the server stops; the show is still live
     written = {p.name: p.read_bytes() for p in (tmp_path / "sh_restart").iterdir()}
     assert "vod.m3u8" not in written
 
     second = Recordings(tmp_path, keep_days=0)
-    after = second.recorder("sh_restart")
-    assert after is not None
-    source = H264Source()
-    after.new_source("h264", source.request_keyframe)
-    await feed(after, source, 4.0)
+    after, _ = await record(second, "sh_restart", 4.0)
     await second.ended("sh_restart")
     await second.aclose()
     for name, data in written.items():
