@@ -395,6 +395,9 @@ function buyButton(item) {
   }, t(item.available <= 0 ? "watch.sold_out" : "watch.buy"));
 }
 
+// The Want button's words: a full heart once wanted.
+const wantText = (wanted) => `${wanted ? "♥" : "♡"} ${t("watch.want")}`;
+
 function stockText(item) {
   if (item.available <= 0) return t("watch.sold_out");
   const left = t("watch.left", { n: item.available, count: formatNumber(item.available) });
@@ -433,7 +436,7 @@ function renderItem(item) {
       type: "button", class: `want${wanted ? " on" : ""}`, "aria-pressed": String(wanted),
       "aria-label": t("watch.want_item", { title: item.title }), disabled: ended(),
       onclick: () => want(sku),
-    }, wanted ? `♥ ${t("watch.want")}` : `♡ ${t("watch.want")}`),
+    }, wantText(wanted)),
     buyButton(item)));
 }
 
@@ -543,7 +546,7 @@ function renderProduct() {
   ask.disabled = asked || shared.featured === item.sku || !live();
   const wanted = state.planted.has(item.sku);
   const wantButton = $("product-want");
-  wantButton.textContent = wanted ? `♥ ${t("watch.want")}` : `♡ ${t("watch.want")}`;
+  wantButton.textContent = wantText(wanted);
   wantButton.setAttribute("aria-pressed", String(wanted));
   wantButton.setAttribute("aria-label", t("watch.want_item", { title: item.title }));
   wantButton.disabled = ended();
