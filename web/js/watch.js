@@ -133,14 +133,14 @@ function renderShow() {
   const paused = show.state === "live" && show.paused;
   badge.textContent = t(paused ? "watch.paused"
     : show.state === "live" && videoMode === "hls" ? "watch.state_live_hls"
-      : show.state === "ended" && videoMode === "replay" ? "watch.state_replay"
-        : `watch.state_${show.state}`);
+      : `watch.state_${show.state}`);
   badge.className = `badge ${paused ? "paused" : show.state}`;
   const status = $("video-status");
   status.textContent = show.state === "scheduled" ? t("watch.not_started")
     : show.state === "ended" ? t("watch.ended")
       : show.paused ? t("watch.reconnecting") : "";
   status.hidden = !status.textContent || videoMode === "replay";
+  $("replay-badge").hidden = videoMode !== "replay";
   const over = ended();
   document.body.classList.toggle("ended", over);
   // After the end the chat is read-only.
