@@ -58,6 +58,8 @@ class Settings:
     hold_seconds: int = 300
     #: After a show ends, how long live holds may still check out.
     grace_seconds: int = 60
+    #: How long orders taken on a show's replay wait before they are packed in a batch.
+    replay_batch_hours: float = 24.0
     #: Host addresses offered as ICE candidates (empty: every non-loopback interface).
     ice_hosts: tuple[str, ...] = ()
     stun_urls: tuple[str, ...] = ()

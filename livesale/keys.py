@@ -154,6 +154,12 @@ def show_keys(show_id: str, skus: Iterable[str]) -> list[str]:
     ]
 
 
+def replay_keys(show_id: str) -> list[str]:
+    """The keys of a show its replay's buy clicks read (its mirror, line-up and bans) and its
+    room's event sequence: kept while the replay sells."""
+    return [show(show_id), lineup(show_id), show_seq(show_id), show_bans(show_id)]
+
+
 def rate(action: str, client: str) -> str:
     """Token bucket of one client address's rate limit on ``action`` (expires when full)."""
     return f"{PREFIX}{{rate:{client}}}:{action}"

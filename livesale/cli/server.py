@@ -57,6 +57,12 @@ def _limit(name: str, default: float, kind: click.ParamType[Any], text: str) -> 
 @click.option("--demo", is_flag=True, help="Seed a demo catalogue and show (once).")
 @click.option("--hold-seconds", default=300, show_default=True, type=click.IntRange(5, 86400))
 @click.option("--grace-seconds", default=60, show_default=True, type=click.IntRange(0, 3600))
+@_limit(
+    "--replay-batch-hours",
+    _DEFAULTS.replay_batch_hours,
+    click.FloatRange(0.001, 24 * 30),
+    "Hours the orders taken on a replay wait to be packed in a new fulfilment batch.",
+)
 @click.option(
     "--ice-host",
     "ice_hosts",

@@ -44,8 +44,9 @@ if record then
   return answer('existing', redis.call('HGET', HOLDS, string.sub(record, 1, sep - 1)))
 end
 
-local show_state = redis.call('HGET', KEYS[6], 'state')
-if show_state ~= 'live' then
+-- A live show sells, and an ended one while its replay does (the mirror's `replay` flag).
+local show_state, replay = unpack(redis.call('HMGET', KEYS[6], 'state', 'replay'))
+if show_state ~= 'live' and not (show_state == 'ended' and replay == '1') then
   return answer('not_live', nil, show_state or '')
 end
 if redis.call('HEXISTS', KEYS[12], ARGV[3]) == 1

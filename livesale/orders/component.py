@@ -95,6 +95,8 @@ class OrdersComponent:
             self.providers,
             self.book,
             keep_seconds=settings.show_keep_seconds,
+            replay_days=settings.keep_recordings,
+            batch_seconds=settings.replay_batch_hours * 3600,
         )
         self.webhooks = Webhooks(
             services.db,
@@ -108,6 +110,7 @@ class OrdersComponent:
 
     async def start(self) -> None:
         self.services.get(SHOWS).on_end(self.show_ended)
+        self.services.get(SHOWS).on_replay_end(self.closing.replay_ended)
         await self.sales.reconcile()
         self._tasks = [
             asyncio.create_task(self._every(SWEEP_SECONDS, self.sweep), name="orders-sweeper"),
@@ -180,6 +183,7 @@ class OrdersComponent:
             self._rebuilding = asyncio.create_task(work)
 
     async def close_due(self) -> None:
+        await self.services.get(SHOWS).close_lapsed_replays()
         await self.closing.finish_due()
 
     async def deliver(self) -> None:

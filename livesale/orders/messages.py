@@ -174,6 +174,9 @@ class Parcel(msgspec.Struct, frozen=True):
     units: int
     totals: list[Money]
     shipment: Shipment | None = None
+    #: The show's batch the parcel is packed in: 1 at the end of the show, then one per
+    #: round of replay orders.
+    batch: int = 1
 
 
 class ShipIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -214,8 +217,9 @@ class MyOrder(msgspec.Struct, frozen=True):
 
 
 class Fulfilment(msgspec.Struct, frozen=True):
-    """The show's fulfilment batch, made when the grace period after its end is over.
-    ``unpaid``: confirmed orders whose capture failed (not in any parcel until settled)."""
+    """The show's fulfilment: its first batch is made when the grace period after its end is
+    over, and each later one from the orders taken on the replay since. ``unpaid``: confirmed
+    orders whose capture failed (not in any parcel until settled)."""
 
     show_id: str
     state: str
@@ -224,6 +228,12 @@ class Fulfilment(msgspec.Struct, frozen=True):
     orders: int
     units: int
     unpaid: list[str] = []
+    #: The batch asked for, or ``None`` for all of them.
+    batch: int | None = None
+    #: How many batches the show has had.
+    batches: int = 0
+    #: Confirmed orders waiting for the next batch (taken on the replay).
+    waiting: int = 0
 
 
 class WebhookIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -298,7 +298,8 @@ async def show_stats(request: Request) -> Response:
 
 
 @endpoint(
-    "The show's fulfilment batch (one parcel per buyer) after its end",
+    "The show's fulfilment batches (one parcel per buyer and batch) after its end;"
+    " ?batch=N for one batch",
     auth="merchant",
     response=Fulfilment,
 )
@@ -306,7 +307,27 @@ async def fulfilment(request: Request) -> Response:
     services = svc.of(request)
     await services.keys.merchant(request)
     closing = of(request).closing
-    return json_response(await closing.fulfilment(request.path_params["show_id"]))
+    raw = request.query_params.get("batch")
+    batch = None
+    if raw is not None:
+        if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= 1_000_000:
+            raise ValidationFailed("batch must be a whole number from 1")
+        batch = int(raw)
+    return json_response(await closing.fulfilment(request.path_params["show_id"], batch))
+
+
+@endpoint(
+    "Pack the orders taken on the show's replay since its last batch into a new batch now",
+    auth="merchant",
+    response=Fulfilment,
+    status=201,
+    errors=(404, 409),
+)
+async def cut_batch(request: Request) -> Response:
+    services = svc.of(request)
+    await services.keys.merchant(request)
+    closing = of(request).closing
+    return json_response(await closing.cut(request.path_params["show_id"]), 201)
 
 
 @endpoint(
@@ -416,6 +437,7 @@ routes: list[BaseRoute] = [
     Route("/api/payments", payment_providers, methods=["GET"]),
     Route("/api/payments/stripe/webhook", stripe_webhook, methods=["POST"]),
     Route("/api/shows/{show_id}/fulfilment", fulfilment, methods=["GET"]),
+    Route("/api/shows/{show_id}/batches", cut_batch, methods=["POST"]),
     Route("/api/shows/{show_id}/shipments", ship_parcels, methods=["POST"]),
     Route("/api/me/orders", my_orders, methods=["GET"]),
     Route("/api/shows/{show_id}/stats", show_stats, methods=["GET"]),

@@ -170,9 +170,11 @@ def reserve(
     default_limit: int = 0,
     client: str = "",
     address_multiple: int = 0,
+    replay: bool = False,
 ) -> Outcome:
     """A buy click. Checks, in order: idempotency (same key: the same hold; same key with
-    another SKU or qty: ``mismatch``), the show is live, the SKU is on the line-up, the
+    another SKU or qty: ``mismatch``), the show is live (or ended with its replay on sale,
+    ``replay``), the SKU is on the line-up, the
     per-buyer limit (held plus bought; ``default_limit`` when the line-up sets none), the
     client address's cap (``address_multiple`` times that limit, held plus bought by every
     viewer of the address: ``address_limit``), ``available >= qty``; then moves ``qty`` from
@@ -189,7 +191,7 @@ def reserve(
         if record[1] != fingerprint(sku, qty):
             return Outcome("mismatch", shelf, reaped=reaped)
         return Outcome("existing", shelf, hold=shelf.holds[record[0]], reaped=reaped)
-    if show_state != "live":
+    if show_state != "live" and not (show_state == "ended" and replay):
         return Outcome("not_live", shelf, reaped=reaped, show_state=show_state)
     if offer is None:
         return Outcome("not_on_lineup", shelf, reaped=reaped)

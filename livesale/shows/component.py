@@ -24,6 +24,7 @@ def build(services: Services) -> ShowStore:
         services.get(CATALOGUE),
         services.settings.base_url,
         services.settings.grace_seconds,
+        replay_days=services.settings.keep_recordings,
     )
     services.get(CATALOGUE).on_stock_change(store.stock_changed)
     return store

@@ -29,6 +29,16 @@ class ShowIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     scheduled_at: (
         Annotated[datetime, msgspec.Meta(extra_json_schema={"pattern": RFC3339})] | None
     ) = None
+    #: Whether the line-up stays on sale on the replay, after the end (see :class:`Show`).
+    replay_sales: bool = True
+
+
+class ShowPatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``PATCH /api/shows/{id}``: the merchant's settings of a show. ``replay_sales`` may be
+    turned off at any time (after the end it stops the replay's sales at once) but turned on
+    only before the end: the closing of a show sold only live forgets its buyers' counts."""
+
+    replay_sales: bool | None = None
 
 
 class Show(msgspec.Struct, frozen=True):
@@ -43,8 +53,12 @@ class Show(msgspec.Struct, frozen=True):
     ended_at: float | None
     watch_url: str
     #: Once the show has ended: until when holds still live may check out (its end plus the
-    #: grace period); a page's countdown ends here if the hold would outlive it.
+    #: grace period); a page's countdown ends here if the hold would outlive it. ``None`` while
+    #: the replay is on sale: every hold then runs its own time.
     sales_close_at: float | None = None
+    #: The line-up is on sale on the replay after the end, with the same limits, while the
+    #: recording is kept (``--keep-recordings`` days) and until the merchant turns it off.
+    replay_sales: bool = True
 
 
 class HostToken(msgspec.Struct, frozen=True):
@@ -66,6 +80,7 @@ class ShowCreated(msgspec.Struct, frozen=True):
     studio_url: str
     watch_url: str
     scheduled_at: str | None = None
+    replay_sales: bool = True
 
 
 class LineupItemIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -117,3 +132,5 @@ class ShowChanged(Event, tag="show", frozen=True):
     paused: bool = False
     #: With ``ended``: until when live holds may still check out.
     sales_close_at: float | None = None
+    #: Whether the replay sells (the page's Buy after the end).
+    replay_sales: bool = True

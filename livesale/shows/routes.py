@@ -20,22 +20,29 @@ from livesale.shows.messages import (
     ShowChanged,
     ShowCreated,
     ShowIn,
+    ShowPatch,
 )
 from livesale.shows.state import ShowState
 
 
 async def _move(request: Request, show_id: str, target: ShowState) -> Show:
     """Move the show and tell its room (only when the state really changed)."""
-    services = svc.of(request)
     store = of(request)
     before = await store.get(show_id)
     show = await store.move(show_id, target)
     if show.state != before.state:
-        changed = ShowChanged(
-            state=show.state, paused=show.paused, sales_close_at=show.sales_close_at
-        )
-        await events.publish_event(services.redis, show_id, changed)
+        await _tell_room(request, show)
     return show
+
+
+async def _tell_room(request: Request, show: Show) -> None:
+    changed = ShowChanged(
+        state=show.state,
+        paused=show.paused,
+        sales_close_at=show.sales_close_at,
+        replay_sales=show.replay_sales,
+    )
+    await events.publish_event(svc.of(request).redis, show.id, changed)
 
 
 @endpoint("Create a show", auth="merchant", body=ShowIn, response=ShowCreated, status=201)
@@ -56,6 +63,24 @@ async def get_show(request: Request) -> Response:
     return json_response(await of(request).get(request.path_params["show_id"]))
 
 
+@endpoint(
+    "Change the merchant's settings of a show: whether its replay sells",
+    auth="merchant",
+    body=ShowPatch,
+    response=Show,
+    errors=(409,),
+)
+async def patch_show(request: Request) -> Response:
+    show_id = request.path_params["show_id"]
+    await svc.of(request).keys.merchant(request)
+    body = await read_body(request, ShowPatch)
+    before = await of(request).get(show_id)
+    show = await of(request).patch(show_id, body)
+    if show.replay_sales != before.replay_sales:
+        await _tell_room(request, show)
+    return json_response(show)
+
+
 @endpoint("Go live", auth="merchant or host", response=Show, errors=(409,))
 async def start_show(request: Request) -> Response:
     show_id = request.path_params["show_id"]
@@ -68,8 +93,8 @@ async def end_show(request: Request) -> Response:
     show_id = request.path_params["show_id"]
     await merchant_or_host(request, show_id)
     show = await _move(request, show_id, ShowState.ENDED)
-    # New holds stop with the move above; whoever follows the show's end (the orders' closing:
-    # a grace period for live holds, then fulfilment) hears it now.
+    # New holds stop with the move above unless the replay sells; whoever follows the show's
+    # end (the orders' closing: a grace period for live holds, then fulfilment) hears it now.
     await of(request).ended(show_id)
     return json_response(show)
 
@@ -122,6 +147,7 @@ routes: list[BaseRoute] = [
     Route("/api/shows", create_show, methods=["POST"]),
     Route("/api/shows", list_shows, methods=["GET"]),
     Route("/api/shows/{show_id}", get_show, methods=["GET"]),
+    Route("/api/shows/{show_id}", patch_show, methods=["PATCH"]),
     Route("/api/shows/{show_id}/start", start_show, methods=["POST"]),
     Route("/api/shows/{show_id}/end", end_show, methods=["POST"]),
     Route("/api/shows/{show_id}/lineup", put_lineup, methods=["PUT"]),

@@ -32,6 +32,7 @@ from livesale.shows.messages import (
     Show,
     ShowCreated,
     ShowIn,
+    ShowPatch,
 )
 from livesale.shows.state import ShowState, presence_total, transition
 from livesale.values import StockLevel
@@ -59,6 +60,8 @@ class ShowStore:
         catalogue: Catalogue,
         base_url: str,
         grace_seconds: int = 0,
+        *,
+        replay_days: int = 30,
     ) -> None:
         self.db = db
         self.redis = redis
@@ -66,7 +69,11 @@ class ShowStore:
         self.catalogue = catalogue
         self.base_url = base_url
         self.grace_seconds = grace_seconds
+        #: How long after the end a replay sells (the recordings' keep time; 0: until the
+        #: merchant stops it).
+        self.replay_seconds = replay_days * 86400
         self._end_hooks: list[EndHook] = []
+        self._replay_end_hooks: list[EndHook] = []
         self._feature_hooks: list[FeatureHook] = []
 
     def on_feature(self, hook: FeatureHook) -> None:
@@ -78,6 +85,11 @@ class ShowStore:
         """Call ``hook(show_id)`` whenever a show is ended (the domains that follow shows, like
         orders, register here instead of being called by name)."""
         self._end_hooks.append(hook)
+
+    def on_replay_end(self, hook: EndHook) -> None:
+        """Call ``hook(show_id)`` when an ended show's replay stops selling (the merchant
+        turned it off, or its time is over): the orders release its holds."""
+        self._replay_end_hooks.append(hook)
 
     async def ended(self, show_id: str) -> None:
         """Run every end hook for ``show_id`` (asking again is harmless: hooks are idempotent)."""
@@ -91,7 +103,17 @@ class ShowStore:
         # The token rides in the fragment: browsers never send it to a server or a Referer.
         return f"{self.base_url}/studio/{show_id}#token={host_token}"
 
+    def _replay_open(self, row: sqlite3.Row) -> bool:
+        """Whether the show sells on its replay: the merchant's setting, and, once ended, the
+        replay's time not over."""
+        if not row["replay_sales"]:
+            return False
+        if row["ended_at"] is None or not self.replay_seconds:
+            return True
+        return bool(time.time() < row["ended_at"] + self.replay_seconds)
+
     def _show(self, row: sqlite3.Row, paused: bool = False) -> Show:
+        replay = self._replay_open(row)
         return Show(
             id=row["id"],
             title=row["title"],
@@ -104,8 +126,11 @@ class ShowStore:
             ended_at=row["ended_at"],
             watch_url=self.watch_url(row["id"]),
             sales_close_at=(
-                row["ended_at"] + self.grace_seconds if row["ended_at"] is not None else None
+                row["ended_at"] + self.grace_seconds
+                if row["ended_at"] is not None and not replay
+                else None
             ),
+            replay_sales=replay,
         )
 
     async def create(self, data: ShowIn, *, demo: bool = False) -> ShowCreated:
@@ -115,7 +140,7 @@ class ShowStore:
         async with self.db.transaction() as conn:
             await conn.execute(
                 "INSERT INTO shows (id, title, host_name, state, host_token_hash, scheduled_at,"
-                " created_at, demo) VALUES (?, ?, ?, 'scheduled', ?, ?, ?, ?)",
+                " created_at, demo, replay_sales) VALUES (?, ?, ?, 'scheduled', ?, ?, ?, ?, ?)",
                 (
                     show_id,
                     data.title,
@@ -124,6 +149,7 @@ class ShowStore:
                     scheduled,
                     time.time(),
                     int(demo),
+                    int(data.replay_sales),
                 ),
             )
         await self.mirror(show_id)
@@ -136,6 +162,7 @@ class ShowStore:
             studio_url=self.studio_url(show_id, token),
             watch_url=self.watch_url(show_id),
             scheduled_at=scheduled,
+            replay_sales=data.replay_sales,
         )
 
     async def _row(self, show_id: str) -> sqlite3.Row:
@@ -294,6 +321,51 @@ class ShowStore:
         await self.mirror(show_id)
         return await self.get(show_id)
 
+    async def patch(self, show_id: str, data: ShowPatch) -> Show:
+        """Change the merchant's settings of a show (see :class:`ShowPatch`)."""
+        row = await self._row(show_id)
+        if data.replay_sales is None or bool(row["replay_sales"]) == data.replay_sales:
+            return await self.get(show_id)
+        if data.replay_sales:
+            async with self.db.transaction() as conn:
+                cur = await conn.execute(
+                    "UPDATE shows SET replay_sales = 1 WHERE id = ? AND state != 'ended'",
+                    (show_id,),
+                )
+                if not cur.rowcount:
+                    raise InvalidTransition(
+                        "the show has ended without replay sales; they cannot reopen",
+                        state="ended",
+                    )
+            await self.mirror(show_id)
+        else:
+            await self._stop_replay(show_id)
+        return await self.get(show_id)
+
+    async def _stop_replay(self, show_id: str) -> None:
+        """The show stops selling on its replay: new holds are refused at once, and after
+        the end, every hold still live is released by the replay-end hooks."""
+        async with self.db.transaction() as conn:
+            await conn.execute("UPDATE shows SET replay_sales = 0 WHERE id = ?", (show_id,))
+            cur = await conn.execute("SELECT state FROM shows WHERE id = ?", (show_id,))
+            row = await cur.fetchone()
+        await self.mirror(show_id)
+        if row is not None and row[0] == ShowState.ENDED.value:
+            for hook in self._replay_end_hooks:
+                await hook(show_id)
+
+    async def close_lapsed_replays(self) -> list[str]:
+        """Stop the replay sales of every show whose replay time is over; returns them."""
+        if not self.replay_seconds:
+            return []
+        rows = await self.db.fetchall(
+            "SELECT id FROM shows WHERE state = 'ended' AND replay_sales = 1 AND ended_at < ?",
+            (time.time() - self.replay_seconds,),
+        )
+        for row in rows:
+            await self._stop_replay(row["id"])
+        return [r["id"] for r in rows]
+
     async def put_lineup(self, show_id: str, items: Sequence[LineupItemIn]) -> Lineup:
         """Replace the line-up (in show order). Refuses unknown or repeated SKUs, a price in
         another currency than the product's, and any change to an ended show."""
@@ -390,15 +462,21 @@ class ShowStore:
         }
         with map_redis_errors():
             async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.hset(keys.show(show_id), "state", row["state"])
+                pipe.hset(
+                    keys.show(show_id),
+                    mapping={"state": row["state"], "replay": int(self._replay_open(row))},
+                )
                 pipe.delete(keys.lineup(show_id))
                 if mapping:
                     pipe.hset(keys.lineup(show_id), mapping=mapping)
                 await pipe.execute()
 
     async def mirror_all(self) -> int:
-        """Mirror every show that is not ended (after Redis lost its data); return how many."""
-        rows = await self.db.fetchall("SELECT id FROM shows WHERE state != 'ended'")
+        """Mirror every show that still sells, live or on its replay (after Redis lost its
+        data); return how many."""
+        rows = await self.db.fetchall(
+            "SELECT id FROM shows WHERE state != 'ended' OR replay_sales = 1"
+        )
         for r in rows:
             await self.mirror(r["id"])
         return len(rows)

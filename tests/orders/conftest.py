@@ -75,10 +75,13 @@ class Shop:
             201,
         )
 
-    def show(self, lineup: list[dict[str, Any]], start: bool = True) -> str:
-        show = self.ok(
-            self.client.post("/api/shows", json={"title": "Flash", "host_name": "Mia"}), 201
-        )
+    def show(
+        self, lineup: list[dict[str, Any]], start: bool = True, *, replay_sales: bool = True
+    ) -> str:
+        """A show of ``lineup``, live unless ``start`` is false; ``replay_sales=False`` for one
+        sold only while live."""
+        body = {"title": "Flash", "host_name": "Mia", "replay_sales": replay_sales}
+        show = self.ok(self.client.post("/api/shows", json=body), 201)
         self.ok(self.client.put(f"/api/shows/{show['id']}/lineup", json=lineup))
         if start:
             self.ok(self.client.post(f"/api/shows/{show['id']}/start"))

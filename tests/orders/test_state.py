@@ -24,7 +24,7 @@ Op = tuple[Any, ...]
 
 # Each case: on-hand, per-buyer limit, then operations. ("reserve", viewer, qty, idem, ttl)
 # ("release", n, viewer|None) ("confirm", n, order) ("expire",) ("release_show", show)
-# ("show", state) ("adjust", delta) ("set", on_hand); n is the n-th reserve of the case.
+# ("show", state) (state "replay": ended, its replay on sale) ("adjust", delta) ("set", on_hand); n is the n-th reserve of the case.
 # ("return", order, viewer, total, known): a cancelled or refunded order gives units back.
 # ("reserve_from", viewer, qty, idem, ttl, address): a click counted against an address too;
 # every case runs with a default per-buyer limit of DEFAULT_LIMIT when its own limit is 0 and
@@ -163,6 +163,20 @@ CASES: dict[str, tuple[int, int, list[Op]]] = {
         ],
     ),
     "show not live refuses": (5, 0, [("show", "ended"), ("reserve", "a", 1, "k1", LONG)]),
+    "a replay sells within the show's limits, until it stops": (
+        5,
+        2,
+        [
+            ("reserve", "a", 1, "k1", LONG),
+            ("confirm", 0, "or_1"),
+            ("show", "replay"),
+            ("reserve", "a", 1, "k2", LONG),
+            ("reserve", "a", 1, "k3", LONG),
+            ("reserve", "b", 2, "k1", LONG),
+            ("show", "ended"),
+            ("reserve", "c", 1, "k1", LONG),
+        ],
+    ),
     "retry after the show ended still gets its hold": (
         5,
         0,
@@ -232,7 +246,8 @@ class Pure:
                     viewer_id=viewer,
                     qty=qty,
                     idem_key=idem,
-                    show_state=self.show,
+                    show_state="ended" if self.show == "replay" else self.show,
+                    replay=self.show == "replay",
                     offer=self.offer,
                     now_ms=self.now(),
                     ttl_ms=ttl,
@@ -333,7 +348,9 @@ class Lua:
                 self.call(calls.release_show(sku=SKU, show_id=show))
                 return "ok"
             case ("show", new_state):
-                self.r.hset(keys.show(SHOW), "state", new_state)
+                ended = "ended" if new_state == "replay" else new_state
+                replay = int(new_state == "replay")
+                self.r.hset(keys.show(SHOW), mapping={"state": ended, "replay": replay})
                 return "ok"
             case ("return", order, viewer, total, known):
                 out = self.call(

@@ -25,8 +25,11 @@ class ShowSetup:
     skus: tuple[str, ...] = SKUS
 
 
-def make_show(base: str, api_key: str, stock: int = 20) -> ShowSetup:
-    """A live show whose line-up holds :data:`SKUS`, each with ``stock`` units."""
+def make_show(
+    base: str, api_key: str, stock: int = 20, *, replay_sales: bool = True
+) -> ShowSetup:
+    """A live show whose line-up holds :data:`SKUS`, each with ``stock`` units
+    (``replay_sales=False``: sold only while live)."""
     with httpx.Client(base_url=base, timeout=30) as http:
         http.headers["Authorization"] = f"Bearer {api_key}"
         products = [
@@ -35,7 +38,8 @@ def make_show(base: str, api_key: str, stock: int = 20) -> ShowSetup:
         ]
         for p in products:
             assert http.post("/api/products", json={**p, "stock": stock}).status_code in (200, 201)
-        created = http.post("/api/shows", json={"title": "Glow", "host_name": "Mia"}).json()
+        body = {"title": "Glow", "host_name": "Mia", "replay_sales": replay_sales}
+        created = http.post("/api/shows", json=body).json()
         show = ShowSetup(created["id"], created["host_token"])
         put = http.put(f"/api/shows/{show.id}/lineup", json=[{"sku": s} for s in SKUS])
         assert put.status_code == 200, put.text

@@ -437,7 +437,8 @@ async def test_hold_and_order_only_to_buyer(
 async def test_show_end_reaches_room_and_closes_actions(
     server: LiveServer, show: ShowSetup, connect: Connect
 ) -> None:
-    """Ending the show sends ``show``; then chat and requests are refused."""
+    """Ending the show sends ``show``; then chat and requests are refused. Its replay sells
+    (the default), so no close of sales is announced: holds run their own time."""
     ann = await connect(show, new_viewer(server.url, "ann")[1])
     ended = httpx.post(
         f"{server.url}/api/shows/{show.id}/end",
@@ -446,11 +447,28 @@ async def test_show_end_reaches_room_and_closes_actions(
     assert ended.status_code == 200
     event = await ann.expect("show")
     assert event["state"] == "ended"
+    assert event["replay_sales"] is ended.json()["replay_sales"] is True
+    assert event["sales_close_at"] is ended.json()["sales_close_at"] is None
+    await ann.send(type="chat", text="bye")
+    assert (await ann.expect("error"))["code"] == "show_ended"
+
+
+async def test_a_show_sold_only_live_announces_when_its_sales_close(
+    server: LiveServer, connect: Connect
+) -> None:
+    """Without replay sales the end tells the room when live holds stop checking out."""
+    show = make_show(server.url, server.api_key, replay_sales=False)
+    ann = await connect(show, new_viewer(server.url, "ann")[1])
+    ended = httpx.post(
+        f"{server.url}/api/shows/{show.id}/end",
+        headers={"Authorization": f"Bearer {show.host_token}"},
+    )
+    assert ended.status_code == 200
+    event = await ann.expect("show")
+    assert event["state"] == "ended" and event["replay_sales"] is False
     # The page's hold countdown ends at the show's end plus the grace period, at the latest.
     close_at = ended.json()["ended_at"] + server.settings.grace_seconds
     assert event["sales_close_at"] == ended.json()["sales_close_at"] == close_at
-    await ann.send(type="chat", text="bye")
-    assert (await ann.expect("error"))["code"] == "show_ended"
 
 
 async def test_reconnect_and_gap_give_a_snapshot_equal_to_the_stream(
