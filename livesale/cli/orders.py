@@ -245,6 +245,7 @@ EXPORT_COLUMNS = (
     "payments",
     "refunded_qty",
     "refunded_amount",
+    "batch",
     "carrier",
     "tracking_number",
 )
@@ -276,6 +277,7 @@ def _parcel_row(parcel: dict[str, Any]) -> list[object]:
             format_amount(sum(r["amount"] for r in refunded if r["currency"] == c), c)
             for c in currencies
         ),
+        parcel.get("batch", 1),
         shipment.get("carrier", ""),
         shipment.get("tracking_number", ""),
     ]
@@ -307,11 +309,19 @@ def _with_payments(batch: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> N
     default=None,
     help="Write here instead of standard output.",
 )
+@click.option(
+    "--batch",
+    "batch_number",
+    type=click.IntRange(1),
+    default=None,
+    help="Only this batch (1: the one made at the end; later ones hold the replay's orders).",
+)
 @client_options
 def orders_export(
     show_id: str,
     fmt: str,
     output: Path | None,
+    batch_number: int | None,
     server: str | None,
     api_key: str | None,
     data_dir: Path,
@@ -324,7 +334,8 @@ def orders_export(
     import io
 
     client = connect(server, api_key, data_dir)
-    batch = call(client, "GET", f"/api/shows/{show_id}/fulfilment")
+    which = f"?batch={batch_number}" if batch_number is not None else ""
+    batch = call(client, "GET", f"/api/shows/{show_id}/fulfilment{which}")
     if batch["state"] != "ready":
         raise fail(f"show {show_id} has no fulfilment batch yet (it is {batch['state']})")
     _with_payments(batch, {o["id"]: o for o in _orders(client, show_id)})
@@ -343,6 +354,25 @@ def orders_export(
         output.write_text(text, encoding="utf-8")
         summary = f"{len(batch['parcels'])} parcel(s), {batch['units']} unit(s) -> {output}"
         err.print(plain(summary), markup=False)
+
+
+@orders.command("batch")
+@click.argument("show_id")
+@client_options
+def orders_batch(
+    show_id: str, server: str | None, api_key: str | None, data_dir: Path, as_json: bool
+) -> None:
+    """Pack the orders taken on SHOW's replay since its last batch into a new batch now
+    (the server also does it by itself, --replay-batch-hours after the last one)."""
+    made = call(connect(server, api_key, data_dir), "POST", f"/api/shows/{show_id}/batches")
+    if as_json:
+        print_json(made)
+        return
+    say(
+        f"Batch {made['batch']} of show {show_id}: {len(made['parcels'])} parcel(s),"
+        f" {made['units']} unit(s). Export it with: livesale orders export {show_id}"
+        f" --batch {made['batch']}"
+    )
 
 
 @orders.command("ship")

@@ -55,18 +55,25 @@ def _print_shows(shows: list[dict[str, Any]], as_json: bool, title: str = "Shows
 @click.argument("title")
 @click.option("--host", "host_name", required=True, help="The host's name, shown to viewers.")
 @click.option("--at", "scheduled_at", default=None, help="When it starts (ISO 8601).")
+@click.option(
+    "--replay-sales/--no-replay-sales",
+    default=True,
+    show_default=True,
+    help="Keep the line-up on sale on the replay after the end.",
+)
 @client_options
 def show_create(
     title: str,
     host_name: str,
     scheduled_at: str | None,
+    replay_sales: bool,
     server: str | None,
     api_key: str | None,
     data_dir: Path,
     as_json: bool,
 ) -> None:
     """Create a show; prints the studio link (with the host token) once."""
-    body: dict[str, Any] = {"title": title, "host_name": host_name}
+    body: dict[str, Any] = {"title": title, "host_name": host_name, "replay_sales": replay_sales}
     if scheduled_at:
         body["scheduled_at"] = scheduled_at
     created = call(connect(server, api_key, data_dir), "POST", "/api/shows", body)
@@ -179,6 +186,62 @@ def lineup_show(
     """Show SHOW's line-up with live stock."""
     client = connect(server, api_key, data_dir)
     _print_lineup(call(client, "GET", f"/api/shows/{show_id}/lineup"), as_json)
+
+
+@show.command("update")
+@click.argument("show_id")
+@click.option(
+    "--replay-sales/--no-replay-sales",
+    default=None,
+    help="Sell the line-up on the replay after the end, or stop (after the end: at once).",
+)
+@client_options
+def show_update(
+    show_id: str,
+    replay_sales: bool | None,
+    server: str | None,
+    api_key: str | None,
+    data_dir: Path,
+    as_json: bool,
+) -> None:
+    """Change a show's settings."""
+    if replay_sales is None:
+        raise fail("nothing to change: give --replay-sales or --no-replay-sales")
+    client = connect(server, api_key, data_dir)
+    changed = call(client, "PATCH", f"/api/shows/{show_id}", {"replay_sales": replay_sales})
+    if as_json:
+        print_json(changed)
+        return
+    sells = "sells on its replay" if changed["replay_sales"] else "does not sell on its replay"
+    out.print(plain(f"Show {changed['id']} ({changed['state']}) {sells}."), markup=False)
+
+
+@show.command("recording")
+@click.argument("show_id")
+@click.option("--delete", is_flag=True, help="Delete the recording (and so the replay).")
+@client_options
+def show_recording(
+    show_id: str,
+    delete: bool,
+    server: str | None,
+    api_key: str | None,
+    data_dir: Path,
+    as_json: bool,
+) -> None:
+    """Print how much of SHOW is recorded and what it takes on disk; --delete deletes it."""
+    client = connect(server, api_key, data_dir)
+    method = "DELETE" if delete else "GET"
+    info = call(client, method, f"/api/shows/{show_id}/recording")
+    if as_json:
+        print_json(info)
+        return
+    size = f"{info['bytes'] / 1e6:.1f} MB"
+    what = f"{info['segments']} segments, {_clock(info['duration_s'])}, {size}"
+    if delete:
+        out.print(plain(f"Deleted the recording of show {show_id} ({what})."), markup=False)
+    else:
+        state = "replay ready" if info["ended"] else "recording, or cut off"
+        out.print(plain(f"Recording of show {show_id}: {what} ({state})."), markup=False)
 
 
 @show.command("token")

@@ -3,9 +3,12 @@ and the merchant's switch; against a real server, Redis and SQLite."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,6 +21,7 @@ from livesale.config import Settings
 from tests.conftest import LiveServer
 from tests.orders.conftest import Receiver, Shop, checkout_body, wait_for
 from tests.room.conftest import ws_url
+from tests.test_cli import Cli
 
 
 @pytest.fixture
@@ -233,3 +237,45 @@ def test_a_replay_stops_selling_when_its_time_is_over(shop: Shop) -> None:
     wait_for(lambda: shop.stock("OIL")["held"] == 0)  # the replay's hold is released
     refused = shop.hold(show, ada, "OIL", key="too-late")
     assert refused.status_code == 409
+
+
+def test_the_cli_sets_replay_sales_and_packs_and_exports_a_batch(
+    shop: Shop, server: LiveServer, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """``show create --no-replay-sales``, ``show update``, ``orders batch`` and ``orders
+    export --batch N``, whose file ``orders ship`` takes as it is."""
+    cli = Cli(server, capsys)
+    shop.product("INK", stock=5)
+    created = cli.json("show", "create", "Ink night", "--host", "Mia", "--no-replay-sales")
+    assert created["replay_sales"] is False
+    code, out, err = cli("show", "update", created["id"], "--replay-sales")
+    assert code == 0 and "sells on its replay" in out, err
+    code, _, err = cli("show", "update", created["id"])
+    assert code != 0 and "nothing to change" in err
+
+    show = shop.show([{"sku": "INK"}])
+    shop.end(show)
+    first_batch(shop, show)
+    code, _, err = cli("orders", "batch", show)
+    assert code != 0 and "no order" in err  # nothing waits yet
+    ada, _, _ = viewer(shop, "ada")
+    hold = shop.ok(shop.hold(show, ada, "INK", qty=2), 201)
+    shop.ok(shop.checkout(hold["hold_id"], ada), 201)
+    code, out, err = cli("orders", "batch", show)
+    assert code == 0, err
+    assert f"Batch 2 of show {show}: 1 parcel(s), 2 unit(s)" in out
+    exported = tmp_path / "batch2.csv"
+    code, _, err = cli("orders", "export", show, "--batch", "2", "-o", str(exported))
+    assert code == 0, err
+    (row,) = csv.DictReader(io.StringIO(exported.read_text()))
+    assert row["batch"] == "2" and row["units"] == "2"
+    row.update(carrier="DHL", tracking_number="JD2")
+    tracking = tmp_path / "tracking.csv"
+    with tracking.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(row))
+        writer.writeheader()
+        writer.writerow(row)
+    code, out, err = cli("orders", "ship", show, str(tracking))
+    assert code == 0, err
+    stopped = cli.json("show", "update", show, "--no-replay-sales")
+    assert stopped["replay_sales"] is False
