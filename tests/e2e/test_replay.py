@@ -1,9 +1,11 @@
 """After the end the watch page plays the show's recording with a chapter per product the host
-explained: a tap on a chapter jumps to where the host featured it, within a segment."""
+explained: a tap on a chapter jumps to where the host featured it, within a segment, and the
+product explained there is on the card with Buy, which holds and checks out as live."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -63,3 +65,29 @@ async def test_the_replay_plays_with_chapters_to_jump_to(
         f" < {SEGMENT}"
     )
     await screenshot(page, "watch-replay", PHONE)
+
+    # The serum's explanation is playing: its card says so and sells it.
+    card = page.locator("#featured")
+    await expect(card).to_contain_text("Explained here")
+    await expect(card).to_contain_text("Vitamin C Serum")
+    await expect(chapters.get_by_role("button", name="Vitamin C Serum")).to_have_attribute(
+        "aria-current", "true"
+    )
+    await card.get_by_role("button", name="Buy Vitamin C Serum").click()
+    nickname = page.locator("#nickname-dialog")
+    await expect(nickname).to_be_visible()
+    await nickname.get_by_role("button", name=re.compile(r"^Continue as Viewer \d{4}$")).click()
+    checkout = page.locator("#checkout-dialog")
+    await expect(checkout).to_be_visible()
+    await expect(checkout.locator("#pay")).to_be_enabled()
+    await checkout.get_by_label("Name").fill("Ava Berg")
+    await checkout.get_by_label("Email").fill("ava@example.com")
+    await checkout.get_by_label("Address").fill("1 Harbour Street\nMalmö")
+    await checkout.get_by_role("radio", name="Test card (no real money)").check()
+    await checkout.get_by_label("Test card token").fill("tok_visa")
+    await checkout.get_by_role("button", name="Pay €39.90").click()
+    await expect(page.locator("#confirm-dialog")).to_be_visible()
+    await screenshot(page, "watch-replay-bought", PHONE)
+    with shop.client(headers=shop.merchant) as merchant:
+        orders = merchant.get("/api/orders", params={"show": show["id"]}).json()
+    assert [(o["sku"], o["qty"], o["state"]) for o in orders] == [("SRM-C", 1, "confirmed")]

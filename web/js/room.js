@@ -141,10 +141,12 @@ export class Room {
         setLineup(state, msg.lineup);
         break;
       case "show":
-        if (state.show?.state === "ended") return; // an ended show never comes back
+        // An ended show never comes back; only whether its replay sells may still change.
+        if (state.show?.state === "ended" && msg.state !== "ended") return;
         state.show = {
           ...state.show, state: msg.state, paused: msg.paused,
-          sales_close_at: msg.sales_close_at ?? state.show?.sales_close_at ?? null,
+          sales_close_at: msg.sales_close_at ?? null,
+          replay_sales: msg.replay_sales ?? state.show?.replay_sales ?? false,
         };
         if (msg.state === "ended" && !state.show.ended_at) state.show.ended_at = Date.now() / 1000;
         break;

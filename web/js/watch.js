@@ -46,6 +46,8 @@ const state = {
 
 const live = () => shared.show?.state === "live";
 const ended = () => shared.show?.state === "ended";
+// Buy works while the show is live, and after its end while the replay sells.
+const selling = () => live() || (ended() && Boolean(shared.show?.replay_sales));
 
 // --- the viewer: watching first, a nickname at the first action -----------------------------
 
@@ -143,6 +145,7 @@ function renderShow() {
   $("replay-badge").hidden = videoMode !== "replay";
   const over = ended();
   document.body.classList.toggle("ended", over);
+  document.body.classList.toggle("selling", selling());
   // After the end the chat is read-only.
   $("chat-input").disabled = over;
   $("chat-input").placeholder = t(over ? "watch.chat_closed" : "watch.say_placeholder");
@@ -280,7 +283,25 @@ async function startReplay() {
     return;
   }
   setVideoMode("replay");
+  replayChapters = replay.chapters;
   renderChapters(replay.chapters);
+  $("video").addEventListener("timeupdate", followChapter);
+}
+
+// On the replay, the product whose explanation is playing takes the featured card, with Buy.
+let replayChapters = [];
+let replaySku = null;
+function followChapter() {
+  const at = $("video").currentTime;
+  const playing = replayChapters.find((c) => c.start_s <= at && at < c.end_s);
+  const sku = playing ? playing.sku : null;
+  if (sku === replaySku) return;
+  replaySku = sku;
+  for (const button of $("chapters").querySelectorAll(".chapter")) {
+    if (button.dataset.sku === sku) button.setAttribute("aria-current", "true");
+    else button.removeAttribute("aria-current");
+  }
+  renderFeatured();
 }
 
 function clock(seconds) {
@@ -389,7 +410,7 @@ function buyButton(item) {
     }, t(waiting ? "watch.notifying" : "watch.notify"));
   }
   return el("button", {
-    type: "button", class: "buy", disabled: item.available <= 0 || !live(),
+    type: "button", class: "buy", disabled: item.available <= 0 || !selling(),
     "aria-label": t("watch.buy_item", { title: item.title }),
     onclick: (event) => buy(sku, 1, event.currentTarget),
   }, t(item.available <= 0 ? "watch.sold_out" : "watch.buy"));
@@ -460,8 +481,10 @@ function renderLineup() {
 // The featured product's card over the video: image, price, units left and Buy.
 function renderFeatured() {
   const box = $("featured");
-  const item = shared.featured && shared.items.get(shared.featured);
-  if (!item || ended()) {
+  const replaying = videoMode === "replay";
+  const sku = replaying ? replaySku : shared.featured;
+  const item = sku && shared.items.get(sku);
+  if (!item || (ended() && !replaying)) {
     box.hidden = true;
     box.replaceChildren();
     return;
@@ -474,7 +497,8 @@ function renderFeatured() {
     }, item.image_url ? el("img", { src: item.image_url, alt: "" })
       : noImage()),
     el("div", { class: "featured-text" },
-      el("span", { class: "featured-badge" }, t("watch.now_explaining")),
+      el("span", { class: "featured-badge" },
+        t(replaying ? "watch.explained_here" : "watch.now_explaining")),
       el("strong", { class: "featured-title" }, item.title),
       el("span", { class: "featured-meta" },
         el("b", { class: "featured-price" }, money(item.price)), " · ", stockText(item)),
@@ -571,7 +595,7 @@ function renderProduct() {
         ` · ${money(total)}`);
     }
   }
-  buyNow.disabled = !hold && !live();
+  buyNow.disabled = !hold && !selling();
 }
 
 $("qty-minus").addEventListener("click", () => {
