@@ -66,6 +66,14 @@ class Settings:
     turn_urls: tuple[str, ...] = ()
     turn_username: str = ""
     turn_password: str = field(default="", repr=False)
+    #: Server processes on the port (SO_REUSEPORT), each with its own relay (``serve
+    #: --workers``); they share the Redis and the data store.
+    workers: int = 1
+    #: This process's index among the workers (0 with one process).
+    worker: int = 0
+    #: What a worker shows another when it forwards a show's WHIP or WHEP request to it (set
+    #: by the supervisor for one run; empty with one process).
+    worker_secret: str = field(default="", repr=False)
     #: Record every show as HLS (H.264 and Opus as the host sent them, no re-encoding).
     record: bool = True
     #: Where recordings go (``None``: ``<data_dir>/media``), one directory per show.
@@ -211,6 +219,14 @@ class Settings:
     def recordings_dir(self) -> Path:
         """The directory of every show's recording (``media_dir``, or under ``data_dir``)."""
         return self.media_dir if self.media_dir is not None else self.data_dir / "media"
+
+    @property
+    def run_dir(self) -> Path:
+        """Where the workers' own sockets are (``worker-N.sock``: forwarded signalling)."""
+        return self.data_dir / "run"
+
+    def worker_socket(self, index: int) -> Path:
+        return self.run_dir / f"worker-{index}.sock"
 
     @property
     def db_path(self) -> Path:

@@ -15,6 +15,8 @@ PREFIX = "ls:"
 STOCK_READY = PREFIX + "stock-ready"
 #: Held while one process rebuilds stock from SQLite.
 REBUILD_LOCK = PREFIX + "rebuild-lock"
+#: Held by the one process that runs the duties that must not run twice (livesale.lease).
+DUTIES = PREFIX + "duties"
 
 
 def stock(sku: str) -> str:
@@ -35,6 +37,11 @@ def show(show_id: str) -> str:
 def lineup(show_id: str) -> str:
     """Hash SKU -> ``price|currency|limit`` of the show's line-up, mirrored from SQLite."""
     return f"{PREFIX}{{show:{show_id}}}:lineup"
+
+
+def show_origin(show_id: str) -> str:
+    """String ``wN``: the worker holding the show's publisher (``serve --workers``); expires."""
+    return f"{PREFIX}{{show:{show_id}}}:origin"
 
 
 def show_channel(show_id: str) -> str:

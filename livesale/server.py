@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import logging
 import os
 import re
 import signal
+import socket
+from collections.abc import Coroutine, Iterator
 from dataclasses import replace
 from types import FrameType
+from typing import Any
 
 import uvicorn
 from rich.console import Console
@@ -181,18 +185,49 @@ async def _serve(settings: Settings, log_level: str, console: Console) -> None:
     app = create_app(settings, services)
     quiet_logs()
     server = uvicorn.Server(uvicorn_config(app, settings, log_level))
+    with server_marker(settings):
+        tune_gc()
+        console.print(f"livesale is serving on [bold]{settings.base_url}[/]  (Ctrl-C to stop)")
+        await server.serve()
+    if not server.started:
+        raise SystemExit(1)
+
+
+@contextlib.contextmanager
+def server_marker(settings: Settings) -> Iterator[None]:
+    """``server.json`` in the data directory (the CLI finds the server by it) while serving."""
     marker = settings.data_dir / SERVER_FILE
     datadir.write_private(marker, json.dumps({"url": settings.base_url, "pid": os.getpid()}))
-    tune_gc()
-    console.print(f"livesale is serving on [bold]{settings.base_url}[/]  (Ctrl-C to stop)")
     try:
-        await server.serve()
+        yield
     finally:
         try:
             if json.loads(marker.read_text()).get("pid") == os.getpid():
                 marker.unlink()
         except (OSError, ValueError):
             pass
+
+
+async def prepare_only(settings: Settings, console: Console) -> None:
+    """What one process does before the workers start: migrations, the first keys, the demo."""
+    services = await _prepare(settings, console)
+    await services.close()
+
+
+async def serve_worker(settings: Settings, log_level: str, sockets: list[socket.socket]) -> None:
+    """One worker of ``serve --workers``: the app on ``sockets`` (the shared port and the
+    worker's own unix socket), its own relay and room hub, the shared Redis and data store."""
+    services = await svc.build(settings)
+    try:
+        assemble(services)
+    except BaseException:
+        await services.close()
+        raise
+    app = create_app(settings, services)
+    quiet_logs()
+    server = uvicorn.Server(uvicorn_config(app, settings, log_level))
+    tune_gc()
+    await server.serve(sockets=sockets)
     if not server.started:
         raise SystemExit(1)
 
@@ -216,15 +251,25 @@ def run(settings: Settings, log_level: str, console: Console) -> None:
         if settings.redis_url is None:
             embedded = EmbeddedRedis(settings.data_dir, settings.redis_maxmemory)
             settings = replace(settings, redis_url=embedded.start())
-        try:
-            import uvloop
+        if settings.workers > 1:
+            from livesale.workers import supervise
 
-            uvloop.run(_serve(settings, log_level, console))
-        except ImportError:
-            asyncio.run(_serve(settings, log_level, console))
+            supervise(settings, log_level, console)
+        else:
+            run_loop(_serve(settings, log_level, console))
     except KeyboardInterrupt:
         pass
     finally:
         if embedded is not None:
             embedded.stop()
         signal.signal(signal.SIGTERM, previous)
+
+
+def run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` on uvloop when it is installed, else on asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)

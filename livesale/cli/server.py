@@ -53,6 +53,13 @@ def _limit(name: str, default: float, kind: click.ParamType[Any], text: str) -> 
     help="SQLite file, Redis data.",
 )
 @click.option("--redis-url", default=None, help="Use this Redis instead of the embedded one.")
+@click.option(
+    "--workers",
+    default="1",
+    show_default=True,
+    callback=lambda ctx, param, value: _workers(value),
+    help="Server processes on the port, each with its own relay (auto: one per core).",
+)
 @click.option("--public-url", default="", help="Base URL printed in links (behind a proxy).")
 @click.option("--demo", is_flag=True, help="Seed a demo catalogue and show (once).")
 @click.option("--hold-seconds", default=300, show_default=True, type=click.IntRange(5, 86400))
@@ -258,7 +265,7 @@ def _limit(name: str, default: float, kind: click.ParamType[Any], text: str) -> 
     type=click.Choice(["debug", "info", "warning", "error"]),
 )
 def serve(log_level: str, **options: Any) -> None:
-    """Run the server (HTTP, WebSocket and WebRTC) on one process."""
+    """Run the server (HTTP, WebSocket and WebRTC): one process, or --workers of them."""
     options["ice_hosts"] = tuple(options["ice_hosts"])
     options["stun_urls"] = tuple(options["stun_urls"])
     options["turn_urls"] = tuple(options["turn_urls"])
@@ -286,6 +293,15 @@ def serve(log_level: str, **options: Any) -> None:
         run(settings, log_level, out)
     except LivesaleError as exc:
         raise fail(exc.detail) from exc
+
+
+def _workers(text: str) -> int:
+    from livesale.workers import count
+
+    try:
+        return count(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"{text!r}: {exc}") from exc
 
 
 def _memory_size(text: str) -> str:

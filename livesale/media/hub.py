@@ -114,8 +114,11 @@ class MediaHub:
         viewers_per_address: int = DEFAULT_WHEP_SESSIONS_PER_ADDRESS,
         max_viewers: int = 0,
         recordings: Recordings | None = None,
+        session_prefix: str = "",
     ) -> None:
         self.ice = ice
+        #: Starts every session id (``w2.`` on worker 2): who holds a session, from its URL.
+        self.session_prefix = session_prefix
         #: Every show's recording (``None``: nothing is recorded); closed with the hub.
         self.recordings = recordings
         self.viewers_per_address = viewers_per_address
@@ -136,6 +139,8 @@ class MediaHub:
         self._closing = False
         #: Called (in order) at the end of :meth:`aclose`, e.g. to unregister metrics.
         self.on_close: list[Callable[[], None]] = []
+        #: Awaited first in :meth:`aclose`: what was started beside the hub (the origins).
+        self.closers: list[Callable[[], Awaitable[None]]] = []
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -152,6 +157,8 @@ class MediaHub:
         if self._closing:
             return
         self._closing = True
+        for closer in self.closers:
+            await closer()
         if self._watchdog is not None:
             await background.stop([self._watchdog])
         await asyncio.gather(
@@ -193,6 +200,10 @@ class MediaHub:
             return None
         return session
 
+    def published(self) -> set[str]:
+        """The shows whose publisher is connected to this process (or is connecting)."""
+        return {s.show_id for s in self.sessions.values() if s.role == PUBLISHER}
+
     def can_play(self, show_id: str) -> bool:
         """True when a WHEP viewer of ``show_id`` would get media now or on the host's return."""
         broadcast = self.broadcasts.get(show_id)
@@ -219,7 +230,7 @@ class MediaHub:
         audio = offers.audio_preferences(offer.audio) if offer.audio is not None else None
 
         pc = self._peer_connection()
-        session = Session(secrets.token_urlsafe(24), show_id, PUBLISHER, pc, broadcast)
+        session = Session(self._new_id(), show_id, PUBLISHER, pc, broadcast)
         source = Source(broadcast, video)
         session.source = source
         try:
@@ -300,7 +311,7 @@ class MediaHub:
         audio = offers.audio_preferences(offer.audio) if offer.audio is not None else None
 
         pc = self._peer_connection()
-        session = Session(secrets.token_urlsafe(24), show_id, VIEWER, pc, broadcast, client=client)
+        session = Session(self._new_id(), show_id, VIEWER, pc, broadcast, client=client)
         pairs: list[tuple[Any, RelayTrack]] = []
         try:
             if offer.video is not None and broadcast.codec is not None:
@@ -361,6 +372,9 @@ class MediaHub:
             await self.recordings.ended(show_id)
 
     # -- internals -------------------------------------------------------------------------
+
+    def _new_id(self) -> str:
+        return self.session_prefix + secrets.token_urlsafe(24)
 
     def _check_open(self) -> None:
         if self._closing:

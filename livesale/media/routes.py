@@ -38,6 +38,7 @@ from livesale.media.errors import BadOffer, ShowNotLive, WebRtcFull
 from livesale.media.hub import PUBLISHER, VIEWER, MediaHub
 from livesale.media.ice import IceConfig
 from livesale.media.metrics import MediaCollector
+from livesale.media.origin import Origins, session_worker
 from livesale.media.recording import Recordings
 from livesale.shows import SHOWS
 
@@ -48,6 +49,8 @@ SDP = "application/sdp"
 MEDIA: svc.Part[MediaHub] = svc.Part("media")
 #: Why the relay is off, when the start-up check failed.
 MEDIA_OFF: svc.Part[str] = svc.Part("media-off")
+#: Which worker holds each show's publisher (``serve --workers`` only).
+ORIGINS: svc.Part[Origins] = svc.Part("origins")
 #: An SDP offer is a few KiB; refuse anything absurd before parsing it.
 MAX_OFFER_BYTES = 64 * 1024
 
@@ -163,13 +166,42 @@ async def whip(request: Request) -> Response:
     """WHIP ingest: the host's offer in, the relay's answer out."""
     show_id = request.path_params["show_id"]
     services = svc.of(request)
-    await limits.check(services, "offer", client_of(request))
+    client = await _offer_client(request)
     await services.get(SHOWS).verify_host(show_id, http.bearer_token(request))
     offer = await read_offer(request)
     await require_live(request, show_id)
+    elsewhere = await _at_origin(request, show_id, offer, client)
+    if elsewhere is not None:
+        return elsewhere
     session = await hub_of(request).publish(show_id, offer)
+    origins = services.find(ORIGINS)
+    if origins is not None:
+        await origins.claim(show_id)
     headers = _created(request, "whip", show_id, session.id, session.etag)
     return Response(session.answer, 201, headers, media_type=SDP)
+
+
+async def _offer_client(request: Request) -> str:
+    """The client's address key, after the offer's rate limit: taken once, by the worker the
+    client reached (a forwarded offer carries its address and was counted there)."""
+    origins = svc.of(request).find(ORIGINS)
+    forwarded = origins.forwarded_client(request) if origins is not None else None
+    if forwarded is not None:
+        return forwarded
+    client = client_of(request)
+    await limits.check(svc.of(request), "offer", client)
+    return client
+
+
+async def _at_origin(request: Request, show_id: str, offer: str, client: str) -> Response | None:
+    """The show's origin worker's answer, when another worker holds its publisher."""
+    origins = svc.of(request).find(ORIGINS)
+    if origins is None or origins.forwarded(request):
+        return None
+    worker = await origins.owner(show_id)
+    if worker is None:
+        return None
+    return await origins.forward(request, worker, offer.encode(), client)
 
 
 @http.endpoint(
@@ -183,11 +215,12 @@ async def whip(request: Request) -> Response:
 async def whep(request: Request) -> Response:
     """WHEP playback: a viewer's offer in, the relay's answer (the show's media) out."""
     show_id = request.path_params["show_id"]
-    client = client_of(request)
-    await limits.check(svc.of(request), "offer", client)
+    client = await _offer_client(request)
     offer = await read_offer(request)
     await require_live(request, show_id)
-    # The socket's peer (uvicorn rewrites it from X-Forwarded-For only for trusted proxies).
+    elsewhere = await _at_origin(request, show_id, offer, client)
+    if elsewhere is not None:
+        return elsewhere
     session = await hub_of(request).play(show_id, offer, client)
     headers = _created(request, "whep", show_id, session.id, session.etag)
     return Response(session.answer, 201, headers, media_type=SDP)
@@ -208,6 +241,13 @@ def _session_endpoint(role: str) -> Handler:
         if role == PUBLISHER:
             # WHIP (RFC 9725 §4.3): only the host who may publish may end the publication.
             await svc.of(request).get(SHOWS).verify_host(show_id, http.bearer_token(request))
+        origins = svc.of(request).find(ORIGINS)
+        worker = session_worker(session_id)
+        if origins is not None and not origins.forwarded(request):
+            if worker is not None and worker != origins.me and worker < origins.settings.workers:
+                answer = await origins.forward(request, worker, b"", client_of(request))
+                if answer is not None:
+                    return answer
         hub = hub_of(request)
         found = hub.session(session_id, show_id)
         if found is None or found.role != role:
@@ -360,7 +400,9 @@ async def start(services: svc.Services) -> MediaHub | MediaOff:
         recordings = Recordings(settings.recordings_dir, keep_days=settings.keep_recordings)
         # An ended show's last segment and its VOD playlist are written before the end's answer.
         services.get(SHOWS).on_end(recordings.ended)
-        services.get(SHOWS).on_feature(recordings.featured)
+        if settings.workers == 1:
+            # With workers, the origin follows the features instead (Origins.follow_features).
+            services.get(SHOWS).on_feature(recordings.featured)
     hub = MediaHub(
         ice,
         on_paused=on_paused,
@@ -368,10 +410,18 @@ async def start(services: svc.Services) -> MediaHub | MediaOff:
         viewers_per_address=settings.whep_sessions_per_address,
         max_viewers=settings.max_webrtc_viewers,
         recordings=recordings,
+        session_prefix=f"w{settings.worker}." if settings.workers > 1 else "",
     )
     collector = MediaCollector(hub.stats)
     services.metrics.registry.register(collector)
     hub.on_close.append(lambda: services.metrics.registry.unregister(collector))
     await hub.start()
+    if settings.workers > 1:
+        origins = Origins(services.redis, settings, hub.published)
+        await origins.start()
+        if recordings is not None:
+            origins.follow_features(recordings.featured)
+        hub.closers.append(origins.aclose)
+        services.provide(ORIGINS, origins)
     services.provide(MEDIA, hub)
     return hub

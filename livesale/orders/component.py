@@ -28,6 +28,7 @@ from starlette.requests import HTTPConnection
 from livesale import background, keys, limits, memory
 from livesale import services as svc
 from livesale.catalogue import CATALOGUE
+from livesale.lease import Lease
 from livesale.memory import RedisMemory
 from livesale.orders.book import OrderBook
 from livesale.orders.checkout import Sales
@@ -107,17 +108,27 @@ class OrdersComponent:
         self._tasks: list[asyncio.Task[None]] = []
         self._rebuilding: asyncio.Task[object] | None = None
         self._http = httpx.AsyncClient(follow_redirects=False)
+        self.lease = Lease(services.redis)
 
     async def start(self) -> None:
         self.services.get(SHOWS).on_end(self.show_ended)
         self.services.get(SHOWS).on_replay_end(self.closing.replay_ended)
         await self.sales.reconcile()
+        await self.lease.start()
+        # Every process sweeps and watches (each is one atomic script, harmless twice); only
+        # the lease's holder closes shows, delivers webhooks and recovers orders.
         self._tasks = [
             asyncio.create_task(self._every(SWEEP_SECONDS, self.sweep), name="orders-sweeper"),
             asyncio.create_task(self._every(WATCH_SECONDS, self.watch), name="orders-watch"),
-            asyncio.create_task(self._every(CLOSING_SECONDS, self.close_due), name="closings"),
-            asyncio.create_task(self._every(WEBHOOK_SECONDS, self.deliver), name="webhooks"),
-            asyncio.create_task(self._every(RECOVERY_SECONDS, self.recover), name="recovery"),
+            asyncio.create_task(
+                self._every(CLOSING_SECONDS, self.close_due, shared=True), name="closings"
+            ),
+            asyncio.create_task(
+                self._every(WEBHOOK_SECONDS, self.deliver, shared=True), name="webhooks"
+            ),
+            asyncio.create_task(
+                self._every(RECOVERY_SECONDS, self.recover, shared=True), name="recovery"
+            ),
             asyncio.create_task(
                 self._every(memory.CHECK_SECONDS, self.memory.check), name="memory"
             ),
@@ -126,6 +137,7 @@ class OrdersComponent:
     async def aclose(self) -> None:
         rebuilding = [self._rebuilding] if self._rebuilding is not None else []
         await background.stop([*self._tasks, *rebuilding])
+        await self.lease.aclose()
         await self.holds.batcher.aclose()
         await self._http.aclose()
         for provider in self.providers.values():
@@ -133,10 +145,15 @@ class OrdersComponent:
             if closing is not None:
                 await closing()
 
-    async def _every(self, seconds: float, duty: Callable[[], Awaitable[object]]) -> None:
+    async def _every(
+        self, seconds: float, duty: Callable[[], Awaitable[object]], *, shared: bool = False
+    ) -> None:
+        """Run ``duty`` every ``seconds``; a ``shared`` one only while this process holds the
+        lease of the duties (one process of all that share the Redis)."""
         while True:
             try:
-                await duty()
+                if not shared or self.lease.held:
+                    await duty()
             except asyncio.CancelledError:
                 raise
             except Exception:

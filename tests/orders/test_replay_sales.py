@@ -48,9 +48,9 @@ def mine(shop: Shop, token: str) -> list[dict[str, Any]]:
 def first_batch(shop: Shop, show: str) -> dict[str, Any]:
     """The show's fulfilment once its grace period is over and the first batch is made."""
     batch: dict[str, Any] = wait_for(
-        lambda: (b := shop.client.get(f"/api/shows/{show}/fulfilment").json())["state"]
-        == "ready"
-        and b
+        lambda: (
+            (b := shop.client.get(f"/api/shows/{show}/fulfilment").json())["state"] == "ready" and b
+        )
     )
     return batch
 
@@ -134,14 +134,16 @@ def test_the_replay_sells_within_the_live_limits_and_ships_in_a_later_batch(
 
     received = wait_for(
         lambda: (
-            hooks := [
-                json.loads(body)["data"]
-                for _, body in receiver.received
-                if json.loads(body)["event"] == "show.fulfilment_ready"
-            ]
+            (
+                hooks := [
+                    json.loads(body)["data"]
+                    for _, body in receiver.received
+                    if json.loads(body)["event"] == "show.fulfilment_ready"
+                ]
+            )
+            and len(hooks) == 2
+            and hooks
         )
-        and len(hooks) == 2
-        and hooks
     )
     assert [(h["batch"], h["orders"]) for h in received] == [(1, 1), (2, 1)]
     assert received[1]["fulfilment_url"] == f"/api/shows/{show}/fulfilment?batch=2"
@@ -152,9 +154,7 @@ def test_the_replay_sells_within_the_live_limits_and_ships_in_a_later_batch(
     keep_ms = server.settings.show_keep_seconds * 1000
     for key in (keys.show(show), keys.lineup(show), keys.show_seq(show)):
         assert r.pttl(key) > keep_ms, key
-    assert 0 < r.pttl(keys.show_presence(show)) <= keep_ms or not r.exists(
-        keys.show_presence(show)
-    )
+    assert 0 < r.pttl(keys.show_presence(show)) <= keep_ms or not r.exists(keys.show_presence(show))
 
 
 @pytest.mark.parametrize("settings", [{"replay_batch_hours": 0.001}], indirect=True)
@@ -169,8 +169,9 @@ def test_orders_taken_on_the_replay_are_packed_when_their_batch_is_due(shop: Sho
     hold = shop.ok(shop.hold(show, ada, "TEA"), 201)
     shop.ok(shop.checkout(hold["hold_id"], ada), 201)
     packed = wait_for(
-        lambda: (f := shop.client.get(f"/api/shows/{show}/fulfilment").json())["batches"] == 2
-        and f,
+        lambda: (
+            (f := shop.client.get(f"/api/shows/{show}/fulfilment").json())["batches"] == 2 and f
+        ),
         seconds=60,
     )
     assert [p["batch"] for p in packed["parcels"]] == [2] and packed["waiting"] == 0
@@ -222,9 +223,7 @@ def test_a_replay_stops_selling_when_its_time_is_over(shop: Shop) -> None:
     days = shop.ok(shop.client.get(f"/api/shows/{show}"))
     assert days["replay_sales"] is True
     with shop.db() as conn:
-        conn.execute(
-            "UPDATE shows SET ended_at = ? WHERE id = ?", (time.time() - 31 * 86400, show)
-        )
+        conn.execute("UPDATE shows SET ended_at = ? WHERE id = ?", (time.time() - 31 * 86400, show))
         conn.commit()
     assert shop.client.get(f"/api/shows/{show}").json()["replay_sales"] is False
 

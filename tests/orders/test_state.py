@@ -24,7 +24,8 @@ Op = tuple[Any, ...]
 
 # Each case: on-hand, per-buyer limit, then operations. ("reserve", viewer, qty, idem, ttl)
 # ("release", n, viewer|None) ("confirm", n, order) ("expire",) ("release_show", show)
-# ("show", state) (state "replay": ended, its replay on sale) ("adjust", delta) ("set", on_hand); n is the n-th reserve of the case.
+# ("show", state) (state "replay": ended, its replay on sale) ("adjust", delta)
+# ("set", on_hand); n is the n-th reserve of the case.
 # ("return", order, viewer, total, known): a cancelled or refunded order gives units back.
 # ("reserve_from", viewer, qty, idem, ttl, address): a click counted against an address too;
 # every case runs with a default per-buyer limit of DEFAULT_LIMIT when its own limit is 0 and

@@ -25,9 +25,7 @@ class ShowSetup:
     skus: tuple[str, ...] = SKUS
 
 
-def make_show(
-    base: str, api_key: str, stock: int = 20, *, replay_sales: bool = True
-) -> ShowSetup:
+def make_show(base: str, api_key: str, stock: int = 20, *, replay_sales: bool = True) -> ShowSetup:
     """A live show whose line-up holds :data:`SKUS`, each with ``stock`` units
     (``replay_sales=False``: sold only while live)."""
     with httpx.Client(base_url=base, timeout=30) as http:

@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from livesale import events
 from livesale.room.ws import CLOSE_BAD_TOKEN, CLOSE_NO_SHOW
 from tests.conftest import LiveServer
-from tests.room.conftest import Connect, ShowSetup, View, new_viewer, ws_url
+from tests.room.conftest import Connect, ShowSetup, View, make_show, new_viewer, ws_url
 
 
 @pytest.mark.parametrize(("token", "status"), [("v1.forged.token", 403), ("host_wrong", 403)])
