@@ -19,7 +19,7 @@ from typing import Any
 import uvicorn
 from rich.console import Console
 
-from livesale import _uvicorn, datadir, demo
+from livesale import _uvicorn, datadir, demo, workers
 from livesale import services as svc
 from livesale.app import assemble, create_app
 from livesale.client import CLI_KEY_FILE, MERCHANT_KEY_FILE, SERVER_FILE
@@ -214,6 +214,18 @@ async def prepare_only(settings: Settings, console: Console) -> None:
     await services.close()
 
 
+def worker_main(settings: Settings, log_level: str) -> None:
+    """A worker process of ``serve --workers``: serve until told to stop."""
+    sockets = workers.become_worker(settings, log_level)
+    try:
+        run_loop(serve_worker(settings, log_level, sockets))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 async def serve_worker(settings: Settings, log_level: str, sockets: list[socket.socket]) -> None:
     """One worker of ``serve --workers``: the app on ``sockets`` (the shared port and the
     worker's own unix socket), its own relay and room hub, the shared Redis and data store."""
@@ -252,9 +264,14 @@ def run(settings: Settings, log_level: str, console: Console) -> None:
             embedded = EmbeddedRedis(settings.data_dir, settings.redis_maxmemory)
             settings = replace(settings, redis_url=embedded.start())
         if settings.workers > 1:
-            from livesale.workers import supervise
-
-            supervise(settings, log_level, console)
+            workers.supervise(
+                settings,
+                log_level,
+                console,
+                prepare=lambda ready: run_loop(prepare_only(ready, console)),
+                marker=server_marker,
+                target=worker_main,
+            )
         else:
             run_loop(_serve(settings, log_level, console))
     except KeyboardInterrupt:

@@ -27,6 +27,8 @@ import secrets
 import signal
 import socket
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -115,8 +117,10 @@ def _die_with_parent() -> None:
         pass
 
 
-def worker_main(settings: Settings, log_level: str) -> None:
-    """A worker process: serve until told to stop."""
+def become_worker(settings: Settings, log_level: str) -> list[socket.socket]:
+    """In a worker process, before it serves: its own process group (a terminal's Ctrl-C is the
+    supervisor's to handle), its end with the supervisor's, its umask, its log lines marked
+    ``[wN]``, and its listening sockets."""
     os.setpgid(0, 0)
     _die_with_parent()
     os.umask(datadir.PRIVATE_UMASK)
@@ -124,24 +128,20 @@ def worker_main(settings: Settings, log_level: str) -> None:
         level=log_level.upper(),
         format=f"%(asctime)s %(levelname)s %(name)s[w{settings.worker}]: %(message)s",
     )
-    from livesale.server import run_loop, serve_worker
-
-    sockets = worker_sockets(settings)
-    try:
-        run_loop(serve_worker(settings, log_level, sockets))
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for sock in sockets:
-            sock.close()
+    return worker_sockets(settings)
 
 
 class Supervisor:
     """Starts the workers, starts again the ones that die, and stops them all."""
 
-    def __init__(self, settings: Settings, log_level: str) -> None:
+    def __init__(
+        self, settings: Settings, log_level: str, target: Callable[[Settings, str], None]
+    ) -> None:
         self.settings = settings
         self.log_level = log_level
+        #: What a worker process runs (``livesale.server.worker_main``; importable by name,
+        #: as the processes are spawned).
+        self.target = target
         self._context = multiprocessing.get_context("spawn")
         self.workers: dict[int, BaseProcess] = {}
         self._started: dict[int, float] = {}
@@ -149,7 +149,7 @@ class Supervisor:
 
     def start(self, index: int) -> None:
         process = self._context.Process(
-            target=worker_main,
+            target=self.target,
             args=(replace(self.settings, worker=index), self.log_level),
             name=f"livesale-worker-{index}",
         )
@@ -200,17 +200,25 @@ class Supervisor:
                 process.join(5)
 
 
-def supervise(settings: Settings, log_level: str, console: Console) -> None:
-    """Run ``settings.workers`` workers until Ctrl-C or SIGTERM (the Redis is running)."""
-    from livesale.server import prepare_only, run_loop, server_marker
-
+def supervise(
+    settings: Settings,
+    log_level: str,
+    console: Console,
+    *,
+    prepare: Callable[[Settings], None],
+    marker: Callable[[Settings], AbstractContextManager[None]],
+    target: Callable[[Settings, str], None],
+) -> None:
+    """Run ``settings.workers`` workers (each running ``target``) until Ctrl-C or SIGTERM,
+    once ``prepare`` has done the one-time work; the Redis is running, and ``marker`` says
+    the server runs."""
     guard, settings = hold_port(settings)
     settings = replace(settings, worker_secret=secrets.token_urlsafe(32))
     settings.run_dir.mkdir(mode=datadir.PRIVATE_DIR, exist_ok=True)
-    supervisor = Supervisor(settings, log_level)
+    supervisor = Supervisor(settings, log_level, target)
     try:
-        run_loop(prepare_only(settings, console))
-        with server_marker(settings):
+        prepare(settings)
+        with marker(settings):
             supervisor.start_all()
             console.print(
                 f"livesale is serving on [bold]{settings.base_url}[/] with"

@@ -91,7 +91,10 @@ def workers(spawn: Any, tmp_path: Path) -> Iterator[Workers]:
         assert time.monotonic() < deadline, server.output()
         time.sleep(0.1)
     yield run
+    pids = run.pids()
+    # SIGTERM to the supervisor stops every worker gracefully, then itself with 0.
     assert server.stop() == 0, server.output()
+    assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()], server.output()
 
 
 def make_show(run: Workers) -> tuple[str, str]:
