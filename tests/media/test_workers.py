@@ -178,7 +178,8 @@ async def test_a_viewer_on_the_other_worker_gets_the_video(
 ) -> None:
     """WHIP on worker 0, WHEP on worker 1: worker 1 forwards the offer to the show's origin,
     whose answer carries its own candidates, and the viewer decodes the publisher's picture.
-    The viewer's DELETE on worker 1 ends the session held by worker 0."""
+    The viewer's DELETE on worker 1 ends the session held by worker 0. A feature pressed on
+    worker 1 is a chapter of the replay that worker 0 recorded."""
     show_id, host_token = make_show(workers)
     publisher, viewer = Publisher("h264"), Viewer()
     try:
@@ -223,6 +224,27 @@ async def test_a_viewer_on_the_other_worker_gets_the_video(
             assert ended.status_code == 200, ended.text
             gone = await one.delete(location)
             assert gone.status_code == 404, gone.text
+
+        # The host features an item through worker 1; the recording, on worker 0, marks it.
+        host = await workers.room(1, show_id, host_token)
+        try:
+            await asyncio.sleep(2)
+            await host.send(json.dumps({"type": "feature", "sku": "EYE-2"}))
+            while json.loads(await asyncio.wait_for(host.recv(), DEADLINE))["type"] != "featured":
+                pass
+            await asyncio.sleep(3)
+        finally:
+            await host.close()
+        with workers.merchant() as merchant:
+            assert merchant.post(f"/api/shows/{show_id}/end").status_code == 200
+            deadline = time.monotonic() + DEADLINE
+            while (replay := merchant.get(f"/api/shows/{show_id}/replay")).status_code == 404:
+                assert time.monotonic() < deadline, workers.server.output()
+                await asyncio.sleep(0.5)
+        assert replay.status_code == 200, replay.text
+        chapters = replay.json()["chapters"]
+        assert [c["sku"] for c in chapters] == ["EYE-2"], chapters
+        assert chapters[0]["start_s"] >= 1.0
     finally:
         await viewer.close()
         await publisher.close()
