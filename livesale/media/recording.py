@@ -17,6 +17,12 @@ show's :class:`Recorder` (:class:`livesale.media.relay.Source`). Nothing is deco
   every show, never on the event loop; the live playlist is rewritten after each segment. At
   most :data:`MAX_PENDING` segments wait for the disk: past that a segment is dropped (with a
   discontinuity) rather than held in memory.
+* Every segment carries ``#EXT-X-PROGRAM-DATE-TIME`` (RFC 8216 §4.3.2.6): the wall-clock time
+  its first frame was received, as the timeline places it (the first frame of a publisher's
+  period at its arrival, the frames after it on their RTP clock), so that players (hls.js'
+  ``playingDate``) and tools can tell how far behind the live edge they are. The dates follow
+  the ``#EXTINF`` durations to the millisecond; within a period they drift from the wall clock
+  only as far as the publisher's RTP clock drifts from ours (tens of ppm).
 * A host who reconnects (a new WHIP session) continues the same recording: the next segment
   carries ``#EXT-X-DISCONTINUITY`` and, as the new encoder's parameters may differ, an init
   segment of its own.
@@ -43,6 +49,7 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +79,8 @@ CHAPTERS = "chapters.json"
 FILE_NAME = re.compile(r"(init-\d{1,6}\.mp4|seg-\d{1,9}\.m4s|index\.m3u8|vod\.m3u8)")
 #: What a show id may look like in a path (``livesale.ids.new_id``: letters, digits, ``_``).
 SHOW_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+#: The tag that dates the segment after it (RFC 8216 §4.3.2.6).
+DATE_TAG = "#EXT-X-PROGRAM-DATE-TIME:"
 
 
 @dataclass(frozen=True)
@@ -82,6 +91,15 @@ class Segment:
     duration: float
     init: str
     discontinuity: bool
+    #: Wall-clock time of its first frame (seconds since the epoch); ``None`` in a playlist
+    #: written before the recorder dated its segments.
+    date: float | None = None
+
+
+def program_date_time(date: float) -> str:
+    """``date`` as ``#EXT-X-PROGRAM-DATE-TIME`` gives it: ISO 8601, UTC, milliseconds."""
+    moment = datetime.fromtimestamp(date, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def playlist(segments: list[Segment], *, ended: bool, vod: bool = False) -> str:
@@ -102,6 +120,8 @@ def playlist(segments: list[Segment], *, ended: bool, vod: bool = False) -> str:
         if segment.init != init:
             init = segment.init
             lines.append(f'#EXT-X-MAP:URI="{init}"')
+        if segment.date is not None:
+            lines.append(DATE_TAG + program_date_time(segment.date))
         lines.append(f"#EXTINF:{segment.duration:.3f},")
         lines.append(segment.name)
     if ended:
@@ -113,18 +133,21 @@ def read_playlist(text: str) -> list[Segment]:
     """The segments of a playlist :func:`playlist` wrote (to continue its recording)."""
     segments: list[Segment] = []
     init, duration, discontinuity = "", None, False
+    date: float | None = None
     for line in text.splitlines():
         if line.startswith('#EXT-X-MAP:URI="'):
             init = line[len('#EXT-X-MAP:URI="') : -1]
         elif line == "#EXT-X-DISCONTINUITY":
             discontinuity = True
+        elif line.startswith(DATE_TAG):
+            date = datetime.fromisoformat(line[len(DATE_TAG) :]).timestamp()
         elif line.startswith("#EXTINF:"):
             duration = float(line[len("#EXTINF:") :].rstrip(","))
         elif line and not line.startswith("#"):
             if duration is None or not FILE_NAME.fullmatch(line) or not FILE_NAME.fullmatch(init):
                 raise ValueError(f"not a playlist of this recorder: {line!r}")
-            segments.append(Segment(line, duration, init, discontinuity))
-            duration, discontinuity = None, False
+            segments.append(Segment(line, duration, init, discontinuity, date))
+            duration, discontinuity, date = None, False, None
     return segments
 
 
@@ -177,14 +200,18 @@ class _Timeline:
         self.last: int | None = None
         self._rtp: int | None = None
         self._pts = 0
+        self._floor = 0
 
-    def new_period(self) -> None:
+    def new_period(self, floor: int = 0) -> None:
+        """A new publisher: its first frame goes where it arrives, and at ``floor`` or later
+        (where the previous segment ended)."""
         self._rtp = None
+        self._floor = floor
 
     def place(self, rtp_timestamp: int, since_start: float) -> int | None:
         """The frame's pts, or ``None`` if it would not come after the previous one."""
         if self._rtp is None:
-            pts = round(since_start * self.clock)
+            pts = max(round(since_start * self.clock), self._floor)
             if self.last is not None:
                 pts = max(pts, self.last + 1)
         else:
@@ -228,6 +255,8 @@ class Recorder:
         self._recording = False  # the current publisher's video can be recorded
         self._request_keyframe: Callable[[], None] = lambda: None
         self._start: float | None = None
+        #: Wall-clock time of the timeline's zero (``time.time()`` when ``_start`` was).
+        self._epoch = 0.0
         self._video = _Timeline(VIDEO_CLOCK)
         self._audio = _Timeline(AUDIO_CLOCK)
         self._params: VideoParams | None = None
@@ -238,9 +267,13 @@ class Recorder:
         self._open: _Open | None = None
         self._gated = True  # waiting for a keyframe to open a segment
         self._sequence = 0
+        #: Where the last segment handed to the writer ends (90 kHz).
+        self._end = 0
         self._pending: set[asyncio.Future[None]] = set()
         #: Seconds recorded before this process took the recording over (see :meth:`resume`).
         self._earlier = 0.0
+        #: When the earlier recording's last segment ends, on the wall clock (dates go on after).
+        self._earlier_end = 0.0
 
     def position(self) -> float:
         """Where the recording is now, in seconds of its own timeline (the clock its
@@ -284,6 +317,9 @@ class Recorder:
             self._sequence = max(_number(s.name) for s in segments)
             self._period = max(_number(s.init) for s in segments)
             self._earlier = sum(s.duration for s in segments)
+            last = segments[-1]
+            if last.date is not None:
+                self._earlier_end = last.date + last.duration
             self._discontinuity = True
 
     # -- fed by the relay ------------------------------------------------------------------
@@ -301,7 +337,7 @@ class Recorder:
                 self.show_id,
                 f"{codec.upper()} video" if codec else "audio alone",
             )
-        self._video.new_period()
+        self._video.new_period(self._end)
         self._audio.new_period()
         self._gated = True
         self._discontinuity = bool(self.segments)
@@ -315,6 +351,9 @@ class Recorder:
         now = time.monotonic()
         if self._start is None:
             self._start = now - self._earlier
+            # Dates never step back, even when the clock did, or the earlier run was fed
+            # faster than real time.
+            self._epoch = max(time.time(), self._earlier_end) - self._earlier
         pts = self._video.place(rtp_timestamp, now - self._start)
         if pts is None:
             return
@@ -381,6 +420,7 @@ class Recorder:
         if next_pts is not None:
             current.frames[-1].duration = next_pts - current.frames[-1].pts
         end = current.frames[-1].pts + current.frames[-1].duration
+        self._end = end
         if len(self._pending) >= MAX_PENDING:
             log.warning("show %s: the disk is behind, a recorded segment dropped", self.show_id)
             self._discontinuity = True
@@ -391,6 +431,7 @@ class Recorder:
             (end - first) / VIDEO_CLOCK,
             self._init,
             self._discontinuity,
+            round(self._epoch + first / VIDEO_CLOCK, 3),
         )
         self._discontinuity = False
         self.segments.append(segment)

@@ -4,6 +4,7 @@ reads over HTTP, live during the show and as VOD after its end."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import fractions
 import json
 import logging
@@ -12,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +76,35 @@ async def ffprobe(url: str, *options: str) -> dict[str, Any]:
     return result
 
 
+def dates(text: str) -> list[tuple[float, float]]:
+    """``(date, duration)`` of every segment of a playlist: each must be dated."""
+    found: list[tuple[float, float]] = []
+    date: float | None = None
+    for line in text.splitlines():
+        if line.startswith("#EXT-X-PROGRAM-DATE-TIME:"):
+            date = datetime.fromisoformat(line.split(":", 1)[1]).timestamp()
+        elif line.startswith("#EXTINF:"):
+            assert date is not None, f"a segment without #EXT-X-PROGRAM-DATE-TIME:\n{text}"
+            found.append((date, float(line[len("#EXTINF:") :].rstrip(","))))
+            date = None
+    return found
+
+
+def check_dates(text: str) -> list[tuple[float, float]]:
+    """Every segment is dated, and each date is the one before plus its ``#EXTINF`` (within a
+    few milliseconds of rounding; later, never earlier, across a discontinuity)."""
+    found = dates(text)
+    assert found, text
+    for (date, duration), (after, _) in zip(found, found[1:], strict=False):
+        assert after >= date + duration - 0.002, (date, duration, after)
+    sections = text.split("#EXT-X-DISCONTINUITY")
+    for section in sections:
+        within = dates(section)
+        for (date, duration), (after, _) in zip(within, within[1:], strict=False):
+            assert after == pytest.approx(date + duration, abs=0.002), (date, duration, after)
+    return found
+
+
 def check_media(probe: dict[str, Any], published: float | None) -> None:
     """H.264 video and Opus audio; video pts increasing without a gap longer than a segment;
     when ``published`` is given, the duration within 25 % of it."""
@@ -106,6 +137,7 @@ async def test_a_show_is_recorded_as_hls_live_and_vod(
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
         missing = await client.get(f"/hls/{show.id}/vod.m3u8")
         assert missing.status_code == 404
+        before = time.time()
         answer = await publisher.start(signal(client, f"/whip/{show.id}", show.host, responses))
         assert "H264/90000" in answer
         started = time.monotonic()
@@ -117,6 +149,9 @@ async def test_a_show_is_recorded_as_hls_live_and_vod(
         live = await client.get(f"/hls/{show.id}/index.m3u8")
         assert live.status_code == 200, live.text
         assert "#EXT-X-ENDLIST" not in live.text
+        # Dated on the wall clock: the first frame came after the publisher started.
+        first_date = check_dates(live.text)[0][0]
+        assert before <= first_date <= time.time(), (before, first_date)
         # A live playlist has no end: read it from its first segment, three seconds of it.
         live_probe = await ffprobe(
             f"{server.url}/hls/{show.id}/index.m3u8",
@@ -137,6 +172,7 @@ async def test_a_show_is_recorded_as_hls_live_and_vod(
         assert "#EXT-X-PLAYLIST-TYPE:VOD" in vod.text and "#EXT-X-ENDLIST" in vod.text
         assert "#EXT-X-INDEPENDENT-SEGMENTS" in vod.text and "#EXT-X-MAP:" in vod.text
         check_media(await ffprobe(f"{server.url}/hls/{show.id}/vod.m3u8"), published)
+        assert check_dates(vod.text)[0][0] == first_date
         final = await client.get(f"/hls/{show.id}/index.m3u8")
         assert "#EXT-X-ENDLIST" in final.text
     assert encoder_calls == []
@@ -322,9 +358,9 @@ async def record(
 def test_a_playlist_lists_every_segment_with_its_init_and_discontinuities() -> None:
     """A discontinuity and a new init segment appear where a segment says; VOD ends."""
     segments = [
-        recording.Segment("seg-1.m4s", 2.0, "init-1.mp4", False),
-        recording.Segment("seg-2.m4s", 4.6, "init-1.mp4", False),
-        recording.Segment("seg-3.m4s", 1.9, "init-2.mp4", True),
+        recording.Segment("seg-1.m4s", 2.0, "init-1.mp4", False, 1_700_000_000.0),
+        recording.Segment("seg-2.m4s", 4.6, "init-1.mp4", False, 1_700_000_002.0),
+        recording.Segment("seg-3.m4s", 1.9, "init-2.mp4", True, 1_700_000_060.25),
     ]
     text = playlist(segments, ended=True, vod=True)
     lines = text.splitlines()
@@ -338,16 +374,23 @@ def test_a_playlist_lists_every_segment_with_its_init_and_discontinuities() -> N
     ]
     assert lines[6:] == [
         '#EXT-X-MAP:URI="init-1.mp4"',
+        "#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:20.000Z",
         "#EXTINF:2.000,",
         "seg-1.m4s",
+        "#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:22.000Z",
         "#EXTINF:4.600,",
         "seg-2.m4s",
         "#EXT-X-DISCONTINUITY",
         '#EXT-X-MAP:URI="init-2.mp4"',
+        "#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:14:20.250Z",
         "#EXTINF:1.900,",
         "seg-3.m4s",
         "#EXT-X-ENDLIST",
     ]
+    assert recording.read_playlist(text) == segments
+    undated = [dataclasses.replace(s, date=None) for s in segments]
+    assert "PROGRAM-DATE-TIME" not in playlist(undated, ended=True)
+    assert recording.read_playlist(playlist(undated, ended=True)) == undated
     live = playlist(segments[:1], ended=False)
     assert "#EXT-X-PLAYLIST-TYPE:EVENT" in live and "#EXT-X-ENDLIST" not in live
 
@@ -357,7 +400,9 @@ async def test_segments_are_cut_at_keyframes_about_two_seconds_apart(tmp_path: P
     segment but the last lasts 1.5-2.5 s, the total is the time fed, every file is one the
     HLS routes serve, and ffprobe reads H.264 and Opus with increasing pts."""
     recordings = Recordings(tmp_path, keep_days=0)
+    before = time.time()
     recorder, source = await record(recordings, "sh_test", 9.0)
+    after = time.time()
     await recordings.ended("sh_test")
     await recordings.aclose()
     durations = [s.duration for s in recorder.segments]
@@ -369,6 +414,10 @@ async def test_segments_are_cut_at_keyframes_about_two_seconds_apart(tmp_path: P
     assert all(FILE_NAME.fullmatch(name) for name in names), names
     assert "vod.m3u8" in names and "init-1.mp4" in names
     check_media(await ffprobe(str(tmp_path / "sh_test" / "vod.m3u8")), 9.0)
+    # The first segment is dated when its first frame came; the rest follow their durations.
+    found = check_dates((tmp_path / "sh_test" / "vod.m3u8").read_text())
+    assert before <= found[0][0] <= after
+    assert [d for _, d in found] == pytest.approx([s.duration for s in recorder.segments], abs=1e-3)
 
 
 async def test_a_new_publisher_continues_behind_a_discontinuity(tmp_path: Path) -> None:
@@ -388,6 +437,7 @@ async def test_a_new_publisher_continues_behind_a_discontinuity(tmp_path: Path) 
     vod = (tmp_path / "sh_again" / "vod.m3u8").read_text()
     assert vod.count("#EXT-X-DISCONTINUITY") == 1
     assert '#EXT-X-MAP:URI="init-1.mp4"' in vod and '#EXT-X-MAP:URI="init-2.mp4"' in vod
+    check_dates(vod)
     probe = await ffprobe(str(tmp_path / "sh_again" / "vod.m3u8"))
     sizes = {(s["width"], s["height"]) for s in probe["streams"] if s["codec_type"] == "video"}
     assert sizes & {(320, 240), (640, 480)}
@@ -541,6 +591,7 @@ async def test_a_restarted_server_continues_the_recording_it_left(tmp_path: Path
     names = [line for line in vod.splitlines() if line.startswith("seg-")]
     assert len(names) == len(set(names)) == len(after.segments)
     assert vod.count("#EXT-X-DISCONTINUITY") == 1
+    check_dates(vod)  # the dates go on after the earlier run's, behind the discontinuity
     probe = await ffprobe(str(tmp_path / "sh_restart" / "vod.m3u8"))
     check_media(probe, 8.0)
 
