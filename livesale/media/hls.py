@@ -18,6 +18,7 @@ import os
 from typing import Any
 
 import msgspec
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -70,11 +71,21 @@ async def hls_file(request: Request) -> Response:
         return _not_found(f"show {show_id} has no recording file {name}")
     ext = os.path.splitext(name)[1]
     cache = LIVE_CACHE if name == LIVE else VOD_CACHE if name == VOD else IMMUTABLE
+    headers = {"Cache-Control": cache, "Access-Control-Allow-Origin": "*"}
+    if name in (LIVE, VOD):
+        # The recorder replaces a playlist whole (a rename) while players read it: read it in
+        # one go, so that the answer is the old playlist or the new one, never the new one's
+        # bytes under the old one's Content-Length (a file response stats, then reads).
+        try:
+            data = await run_in_threadpool(path.read_bytes)
+        except OSError:
+            return _not_found(f"show {show_id} has no recording file {name}")
+        return Response(data, media_type=PLAYLIST, headers=headers)  # HEAD: uvicorn sends no body
     return FileResponse(
         path,
         stat_result=stat,
         media_type=_TYPES[ext],
-        headers={"Cache-Control": cache, "Access-Control-Allow-Origin": "*"},
+        headers=headers,
     )
 
 
