@@ -1,7 +1,7 @@
 """HLS of every recorded show, plain files any HTTP cache or CDN can carry.
 
-* ``GET /hls/{show_id}/index.m3u8``: the live playlist (it grows while the show is on, and
-  ends with ``#EXT-X-ENDLIST`` once it has ended), cached for a second;
+* ``GET /hls/{show_id}/index.m3u8``: the live playlist (the newest half minute of segments
+  while the show is on, and ``#EXT-X-ENDLIST`` once it has ended), cached for a second;
 * ``GET /hls/{show_id}/vod.m3u8``: the whole show, once it has ended (``404`` before);
 * ``GET /hls/{show_id}/init-N.mp4`` and ``seg-N.m4s``: never change once written, so cached
   for a year as ``immutable`` (RFC 8246).

@@ -107,6 +107,7 @@ def test_unknown_shows_files_and_traversal_get_404_problems(
             f"/hls/{SHOW}/seg-999.m4s",
             f"/hls/{SHOW}/init-9.mp4",
             f"/hls/{SHOW}/.index.m3u8.part",
+            f"/hls/{SHOW}/all.m3u8",
             f"/hls/{SHOW}/secret.txt",
             f"/hls/{SHOW}",
             "/hls/",

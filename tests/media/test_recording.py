@@ -395,10 +395,117 @@ def test_a_playlist_lists_every_segment_with_its_init_and_discontinuities() -> N
     assert "#EXT-X-PLAYLIST-TYPE:EVENT" in live and "#EXT-X-ENDLIST" not in live
 
 
+def test_the_live_playlist_slides_over_the_newest_segments() -> None:
+    """A live window lists the newest segments lasting the window, and never less than three
+    target durations; the media and discontinuity sequences count what left it, its first
+    segment names its init segment, it has no playlist type; ``ENDLIST`` keeps the window."""
+    segments = [
+        recording.Segment(
+            f"seg-{n}.m4s", 2.0, f"init-{1 if n < 5 else 2}.mp4", n in (5, 9), 1e9 + 2 * n
+        )
+        for n in range(1, 21)
+    ]
+    for window in (12.0, 4.0):  # 4 s is less than three target durations: 12 s stay
+        lines = playlist(segments, ended=False, target=4, window=window).splitlines()
+        assert lines[:6] == [
+            "#EXTM3U",
+            "#EXT-X-VERSION:7",
+            "#EXT-X-TARGETDURATION:4",
+            "#EXT-X-MEDIA-SEQUENCE:14",
+            "#EXT-X-DISCONTINUITY-SEQUENCE:2",
+            "#EXT-X-INDEPENDENT-SEGMENTS",
+        ]
+        assert not any(line.startswith("#EXT-X-PLAYLIST-TYPE") for line in lines)
+        assert lines[6] == '#EXT-X-MAP:URI="init-2.mp4"'
+        assert [line for line in lines if line.startswith("seg-")] == [
+            f"seg-{n}.m4s" for n in range(15, 21)
+        ]
+    ended = playlist(segments, ended=True, target=4, window=12.0)
+    assert "#EXT-X-MEDIA-SEQUENCE:14" in ended and ended.endswith("#EXT-X-ENDLIST\n")
+    whole = playlist(segments, ended=True, vod=True)
+    assert "#EXT-X-MEDIA-SEQUENCE:0" in whole and "DISCONTINUITY-SEQUENCE" not in whole
+    assert whole.count("seg-") == 20 and whole.count("#EXT-X-DISCONTINUITY\n") == 2
+
+
+class SparseKeyframes(H264Source):
+    """A publisher that answers keyframe requests only during its first ``answers`` frames,
+    and otherwise makes a keyframe every ``every`` frames."""
+
+    def __init__(self, answers: int, every: int) -> None:
+        super().__init__()
+        self.answers, self.every = answers, every
+
+    def request_keyframe(self) -> None:
+        self.requests += 1
+        if self.count < self.answers:
+            self.keyframe = True
+
+    def next(self) -> tuple[bytes, bool]:
+        if self.count % self.every == 0:
+            self.keyframe = True
+        return super().next()
+
+
+def targets(directory: Path) -> set[str]:
+    """The ``#EXT-X-TARGETDURATION`` lines of every playlist of a recording."""
+    return {
+        line
+        for name in ("index.m3u8", "all.m3u8", "vod.m3u8")
+        for line in (directory / name).read_text().splitlines()
+        if line.startswith("#EXT-X-TARGETDURATION")
+    }
+
+
+async def test_the_target_duration_is_fixed_and_no_segment_exceeds_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A publisher that stops answering keyframe requests after its first segment: the target
+    stays 4 s; a segment that reaches it without a keyframe is cut there, the frames up to
+    the next keyframe left out (one warning), and the next segment follows a discontinuity."""
+    recordings = Recordings(tmp_path, keep_days=0)
+    recorder = recordings.recorder("sh_deaf")
+    assert recorder is not None
+    source = SparseKeyframes(answers=90, every=150)  # keyframes at 5 s and 10 s only
+    recorder.new_source("h264", source.request_keyframe)
+    with caplog.at_level(logging.WARNING, "livesale.media"):
+        await feed(recorder, source, 12.0)
+    await recordings.ended("sh_deaf")
+    await recordings.aclose()
+    directory = tmp_path / "sh_deaf"
+    assert recorder.target_duration() == 4 and targets(directory) == {"#EXT-X-TARGETDURATION:4"}
+    durations = [s.duration for s in recorder.segments]
+    assert max(durations) == pytest.approx(4.0, abs=1e-3), durations
+    assert [s.discontinuity for s in recorder.segments].count(True) == 1
+    assert sum(durations) == pytest.approx(11.0, abs=0.05)  # 9 s to 10 s is left out
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "no keyframe within 4 s" in warnings[0], warnings
+    vod = (directory / "vod.m3u8").read_text()
+    check_dates(vod)
+    check_media(await ffprobe(str(directory / "vod.m3u8")), None)
+
+
+async def test_a_publisher_with_sparse_keyframes_sets_a_longer_target(tmp_path: Path) -> None:
+    """A publisher that never answers keyframe requests, with a keyframe every 8 s: its first
+    segment fixes the target at 8 s, and its segments are whole, none cut short."""
+    recordings = Recordings(tmp_path, keep_days=0)
+    recorder = recordings.recorder("sh_obs")
+    assert recorder is not None
+    source = SparseKeyframes(answers=0, every=240)
+    recorder.new_source("h264", source.request_keyframe)
+    await feed(recorder, source, 20.0)
+    await recordings.ended("sh_obs")
+    await recordings.aclose()
+    assert recorder.target_duration() == 8
+    assert targets(tmp_path / "sh_obs") == {"#EXT-X-TARGETDURATION:8"}
+    assert [round(s.duration, 2) for s in recorder.segments] == [8.0, 8.0, 4.0]
+    assert not any(s.discontinuity for s in recorder.segments)
+
+
 async def test_segments_are_cut_at_keyframes_about_two_seconds_apart(tmp_path: Path) -> None:
     """Fed 9 s, the recorder asks for keyframes when segments are due and cuts there: every
-    segment but the last lasts 1.5-2.5 s, the total is the time fed, every file is one the
-    HLS routes serve, and ffprobe reads H.264 and Opus with increasing pts."""
+    segment but the last lasts 1.5-2.5 s, the total is the time fed, every file but the list
+    of all segments is one the HLS routes serve, and ffprobe reads H.264 and Opus with
+    increasing pts."""
     recordings = Recordings(tmp_path, keep_days=0)
     before = time.time()
     recorder, source = await record(recordings, "sh_test", 9.0)
@@ -411,7 +518,8 @@ async def test_segments_are_cut_at_keyframes_about_two_seconds_apart(tmp_path: P
     assert sum(durations) == pytest.approx(9.0, abs=0.05)
     assert source.requests >= len(durations) - 1
     names = sorted(p.name for p in (tmp_path / "sh_test").iterdir())
-    assert all(FILE_NAME.fullmatch(name) for name in names), names
+    served = [name for name in names if name != recording.ALL]  # the recorder's own list
+    assert all(FILE_NAME.fullmatch(name) for name in served), names
     assert "vod.m3u8" in names and "init-1.mp4" in names
     check_media(await ffprobe(str(tmp_path / "sh_test" / "vod.m3u8")), 9.0)
     # The first segment is dated when its first frame came; the rest follow their durations.
@@ -585,7 +693,7 @@ async def test_a_restarted_server_continues_the_recording_it_left(tmp_path: Path
     await second.ended("sh_restart")
     await second.aclose()
     for name, data in written.items():
-        if name != "index.m3u8":
+        if name not in ("index.m3u8", "all.m3u8"):  # the playlists go on
             assert (tmp_path / "sh_restart" / name).read_bytes() == data, name
     vod = (tmp_path / "sh_restart" / "vod.m3u8").read_text()
     names = [line for line in vod.splitlines() if line.startswith("seg-")]
@@ -594,6 +702,46 @@ async def test_a_restarted_server_continues_the_recording_it_left(tmp_path: Path
     check_dates(vod)  # the dates go on after the earlier run's, behind the discontinuity
     probe = await ffprobe(str(tmp_path / "sh_restart" / "vod.m3u8"))
     check_media(probe, 8.0)
+
+
+@pytest.mark.parametrize("earlier", ["all.m3u8", "a live playlist of every segment"])
+async def test_a_restarted_server_continues_past_the_live_window(
+    tmp_path: Path, earlier: str
+) -> None:
+    """A recording longer than the live window continues after a restart from its list of
+    every segment (or, for one made before there was such a list, from a live playlist that
+    listed them all): the VOD has every segment of both runs, the live playlist the newest,
+    its media sequence counting on."""
+    directory = tmp_path / "sh_long"
+    first = Recordings(tmp_path, keep_days=0, live_window=4.0)  # three target durations: 12 s
+    before, _ = await record(first, "sh_long", 20.0)
+    await first.aclose()
+    live = (directory / "index.m3u8").read_text()
+    left = int(live.split("#EXT-X-MEDIA-SEQUENCE:")[1].split()[0])
+    assert left > 0 and sum(d for _, d in dates(live)) >= 12.0
+    assert "all.m3u8" not in live and "PLAYLIST-TYPE" not in live
+    earlier_names = [s.name for s in before.segments]
+    if earlier != "all.m3u8":
+        (directory / "index.m3u8").write_text((directory / "all.m3u8").read_text())
+        (directory / "all.m3u8").unlink()
+
+    second = Recordings(tmp_path, keep_days=0, live_window=4.0)
+    after, _ = await record(second, "sh_long", 4.0)
+    await second.ended("sh_long")
+    await second.aclose()
+    vod = (directory / "vod.m3u8").read_text()
+    names = [line for line in vod.splitlines() if line.startswith("seg-")]
+    assert names[: len(earlier_names)] == earlier_names
+    assert len(names) == len(set(names)) == len(after.segments) > len(earlier_names)
+    final = (directory / "index.m3u8").read_text()
+    assert final.endswith("#EXT-X-ENDLIST\n")
+    listed = [line for line in final.splitlines() if line.startswith("seg-")]
+    assert listed == names[-len(listed) :] and len(listed) < len(names)
+    assert f"#EXT-X-MEDIA-SEQUENCE:{len(names) - len(listed)}" in final
+    assert "#EXT-X-DISCONTINUITY-SEQUENCE" not in final  # the restart's is still listed
+    assert targets(directory) == {"#EXT-X-TARGETDURATION:4"}
+    check_dates(vod)
+    check_media(await ffprobe(str(directory / "vod.m3u8")), 24.0)
 
 
 def test_chapters_run_from_mark_to_mark_within_the_replay() -> None:
