@@ -201,7 +201,10 @@ def read_target(text: str) -> int | None:
 
 
 def _number(name: str) -> int:
-    return int(re.sub(r"\D", "", name))
+    """N of ``seg-N.m4s`` or ``init-N.mp4`` (not the 4 of their extensions)."""
+    found = re.search(r"\d+", name)
+    assert found is not None, name  # FILE_NAME matched it
+    return int(found.group())
 
 
 def _write(path: Path, data: bytes) -> None:

@@ -698,6 +698,8 @@ async def test_a_restarted_server_continues_the_recording_it_left(tmp_path: Path
     vod = (tmp_path / "sh_restart" / "vod.m3u8").read_text()
     names = [line for line in vod.splitlines() if line.startswith("seg-")]
     assert len(names) == len(set(names)) == len(after.segments)
+    assert names == [f"seg-{n}.m4s" for n in range(1, len(names) + 1)]  # numbers go on
+    assert '#EXT-X-MAP:URI="init-2.mp4"' in vod
     assert vod.count("#EXT-X-DISCONTINUITY") == 1
     check_dates(vod)  # the dates go on after the earlier run's, behind the discontinuity
     probe = await ffprobe(str(tmp_path / "sh_restart" / "vod.m3u8"))
