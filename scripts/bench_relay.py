@@ -36,6 +36,16 @@ With ``--record`` the publisher sends H.264 and Opus instead, and the pass-throu
 twice in the same run, with recording off and on (each show written as fragmented-MP4 HLS to a
 temporary directory, muxed in the relay process's writer thread): the difference between the
 two is what recording costs, in share of the relay's one core. The baseline is not run then.
+The recording run also watches the live HLS, beside the WebRTC probe and on the same wall clock
+(``--role hls``, on the other core, serving the relay's recording with livesale's own HLS
+routes): a poller reloads ``index.m3u8`` every 100 ms, as a low-latency player would, and
+fetches each segment as soon as it is listed; a segment's *availability* is the time of the
+reload that listed it minus the capture time of its first and of its last frame, read from the
+stamps the publisher painted into them. Its ``#EXT-X-PROGRAM-DATE-TIME`` is compared with the
+first frame's capture too. And hls.js, as the watch page sets it up (``web/js/hls.js``), plays
+the live playlist in headless Chromium: every frame it presents is timed from its capture
+(``--no-player`` leaves it out; Chromium shares the other core with the publisher, so on a
+two-core machine it can make the publisher late and the WebRTC figures of that run worse).
 
 Every peer talks over 127.0.0.1 only: the script re-executes itself inside a loopback-only
 network namespace (``unshare -n``) when it is not already in one, so it needs root.
@@ -56,6 +66,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -369,6 +380,222 @@ async def run_late(port: int, joins: int, reconnect: bool, keyframe_every: float
     print(json.dumps({"first_frame": first_frames, "resume": resumes}), flush=True)
 
 
+# -- the HLS watcher process -----------------------------------------------------------------
+
+SHOW = "bench"
+#: The watch page's player setup, whose hold-back behind the live edge the player figure has.
+HLS_JS = ROOT / "web" / "js" / "hls.js"
+#: How often the watcher reloads the live playlist, as a low-latency player would.
+POLL_EVERY = 0.1
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--autoplay-policy=no-user-gesture-required",
+]
+#: The watch page's own ``playHls`` (web/js/hls.js) in a bare page; every presented frame's
+#: capture time is read back from the stamp the publisher painted into its top block row
+#: (``tests/media/peers.py``: one bit per 16-pixel block, white for 1), on the machine's wall
+#: clock, as the WebRTC probe does.
+PLAYER_PAGE = """<!doctype html>
+<meta charset="utf-8">
+<video id="video" muted playsinline></video>
+<canvas id="stamp" width="WIDTH" height="16" hidden></canvas>
+<script type="module">
+import { playHls } from "/static/js/hls.js";
+// hls.js, the watch page's player wherever the browser has no HLS of its own (Safari has).
+const canPlayType = HTMLMediaElement.prototype.canPlayType;
+HTMLMediaElement.prototype.canPlayType = function (type) {
+  return type === "application/vnd.apple.mpegurl" ? "" : canPlayType.call(this, type);
+};
+const video = document.getElementById("video");
+const canvas = document.getElementById("stamp").getContext("2d", { willReadFrequently: true });
+const MODULO = 2 ** COLUMNS;
+const bench = { delays: [], counting: false, waiting: 0, fatal: null };
+window.bench = bench;
+function captured() {
+  canvas.drawImage(video, 0, 0, WIDTH, 16, 0, 0, WIDTH, 16);
+  const pixels = canvas.getImageData(0, 0, WIDTH, 16).data;
+  let value = 0;
+  for (let column = 0; column < COLUMNS; column++) {
+    let total = 0;
+    for (const y of [6, 10]) {
+      for (let x = column * 16 + 6; x < column * 16 + 10; x++) total += pixels[(y * WIDTH + x) * 4];
+    }
+    value = value * 2 + (total / 8 > 128 ? 1 : 0);
+  }
+  return value;
+}
+function presented() {
+  if (bench.counting) bench.delays.push((((Date.now() - captured()) % MODULO) + MODULO) % MODULO);
+  video.requestVideoFrameCallback(presented);
+}
+video.requestVideoFrameCallback(presented);
+video.addEventListener("waiting", () => { if (bench.counting) bench.waiting += 1; });
+await playHls(video, "/hls/SHOW/index.m3u8", { onFatal: (why) => { bench.fatal = why; } });
+</script>
+"""
+
+
+def hold_back() -> float:
+    """The ``liveSyncDuration`` the watch page gives hls.js (seconds behind the live edge)."""
+    import re
+
+    found = re.search(r"liveSyncDuration:\s*([\d.]+)", HLS_JS.read_text())
+    if found is None:
+        raise SystemExit(f"{HLS_JS.relative_to(ROOT)} sets no liveSyncDuration")
+    return float(found.group(1))
+
+
+def signed(value: int, modulo: int) -> int:
+    """``value`` modulo ``modulo``, in -modulo/2 .. modulo/2."""
+    return (value + modulo // 2) % modulo - modulo // 2
+
+
+async def run_hls(record_dir: str, start_at: float, end_at: float, player: bool) -> None:
+    """Serve the recording with livesale's own HLS routes, watch it, print JSON (ms).
+
+    A poller reloads ``index.m3u8`` every :data:`POLL_EVERY` seconds and fetches each segment
+    as soon as it is listed; a segment's *availability delay* is the time of the reload that
+    listed it minus the capture time of its first (and of its last) frame, read from the
+    stamps the publisher painted into them. With ``player``, hls.js in headless Chromium plays
+    the live playlist through the watch page's ``playHls`` and reports, for every frame it
+    presents, the time since that frame's capture.
+    """
+    import io
+    from types import SimpleNamespace
+
+    import av
+    import httpx
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.responses import HTMLResponse
+    from starlette.routing import Mount, Route
+    from starlette.staticfiles import StaticFiles
+
+    from livesale.config import Settings
+    from livesale.media import hls
+    from livesale.media.recording import DATE_TAG
+    from tests.media.peers import BLOCK, read_stamp
+
+    columns = WIDTH // BLOCK
+    modulo = 1 << columns
+    page = (
+        PLAYER_PAGE.replace("WIDTH", str(WIDTH))
+        .replace("COLUMNS", str(columns))
+        .replace("SHOW", SHOW)
+    )
+
+    async def player_page(request: Any) -> HTMLResponse:
+        return HTMLResponse(page)
+
+    app = Starlette(
+        routes=[
+            *hls.routes,
+            Mount("/static", StaticFiles(directory=ROOT / "web")),
+            Route("/player", player_page),
+        ]
+    )
+    # The HLS routes read one setting: where the recordings are.
+    settings = Settings(data_dir=Path(record_dir) / "data", media_dir=Path(record_dir))
+    app.state.services = SimpleNamespace(settings=settings)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    serving = asyncio.get_running_loop().create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    base = f"http://127.0.0.1:{port}"
+    listed: dict[str, dict[str, Any]] = {}
+    inits: dict[str, bytes] = {}
+
+    async def poll(client: httpx.AsyncClient) -> None:
+        missing_before = False  # a playlist already there lists segments made before we looked
+        first = True
+        while time.time() < end_at:
+            polled = time.time()
+            response = await client.get(f"/hls/{SHOW}/index.m3u8")
+            if response.status_code != 200:
+                missing_before = True
+            else:
+                at = time.time()
+                init, date = "", None
+                for line in response.text.splitlines():
+                    if line.startswith('#EXT-X-MAP:URI="'):
+                        init = line[len('#EXT-X-MAP:URI="') : -1]
+                    elif line.startswith(DATE_TAG):
+                        date = line[len(DATE_TAG) :]
+                    elif line and not line.startswith("#"):
+                        if line not in listed:
+                            if init not in inits:
+                                inits[init] = (await client.get(f"/hls/{SHOW}/{init}")).content
+                            data = (await client.get(f"/hls/{SHOW}/{line}")).content
+                            listed[line] = {
+                                "listed": at,
+                                "date": date,
+                                "init": init,
+                                "data": data,
+                                "counted": (missing_before or not first)
+                                and start_at <= at <= end_at,
+                            }
+                        date = None
+                first = False
+            await asyncio.sleep(max(0.0, polled + POLL_EVERY - time.time()))
+
+    played: dict[str, Any] = {}
+
+    async def play() -> None:
+        from playwright.async_api import async_playwright
+
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            tab = await browser.new_page()
+            await tab.goto(f"{base}/player")
+            await asyncio.sleep(max(0.0, start_at - time.time()))
+            await tab.evaluate("window.bench.counting = true")
+            await asyncio.sleep(max(0.0, end_at - time.time()))
+            played.update(await tab.evaluate("window.bench.counting = false, window.bench"))
+            await browser.close()
+
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            await asyncio.gather(poll(client), *([play()] if player else []))
+    finally:
+        server.should_exit = True
+        await serving
+    first_frame: list[int] = []
+    last_frame: list[int] = []
+    dated: list[int] = []
+    for found in listed.values():
+        if not found["counted"]:
+            continue
+        with av.open(io.BytesIO(inits[found["init"]] + found["data"])) as container:
+            frames = list(container.decode(video=0))
+        at = round(found["listed"] * 1000)
+        first_frame.append(signed(at - read_stamp(frames[0]), modulo))
+        last_frame.append(signed(at - read_stamp(frames[-1]), modulo))
+        if found["date"] is not None:
+            date = round(datetime.fromisoformat(found["date"]).timestamp() * 1000)
+            dated.append(signed(date - read_stamp(frames[0]), modulo))
+    print(
+        json.dumps(
+            {
+                "first_frame": first_frame,
+                "last_frame": last_frame,
+                "date_after_capture": dated,
+                "player": [signed(d, modulo) for d in played.get("delays", [])],
+                "player_waiting": played.get("waiting", 0),
+                "player_fatal": played.get("fatal"),
+            }
+        ),
+        flush=True,
+    )
+
+
 # -- the controller --------------------------------------------------------------------------
 
 
@@ -380,6 +607,7 @@ def measure(
     late_joins: int,
     keyframe_every: float,
     record_dir: str | None = None,
+    player: bool = False,
 ) -> dict[str, Any]:
     import httpx
 
@@ -392,6 +620,7 @@ def measure(
         [*me, "--role", "relay", "--mode", mode, "--port", str(port), *recording]
     )
     others: list[subprocess.Popen[str]] = []
+    watcher: subprocess.Popen[str] | None = None
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -421,6 +650,15 @@ def measure(
         start_at = time.time() + warmup + viewers * 0.15
         end_at = start_at + window
         times = ["--start-at", str(start_at), "--end-at", str(end_at)]
+        if record_dir:
+            # Watches the HLS from the start, so that it sees each segment the moment it is
+            # listed (the window's segments are the ones counted).
+            watcher = subprocess.Popen(
+                [*me, "--role", "hls", "--record-dir", record_dir, *times,
+                 *(["--player"] if player else [])],
+                stdout=subprocess.PIPE,
+                text=True,
+            )  # fmt: skip
         others.append(
             subprocess.Popen(
                 [*me, "--role", "probe", "--port", str(port), *times],
@@ -453,6 +691,13 @@ def measure(
             frames += found["frames"]
             latencies += found.get("latencies", [])
             undecodable += found.get("undecodable", 0)
+        watched: dict[str, Any] = {}
+        if watcher is not None:
+            out, _ = watcher.communicate(timeout=180)
+            if watcher.returncode == 0:
+                watched = json.loads(out.strip().splitlines()[-1])
+            else:
+                print(f"  {mode}: the HLS watcher failed (exit {watcher.returncode})", flush=True)
         late: dict[str, list[float]] = {"first_frame": [], "resume": []}
         if late_joins:
             # After the window, so that the joins do not disturb the CPU figures; the publisher
@@ -471,10 +716,11 @@ def measure(
             else:
                 print(f"  {mode}: the late joiners failed (exit {done.returncode})", flush=True)
     finally:
-        for proc in [*others, relay]:
+        everyone = [*others, *([watcher] if watcher else []), relay]
+        for proc in everyone:
             if proc.poll() is None:
                 proc.terminate()
-        for proc in [*others, relay]:
+        for proc in everyone:
             try:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
@@ -497,6 +743,8 @@ def measure(
         "connected": len(frames),
         "latency_p50": percentile(latencies, 50),
         "latency_p95": percentile(latencies, 95),
+        "latencies": latencies,
+        "hls": watched,
         "latency_samples": len(latencies),
         "undecodable": undecodable,
         "bitrate": bitrate,
@@ -542,17 +790,56 @@ def report(result: dict[str, Any]) -> None:
         )
 
 
-def compare_recording(load: tuple[int, float, float, int, float]) -> int:
+def report_hls(result: dict[str, Any]) -> None:
+    """The HLS delays of a recording run, beside the same run's WebRTC one (one wall clock)."""
+    watched = result["hls"]
+    if not watched:
+        return
+
+    def line(what: str, values: list[float], note: str = "") -> None:
+        figures = summary(values, pcts=(50, 95), digits=0) if values else "no samples"
+        print(f"  {'':<12} {what:<58} {figures}{note}", flush=True)
+
+    print(f"  {'':<12} delay from capture, on the machine's wall clock:", flush=True)
+    line("WebRTC, to the probe's decoded frame", result["latencies"])
+    segments = len(watched["first_frame"])
+    polled = f" ({segments} segments, playlist reloaded every {POLL_EVERY * 1000:.0f} ms)"
+    line("HLS available (listed), from a segment's first frame", watched["first_frame"], polled)
+    line("HLS available (listed), from a segment's last frame", watched["last_frame"])
+    held = hold_back()
+    line(
+        f"HLS player's floor: last frame's + liveSyncDuration {held:g} s",
+        [d + held * 1000 for d in watched["last_frame"]],
+    )
+    if watched["player"] or watched["player_fatal"]:
+        note = f" ({len(watched['player'])} frames, {watched['player_waiting']} stalls)"
+        if watched["player_fatal"]:
+            note += f"; playback failed: {watched['player_fatal']}"
+        line("HLS player, hls.js in Chromium, to a presented frame", watched["player"], note)
+    line(
+        "(#EXT-X-PROGRAM-DATE-TIME minus the first frame's capture)",
+        watched["date_after_capture"],
+    )
+
+
+def compare_recording(load: tuple[int, float, float, int, float], player: bool) -> int:
     """The pass-through relay with recording off, then on; prints what recording adds."""
     import tempfile
+
+    # hls.js starts once a few segments are listed, 4 s behind the live edge, and Chromium
+    # takes a while to start on a busy core: the window opens once it plays (in both runs,
+    # so that they stay alike).
+    viewers, warmup, *rest = load
+    load = (viewers, max(warmup, 12.0), *rest)
 
     off = measure("passthrough", *load)
     off["mode"] = "no record"
     report(off)
     with tempfile.TemporaryDirectory(prefix="bench-recording-") as directory:
-        on = measure("passthrough", *load, record_dir=directory)
+        on = measure("passthrough", *load, record_dir=directory, player=player)
         on["mode"] = "recording"
         report(on)
+        report_hls(on)
         files = [p for p in Path(directory).rglob("*") if p.is_file()]
         segments = [p for p in files if p.suffix == ".m4s"]
         written = sum(p.stat().st_size for p in files)
@@ -589,12 +876,19 @@ def main() -> int:
         action="store_true",
         help="H.264 and Opus, and the relay's CPU with recording off and on (no baseline)",
     )
+    parser.add_argument(
+        "--no-player",
+        action="store_true",
+        help="with --record: no hls.js player in Chromium (the HLS figures from polling only)",
+    )
     parser.add_argument("--reconnect", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--player", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--codec", choices=["vp8", "h264"], default="vp8", help=argparse.SUPPRESS)
     parser.add_argument("--audio", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--record-dir", help=argparse.SUPPRESS)
     parser.add_argument(
-        "--role", choices=["controller", "relay", "publisher", "viewers", "probe", "late"]
+        "--role",
+        choices=["controller", "relay", "publisher", "viewers", "probe", "late", "hls"],
     )
     parser.add_argument("--mode", choices=["passthrough", "mediarelay"], default="passthrough")
     parser.add_argument("--port", type=int)
@@ -624,6 +918,11 @@ def main() -> int:
             os.sched_setaffinity(0, {1 - RELAY_CPU})
         asyncio.run(run_probe(args.port, args.start_at, args.end_at))
         return 0
+    if args.role == "hls":
+        if (os.cpu_count() or 1) > 1:
+            os.sched_setaffinity(0, {1 - RELAY_CPU})  # Chromium too: it inherits the mask
+        asyncio.run(run_hls(args.record_dir, args.start_at, args.end_at, args.player))
+        return 0
     if args.role == "late":
         if (os.cpu_count() or 1) > 1:
             os.sched_setaffinity(0, {1 - RELAY_CPU})
@@ -649,7 +948,7 @@ def main() -> int:
     )
     load = (args.viewers, args.warmup, args.window, args.late_joins, args.keyframe_every)
     if args.record:
-        return compare_recording(load)
+        return compare_recording(load, not args.no_player)
     passthrough = measure("passthrough", *load)
     report(passthrough)
     if args.skip_baseline:

@@ -1,7 +1,7 @@
 """HLS of every recorded show, plain files any HTTP cache or CDN can carry.
 
-* ``GET /hls/{show_id}/index.m3u8``: the live playlist (it grows while the show is on, and
-  ends with ``#EXT-X-ENDLIST`` once it has ended), cached for a second;
+* ``GET /hls/{show_id}/index.m3u8``: the live playlist (the newest half minute of segments
+  while the show is on, and ``#EXT-X-ENDLIST`` once it has ended), cached for a second;
 * ``GET /hls/{show_id}/vod.m3u8``: the whole show, once it has ended (``404`` before);
 * ``GET /hls/{show_id}/init-N.mp4`` and ``seg-N.m4s``: never change once written, so cached
   for a year as ``immutable`` (RFC 8246).
@@ -18,6 +18,7 @@ import os
 from typing import Any
 
 import msgspec
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -70,11 +71,21 @@ async def hls_file(request: Request) -> Response:
         return _not_found(f"show {show_id} has no recording file {name}")
     ext = os.path.splitext(name)[1]
     cache = LIVE_CACHE if name == LIVE else VOD_CACHE if name == VOD else IMMUTABLE
+    headers = {"Cache-Control": cache, "Access-Control-Allow-Origin": "*"}
+    if name in (LIVE, VOD):
+        # The recorder replaces a playlist whole (a rename) while players read it: read it in
+        # one go, so that the answer is the old playlist or the new one, never the new one's
+        # bytes under the old one's Content-Length (a file response stats, then reads).
+        try:
+            data = await run_in_threadpool(path.read_bytes)
+        except OSError:
+            return _not_found(f"show {show_id} has no recording file {name}")
+        return Response(data, media_type=PLAYLIST, headers=headers)  # HEAD: uvicorn sends no body
     return FileResponse(
         path,
         stat_result=stat,
         media_type=_TYPES[ext],
-        headers={"Cache-Control": cache, "Access-Control-Allow-Origin": "*"},
+        headers=headers,
     )
 
 

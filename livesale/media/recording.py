@@ -13,10 +13,23 @@ show's :class:`Recorder` (:class:`livesale.media.relay.Source`). Nothing is deco
   due (:data:`TARGET_SEGMENT`) the recorder asks the publisher for a keyframe through the
   relay's rate-limited picture-loss requests. Every segment starts on a keyframe
   (``#EXT-X-INDEPENDENT-SEGMENTS``).
+* The target duration is fixed for the life of a recording (RFC 8216 §6.2.1 forbids changing
+  it in a live playlist); :meth:`Recorder.target_duration` tells the rule and what it costs.
+* ``index.m3u8`` lists a sliding window, the newest :data:`LIVE_WINDOW` seconds (never less
+  than three target durations, RFC 8216 §6.2.2), with ``#EXT-X-MEDIA-SEQUENCE`` and
+  ``#EXT-X-DISCONTINUITY-SEQUENCE`` counting what left it; every segment stays on disk, and
+  ``all.m3u8`` (not served) lists them all, for ``vod.m3u8`` at the end and for a restarted
+  server that continues the recording.
 * Complete segments are muxed (:mod:`livesale.media.fmp4`) and written in one thread shared by
   every show, never on the event loop; the live playlist is rewritten after each segment. At
   most :data:`MAX_PENDING` segments wait for the disk: past that a segment is dropped (with a
   discontinuity) rather than held in memory.
+* Every segment carries ``#EXT-X-PROGRAM-DATE-TIME`` (RFC 8216 §4.3.2.6): the wall-clock time
+  its first frame was received, as the timeline places it (the first frame of a publisher's
+  period at its arrival, the frames after it on their RTP clock), so that players (hls.js'
+  ``playingDate``) and tools can tell how far behind the live edge they are. The dates follow
+  the ``#EXTINF`` durations to the millisecond; within a period they drift from the wall clock
+  only as far as the publisher's RTP clock drifts from ours (tens of ppm).
 * A host who reconnects (a new WHIP session) continues the same recording: the next segment
   carries ``#EXT-X-DISCONTINUITY`` and, as the new encoder's parameters may differ, an init
   segment of its own.
@@ -26,7 +39,8 @@ show's :class:`Recorder` (:class:`livesale.media.relay.Source`). Nothing is deco
   log line; the show goes on.
 
 Files, under ``<media dir>/<show id>/``: ``init-N.mp4``, ``seg-N.m4s``, ``index.m3u8`` (live,
-growing) and, once the show has ended, ``vod.m3u8``. :func:`prune` deletes recordings older than
+a sliding window), ``all.m3u8`` (every segment so far) and, once the show has ended,
+``vod.m3u8``. :func:`prune` deletes recordings older than
 ``--keep-recordings`` days.
 """
 
@@ -43,6 +57,7 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -62,9 +77,15 @@ MAX_PENDING = 8
 MAX_SEGMENT_BYTES = 32 * 1024 * 1024
 #: The ``#EXT-X-TARGETDURATION`` floor (RFC 8216 §4.3.3.1: no segment may round above it).
 MIN_TARGET_DURATION = 4
+#: The target duration's ceiling, and the longest a recording's first segment may last.
+MAX_TARGET_DURATION = 10
+#: Seconds of the newest segments the live playlist lists (at least three target durations).
+LIVE_WINDOW = 30.0
 
 LIVE = "index.m3u8"
 VOD = "vod.m3u8"
+#: Every segment of the recording so far (the live playlist lists only the newest).
+ALL = "all.m3u8"
 #: The featured items' marks on the recording's timeline: ``[{"sku", "at_s"}]`` (``sku`` null
 #: when the host featured nothing), read by ``GET /api/shows/{id}/replay``.
 CHAPTERS = "chapters.json"
@@ -72,6 +93,9 @@ CHAPTERS = "chapters.json"
 FILE_NAME = re.compile(r"(init-\d{1,6}\.mp4|seg-\d{1,9}\.m4s|index\.m3u8|vod\.m3u8)")
 #: What a show id may look like in a path (``livesale.ids.new_id``: letters, digits, ``_``).
 SHOW_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+#: The tag that dates the segment after it (RFC 8216 §4.3.2.6).
+DATE_TAG = "#EXT-X-PROGRAM-DATE-TIME:"
+TARGET_TAG = "#EXT-X-TARGETDURATION:"
 
 
 @dataclass(frozen=True)
@@ -82,26 +106,63 @@ class Segment:
     duration: float
     init: str
     discontinuity: bool
+    #: Wall-clock time of its first frame (seconds since the epoch); ``None`` in a playlist
+    #: written before the recorder dated its segments.
+    date: float | None = None
 
 
-def playlist(segments: list[Segment], *, ended: bool, vod: bool = False) -> str:
-    """An HLS media playlist (RFC 8216 §4) of ``segments``."""
-    target = max([MIN_TARGET_DURATION, *(math.ceil(s.duration) for s in segments)])
+def program_date_time(date: float) -> str:
+    """``date`` as ``#EXT-X-PROGRAM-DATE-TIME`` gives it: ISO 8601, UTC, milliseconds."""
+    moment = datetime.fromtimestamp(date, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def playlist(
+    segments: list[Segment],
+    *,
+    ended: bool,
+    vod: bool = False,
+    target: int | None = None,
+    window: float | None = None,
+) -> str:
+    """An HLS media playlist (RFC 8216 §4) of ``segments``.
+
+    ``target``: the ``#EXT-X-TARGETDURATION`` (default: the least every segment allows, at
+    least :data:`MIN_TARGET_DURATION`). ``window``: list only the newest segments that last
+    that many seconds, and at least three target durations (a live sliding window: no
+    ``#EXT-X-PLAYLIST-TYPE``); ``None``: every segment (``EVENT``, or ``VOD`` with ``vod``).
+    """
+    if target is None:
+        target = max([MIN_TARGET_DURATION, *(math.ceil(s.duration) for s in segments)])
+    first = 0
+    if window is not None:
+        # RFC 8216 §6.2.2: a segment leaves only while what stays lasts 3 target durations.
+        kept, least = 0.0, max(window, 3.0 * target)
+        first = len(segments)
+        while first > 0 and kept < least:
+            first -= 1
+            kept += segments[first].duration
+    left = sum(1 for s in segments[:first] if s.discontinuity)
     lines = [
         "#EXTM3U",
         "#EXT-X-VERSION:7",
         f"#EXT-X-TARGETDURATION:{target}",
-        "#EXT-X-MEDIA-SEQUENCE:0",
-        f"#EXT-X-PLAYLIST-TYPE:{'VOD' if vod else 'EVENT'}",
-        "#EXT-X-INDEPENDENT-SEGMENTS",
+        f"#EXT-X-MEDIA-SEQUENCE:{first}",
     ]
+    if left:
+        lines.append(f"#EXT-X-DISCONTINUITY-SEQUENCE:{left}")
+    if window is None:
+        lines.append(f"#EXT-X-PLAYLIST-TYPE:{'VOD' if vod else 'EVENT'}")
+    lines.append("#EXT-X-INDEPENDENT-SEGMENTS")
     init = None
-    for segment in segments:
+    for segment in segments[first:]:
         if segment.discontinuity:
             lines.append("#EXT-X-DISCONTINUITY")
         if segment.init != init:
             init = segment.init
             lines.append(f'#EXT-X-MAP:URI="{init}"')
+        if segment.date is not None:
+            lines.append(DATE_TAG + program_date_time(segment.date))
         lines.append(f"#EXTINF:{segment.duration:.3f},")
         lines.append(segment.name)
     if ended:
@@ -113,23 +174,37 @@ def read_playlist(text: str) -> list[Segment]:
     """The segments of a playlist :func:`playlist` wrote (to continue its recording)."""
     segments: list[Segment] = []
     init, duration, discontinuity = "", None, False
+    date: float | None = None
     for line in text.splitlines():
         if line.startswith('#EXT-X-MAP:URI="'):
             init = line[len('#EXT-X-MAP:URI="') : -1]
         elif line == "#EXT-X-DISCONTINUITY":
             discontinuity = True
+        elif line.startswith(DATE_TAG):
+            date = datetime.fromisoformat(line[len(DATE_TAG) :]).timestamp()
         elif line.startswith("#EXTINF:"):
             duration = float(line[len("#EXTINF:") :].rstrip(","))
         elif line and not line.startswith("#"):
             if duration is None or not FILE_NAME.fullmatch(line) or not FILE_NAME.fullmatch(init):
                 raise ValueError(f"not a playlist of this recorder: {line!r}")
-            segments.append(Segment(line, duration, init, discontinuity))
-            duration, discontinuity = None, False
+            segments.append(Segment(line, duration, init, discontinuity, date))
+            duration, discontinuity, date = None, False, None
     return segments
 
 
+def read_target(text: str) -> int | None:
+    """The ``#EXT-X-TARGETDURATION`` of a playlist, if it has one."""
+    for line in text.splitlines():
+        if line.startswith(TARGET_TAG):
+            return int(line[len(TARGET_TAG) :])
+    return None
+
+
 def _number(name: str) -> int:
-    return int(re.sub(r"\D", "", name))
+    """N of ``seg-N.m4s`` or ``init-N.mp4`` (not the 4 of their extensions)."""
+    found = re.search(r"\d+", name)
+    assert found is not None, name  # FILE_NAME matched it
+    return int(found.group())
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -158,6 +233,8 @@ class _Job:
     new_init: bool
     #: The live playlist once this segment is written.
     playlist: str
+    #: The list of every segment once this one is written (:data:`ALL`).
+    everything: str
 
 
 def _run_job(job: _Job) -> None:
@@ -166,6 +243,7 @@ def _run_job(job: _Job) -> None:
     if job.new_init:
         _write(job.directory / job.segment.init, init)
     _write(job.directory / job.segment.name, data)
+    _write(job.directory / ALL, job.everything.encode())
     _write(job.directory / LIVE, job.playlist.encode())
 
 
@@ -177,14 +255,18 @@ class _Timeline:
         self.last: int | None = None
         self._rtp: int | None = None
         self._pts = 0
+        self._floor = 0
 
-    def new_period(self) -> None:
+    def new_period(self, floor: int = 0) -> None:
+        """A new publisher: its first frame goes where it arrives, and at ``floor`` or later
+        (where the previous segment ended)."""
         self._rtp = None
+        self._floor = floor
 
     def place(self, rtp_timestamp: int, since_start: float) -> int | None:
         """The frame's pts, or ``None`` if it would not come after the previous one."""
         if self._rtp is None:
-            pts = round(since_start * self.clock)
+            pts = max(round(since_start * self.clock), self._floor)
             if self.last is not None:
                 pts = max(pts, self.last + 1)
         else:
@@ -215,12 +297,22 @@ class Recorder:
     """
 
     def __init__(
-        self, show_id: str, directory: Path, executor: concurrent.futures.Executor
+        self,
+        show_id: str,
+        directory: Path,
+        executor: concurrent.futures.Executor,
+        *,
+        live_window: float = LIVE_WINDOW,
     ) -> None:
         self.show_id = show_id
         self.directory = directory
         self._executor = executor
+        self.live_window = live_window
+        #: Every segment written so far (the live playlist lists the newest).
         self.segments: list[Segment] = []
+        #: ``#EXT-X-TARGETDURATION``, fixed at the first segment (:meth:`target_duration`).
+        self.target: int | None = None
+        self._cut_short = False  # a segment was cut at the target: said once
         self.failed = False
         #: Featured items on the timeline (:data:`CHAPTERS`), read back on :meth:`resume`.
         self.marks: list[dict[str, Any]] = []
@@ -228,6 +320,8 @@ class Recorder:
         self._recording = False  # the current publisher's video can be recorded
         self._request_keyframe: Callable[[], None] = lambda: None
         self._start: float | None = None
+        #: Wall-clock time of the timeline's zero (``time.time()`` when ``_start`` was).
+        self._epoch = 0.0
         self._video = _Timeline(VIDEO_CLOCK)
         self._audio = _Timeline(AUDIO_CLOCK)
         self._params: VideoParams | None = None
@@ -238,9 +332,36 @@ class Recorder:
         self._open: _Open | None = None
         self._gated = True  # waiting for a keyframe to open a segment
         self._sequence = 0
+        #: Where the last segment handed to the writer ends (90 kHz).
+        self._end = 0
         self._pending: set[asyncio.Future[None]] = set()
         #: Seconds recorded before this process took the recording over (see :meth:`resume`).
         self._earlier = 0.0
+        #: When the earlier recording's last segment ends, on the wall clock (dates go on after).
+        self._earlier_end = 0.0
+
+    def target_duration(self) -> int:
+        """The recording's ``#EXT-X-TARGETDURATION``, fixed when its first segment is cut and
+        for its whole life, restarts included (RFC 8216 §6.2.1: it never changes in a live
+        playlist): that segment's duration rounded up, at least :data:`MIN_TARGET_DURATION`
+        and at most :data:`MAX_TARGET_DURATION` seconds.
+
+        A publisher that answers keyframe requests makes ~2 s segments, and the target is 4:
+        room for a late keyframe without a cut, and a round unit for players' hold-back. One
+        that ignores them (a fixed keyframe interval, as OBS can have) shows it in the first
+        segment, and the target fits its interval, up to 10 s, rather than every segment
+        being cut short. Past the target a segment is cut at the target anyway (never an
+        ``#EXTINF`` above it): the frames up to the next keyframe cannot start a segment, so
+        they are dropped, the HLS picture freezing that long (WebRTC viewers lose nothing),
+        and the next segment follows a discontinuity, as its timestamps jump. The costs: a
+        larger target makes players hold back further and reload less often; a publisher
+        whose keyframes grow sparser later (a reconnect with another encoder) loses frames
+        in every segment. The alternatives are worse: a target that grows breaks live players
+        and a cut between keyframes makes a segment no player can start on.
+        """
+        if self.target is None:
+            raise RuntimeError("the target duration is fixed at the first segment")
+        return self.target
 
     def position(self) -> float:
         """Where the recording is now, in seconds of its own timeline (the clock its
@@ -267,23 +388,34 @@ class Recorder:
             self.marks = read_marks((self.directory / CHAPTERS).read_bytes())
         except (OSError, ValueError):
             self.marks = []
-        try:
-            text = (self.directory / LIVE).read_text()
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            self._fail(f"cannot read the earlier playlist: {exc}")
+        # The list of every segment; a recording made before there was one lists them all in
+        # its live playlist.
+        for name in (ALL, LIVE):
+            try:
+                text = (self.directory / name).read_text()
+                break
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                self._fail(f"cannot read the earlier playlist: {exc}")
+                return
+        else:
             return
         try:
             segments = read_playlist(text)
+            target = read_target(text)
         except ValueError as exc:
             self._fail(str(exc))
             return
         if segments:
+            self.target = target
             self.segments = segments
             self._sequence = max(_number(s.name) for s in segments)
             self._period = max(_number(s.init) for s in segments)
             self._earlier = sum(s.duration for s in segments)
+            last = segments[-1]
+            if last.date is not None:
+                self._earlier_end = last.date + last.duration
             self._discontinuity = True
 
     # -- fed by the relay ------------------------------------------------------------------
@@ -301,7 +433,7 @@ class Recorder:
                 self.show_id,
                 f"{codec.upper()} video" if codec else "audio alone",
             )
-        self._video.new_period()
+        self._video.new_period(self._end)
         self._audio.new_period()
         self._gated = True
         self._discontinuity = bool(self.segments)
@@ -315,6 +447,9 @@ class Recorder:
         now = time.monotonic()
         if self._start is None:
             self._start = now - self._earlier
+            # Dates never step back, even when the clock did, or the earlier run was fed
+            # faster than real time.
+            self._epoch = max(time.time(), self._earlier_end) - self._earlier
         pts = self._video.place(rtp_timestamp, now - self._start)
         if pts is None:
             return
@@ -334,6 +469,22 @@ class Recorder:
                 self._new_init = True
                 self._discontinuity = self._discontinuity or bool(self.segments)
         current = self._open
+        limit = (self.target or MAX_TARGET_DURATION) * VIDEO_CLOCK
+        if not keyframe and current and current.frames and pts - current.frames[0].pts >= limit:
+            # No keyframe by the target: cut there and wait for one (see target_duration).
+            if not self._cut_short:
+                self._cut_short = True
+                log.warning(
+                    "show %s: the publisher sends no keyframe within %d s: HLS segments are "
+                    "cut there and the frames up to the next keyframe left out",
+                    self.show_id,
+                    limit // VIDEO_CLOCK,
+                )
+            self._cut(current.frames[0].pts + limit)
+            self._gated = True
+            self._discontinuity = True
+            self._request_keyframe()
+            return
         if keyframe and (
             current is None
             or not current.frames
@@ -381,16 +532,21 @@ class Recorder:
         if next_pts is not None:
             current.frames[-1].duration = next_pts - current.frames[-1].pts
         end = current.frames[-1].pts + current.frames[-1].duration
+        self._end = end
         if len(self._pending) >= MAX_PENDING:
             log.warning("show %s: the disk is behind, a recorded segment dropped", self.show_id)
             self._discontinuity = True
             return
+        if self.target is None:
+            duration = math.ceil((end - first) / VIDEO_CLOCK - 0.001)
+            self.target = min(MAX_TARGET_DURATION, max(MIN_TARGET_DURATION, duration))
         self._sequence += 1
         segment = Segment(
             f"seg-{self._sequence}.m4s",
             (end - first) / VIDEO_CLOCK,
             self._init,
             self._discontinuity,
+            round(self._epoch + first / VIDEO_CLOCK, 3),
         )
         self._discontinuity = False
         self.segments.append(segment)
@@ -402,7 +558,8 @@ class Recorder:
             self._sequence,
             segment,
             self._new_init,
-            playlist(self.segments, ended=False),
+            playlist(self.segments, ended=False, target=self.target, window=self.live_window),
+            playlist(self.segments, ended=False, target=self.target),
         )
         self._new_init = False
         self._submit(job)
@@ -446,9 +603,10 @@ class Recorder:
         if self.failed or not self.segments or not ended:
             return
         loop = asyncio.get_running_loop()
-        segments = list(self.segments)
+        live = playlist(self.segments, ended=True, target=self.target, window=self.live_window)
+        vod = playlist(self.segments, ended=True, vod=True)
         try:
-            await loop.run_in_executor(self._executor, _write_end, self.directory, segments)
+            await loop.run_in_executor(self._executor, _write_end, self.directory, live, vod)
         except OSError as exc:
             self._fail(f"{exc.strerror or exc} ({exc.filename or self.directory})")
 
@@ -476,9 +634,9 @@ def _log_failure(future: concurrent.futures.Future[None]) -> None:
         log.warning("chapter marks not written: %s", future.exception())
 
 
-def _write_end(directory: Path, segments: list[Segment]) -> None:
-    _write(directory / LIVE, playlist(segments, ended=True).encode())
-    _write(directory / VOD, playlist(segments, ended=True, vod=True).encode())
+def _write_end(directory: Path, live: str, vod: str) -> None:
+    _write(directory / LIVE, live.encode())
+    _write(directory / VOD, vod.encode())
 
 
 def _video_params(keyframe: bytes) -> VideoParams | None:
@@ -504,9 +662,12 @@ class Recordings:
     :meth:`aclose` writes what every recorder has gathered and stops the thread.
     """
 
-    def __init__(self, directory: Path, *, keep_days: int = 30) -> None:
+    def __init__(
+        self, directory: Path, *, keep_days: int = 30, live_window: float = LIVE_WINDOW
+    ) -> None:
         self.directory = directory
         self.keep_days = keep_days
+        self.live_window = live_window
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="livesale-recorder"
         )
@@ -520,7 +681,9 @@ class Recordings:
         if recorder is None:
             if not SHOW_ID.fullmatch(show_id):
                 return None
-            recorder = Recorder(show_id, self.directory / show_id, self._executor)
+            recorder = Recorder(
+                show_id, self.directory / show_id, self._executor, live_window=self.live_window
+            )
             recorder.resume()
             self._recorders[show_id] = recorder
         return None if recorder.finished else recorder

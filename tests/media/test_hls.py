@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 from pathlib import Path
 
 import pytest
 
 from livesale.config import Settings
-from livesale.media.recording import Recordings
+from livesale.media.recording import Recordings, _write
 from tests.conftest import LiveServer
 from tests.media.test_recording import H264Source, feed
 from tests.raw_http import split_head
@@ -106,6 +107,7 @@ def test_unknown_shows_files_and_traversal_get_404_problems(
             f"/hls/{SHOW}/seg-999.m4s",
             f"/hls/{SHOW}/init-9.mp4",
             f"/hls/{SHOW}/.index.m3u8.part",
+            f"/hls/{SHOW}/all.m3u8",
             f"/hls/{SHOW}/secret.txt",
             f"/hls/{SHOW}",
             "/hls/",
@@ -129,3 +131,34 @@ def test_unknown_shows_files_and_traversal_get_404_problems(
         status, _, body = raw_get(server, target)
         assert status in (400, 404), (target, status)
         assert b"not for anyone" not in body and b"SQLite" not in body, target
+
+
+def test_a_playlist_rewritten_while_it_is_read_is_served_whole(
+    recorded: Path, server: LiveServer
+) -> None:
+    """The recorder replaces the live playlist (a rename) while players poll it: every answer
+    is one version or the other, whole, with its own length; never cut, never overlong."""
+    short = (recorded / "index.m3u8").read_bytes()
+    long = short + b"#EXT-X-PROGRAM-DATE-TIME:2030-01-01T00:00:00.000Z\n" * 40
+    stop = threading.Event()
+
+    def rewrite() -> None:
+        while not stop.is_set():
+            for version in (long, short):
+                _write(recorded / "index.m3u8", version)
+
+    writer = threading.Thread(target=rewrite)
+    writer.start()
+    try:
+        with server.client() as http:
+            for _ in range(300):
+                response = http.get(f"/hls/{SHOW}/index.m3u8")
+                assert response.status_code == 200
+                assert response.content in (short, long)
+                assert response.headers["content-length"] == str(len(response.content))
+            head = http.head(f"/hls/{SHOW}/index.m3u8")
+            assert head.status_code == 200 and head.content == b""
+            assert int(head.headers["content-length"]) in (len(short), len(long))
+    finally:
+        stop.set()
+        writer.join()

@@ -4,6 +4,7 @@ reads over HTTP, live during the show and as VOD after its end."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import fractions
 import json
 import logging
@@ -12,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +76,35 @@ async def ffprobe(url: str, *options: str) -> dict[str, Any]:
     return result
 
 
+def dates(text: str) -> list[tuple[float, float]]:
+    """``(date, duration)`` of every segment of a playlist: each must be dated."""
+    found: list[tuple[float, float]] = []
+    date: float | None = None
+    for line in text.splitlines():
+        if line.startswith("#EXT-X-PROGRAM-DATE-TIME:"):
+            date = datetime.fromisoformat(line.split(":", 1)[1]).timestamp()
+        elif line.startswith("#EXTINF:"):
+            assert date is not None, f"a segment without #EXT-X-PROGRAM-DATE-TIME:\n{text}"
+            found.append((date, float(line[len("#EXTINF:") :].rstrip(","))))
+            date = None
+    return found
+
+
+def check_dates(text: str) -> list[tuple[float, float]]:
+    """Every segment is dated, and each date is the one before plus its ``#EXTINF`` (within a
+    few milliseconds of rounding; later, never earlier, across a discontinuity)."""
+    found = dates(text)
+    assert found, text
+    for (date, duration), (after, _) in zip(found, found[1:], strict=False):
+        assert after >= date + duration - 0.002, (date, duration, after)
+    sections = text.split("#EXT-X-DISCONTINUITY")
+    for section in sections:
+        within = dates(section)
+        for (date, duration), (after, _) in zip(within, within[1:], strict=False):
+            assert after == pytest.approx(date + duration, abs=0.002), (date, duration, after)
+    return found
+
+
 def check_media(probe: dict[str, Any], published: float | None) -> None:
     """H.264 video and Opus audio; video pts increasing without a gap longer than a segment;
     when ``published`` is given, the duration within 25 % of it."""
@@ -106,6 +137,7 @@ async def test_a_show_is_recorded_as_hls_live_and_vod(
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
         missing = await client.get(f"/hls/{show.id}/vod.m3u8")
         assert missing.status_code == 404
+        before = time.time()
         answer = await publisher.start(signal(client, f"/whip/{show.id}", show.host, responses))
         assert "H264/90000" in answer
         started = time.monotonic()
@@ -117,6 +149,9 @@ async def test_a_show_is_recorded_as_hls_live_and_vod(
         live = await client.get(f"/hls/{show.id}/index.m3u8")
         assert live.status_code == 200, live.text
         assert "#EXT-X-ENDLIST" not in live.text
+        # Dated on the wall clock: the first frame came after the publisher started.
+        first_date = check_dates(live.text)[0][0]
+        assert before <= first_date <= time.time(), (before, first_date)
         # A live playlist has no end: read it from its first segment, three seconds of it.
         live_probe = await ffprobe(
             f"{server.url}/hls/{show.id}/index.m3u8",
@@ -137,6 +172,7 @@ async def test_a_show_is_recorded_as_hls_live_and_vod(
         assert "#EXT-X-PLAYLIST-TYPE:VOD" in vod.text and "#EXT-X-ENDLIST" in vod.text
         assert "#EXT-X-INDEPENDENT-SEGMENTS" in vod.text and "#EXT-X-MAP:" in vod.text
         check_media(await ffprobe(f"{server.url}/hls/{show.id}/vod.m3u8"), published)
+        assert check_dates(vod.text)[0][0] == first_date
         final = await client.get(f"/hls/{show.id}/index.m3u8")
         assert "#EXT-X-ENDLIST" in final.text
     assert encoder_calls == []
@@ -322,9 +358,9 @@ async def record(
 def test_a_playlist_lists_every_segment_with_its_init_and_discontinuities() -> None:
     """A discontinuity and a new init segment appear where a segment says; VOD ends."""
     segments = [
-        recording.Segment("seg-1.m4s", 2.0, "init-1.mp4", False),
-        recording.Segment("seg-2.m4s", 4.6, "init-1.mp4", False),
-        recording.Segment("seg-3.m4s", 1.9, "init-2.mp4", True),
+        recording.Segment("seg-1.m4s", 2.0, "init-1.mp4", False, 1_700_000_000.0),
+        recording.Segment("seg-2.m4s", 4.6, "init-1.mp4", False, 1_700_000_002.0),
+        recording.Segment("seg-3.m4s", 1.9, "init-2.mp4", True, 1_700_000_060.25),
     ]
     text = playlist(segments, ended=True, vod=True)
     lines = text.splitlines()
@@ -338,26 +374,142 @@ def test_a_playlist_lists_every_segment_with_its_init_and_discontinuities() -> N
     ]
     assert lines[6:] == [
         '#EXT-X-MAP:URI="init-1.mp4"',
+        "#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:20.000Z",
         "#EXTINF:2.000,",
         "seg-1.m4s",
+        "#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:22.000Z",
         "#EXTINF:4.600,",
         "seg-2.m4s",
         "#EXT-X-DISCONTINUITY",
         '#EXT-X-MAP:URI="init-2.mp4"',
+        "#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:14:20.250Z",
         "#EXTINF:1.900,",
         "seg-3.m4s",
         "#EXT-X-ENDLIST",
     ]
+    assert recording.read_playlist(text) == segments
+    undated = [dataclasses.replace(s, date=None) for s in segments]
+    assert "PROGRAM-DATE-TIME" not in playlist(undated, ended=True)
+    assert recording.read_playlist(playlist(undated, ended=True)) == undated
     live = playlist(segments[:1], ended=False)
     assert "#EXT-X-PLAYLIST-TYPE:EVENT" in live and "#EXT-X-ENDLIST" not in live
 
 
+def test_the_live_playlist_slides_over_the_newest_segments() -> None:
+    """A live window lists the newest segments lasting the window, and never less than three
+    target durations; the media and discontinuity sequences count what left it, its first
+    segment names its init segment, it has no playlist type; ``ENDLIST`` keeps the window."""
+    segments = [
+        recording.Segment(
+            f"seg-{n}.m4s", 2.0, f"init-{1 if n < 5 else 2}.mp4", n in (5, 9), 1e9 + 2 * n
+        )
+        for n in range(1, 21)
+    ]
+    for window in (12.0, 4.0):  # 4 s is less than three target durations: 12 s stay
+        lines = playlist(segments, ended=False, target=4, window=window).splitlines()
+        assert lines[:6] == [
+            "#EXTM3U",
+            "#EXT-X-VERSION:7",
+            "#EXT-X-TARGETDURATION:4",
+            "#EXT-X-MEDIA-SEQUENCE:14",
+            "#EXT-X-DISCONTINUITY-SEQUENCE:2",
+            "#EXT-X-INDEPENDENT-SEGMENTS",
+        ]
+        assert not any(line.startswith("#EXT-X-PLAYLIST-TYPE") for line in lines)
+        assert lines[6] == '#EXT-X-MAP:URI="init-2.mp4"'
+        assert [line for line in lines if line.startswith("seg-")] == [
+            f"seg-{n}.m4s" for n in range(15, 21)
+        ]
+    ended = playlist(segments, ended=True, target=4, window=12.0)
+    assert "#EXT-X-MEDIA-SEQUENCE:14" in ended and ended.endswith("#EXT-X-ENDLIST\n")
+    whole = playlist(segments, ended=True, vod=True)
+    assert "#EXT-X-MEDIA-SEQUENCE:0" in whole and "DISCONTINUITY-SEQUENCE" not in whole
+    assert whole.count("seg-") == 20 and whole.count("#EXT-X-DISCONTINUITY\n") == 2
+
+
+class SparseKeyframes(H264Source):
+    """A publisher that answers keyframe requests only during its first ``answers`` frames,
+    and otherwise makes a keyframe every ``every`` frames."""
+
+    def __init__(self, answers: int, every: int) -> None:
+        super().__init__()
+        self.answers, self.every = answers, every
+
+    def request_keyframe(self) -> None:
+        self.requests += 1
+        if self.count < self.answers:
+            self.keyframe = True
+
+    def next(self) -> tuple[bytes, bool]:
+        if self.count % self.every == 0:
+            self.keyframe = True
+        return super().next()
+
+
+def targets(directory: Path) -> set[str]:
+    """The ``#EXT-X-TARGETDURATION`` lines of every playlist of a recording."""
+    return {
+        line
+        for name in ("index.m3u8", "all.m3u8", "vod.m3u8")
+        for line in (directory / name).read_text().splitlines()
+        if line.startswith("#EXT-X-TARGETDURATION")
+    }
+
+
+async def test_the_target_duration_is_fixed_and_no_segment_exceeds_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A publisher that stops answering keyframe requests after its first segment: the target
+    stays 4 s; a segment that reaches it without a keyframe is cut there, the frames up to
+    the next keyframe left out (one warning), and the next segment follows a discontinuity."""
+    recordings = Recordings(tmp_path, keep_days=0)
+    recorder = recordings.recorder("sh_deaf")
+    assert recorder is not None
+    source = SparseKeyframes(answers=90, every=150)  # keyframes at 5 s and 10 s only
+    recorder.new_source("h264", source.request_keyframe)
+    with caplog.at_level(logging.WARNING, "livesale.media"):
+        await feed(recorder, source, 12.0)
+    await recordings.ended("sh_deaf")
+    await recordings.aclose()
+    directory = tmp_path / "sh_deaf"
+    assert recorder.target_duration() == 4 and targets(directory) == {"#EXT-X-TARGETDURATION:4"}
+    durations = [s.duration for s in recorder.segments]
+    assert max(durations) == pytest.approx(4.0, abs=1e-3), durations
+    assert [s.discontinuity for s in recorder.segments].count(True) == 1
+    assert sum(durations) == pytest.approx(11.0, abs=0.05)  # 9 s to 10 s is left out
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "no keyframe within 4 s" in warnings[0], warnings
+    vod = (directory / "vod.m3u8").read_text()
+    check_dates(vod)
+    check_media(await ffprobe(str(directory / "vod.m3u8")), None)
+
+
+async def test_a_publisher_with_sparse_keyframes_sets_a_longer_target(tmp_path: Path) -> None:
+    """A publisher that never answers keyframe requests, with a keyframe every 8 s: its first
+    segment fixes the target at 8 s, and its segments are whole, none cut short."""
+    recordings = Recordings(tmp_path, keep_days=0)
+    recorder = recordings.recorder("sh_obs")
+    assert recorder is not None
+    source = SparseKeyframes(answers=0, every=240)
+    recorder.new_source("h264", source.request_keyframe)
+    await feed(recorder, source, 20.0)
+    await recordings.ended("sh_obs")
+    await recordings.aclose()
+    assert recorder.target_duration() == 8
+    assert targets(tmp_path / "sh_obs") == {"#EXT-X-TARGETDURATION:8"}
+    assert [round(s.duration, 2) for s in recorder.segments] == [8.0, 8.0, 4.0]
+    assert not any(s.discontinuity for s in recorder.segments)
+
+
 async def test_segments_are_cut_at_keyframes_about_two_seconds_apart(tmp_path: Path) -> None:
     """Fed 9 s, the recorder asks for keyframes when segments are due and cuts there: every
-    segment but the last lasts 1.5-2.5 s, the total is the time fed, every file is one the
-    HLS routes serve, and ffprobe reads H.264 and Opus with increasing pts."""
+    segment but the last lasts 1.5-2.5 s, the total is the time fed, every file but the list
+    of all segments is one the HLS routes serve, and ffprobe reads H.264 and Opus with
+    increasing pts."""
     recordings = Recordings(tmp_path, keep_days=0)
+    before = time.time()
     recorder, source = await record(recordings, "sh_test", 9.0)
+    after = time.time()
     await recordings.ended("sh_test")
     await recordings.aclose()
     durations = [s.duration for s in recorder.segments]
@@ -366,9 +518,14 @@ async def test_segments_are_cut_at_keyframes_about_two_seconds_apart(tmp_path: P
     assert sum(durations) == pytest.approx(9.0, abs=0.05)
     assert source.requests >= len(durations) - 1
     names = sorted(p.name for p in (tmp_path / "sh_test").iterdir())
-    assert all(FILE_NAME.fullmatch(name) for name in names), names
+    served = [name for name in names if name != recording.ALL]  # the recorder's own list
+    assert all(FILE_NAME.fullmatch(name) for name in served), names
     assert "vod.m3u8" in names and "init-1.mp4" in names
     check_media(await ffprobe(str(tmp_path / "sh_test" / "vod.m3u8")), 9.0)
+    # The first segment is dated when its first frame came; the rest follow their durations.
+    found = check_dates((tmp_path / "sh_test" / "vod.m3u8").read_text())
+    assert before <= found[0][0] <= after
+    assert [d for _, d in found] == pytest.approx([s.duration for s in recorder.segments], abs=1e-3)
 
 
 async def test_a_new_publisher_continues_behind_a_discontinuity(tmp_path: Path) -> None:
@@ -388,6 +545,7 @@ async def test_a_new_publisher_continues_behind_a_discontinuity(tmp_path: Path) 
     vod = (tmp_path / "sh_again" / "vod.m3u8").read_text()
     assert vod.count("#EXT-X-DISCONTINUITY") == 1
     assert '#EXT-X-MAP:URI="init-1.mp4"' in vod and '#EXT-X-MAP:URI="init-2.mp4"' in vod
+    check_dates(vod)
     probe = await ffprobe(str(tmp_path / "sh_again" / "vod.m3u8"))
     sizes = {(s["width"], s["height"]) for s in probe["streams"] if s["codec_type"] == "video"}
     assert sizes & {(320, 240), (640, 480)}
@@ -535,14 +693,57 @@ async def test_a_restarted_server_continues_the_recording_it_left(tmp_path: Path
     await second.ended("sh_restart")
     await second.aclose()
     for name, data in written.items():
-        if name != "index.m3u8":
+        if name not in ("index.m3u8", "all.m3u8"):  # the playlists go on
             assert (tmp_path / "sh_restart" / name).read_bytes() == data, name
     vod = (tmp_path / "sh_restart" / "vod.m3u8").read_text()
     names = [line for line in vod.splitlines() if line.startswith("seg-")]
     assert len(names) == len(set(names)) == len(after.segments)
+    assert names == [f"seg-{n}.m4s" for n in range(1, len(names) + 1)]  # numbers go on
+    assert '#EXT-X-MAP:URI="init-2.mp4"' in vod
     assert vod.count("#EXT-X-DISCONTINUITY") == 1
+    check_dates(vod)  # the dates go on after the earlier run's, behind the discontinuity
     probe = await ffprobe(str(tmp_path / "sh_restart" / "vod.m3u8"))
     check_media(probe, 8.0)
+
+
+@pytest.mark.parametrize("earlier", ["all.m3u8", "a live playlist of every segment"])
+async def test_a_restarted_server_continues_past_the_live_window(
+    tmp_path: Path, earlier: str
+) -> None:
+    """A recording longer than the live window continues after a restart from its list of
+    every segment (or, for one made before there was such a list, from a live playlist that
+    listed them all): the VOD has every segment of both runs, the live playlist the newest,
+    its media sequence counting on."""
+    directory = tmp_path / "sh_long"
+    first = Recordings(tmp_path, keep_days=0, live_window=4.0)  # three target durations: 12 s
+    before, _ = await record(first, "sh_long", 20.0)
+    await first.aclose()
+    live = (directory / "index.m3u8").read_text()
+    left = int(live.split("#EXT-X-MEDIA-SEQUENCE:")[1].split()[0])
+    assert left > 0 and sum(d for _, d in dates(live)) >= 12.0
+    assert "all.m3u8" not in live and "PLAYLIST-TYPE" not in live
+    earlier_names = [s.name for s in before.segments]
+    if earlier != "all.m3u8":
+        (directory / "index.m3u8").write_text((directory / "all.m3u8").read_text())
+        (directory / "all.m3u8").unlink()
+
+    second = Recordings(tmp_path, keep_days=0, live_window=4.0)
+    after, _ = await record(second, "sh_long", 4.0)
+    await second.ended("sh_long")
+    await second.aclose()
+    vod = (directory / "vod.m3u8").read_text()
+    names = [line for line in vod.splitlines() if line.startswith("seg-")]
+    assert names[: len(earlier_names)] == earlier_names
+    assert len(names) == len(set(names)) == len(after.segments) > len(earlier_names)
+    final = (directory / "index.m3u8").read_text()
+    assert final.endswith("#EXT-X-ENDLIST\n")
+    listed = [line for line in final.splitlines() if line.startswith("seg-")]
+    assert listed == names[-len(listed) :] and len(listed) < len(names)
+    assert f"#EXT-X-MEDIA-SEQUENCE:{len(names) - len(listed)}" in final
+    assert "#EXT-X-DISCONTINUITY-SEQUENCE" not in final  # the restart's is still listed
+    assert targets(directory) == {"#EXT-X-TARGETDURATION:4"}
+    check_dates(vod)
+    check_media(await ffprobe(str(directory / "vod.m3u8")), 24.0)
 
 
 def test_chapters_run_from_mark_to_mark_within_the_replay() -> None:
