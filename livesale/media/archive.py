@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute, Route
 
 from livesale import errors, http
 from livesale import services as svc
-from livesale.media.recording import LIVE, SHOW_ID, VOD, read_playlist
+from livesale.media.recording import ALL, LIVE, SHOW_ID, VOD, read_playlist
 from livesale.shows import SHOWS
 
 
@@ -43,12 +43,18 @@ def _info(show_id: str, directory: Path) -> RecordingInfo:
     files = [f for f in directory.iterdir() if f.is_file()]
     stats = [f.stat() for f in files]
     ended = (directory / VOD).is_file()
-    try:
-        segments = read_playlist((directory / (VOD if ended else LIVE)).read_text())
-    except FileNotFoundError:
-        segments = []
-    except (OSError, ValueError) as exc:
-        raise errors.StoreError(f"the recording's playlist cannot be read: {exc}") from exc
+    # The whole list: the VOD once ended, else every segment so far (the live playlist is a
+    # window; a recording made before all.m3u8 existed has only its index).
+    names = [VOD] if ended else [ALL, LIVE]
+    segments = []
+    for name in names:
+        try:
+            segments = read_playlist((directory / name).read_text())
+            break
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError) as exc:
+            raise errors.StoreError(f"the recording's playlist cannot be read: {exc}") from exc
     return RecordingInfo(
         show_id=show_id,
         ended=ended,

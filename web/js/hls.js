@@ -1,6 +1,7 @@
-// Live video over HLS, for viewers past the server's WebRTC tier: the browser's own HLS where
-// it has one (Safari), else hls.js from web/vendor (loaded only then). A few seconds behind
-// WebRTC, and carried by any HTTP cache or CDN in front of the server.
+// Live video over HLS, for viewers past the server's WebRTC tier: hls.js from web/vendor
+// (loaded only then) wherever Media Source Extensions exist, as its live-edge settings are the
+// ones measured; else the browser's own HLS (Safari on an iPhone). A few seconds behind WebRTC,
+// and carried by any HTTP cache or CDN in front of the server.
 
 const HLS_JS = "/static/vendor/hls.js/hls.light.min.mjs";
 
@@ -20,7 +21,8 @@ export function hlsUrl(showId) {
 
 // Play `url` in `video`; returns {stop()}. `onFatal(reason)`: playback broke for good.
 export async function playHls(video, url, { onFatal = () => {} } = {}) {
-  if (video.canPlayType("application/vnd.apple.mpegurl")) {
+  const mse = "MediaSource" in window || "ManagedMediaSource" in window;
+  if (!mse && video.canPlayType("application/vnd.apple.mpegurl")) {
     video.src = url;
     video.play().catch(() => {});
     const failed = () => onFatal("the browser could not play the playlist");
