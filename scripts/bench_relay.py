@@ -36,6 +36,8 @@ With ``--record`` the publisher sends H.264 and Opus instead, and the pass-throu
 twice in the same run, with recording off and on (each show written as fragmented-MP4 HLS to a
 temporary directory, muxed in the relay process's writer thread): the difference between the
 two is what recording costs, in share of the relay's one core. The baseline is not run then.
+``--record-codec vp8`` has the publisher send VP8 instead, which the recording encodes again as
+H.264 (``livesale.media.transcode``): the difference is then what that transcode costs.
 The recording run also watches the live HLS, beside the WebRTC probe and on the same wall clock
 (``--role hls``, on the other core, serving the relay's recording with livesale's own HLS
 routes): a poller reloads ``index.m3u8`` every 100 ms, as a low-latency player would, and
@@ -877,6 +879,12 @@ def main() -> int:
         help="H.264 and Opus, and the relay's CPU with recording off and on (no baseline)",
     )
     parser.add_argument(
+        "--record-codec",
+        choices=["h264", "vp8"],
+        default="h264",
+        help="with --record: the publisher's video (vp8: the recording encodes it again as H.264)",
+    )
+    parser.add_argument(
         "--no-player",
         action="store_true",
         help="with --record: no hls.js player in Chromium (the HLS figures from polling only)",
@@ -898,7 +906,7 @@ def main() -> int:
     parser.add_argument("--end-at", type=float, default=0)
     args = parser.parse_args()
     global CODEC, AUDIO
-    CODEC, AUDIO = ("h264", True) if args.record else (args.codec, args.audio)
+    CODEC, AUDIO = (args.record_codec, True) if args.record else (args.codec, args.audio)
 
     if args.role == "relay":
         run_relay(args.mode, args.port, args.record_dir)
@@ -939,7 +947,7 @@ def main() -> int:
         if args.keyframe_every
         else "keyframes on PLI only"
     )
-    media = "H.264 + Opus" if args.record else "VP8"
+    media = f"{CODEC.upper().replace('H264', 'H.264')} + Opus" if args.record else "VP8"
     print(
         f"relay benchmark: {args.viewers} viewers, {WIDTH}x{HEIGHT} {FPS} fps "
         f"~{BITRATE / 1e6:.1f} Mbit/s {media} ({keyframes}), relay pinned to CPU {RELAY_CPU}, "

@@ -1,7 +1,8 @@
 """Recording every show as fragmented-MP4 HLS, from the encoded frames the relay forwards.
 
-The relay hands each complete H.264 frame and each Opus packet, with its RTP timestamp, to the
-show's :class:`Recorder` (:class:`livesale.media.relay.Source`). Nothing is decoded or encoded:
+The relay hands each complete video frame and each Opus packet, with its RTP timestamp, to the
+show's :class:`Recorder` (:class:`livesale.media.relay.Source`). H.264 and Opus are neither
+decoded nor encoded:
 
 * Timestamps come from the RTP clocks (90 kHz video, 48 kHz Opus), unwrapped, and are rebased
   to the recording's start. Audio and video are aligned by arrival: the first frame of each
@@ -33,8 +34,10 @@ show's :class:`Recorder` (:class:`livesale.media.relay.Source`). Nothing is deco
 * A host who reconnects (a new WHIP session) continues the same recording: the next segment
   carries ``#EXT-X-DISCONTINUITY`` and, as the new encoder's parameters may differ, an init
   segment of its own.
-* Only H.264 is recorded (HLS players take H.264 in fMP4 everywhere, VP8 almost nowhere): a
-  VP8 publisher's show goes on live with one log line saying it is not recorded.
+* HLS players take H.264 in fMP4 everywhere and VP8 almost nowhere, so a publisher that offers
+  only VP8 has its video decoded and encoded again as H.264 for the recording alone
+  (:mod:`livesale.media.transcode`, on a thread of the show's own; its viewers still get the
+  VP8 as sent). A publisher with no video at all is not recorded, with one log line.
 * A write that fails (``ENOSPC`` and any other ``OSError``) stops that show's recording with one
   log line; the show goes on.
 
@@ -63,6 +66,7 @@ from typing import Any
 
 from livesale.media.bitstream import NAL_PPS, NAL_SPS, annexb_nal_units, h264_dimensions
 from livesale.media.fmp4 import AUDIO_CLOCK, VIDEO_CLOCK, MuxError, Sample, VideoParams, mux_segment
+from livesale.media.transcode import Vp8ToH264
 
 log = logging.getLogger("livesale.media")
 
@@ -318,6 +322,9 @@ class Recorder:
         self.marks: list[dict[str, Any]] = []
         self.finished = False
         self._recording = False  # the current publisher's video can be recorded
+        #: A VP8 publisher's frames become H.264 here (for the recording only).
+        self._transcoder: Vp8ToH264 | None = None
+        self._stopping: set[asyncio.Task[None]] = set()  # transcoders of earlier publishers
         self._request_keyframe: Callable[[], None] = lambda: None
         self._start: float | None = None
         #: Wall-clock time of the timeline's zero (``time.time()`` when ``_start`` was).
@@ -425,11 +432,20 @@ class Recorder:
         if self.failed or self.finished:
             return
         self._cut(None)
+        stopping = self._stop_transcoding()
+        if stopping is not None:
+            self._stopping.add(stopping)
+            stopping.add_done_callback(self._stopping.discard)
         self._request_keyframe = request_keyframe
-        self._recording = codec == "h264"
-        if not self._recording:
+        self._recording = codec in ("h264", "vp8")
+        if codec == "vp8":
+            # HLS has no VP8: the recording encodes it again as H.264 (livesale.media.transcode).
+            self._transcoder = Vp8ToH264(self.show_id, self._h264, request_keyframe)
+            self._request_keyframe = self._transcoder.keyframe
+            log.info("show %s: VP8 video is recorded as H.264, encoded again", self.show_id)
+        elif not self._recording:
             log.warning(
-                "show %s: %s is not recorded (recording needs H.264 video)",
+                "show %s: %s is not recorded (recording needs H.264 or VP8 video)",
                 self.show_id,
                 f"{codec.upper()} video" if codec else "audio alone",
             )
@@ -439,12 +455,28 @@ class Recorder:
         self._discontinuity = bool(self.segments)
 
     def video(self, data: bytes, rtp_timestamp: int, keyframe: bool) -> None:
-        """One complete H.264 frame (Annex B; a keyframe carries its SPS and PPS)."""
+        """One complete frame of the publisher's video: H.264 (Annex B; a keyframe carries
+        its SPS and PPS), or VP8, which goes through the transcoder first."""
+        if not self._recording or self.failed or self.finished:
+            return
+        if self._transcoder is not None:
+            self._transcoder.push(data, rtp_timestamp, keyframe, time.monotonic())
+            return
+        self._h264(data, rtp_timestamp, keyframe, time.monotonic())
+
+    def _stop_transcoding(self) -> asyncio.Task[None] | None:
+        """Stop the VP8 publisher's transcoder, if any; the task that ends its thread."""
+        if self._transcoder is None:
+            return None
+        transcoder, self._transcoder = self._transcoder, None
+        return asyncio.get_running_loop().create_task(transcoder.aclose())
+
+    def _h264(self, data: bytes, rtp_timestamp: int, keyframe: bool, now: float) -> None:
+        """One H.264 frame that arrived at ``now`` (``time.monotonic``)."""
         if not self._recording or self.failed or self.finished:
             return
         if self._gated and not keyframe:
             return
-        now = time.monotonic()
         if self._start is None:
             self._start = now - self._earlier
             # Dates never step back, even when the clock did, or the earlier run was fed
@@ -595,6 +627,8 @@ class Recorder:
         the VOD playlist (and close the live one with ``#EXT-X-ENDLIST``)."""
         if self.finished:
             return
+        stopping = self._stop_transcoding()
+        await asyncio.gather(*self._stopping, *([stopping] if stopping else []))
         if not self.failed:
             self._cut(None)
         self.finished = True

@@ -280,6 +280,36 @@ async def test_a_host_who_reconnects_continues_the_recording(
     assert times[-1] - times[0] >= 6.0
 
 
+@pytest.mark.netns
+@pytest.mark.timeout(600)
+async def test_a_publisher_offering_only_vp8_gets_an_h264_replay(
+    loopback_ice: None, server: LiveServer
+) -> None:
+    """Through the real relay: a WHIP publisher that offers VP8 alone is relayed as VP8 and
+    recorded as H.264 HLS, so its show has a replay too."""
+    show = make_show(server)
+    responses: list[httpx.Response] = []
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        publisher = Publisher("vp8")
+        try:
+            await publisher.start(signal(client, f"/whip/{show.id}", show.host, responses))
+            assert "VP8/90000" in responses[-1].text
+            started = time.monotonic()
+            while publisher.video.frames < 30 * 5 and time.monotonic() - started < 120:
+                await asyncio.sleep(0.1)
+        finally:
+            await publisher.close()
+        ended = await client.post(f"/api/shows/{show.id}/end", headers=server.merchant)
+        assert ended.status_code == 200, ended.text
+        replay = await client.get(f"/api/shows/{show.id}/replay")
+        assert replay.status_code == 200, replay.text
+        probe = await ffprobe(f"{server.url}/hls/{show.id}/vod.m3u8")
+    assert {s["codec_name"] for s in probe["streams"] if s["codec_type"] == "video"} == {"h264"}
+    times = [float(p["pts_time"]) for p in probe["packets"] if p["codec_type"] == "video"]
+    assert all(b > a for a, b in zip(times, times[1:], strict=False))
+    assert times[-1] - times[0] >= 2.0
+
+
 # -- the recorder, fed directly ------------------------------------------------------------
 
 
@@ -553,23 +583,72 @@ async def test_a_new_publisher_continues_behind_a_discontinuity(tmp_path: Path) 
     assert all(b > a for a, b in zip(times, times[1:], strict=False))
 
 
-async def test_vp8_is_not_recorded_and_says_so(
+class Vp8Source(H264Source):
+    """The test pattern encoded with libvpx, as a publisher that offers only VP8 sends it."""
+
+    def __init__(self, width: int = 320, height: int = 240) -> None:
+        super().__init__(width, height)
+        self.encoder = av.CodecContext.create("libvpx", "w")
+        self.encoder.width, self.encoder.height = width, height
+        self.encoder.pix_fmt = "yuv420p"
+        self.encoder.time_base = fractions.Fraction(1, 90000)
+        self.encoder.framerate = fractions.Fraction(30, 1)
+        self.encoder.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
+        self.encoder.gop_size = 100_000
+
+
+async def test_a_vp8_publisher_is_recorded_as_h264(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A VP8 publisher's show is not recorded: one warning, no files, no playlist."""
+    """HLS has no VP8: a publisher that offers only VP8 is decoded and encoded again as H.264
+    for the recording, which ffprobe reads as H.264 video with audio, timestamps in order.
+    The recorder's keyframe requests go to its own encoder, never to the publisher."""
     recordings = Recordings(tmp_path, keep_days=0)
     recorder = recordings.recorder("sh_vp8")
     assert recorder is not None
-    with caplog.at_level(logging.WARNING, "livesale.media"):
-        recorder.new_source("vp8", lambda: None)
-    recorder.video(b"\x10\x02\x00\x9d\x01\x2a", 0, True)
-    recorder.audio(b"\xfc", 0)
+    source = Vp8Source()
+    with caplog.at_level(logging.INFO, "livesale.media"):
+        recorder.new_source("vp8", source.request_keyframe)
+    assert "show sh_vp8: VP8 video is recorded as H.264, encoded again" in caplog.messages
+    sounds = opus_packets(6 * 50)
+    for index in range(6 * 30):
+        data, keyframe = source.next()
+        recorder.video(data, 12345 + index * 3000, keyframe)
+        for sound in range(index * 5 // 3, (index + 1) * 5 // 3):
+            recorder.audio(sounds[sound], 777 + sound * 960)
+        # About twice real time: the transcoder's thread keeps up, as on a live show.
+        await asyncio.sleep(1 / 60)
+    await asyncio.sleep(0.5)
     await recordings.ended("sh_vp8")
     await recordings.aclose()
+    assert source.requests == 0  # segments were cut on the transcoder's own keyframes
+    vod = tmp_path / "sh_vp8" / "vod.m3u8"
+    segments = [line for line in vod.read_text().splitlines() if line.startswith("seg-")]
+    assert len(segments) >= 2, vod.read_text()
+    probe = await ffprobe(str(vod))
+    codecs = {s["codec_type"]: s["codec_name"] for s in probe["streams"]}
+    assert codecs == {"video": "h264", "audio": "opus"}, codecs
+    times = [float(p["pts_time"]) for p in probe["packets"] if p["codec_type"] == "video"]
+    assert all(b > a for a, b in zip(times, times[1:], strict=False))
+    assert times[-1] - times[0] >= 4.5
+
+
+async def test_a_publisher_without_video_is_not_recorded_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A publisher sending audio alone: one warning, no files, no playlist."""
+    recordings = Recordings(tmp_path, keep_days=0)
+    recorder = recordings.recorder("sh_mute")
+    assert recorder is not None
+    with caplog.at_level(logging.WARNING, "livesale.media"):
+        recorder.new_source(None, lambda: None)
+    recorder.audio(b"\xfc", 0)
+    await recordings.ended("sh_mute")
+    await recordings.aclose()
     assert [r.getMessage() for r in caplog.records] == [
-        "show sh_vp8: VP8 video is not recorded (recording needs H.264 video)"
+        "show sh_mute: audio alone is not recorded (recording needs H.264 or VP8 video)"
     ]
-    assert not (tmp_path / "sh_vp8").exists()
+    assert not (tmp_path / "sh_mute").exists()
 
 
 def test_recorders_only_exist_for_show_ids_that_are_directory_names(tmp_path: Path) -> None:
