@@ -13,6 +13,8 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import httpx
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -25,7 +27,8 @@ from livesale import api_keys, catalogue, http, media, openapi, orders, pages, r
 from livesale import services as svc
 from livesale.config import Settings
 from livesale.errors import Forbidden, LivesaleError, Unauthorized, Unavailable
-from livesale.metrics import Metrics, MetricsMiddleware
+from livesale.metrics import Metrics, MetricsMiddleware, merge_workers
+from livesale.workers import WORKER_HEADER
 
 log = logging.getLogger("livesale")
 
@@ -68,7 +71,33 @@ async def metrics(request: Request) -> Response:
             raise Unauthorized("/metrics needs Authorization: Bearer <the metrics token>")
         if not hmac.compare_digest(given.encode(), wanted.encode()):
             raise Forbidden("wrong metrics token")
-    return services.metrics.render(request)
+    settings = services.settings
+    if settings.workers == 1 or _from_worker(request, settings):
+        return services.metrics.render(request)
+    # serve --workers: a scrape lands on any worker, which answers for all of them.
+    own = services.metrics.render(request).body
+    texts = {settings.worker: bytes(own).decode()}
+    headers = {WORKER_HEADER: settings.worker_secret}
+    if "authorization" in request.headers:
+        headers["authorization"] = request.headers["authorization"]
+    for worker in range(settings.workers):
+        if worker == settings.worker:
+            continue
+        transport = httpx.AsyncHTTPTransport(uds=str(settings.worker_socket(worker)))
+        try:
+            async with httpx.AsyncClient(transport=transport, timeout=5) as peer:
+                answer = await peer.get("http://localhost/metrics", headers=headers)
+            if answer.status_code == 200:
+                texts[worker] = answer.text
+        except httpx.TransportError as exc:
+            log.warning("worker %d's metrics cannot be read: %s", worker, exc)
+    return Response(merge_workers(texts), media_type=CONTENT_TYPE_LATEST)
+
+
+def _from_worker(request: Request, settings: Settings) -> bool:
+    """True for a request another worker of this run sent (it carries the run's secret)."""
+    secret = request.headers.get(WORKER_HEADER, "")
+    return bool(secret) and hmac.compare_digest(secret, settings.worker_secret)
 
 
 def create_app(settings: Settings, services: svc.Services | None = None) -> Starlette:

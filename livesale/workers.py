@@ -49,6 +49,9 @@ MAX_QUICK_DEATHS = 5
 STOP_SECONDS = 20.0
 #: Connections waiting to be accepted, per worker.
 BACKLOG = 2048
+#: Marks a request one worker sends another (forwarded signalling, a metrics scrape): the
+#: run's secret, which no client knows.
+WORKER_HEADER = "x-livesale-worker"
 #: prctl(2)'s PR_SET_PDEATHSIG.
 _PR_SET_PDEATHSIG = 1
 

@@ -38,6 +38,7 @@ from starlette.responses import Response
 
 from livesale import background, keys
 from livesale.config import Settings
+from livesale.workers import WORKER_HEADER
 
 log = logging.getLogger("livesale.media")
 
@@ -45,8 +46,6 @@ log = logging.getLogger("livesale.media")
 ORIGIN_TTL_MS = 15_000
 #: How often an origin says again that it holds its shows' publishers.
 REFRESH_SECONDS = 5.0
-#: Marks a request one worker forwards to another: the run's secret.
-WORKER_HEADER = "x-livesale-worker"
 #: The client's address key, as the forwarding worker found it.
 CLIENT_HEADER = "x-livesale-client"
 #: The request headers a forwarded WHIP/WHEP request keeps.

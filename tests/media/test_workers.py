@@ -172,6 +172,19 @@ async def test_a_feature_on_one_worker_reaches_the_room_of_the_other(workers: Wo
             await asyncio.sleep(0.2)
     assert "starting it again" in workers.server.output()
 
+    # A scrape on either worker answers for both, each sample with its worker.
+    async with workers.client(1) as one:
+        scraped = await one.get("/metrics")
+    assert scraped.status_code == 200, scraped.text
+    routes = [
+        line
+        for line in scraped.text.splitlines()
+        if line.startswith("livesale_http_requests_total{") and 'route="/healthz"' in line
+    ]
+    assert any('worker="0"' in line for line in routes), routes
+    assert any('worker="1"' in line for line in routes), routes
+    assert scraped.text.count("# TYPE livesale_http_requests_total counter") <= 1
+
 
 async def test_a_viewer_on_the_other_worker_gets_the_video(
     workers: Workers, loopback_ice: None
