@@ -20,6 +20,7 @@ from livesale.config import Settings
 from tests.conftest import LiveServer
 from tests.e2e.i18n_check import english_left
 from tests.e2e.test_show_flow import DEADLINE, screenshot, wait_for_video
+from tests.e2e.viewer import pay_with_test_card
 
 pytestmark = [pytest.mark.netns, pytest.mark.e2e, pytest.mark.timeout(900)]
 expect.set_options(timeout=DEADLINE * 1000)
@@ -246,12 +247,7 @@ async def test_product_sheet_checkout_and_one_tap_repeat(
     assert top >= PHONE["height"] * 0.3, f"checkout covers the video (top at {top}px)"
     await screenshot(page, "watch-checkout", PHONE)
     assert await page.evaluate(SMALL_TARGETS) == []
-    await checkout.get_by_label("Name").fill("Ava Berg")
-    await checkout.get_by_label("Email").fill("ava@example.com")
-    await checkout.get_by_label("Address").fill("1 Harbour Street\nMalmö")
-    await checkout.get_by_role("radio", name="Test card (no real money)").check()
-    await checkout.get_by_label("Test card token").fill("tok_visa")
-    await checkout.get_by_role("button", name="Pay €79.80").click()
+    await pay_with_test_card(checkout, "€79.80")
     confirmation = page.locator("#confirm-dialog")
     await expect(confirmation).to_be_visible()
     await confirmation.get_by_role("button", name="Keep watching").click()

@@ -16,6 +16,7 @@ from livesale.config import Settings
 from tests.conftest import LiveServer
 from tests.e2e.test_phone import PHONE, feature, go_live, new_show, phone
 from tests.e2e.test_show_flow import DEADLINE, screenshot
+from tests.e2e.viewer import pay_with_test_card
 
 pytestmark = [pytest.mark.netns, pytest.mark.e2e, pytest.mark.timeout(600)]
 expect.set_options(timeout=DEADLINE * 1000)
@@ -80,12 +81,7 @@ async def test_the_replay_plays_with_chapters_to_jump_to(
     checkout = page.locator("#checkout-dialog")
     await expect(checkout).to_be_visible()
     await expect(checkout.locator("#pay")).to_be_enabled()
-    await checkout.get_by_label("Name").fill("Ava Berg")
-    await checkout.get_by_label("Email").fill("ava@example.com")
-    await checkout.get_by_label("Address").fill("1 Harbour Street\nMalmö")
-    await checkout.get_by_role("radio", name="Test card (no real money)").check()
-    await checkout.get_by_label("Test card token").fill("tok_visa")
-    await checkout.get_by_role("button", name="Pay €39.90").click()
+    await pay_with_test_card(checkout, "€39.90")
     await expect(page.locator("#confirm-dialog")).to_be_visible()
     await screenshot(page, "watch-replay-bought", PHONE)
     with shop.client(headers=shop.merchant) as merchant:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from playwright.async_api import Page, expect
+from playwright.async_api import Locator, Page, expect
 
 #: The page's room has a viewer token (a watcher's socket has none).
 SIGNED_IN = "() => window.livesale.room.state.you?.role === 'viewer'"
@@ -47,6 +47,17 @@ async def join(page: Page, url: str, nickname: str, items: int) -> None:
     await expect(page.locator("#nickname-dialog")).to_be_hidden()
     await sign_in(page, nickname)
     await open_lineup(page)
+
+
+async def pay_with_test_card(checkout: Locator, amount: str) -> None:
+    """Fill in Ava Berg's shipping details in the open checkout and pay ``amount`` (its
+    words on the button, "€39.90") with the test card."""
+    await checkout.get_by_label("Name").fill("Ava Berg")
+    await checkout.get_by_label("Email").fill("ava@example.com")
+    await checkout.get_by_label("Address").fill("1 Harbour Street\nMalmö")
+    await checkout.get_by_role("radio", name="Test card (no real money)").check()
+    await checkout.get_by_label("Test card token").fill("tok_visa")
+    await checkout.get_by_role("button", name=f"Pay {amount}").click()
 
 
 def buy_by_api(

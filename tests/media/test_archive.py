@@ -3,38 +3,20 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from livesale.config import Settings
-from livesale.media.recording import Recordings
 from tests.conftest import LiveServer
-from tests.media.test_recording import H264Source, feed
+from tests.media.test_recording import recorded_show
 from tests.test_cli import Cli
 
 
 @pytest.fixture
 def settings(settings: Settings, tmp_path: Path) -> Settings:
     return replace(settings, media_dir=tmp_path / "media")
-
-
-def record(settings: Settings, show_id: str, seconds: float) -> None:
-    """``seconds`` of the show recorded into the server's media directory, ended."""
-
-    async def run() -> None:
-        recordings = Recordings(settings.recordings_dir, keep_days=0)
-        recorder = recordings.recorder(show_id)
-        assert recorder is not None
-        source = H264Source()
-        recorder.new_source("h264", source.request_keyframe)
-        await feed(recorder, source, seconds)
-        await recordings.ended(show_id)
-        await recordings.aclose()
-
-    asyncio.run(run())
 
 
 def test_the_merchant_sees_and_deletes_a_recording(
@@ -48,7 +30,7 @@ def test_the_merchant_sees_and_deletes_a_recording(
         show_id = show["id"]
         assert merchant.get(f"/api/shows/{show_id}/recording").status_code == 404
         assert merchant.post(f"/api/shows/{show_id}/start").status_code == 200
-        record(server.settings, show_id, 6.0)
+        recorded_show(server.settings, show_id, 6.0)
         refused = merchant.delete(f"/api/shows/{show_id}/recording")
         assert refused.status_code == 409, refused.text
         assert merchant.post(f"/api/shows/{show_id}/end").status_code == 200

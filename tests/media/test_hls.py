@@ -3,7 +3,6 @@ recorder did not write."""
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import threading
 from pathlib import Path
@@ -11,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from livesale.config import Settings
-from livesale.media.recording import Recordings, _write
+from livesale.media.recording import _write
 from tests.conftest import LiveServer
-from tests.media.test_recording import H264Source, feed
+from tests.media.test_recording import recorded_show
 from tests.raw_http import split_head
 
 SHOW = "sh_recorded"
@@ -34,17 +33,7 @@ def settings(tmp_path: Path, redis_url: str) -> Settings:
 def recorded(settings: Settings) -> Path:
     """5 s of a show recorded by the recorder into the media directory, ended."""
 
-    async def record() -> None:
-        recordings = Recordings(settings.recordings_dir, keep_days=0)
-        recorder = recordings.recorder(SHOW)
-        assert recorder is not None
-        source = H264Source()
-        recorder.new_source("h264", source.request_keyframe)
-        await feed(recorder, source, 5.0)
-        await recordings.ended(SHOW)
-        await recordings.aclose()
-
-    asyncio.run(record())
+    recorded_show(settings, SHOW, 5.0)
     return settings.recordings_dir / SHOW
 
 

@@ -23,7 +23,7 @@ import pytest
 import websockets
 
 from livesale.cli import main
-from livesale.config import in_ci
+from livesale.config import Settings, in_ci
 from livesale.media import recording
 from livesale.media.hls import chapters
 from livesale.media.recording import FILE_NAME, Recorder, Recordings, playlist, prune
@@ -383,6 +383,18 @@ async def record(
     recorder.new_source("h264", source.request_keyframe)
     await feed(recorder, source, seconds)
     return recorder, source
+
+
+def recorded_show(settings: Settings, show_id: str, seconds: float) -> None:
+    """``seconds`` of the show recorded into the server's media directory, ended."""
+
+    async def run() -> None:
+        recordings = Recordings(settings.recordings_dir, keep_days=0)
+        await record(recordings, show_id, seconds)
+        await recordings.ended(show_id)
+        await recordings.aclose()
+
+    asyncio.run(run())
 
 
 def test_a_playlist_lists_every_segment_with_its_init_and_discontinuities() -> None:

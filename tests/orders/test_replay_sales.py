@@ -11,7 +11,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import redis
 from websockets.sync.client import connect
@@ -20,6 +19,7 @@ from livesale import keys
 from livesale.config import Settings
 from tests.conftest import LiveServer
 from tests.orders.conftest import Receiver, Shop, checkout_body, wait_for
+from tests.orders.test_parcels import mine
 from tests.room.conftest import ws_url
 from tests.test_cli import Cli
 
@@ -34,15 +34,6 @@ def viewer(shop: Shop, nickname: str) -> tuple[dict[str, str], str, str]:
     """A new viewer's ``Authorization`` header, token and id."""
     made = shop.ok(shop.client.post("/api/viewers", json={"nickname": nickname}), 201)
     return {"Authorization": f"Bearer {made['token']}"}, made["token"], made["viewer_id"]
-
-
-def mine(shop: Shop, token: str) -> list[dict[str, Any]]:
-    answer = httpx.get(
-        f"{shop.url}/api/me/orders", headers={"Authorization": f"Bearer {token}"}, timeout=30
-    )
-    assert answer.status_code == 200, answer.text
-    found: list[dict[str, Any]] = answer.json()
-    return found
 
 
 def first_batch(shop: Shop, show: str) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -439,18 +440,26 @@ async def test_show_end_reaches_room_and_closes_actions(
 ) -> None:
     """Ending the show sends ``show``; then chat and requests are refused. Its replay sells
     (the default), so no close of sales is announced: holds run their own time."""
+    ended, event = await end_in_sight(server, show, connect)
+    assert event["state"] == "ended"
+    assert event["replay_sales"] is ended.json()["replay_sales"] is True
+    assert event["sales_close_at"] is ended.json()["sales_close_at"] is None
+    ann = await connect(show, new_viewer(server.url, "bo")[1])
+    await ann.send(type="chat", text="bye")
+    assert (await ann.expect("error"))["code"] == "show_ended"
+
+
+async def end_in_sight(
+    server: LiveServer, show: ShowSetup, connect: Connect
+) -> tuple[httpx.Response, dict[str, Any]]:
+    """The host ends ``show`` while a viewer watches: the answer, and the viewer's ``show``."""
     ann = await connect(show, new_viewer(server.url, "ann")[1])
     ended = httpx.post(
         f"{server.url}/api/shows/{show.id}/end",
         headers={"Authorization": f"Bearer {show.host_token}"},
     )
     assert ended.status_code == 200
-    event = await ann.expect("show")
-    assert event["state"] == "ended"
-    assert event["replay_sales"] is ended.json()["replay_sales"] is True
-    assert event["sales_close_at"] is ended.json()["sales_close_at"] is None
-    await ann.send(type="chat", text="bye")
-    assert (await ann.expect("error"))["code"] == "show_ended"
+    return ended, await ann.expect("show")
 
 
 async def test_a_show_sold_only_live_announces_when_its_sales_close(
@@ -458,13 +467,7 @@ async def test_a_show_sold_only_live_announces_when_its_sales_close(
 ) -> None:
     """Without replay sales the end tells the room when live holds stop checking out."""
     show = make_show(server.url, server.api_key, replay_sales=False)
-    ann = await connect(show, new_viewer(server.url, "ann")[1])
-    ended = httpx.post(
-        f"{server.url}/api/shows/{show.id}/end",
-        headers={"Authorization": f"Bearer {show.host_token}"},
-    )
-    assert ended.status_code == 200
-    event = await ann.expect("show")
+    ended, event = await end_in_sight(server, show, connect)
     assert event["state"] == "ended" and event["replay_sales"] is False
     # The page's hold countdown ends at the show's end plus the grace period, at the latest.
     close_at = ended.json()["ended_at"] + server.settings.grace_seconds
