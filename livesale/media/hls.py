@@ -47,8 +47,11 @@ _TYPES = {".m3u8": PLAYLIST, ".mp4": "video/mp4", ".m4s": "video/iso.segment"}
 
 
 def _not_found(detail: str) -> Response:
+    """A ``404`` problem a cache keeps for as long as a live playlist: players poll the live
+    playlist before the first segment is written, and a CDN in front answers those polls."""
     response = http.problem_response(errors.NotFound(detail))
     response.headers["Access-Control-Allow-Origin"] = "*"
+    response.headers["Cache-Control"] = LIVE_CACHE
     return response
 
 

@@ -106,6 +106,8 @@ def test_unknown_shows_files_and_traversal_get_404_problems(
             assert response.headers["content-type"] == "application/problem+json", path
             assert response.json()["status"] == 404
             assert response.headers["access-control-allow-origin"] == "*", path
+            # A CDN keeps it as briefly as a live playlist (polls before the first segment).
+            assert response.headers["cache-control"] == "public, max-age=1", path
         refused = http.post(f"/hls/{SHOW}/index.m3u8")
         assert refused.status_code == 405
         assert refused.headers["access-control-allow-origin"] == "*"

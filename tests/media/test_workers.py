@@ -58,6 +58,15 @@ class Workers:
         assert snapshot["type"] == "snapshot", snapshot
         return ws
 
+    def stop(self, sig: int) -> None:
+        """Signal the supervisor: it ends with 0, and no worker is left."""
+        assert self.server.proc is not None
+        if self.server.proc.poll() is not None:
+            return
+        pids = self.pids()
+        assert self.server.stop(sig) == 0, self.server.output()
+        assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()], self.server.output()
+
     def pids(self) -> list[int]:
         """The worker processes' ids (the supervisor's children that serve)."""
         assert self.server.proc is not None
@@ -91,10 +100,8 @@ def workers(spawn: Any, tmp_path: Path) -> Iterator[Workers]:
         assert time.monotonic() < deadline, server.output()
         time.sleep(0.1)
     yield run
-    pids = run.pids()
     # SIGTERM to the supervisor stops every worker gracefully, then itself with 0.
-    assert server.stop() == 0, server.output()
-    assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()], server.output()
+    run.stop(signal.SIGTERM)
 
 
 def make_show(run: Workers) -> tuple[str, str]:
@@ -184,6 +191,9 @@ async def test_a_feature_on_one_worker_reaches_the_room_of_the_other(workers: Wo
     assert any('worker="0"' in line for line in routes), routes
     assert any('worker="1"' in line for line in routes), routes
     assert scraped.text.count("# TYPE livesale_http_requests_total counter") <= 1
+    # Ctrl-C reaches the supervisor alone (the workers have their own process group), which
+    # stops them all.
+    workers.stop(signal.SIGINT)
 
 
 async def test_a_viewer_on_the_other_worker_gets_the_video(
