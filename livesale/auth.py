@@ -6,13 +6,12 @@ is ``403``. Never a silent success.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 
 import msgspec
 from starlette.requests import Request
 
-from livesale.db import Database
+from livesale.db import Database, Row
 from livesale.errors import Forbidden, NotFound, Unauthorized
 from livesale.http import bearer_token
 from livesale.ids import TokenSigner, ViewerClaims, hash_secret, new_id, new_secret
@@ -42,7 +41,7 @@ class KeyCreated(msgspec.Struct, frozen=True):
     key: str
 
 
-def _key_out(row: sqlite3.Row) -> KeyOut:
+def _key_out(row: Row) -> KeyOut:
     return KeyOut(
         id=row["id"],
         label=row["label"],

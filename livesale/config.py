@@ -51,6 +51,9 @@ class Settings:
     data_dir: Path = DEFAULT_DATA_DIR
     #: ``None`` means the embedded Redis on a unix socket under ``data_dir``.
     redis_url: str | None = None
+    #: The store of record: empty for the SQLite file under ``data_dir``, ``sqlite:///PATH``
+    #: or ``postgresql://...`` (never printed or logged: it may carry a password).
+    database_url: str = field(default="", repr=False)
     #: Public base URL printed in links; derived from host and port when empty.
     public_url: str = ""
     demo: bool = False
@@ -231,6 +234,12 @@ class Settings:
     @property
     def db_path(self) -> Path:
         return self.data_dir / "livesale.db"
+
+    @property
+    def database(self) -> Path | str:
+        """What :func:`livesale.db.open_database` opens: ``database_url``, else the SQLite file
+        under ``data_dir``."""
+        return self.database_url or self.db_path
 
     @property
     def embedded_redis(self) -> bool:

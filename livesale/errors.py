@@ -28,11 +28,12 @@
     │   ├── WebhookNotHttps            422 webhook-not-https
     │   └── WebhookNotPublic           422 webhook-not-public
     ├── Unavailable                    503 unavailable
-    └── StoreError                     500 store          (Redis/SQLite failure, translated)
+    └── StoreError                     500 store          (Redis/SQL failure, translated)
+        └── IntegrityFailed            500 store          (a constraint refused a write)
 
 HTTP maps them to RFC 9457 problem objects in one place (:func:`livesale.http.problem_response`);
 the store layers translate Redis errors at their boundary with :func:`map_redis_errors` and
-SQLite's in :mod:`livesale.db`, both as ``StoreError`` raised ``from`` the original.
+SQLite's and PostgreSQL's in :mod:`livesale.db`, all as ``StoreError`` raised ``from`` the original.
 """
 
 from __future__ import annotations
@@ -176,6 +177,10 @@ class Unavailable(LivesaleError):
 
 class StoreError(LivesaleError):
     status, slug, title = 500, "store", "Storage failure"
+
+
+class IntegrityFailed(StoreError):
+    """A constraint of the schema (unique, check, foreign key) refused a write."""
 
 
 class ConfigError(LivesaleError):

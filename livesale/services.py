@@ -1,6 +1,6 @@
 """The running server's shared parts, built once at start-up and used by every endpoint.
 
-:class:`Services` holds what every domain needs (settings, SQLite, Redis, the Lua scripts, the
+:class:`Services` holds what every domain needs (settings, the database, Redis, the Lua scripts, the
 token signer, API keys, metrics). Each domain's own part is put in with a typed
 :class:`Part` key that the domain declares (``livesale.catalogue.CATALOGUE`` and so on), like
 aiohttp's ``AppKey``: this module knows no domain, and ``services.get(CATALOGUE)`` is typed.
@@ -18,7 +18,7 @@ from starlette.requests import HTTPConnection
 
 from livesale.auth import ApiKeys
 from livesale.config import Settings
-from livesale.db import Database
+from livesale.db import Database, open_database
 from livesale.errors import ConfigError, Unavailable
 from livesale.ids import TokenSigner
 from livesale.lua import Scripts
@@ -105,7 +105,7 @@ async def _signing_secret(db: Database) -> bytes:
     """The secret that signs viewer tokens, shared by every process on this data directory."""
     async with db.transaction() as conn:
         await conn.execute(
-            "INSERT OR IGNORE INTO settings (key, value) VALUES ('signing_secret', ?)",
+            "INSERT INTO settings (key, value) VALUES ('signing_secret', ?) ON CONFLICT DO NOTHING",
             (secrets.token_hex(32),),
         )
         cur = await conn.execute("SELECT value FROM settings WHERE key = 'signing_secret'")
@@ -115,13 +115,13 @@ async def _signing_secret(db: Database) -> bytes:
 
 
 async def build(settings: Settings, metrics: Metrics | None = None) -> Services:
-    """Connect to Redis and SQLite (applying migrations) and build the shared parts; the
-    domains' parts are added by ``livesale.app.assemble``."""
+    """Connect to Redis and the store of record (applying migrations) and build the shared
+    parts; the domains' parts are added by ``livesale.app.assemble``."""
     if settings.redis_url is None:
         raise ConfigError("no Redis URL: start the embedded Redis first (livesale serve does)")
     redis = await connect_redis(settings.redis_url)
     try:
-        db = await Database.open(settings.db_path)
+        db = await open_database(settings.database)
     except BaseException:
         await redis.aclose()
         raise

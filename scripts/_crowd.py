@@ -59,6 +59,34 @@ def serve(data: Path, *options: str) -> tuple[subprocess.Popen[bytes], str]:
         time.sleep(0.1)
 
 
+#: ``--store`` of the benchmarks that measure the store of record.
+STORES = ("sqlite", "postgres", "both")
+
+
+@contextlib.contextmanager
+def stores(choice: str, database_url: str = "") -> Iterator[list[tuple[str, str]]]:
+    """The stores a benchmark runs on, as ``(name, --database-url)``: SQLite (an empty URL,
+    the data directory's file) and/or PostgreSQL, ``database_url`` or else a database of a
+    throw-away cluster with PostgreSQL's own durable defaults (fsync on), stopped at the end."""
+    wanted = ("sqlite", "postgres") if choice == "both" else (choice,)
+    if "postgres" not in wanted or database_url:
+        yield [(name, database_url if name == "postgres" else "") for name in wanted]
+        return
+    root = str(Path(__file__).resolve().parent.parent)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from tests.postgres import Cluster, binaries
+
+    bindir = binaries()
+    if bindir is None:
+        raise SystemExit("PostgreSQL's server binaries are missing (apt-get install postgresql)")
+    cluster = Cluster(bindir, durable=True).start()
+    try:
+        yield [(name, cluster.database() if name == "postgres" else "") for name in wanted]
+    finally:
+        cluster.stop()
+
+
 @contextlib.contextmanager
 def serving(*options: str) -> Iterator[tuple[str, str, Path]]:
     """:func:`serve` on a fresh data directory with :data:`OPEN_LIMITS`: its URL, the merchant

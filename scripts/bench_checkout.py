@@ -13,7 +13,11 @@ The same-run baseline is those four Stripe calls made directly with the ``stripe
 one checkout's worth after another, so the figure for ``stripe`` reads as Stripe's own time
 plus livesale's.
 
-    python scripts/bench_checkout.py --buyers 200
+Every order is written to the store of record before the provider is called and again at each
+step, so ``--store both`` (the default) runs it all on SQLite and then on PostgreSQL
+(``--database-url``, or a throw-away cluster with PostgreSQL's durable defaults).
+
+    python scripts/bench_checkout.py --buyers 200 [--store sqlite|postgres|both]
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from typing import Any
 
 import httpx
 import stripe
-from _crowd import OPEN_LIMITS, holds, serve
+from _crowd import OPEN_LIMITS, STORES, holds, serve, stores
 from _stats import summary
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -127,19 +131,29 @@ async def baseline(emulator: LocalStripe, n: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--buyers", type=int, default=200)
+    parser.add_argument("--store", choices=STORES, default="both", help="store of record")
+    parser.add_argument(
+        "--database-url", default="", help="an empty PostgreSQL database (default: throw-away)"
+    )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    print(f"{args.buyers} buyers, one unit each, on {os.cpu_count()} cores")
+    with tempfile.TemporaryDirectory() as tmp, stores(args.store, args.database_url) as chosen:
         emulator = LocalStripe(Path(tmp) / "stripe.pickle").start()
-        proc, url = serve(Path(tmp) / "data", *emulator.serve_args("test"), *OPEN_LIMITS)
         try:
-            key = merchant_key(Path(tmp) / "data")
-            print(f"{args.buyers} buyers, one unit each, on {os.cpu_count()} cores")
-            asyncio.run(run("test", url, key, emulator, args.buyers))
-            asyncio.run(run("stripe", url, key, emulator, args.buyers))
+            for name, database_url in chosen:
+                data = Path(tmp) / f"data-{name}"
+                on_store = ["--database-url", database_url] if database_url else []
+                proc, url = serve(data, *emulator.serve_args("test"), *OPEN_LIMITS, *on_store)
+                try:
+                    print(f"--- store: {name}")
+                    key = merchant_key(data)
+                    asyncio.run(run("test", url, key, emulator, args.buyers))
+                    asyncio.run(run("stripe", url, key, emulator, args.buyers))
+                finally:
+                    proc.terminate()
+                    proc.wait(30)
             asyncio.run(baseline(emulator, args.buyers))
         finally:
-            proc.terminate()
-            proc.wait(30)
             emulator.stop()
     return 0
 

@@ -1,5 +1,11 @@
-"""Real parts for every test: the embedded Redis, SQLite files in ``tmp_path``, and a real
-uvicorn server on a pre-bound ``127.0.0.1:0`` socket running in its own thread and event loop."""
+"""Real parts for every test: the embedded Redis, SQLite files in ``tmp_path`` (or a database
+of a throw-away PostgreSQL cluster), and a real uvicorn server on a pre-bound ``127.0.0.1:0``
+socket running in its own thread and event loop.
+
+The suites of the store of record (``tests/orders``, ``tests/catalogue``, ``tests/shows``,
+``tests/test_db.py``, ``tests/test_cli_orders.py``) run every test that takes ``settings`` (or
+``store``) twice, ``[sqlite]`` and ``[postgres]``; a test marked ``sqlite_only`` runs on SQLite
+alone and says why in its docstring."""
 
 from __future__ import annotations
 
@@ -24,14 +30,19 @@ import uvicorn
 
 from livesale.app import create_app
 from livesale.auth import ApiKeys
-from livesale.config import RATE_LIMITS, Settings
-from livesale.db import Database
+from livesale.config import RATE_LIMITS, Settings, in_ci
+from livesale.db import open_database
 from livesale.embedded_redis import EmbeddedRedis
 from livesale.server import uvicorn_config
 from tests.localstripe import PUBLISHABLE_KEY as STRIPE_PUBLISHABLE_KEY
 from tests.localstripe import SECRET_KEY as STRIPE_SECRET_KEY
 from tests.localstripe import WEBHOOK_SECRET as STRIPE_WEBHOOK_SECRET
 from tests.localstripe import LocalStripe
+from tests.postgres import Cluster, binaries
+
+#: The suites that run on both stores of record.
+BOTH_STORES = ("orders", "catalogue", "shows", "test_db.py", "test_cli_orders.py")
+STORES = ("sqlite", "postgres")
 
 #: Settings for a crowd that all comes from 127.0.0.1: no address cap, no default per-buyer
 #: limit, rate limits far above what a test sends.
@@ -81,11 +92,62 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     client.close()
 
 
-def create_key(data_dir: Path, label: str = "test") -> str:
-    """A merchant API key made directly on the data directory, like ``livesale keys create``."""
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """The suites of :data:`BOTH_STORES` run on SQLite and PostgreSQL."""
+    if "store" not in metafunc.fixturenames:
+        return
+    where = Path(metafunc.definition.path).relative_to(Path(__file__).parent).parts
+    if where[0] not in BOTH_STORES:
+        return
+    stores = STORES
+    if metafunc.definition.get_closest_marker("sqlite_only") is not None:
+        stores = ("sqlite",)
+    metafunc.parametrize("store", stores, indirect=True)
+
+
+@pytest.fixture
+def store(request: pytest.FixtureRequest) -> str:
+    """The store of record this test runs on: ``sqlite`` unless its suite runs on both."""
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Cluster]:
+    """One throw-away PostgreSQL cluster for the session (each test gets its own database).
+
+    Without PostgreSQL's server binaries the ``[postgres]`` tests skip, except in CI, where
+    they fail (scripts/test installs Debian's ``postgresql``)."""
+    bindir = binaries()
+    if bindir is None:
+        message = "PostgreSQL's server binaries are not installed (apt-get install postgresql)"
+        if in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+    cluster = Cluster(bindir).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def database_url(store: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """The ``database_url`` setting of this test: empty for SQLite (the file under the data
+    directory), a fresh migrated PostgreSQL database otherwise."""
+    if store == "sqlite":
+        yield ""
+        return
+    cluster: Cluster = request.getfixturevalue("postgres_cluster")
+    url = cluster.database()
+    yield url
+    cluster.drop(url)
+
+
+def create_key(database: Path | str, label: str = "test") -> str:
+    """A merchant API key made directly on the store, like ``livesale keys create``:
+    ``database`` is a data directory (its SQLite file) or a database URL."""
 
     async def make() -> str:
-        db = await Database.open(data_dir / "livesale.db")
+        where = database / "livesale.db" if isinstance(database, Path) else database
+        db = await open_database(where)
         try:
             return await ApiKeys(db).create(label)
         finally:
@@ -151,7 +213,7 @@ class LiveServer:
                 raise RuntimeError("server did not start within 20 s")
             time.sleep(0.01)
         if not self.api_key:
-            self.api_key = create_key(self.settings.data_dir)
+            self.api_key = create_key(self.settings.database_url or self.settings.data_dir)
         return self
 
     def stop(self) -> None:
@@ -179,7 +241,7 @@ class LiveServer:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, redis_url: str) -> Settings:
+def settings(tmp_path: Path, redis_url: str, database_url: str) -> Settings:
     # The test provider is on, as a shop trying livesale out would turn it on; the tests of
     # the payment settings start servers without it. Crowds in tests come from one address
     # (127.0.0.1), so the per-address limits and caps are off here (ONE_ADDRESS): the tests of
@@ -187,6 +249,7 @@ def settings(tmp_path: Path, redis_url: str) -> Settings:
     return Settings(
         data_dir=tmp_path / "data",
         redis_url=redis_url,
+        database_url=database_url,
         hold_seconds=300,
         payments=("test", "manual"),
         **ONE_ADDRESS,

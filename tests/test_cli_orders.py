@@ -34,7 +34,7 @@ def settings(settings: Settings) -> Settings:
 
 @pytest.fixture
 def shop(server: LiveServer) -> Iterator[Shop]:
-    s = Shop(server.url, server.api_key, server.settings.data_dir)
+    s = Shop.of(server)
     yield s
     s.close()
 

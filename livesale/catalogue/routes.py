@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated
 
-import aiosqlite
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
@@ -25,6 +24,7 @@ from livesale.catalogue.messages import (
     StockSet,
 )
 from livesale.catalogue.store import Change
+from livesale.db import Connection
 from livesale.errors import LivesaleError, StockConflict, ValidationFailed
 from livesale.http import endpoint, json_response, read_body
 from livesale.values import StockLevel
@@ -56,7 +56,7 @@ async def save_products(services: svc.Services, actor: str, items: Sequence[Prod
                 bad.append(RowError(index, item.sku, exc.detail))
         raise _bad_rows(bad)
 
-    async def write(conn: aiosqlite.Connection) -> None:
+    async def write(conn: Connection) -> None:
         await catalogue.products.upsert(conn, items)
 
     def refuse(rows: list[tuple[int, StockConflict]]) -> LivesaleError:

@@ -10,20 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiosqlite
 import msgspec
 import redis.asyncio as aioredis
 
 from livesale import keys
 from livesale.catalogue import state
 from livesale.catalogue.messages import LedgerEntry, Product, ProductIn
-from livesale.db import Database
+from livesale.db import Connection, Database, Row
 from livesale.errors import (
     LivesaleError,
     NotFound,
@@ -47,7 +45,16 @@ BUSY_SECONDS = 10.0
 _CHUNK = 500
 
 
-def _product(row: sqlite3.Row) -> Product:
+#: On-hand counts of a JSON list of SKUs, per engine (the one statement they spell apart).
+_ON_HAND = {
+    "sqlite": "SELECT p.sku, p.on_hand FROM json_each(?) AS j JOIN products AS p"
+    " ON p.sku = j.value",
+    "postgresql": "SELECT p.sku, p.on_hand FROM json_array_elements_text(?::json) AS j(value)"
+    " JOIN products AS p ON p.sku = j.value",
+}
+
+
+def _product(row: Row) -> Product:
     return Product(
         sku=row["sku"],
         title=row["title"],
@@ -57,13 +64,11 @@ def _product(row: sqlite3.Row) -> Product:
     )
 
 
-async def _on_hand(conn: aiosqlite.Connection, skus: Sequence[str]) -> dict[str, int]:
-    """SQLite's on-hand count of each of ``skus``, in their order; :class:`NotFound` for an
-    unknown one. One statement however many there are (the SKUs go in as one JSON list)."""
-    cur = await conn.execute(
-        "SELECT p.sku, p.on_hand FROM json_each(?) AS j JOIN products AS p ON p.sku = j.value",
-        (msgspec.json.encode(list(skus)).decode(),),
-    )
+async def _on_hand(conn: Connection, skus: Sequence[str]) -> dict[str, int]:
+    """The stored on-hand count of each of ``skus``, in their order; :class:`NotFound` for
+    an unknown one. One statement however many there are (the SKUs go in as one JSON list,
+    which each engine unpacks with its own JSON function)."""
+    cur = await conn.execute(_ON_HAND[conn.dialect], (msgspec.json.encode(list(skus)).decode(),))
     found = {r[0]: int(r[1]) for r in await cur.fetchall()}
     missing = [sku for sku in skus if sku not in found]
     if missing:
@@ -72,7 +77,7 @@ async def _on_hand(conn: aiosqlite.Connection, skus: Sequence[str]) -> dict[str,
 
 
 async def _record(
-    conn: aiosqlite.Connection, rows: list[tuple[str, int, int]], actor: str, reason: str
+    conn: Connection, rows: list[tuple[str, int, int]], actor: str, reason: str
 ) -> None:
     """The ledger row and the new on-hand of every (SKU, count, count before) of a change."""
     now = time.time()
@@ -86,8 +91,8 @@ async def _record(
             "UPDATE products SET on_hand = ?, updated_at = ? WHERE sku = ?",
             [(n, now, sku) for sku, n, _ in rows],
         )
-    except sqlite3.Error as exc:
-        raise StoreError(f"cannot record the stock change: {exc}") from exc
+    except StoreError as exc:
+        raise StoreError(f"cannot record the stock change: {exc.detail}") from exc
 
 
 class ProductStore:
@@ -106,7 +111,7 @@ class ProductStore:
         rows = await self.db.fetchall("SELECT * FROM products ORDER BY sku")
         return [_product(r) for r in rows]
 
-    async def upsert(self, conn: aiosqlite.Connection, products: Iterable[ProductIn]) -> None:
+    async def upsert(self, conn: Connection, products: Iterable[ProductIn]) -> None:
         """Create or replace ``products`` inside the caller's write transaction."""
         now = time.time()
         await conn.executemany(
@@ -239,7 +244,7 @@ class StockStore:
         *,
         actor: str,
         reason: str,
-        write: Callable[[aiosqlite.Connection], Awaitable[None]] | None = None,
+        write: Callable[[Connection], Awaitable[None]] | None = None,
         refuse: Refuse = _first,
     ) -> None:
         """Change the on-hand counts of ``changes`` (distinct SKUs) in SQLite, its ledger and

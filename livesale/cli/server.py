@@ -60,6 +60,12 @@ def _limit(name: str, default: float, kind: click.ParamType[Any], text: str) -> 
     callback=lambda ctx, param, value: _workers(value),
     help="Server processes on the port, each with its own relay (auto: one per core).",
 )
+@click.option(
+    "--database-url",
+    default="",
+    help="postgresql://... to keep orders and the catalogue in PostgreSQL (default: the"
+    " SQLite file DATA_DIR/livesale.db; sqlite:///PATH for another one).",
+)
 @click.option("--public-url", default="", help="Base URL printed in links (behind a proxy).")
 @click.option("--demo", is_flag=True, help="Seed a demo catalogue and show (once).")
 @click.option("--hold-seconds", default=300, show_default=True, type=click.IntRange(5, 86400))
@@ -344,14 +350,15 @@ def keys() -> None:
     show_default=True,
     type=click.Path(file_okay=False, path_type=Path),
 )
+@click.option("--database-url", default="", help="The server's --database-url, if it has one.")
 @click.option("--label", default="cli", show_default=True, help="A name to recognise it by.")
-def keys_create(data_dir: Path, label: str) -> None:
+def keys_create(data_dir: Path, database_url: str, label: str) -> None:
     """Make a new merchant API key (works with or without a running server)."""
     from livesale.auth import ApiKeys
-    from livesale.db import Database
+    from livesale.db import open_database
 
     async def create() -> str:
-        db = await Database.open(data_dir / "livesale.db")
+        db = await open_database(database_url or data_dir / "livesale.db")
         try:
             return await ApiKeys(db).create(label)
         finally:

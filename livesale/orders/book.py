@@ -9,16 +9,14 @@ closing all change orders through here.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from typing import Any
 
-import aiosqlite
 import msgspec
 import redis.asyncio as aioredis
 
 from livesale import events
-from livesale.db import Database
+from livesale.db import Connection, Database, Row
 from livesale.errors import NotFound
 from livesale.money import Money
 from livesale.orders import webhooks
@@ -29,7 +27,7 @@ from livesale.orders.state import OrderState, order_transition
 log = logging.getLogger("livesale.orders")
 
 
-def order_out(row: sqlite3.Row, next_action: NextAction | None = None) -> OrderOut:
+def order_out(row: Row, next_action: NextAction | None = None) -> OrderOut:
     currency = row["currency"]
     return OrderOut(
         id=row["id"],
@@ -56,12 +54,12 @@ def order_out(row: sqlite3.Row, next_action: NextAction | None = None) -> OrderO
     )
 
 
-def payment_of(row: sqlite3.Row) -> Payment:
+def payment_of(row: Row) -> Payment:
     """What the order's provider is told about its money."""
     return Payment(row["id"], int(row["amount"]), row["currency"], row["payment_ref"])
 
 
-async def queue_event(conn: aiosqlite.Connection, event: str, order: OrderOut) -> None:
+async def queue_event(conn: Connection, event: str, order: OrderOut) -> None:
     """Queue a webhook about ``order`` inside the caller's transaction; test money says so."""
     await webhooks.enqueue(conn, event, msgspec.to_builtins(order), test=order.test)
 
@@ -73,7 +71,7 @@ class OrderBook:
         self.db = db
         self.redis = redis
 
-    async def row(self, order_id: str) -> sqlite3.Row:
+    async def row(self, order_id: str) -> Row:
         row = await self.db.fetchone("SELECT * FROM orders WHERE id = ?", (order_id,))
         if row is None:
             raise NotFound(f"no order {order_id!r}")

@@ -25,16 +25,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import time
 import weakref
 from typing import Any
 
+from livesale.db import Row
 from livesale.errors import (
     BadGateway,
     Conflict,
     Forbidden,
     HoldExpired,
+    IntegrityFailed,
     InvalidTransition,
     LivesaleError,
     NotFound,
@@ -180,7 +181,7 @@ class Sales:
                         int(provider.test),
                     ),
                 )
-        except sqlite3.IntegrityError as exc:
+        except IntegrityFailed as exc:
             # The partial unique index: another checkout of this hold got there first.
             raise Conflict("a checkout of this hold is already in progress") from exc
 
@@ -237,7 +238,7 @@ class Sales:
         await self.book.log(order_id, provider.name, "status", account.status)
         return await self._settle(order_id, provider, account)
 
-    async def _account(self, provider: Provider, row: sqlite3.Row) -> Authorization:
+    async def _account(self, provider: Provider, row: Row) -> Authorization:
         try:
             return await provider.status(payment_of(row))
         except ProviderError as exc:
@@ -300,7 +301,7 @@ class Sales:
             payment_status=expired.payment_status,
         )
 
-    async def _undo_payment(self, provider: Provider, row: sqlite3.Row) -> str:
+    async def _undo_payment(self, provider: Provider, row: Row) -> str:
         """Void an authorization, or refund money already captured; the status afterwards."""
         payment = payment_of(row)
         status = await provider.void(payment)
@@ -374,7 +375,7 @@ class Sales:
                 return False  # stock is being rebuilt; next time
 
     async def _sync_in_flight(
-        self, row: sqlite3.Row, provider: Provider, account: Authorization, stalled: bool
+        self, row: Row, provider: Provider, account: Authorization, stalled: bool
     ) -> bool:
         order_id = row["id"]
         if row["state"] == OrderState.AUTHORIZED.value:
@@ -408,7 +409,7 @@ class Sales:
             return False
         return hold.state is HoldState.HELD and hold.expires_at > time.time() * 1000
 
-    async def _sync_confirmed(self, row: sqlite3.Row, account: Authorization) -> None:
+    async def _sync_confirmed(self, row: Row, account: Authorization) -> None:
         order_id = row["id"]
         ours = row["payment_status"]
         if account.status == "voided" and ours == "authorized":
@@ -422,9 +423,7 @@ class Sales:
         if account.refunded > int(row["refunded_amount"]):
             await self.returns.refunded_at_provider(order_id, account.refunded)
 
-    async def _sync_final(
-        self, row: sqlite3.Row, provider: Provider, account: Authorization
-    ) -> None:
+    async def _sync_final(self, row: Row, provider: Provider, account: Authorization) -> None:
         """Money that reached an order already given up is given back, never kept."""
         if account.status in ("authorized", *WAITING) or (
             account.status == "captured" and account.refunded < int(row["amount"])

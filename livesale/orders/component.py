@@ -228,8 +228,8 @@ class OrdersComponent:
         await self.sales.sync(row["id"])
         async with db.transaction() as conn:
             await conn.execute(
-                "INSERT OR IGNORE INTO stripe_events (id, type, order_id, received_at)"
-                " VALUES (?, ?, ?, ?)",
+                "INSERT INTO stripe_events (id, type, order_id, received_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (event_id, str(event.get("type")), row["id"], time.time()),
             )
         return str(row["id"])

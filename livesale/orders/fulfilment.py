@@ -27,17 +27,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import sqlite3
 import time
 from collections import defaultdict
 from collections.abc import Sequence
 
-import aiosqlite
 import msgspec
 import redis.asyncio as aioredis
 
 from livesale import events, keys
-from livesale.db import Database
+from livesale.db import Connection, Database, Row
 from livesale.errors import InvalidTransition, NotFound, ValidationFailed, map_redis_errors
 from livesale.money import Money
 from livesale.orders import webhooks
@@ -66,7 +64,7 @@ def parcel_id(show_id: str, viewer_id: str, batch: int = 1) -> str:
     return "pc_" + hashlib.sha256(name.encode()).hexdigest()[:16]
 
 
-def shipment_of(row: sqlite3.Row | None) -> Shipment | None:
+def shipment_of(row: Row | None) -> Shipment | None:
     if row is None:
         return None
     return Shipment(row["carrier"], row["tracking_number"], row["shipped_at"])
@@ -77,8 +75,8 @@ async def show_ended(db: Database, show_id: str, grace_seconds: int) -> None:
     now = time.time()
     async with db.transaction() as conn:
         await conn.execute(
-            "INSERT OR IGNORE INTO show_closings (show_id, ended_at, due_at, state)"
-            " VALUES (?, ?, ?, 'grace')",
+            "INSERT INTO show_closings (show_id, ended_at, due_at, state)"
+            " VALUES (?, ?, ?, 'grace') ON CONFLICT DO NOTHING",
             (show_id, now, now + grace_seconds),
         )
 
@@ -228,7 +226,7 @@ class Closing:
         for row in confirmed:
             await self._capture(row)
 
-    async def _pack(self, conn: aiosqlite.Connection, show_id: str, number: int) -> int:
+    async def _pack(self, conn: Connection, show_id: str, number: int) -> int:
         """Inside a transaction: file the show's confirmed orders that wait, their money
         settled, as batch ``number`` and announce it; returns how many orders it packed (an
         order confirmed after its capture round waits for the next batch)."""
@@ -281,7 +279,7 @@ class Closing:
                         pipe.pexpire(key, self.replay_ms)
                 await pipe.execute()
 
-    async def _capture(self, row: sqlite3.Row) -> None:
+    async def _capture(self, row: Row) -> None:
         """Capture one authorized order; a failure is reported, never dropped."""
         order_id = row["id"]
         provider = self.providers.get(row["provider"])
@@ -342,12 +340,12 @@ class Closing:
         )
 
     async def _batch(
-        self, show_id: str, batch: int | None, conn: aiosqlite.Connection | None = None
+        self, show_id: str, batch: int | None, conn: Connection | None = None
     ) -> Fulfilment:
         """Every packed batch of the show (or batch ``batch``), read on ``conn`` inside a
         transaction."""
 
-        async def rows_of(sql: str, params: tuple[object, ...]) -> list[sqlite3.Row]:
+        async def rows_of(sql: str, params: tuple[object, ...]) -> list[Row]:
             if conn is None:
                 return await self.db.fetchall(sql, params)
             cur = await conn.execute(sql, params)

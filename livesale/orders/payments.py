@@ -127,9 +127,9 @@ class TestProvider:
         now = time.time()
         async with self.db.transaction() as conn:
             await conn.execute(
-                "INSERT OR IGNORE INTO test_payments"
+                "INSERT INTO test_payments"
                 " (order_id, token, amount, currency, status, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (payment.order_id, token, payment.amount, payment.currency, status, now, now),
             )
         if token == "tok_timeout":

@@ -17,11 +17,11 @@ also leaves a line in the SKU's stock ledger, and the merchant's webhook hears
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 
 import msgspec
 
+from livesale.db import Row
 from livesale.errors import Conflict, InvalidTransition, ValidationFailed
 from livesale.lua import Scripts, calls
 from livesale.orders.book import OrderBook, order_out, payment_of
@@ -44,7 +44,7 @@ class Returns:
         self.scripts = scripts
         self.providers = providers
 
-    def _provider(self, row: sqlite3.Row) -> Provider:
+    def _provider(self, row: Row) -> Provider:
         found = self.providers.get(row["provider"])
         if found is None:
             raise Conflict(
@@ -150,10 +150,12 @@ class Returns:
             if found is None:
                 cur = await conn.execute(
                     "INSERT INTO refunds (order_id, qty, amount, key, state, outcome, created_at)"
-                    " VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+                    " VALUES (?, ?, ?, ?, 'pending', ?, ?) RETURNING id",
                     (order_id, units, amount, full_key, reason, time.time()),
                 )
-                refund_id = int(cur.lastrowid or 0)
+                made = await cur.fetchone()
+                assert made is not None
+                refund_id = int(made[0])
             elif int(found["qty"]) != units:
                 raise ValidationFailed("this idempotency key was used for another refund")
             else:
@@ -181,9 +183,7 @@ class Returns:
         await self._record_refund(row, refund, status)
         await self.restock(row["id"])
 
-    async def _record_refund(
-        self, row: sqlite3.Row, refund: sqlite3.Row, provider_status: str
-    ) -> None:
+    async def _record_refund(self, row: Row, refund: Row, provider_status: str) -> None:
         order_id = row["id"]
         async with self.db.transaction() as conn:
             cur = await conn.execute(
@@ -238,11 +238,13 @@ class Returns:
         key = f"{order_id}:provider:{refunded_total}"
         async with self.db.transaction() as conn:
             cur = await conn.execute(
-                "INSERT OR IGNORE INTO refunds (order_id, qty, amount, key, state, outcome,"
-                " created_at) VALUES (?, ?, ?, ?, 'pending', 'refunded at the provider', ?)",
+                "INSERT INTO refunds (order_id, qty, amount, key, state, outcome, created_at)"
+                " VALUES (?, ?, ?, ?, 'pending', 'refunded at the provider', ?)"
+                " ON CONFLICT DO NOTHING RETURNING id",
                 (order_id, units, extra, key, time.time()),
             )
-            refund_id = int(cur.lastrowid or 0) if cur.rowcount else 0
+            made = await cur.fetchone()
+            refund_id = int(made[0]) if made else 0
         if not refund_id:
             return
         refund = await self.db.fetchone("SELECT * FROM refunds WHERE id = ?", (refund_id,))

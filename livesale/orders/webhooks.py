@@ -33,11 +33,10 @@ import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiosqlite
 import httpx
 import msgspec
 
-from livesale.db import Database
+from livesale.db import Connection, Database
 from livesale.errors import NotFound, ValidationFailed, WebhookNotHttps, WebhookNotPublic
 from livesale.ids import new_secret
 from livesale.orders.messages import Delivery, WebhookOut
@@ -164,7 +163,7 @@ def backoff(attempts: int) -> float:
     return float(min(BACKOFF_BASE * 2 ** max(attempts - 1, 0), BACKOFF_MAX))
 
 
-async def enqueue(conn: aiosqlite.Connection, event: str, data: Any, *, test: bool = False) -> None:
+async def enqueue(conn: Connection, event: str, data: Any, *, test: bool = False) -> None:
     """Queue ``event`` inside the caller's write transaction (no-op without a webhook)."""
     cur = await conn.execute("SELECT 1 FROM webhook_endpoint WHERE id = 1")
     if await cur.fetchone() is None:

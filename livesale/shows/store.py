@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import sqlite3
 import time
 import unicodedata
 from collections.abc import Awaitable, Callable, Sequence
@@ -12,7 +11,7 @@ import redis.asyncio as aioredis
 
 from livesale import events, keys
 from livesale.catalogue import Catalogue
-from livesale.db import Database
+from livesale.db import Database, Row
 from livesale.errors import (
     Forbidden,
     InvalidTransition,
@@ -103,7 +102,7 @@ class ShowStore:
         # The token rides in the fragment: browsers never send it to a server or a Referer.
         return f"{self.base_url}/studio/{show_id}#token={host_token}"
 
-    def _replay_open(self, row: sqlite3.Row) -> bool:
+    def _replay_open(self, row: Row) -> bool:
         """Whether the show sells on its replay: the merchant's setting, and, once ended, the
         replay's time not over."""
         if not row["replay_sales"]:
@@ -112,7 +111,7 @@ class ShowStore:
             return True
         return bool(time.time() < row["ended_at"] + self.replay_seconds)
 
-    def _show(self, row: sqlite3.Row, paused: bool = False) -> Show:
+    def _show(self, row: Row, paused: bool = False) -> Show:
         replay = self._replay_open(row)
         return Show(
             id=row["id"],
@@ -165,7 +164,7 @@ class ShowStore:
             replay_sales=data.replay_sales,
         )
 
-    async def _row(self, show_id: str) -> sqlite3.Row:
+    async def _row(self, show_id: str) -> Row:
         row = await self.db.fetchone("SELECT * FROM shows WHERE id = ?", (show_id,))
         if row is None:
             raise NotFound(f"no show {show_id!r}")
@@ -269,7 +268,7 @@ class ShowStore:
         wanted = list(dict.fromkeys(skus))
         if not wanted:
             return
-        rows: list[sqlite3.Row] = []
+        rows: list[Row] = []
         for at in range(0, len(wanted), 500):  # SQLite's bound on parameters
             part = wanted[at : at + 500]
             rows += await self.db.fetchall(
@@ -421,7 +420,7 @@ class ShowStore:
                 hook(show_id, sku)
         return answer
 
-    async def _lineup_rows(self, show_id: str) -> list[sqlite3.Row]:
+    async def _lineup_rows(self, show_id: str) -> list[Row]:
         return await self.db.fetchall(
             "SELECT l.sku, l.price_amount, l.limit_per_buyer, p.title, p.description,"
             " p.image_url, p.price_amount AS list_amount, p.currency"
@@ -482,12 +481,12 @@ class ShowStore:
         return len(rows)
 
 
-def _price(row: sqlite3.Row) -> Money:
+def _price(row: Row) -> Money:
     amount = row["price_amount"] if row["price_amount"] is not None else row["list_amount"]
     return Money(amount=amount, currency=row["currency"])
 
 
-def _item(row: sqlite3.Row, level: StockLevel, featured: str | None) -> LineupItem:
+def _item(row: Row, level: StockLevel, featured: str | None) -> LineupItem:
     return LineupItem(
         sku=row["sku"],
         title=row["title"],

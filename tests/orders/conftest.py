@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ import uvloop
 
 from livesale.config import Settings
 from tests.conftest import LiveServer
+from tests.postgres import connect
 
 CHECKOUT = {
     "payment": {"provider": "test", "token": "tok_visa"},
@@ -50,11 +50,26 @@ class Shop:
     api_key: str
     data_dir: Path
     signer: Any = None
+    #: The server's store: its SQLite file, or its ``database_url``.
+    database: Path | str = ""
     client: httpx.Client = field(init=False)
 
     def __post_init__(self) -> None:
+        if not self.database:
+            self.database = self.data_dir / "livesale.db"
         self.client = httpx.Client(
             base_url=self.url, timeout=30, headers={"Authorization": f"Bearer {self.api_key}"}
+        )
+
+    @classmethod
+    def of(cls, server: LiveServer) -> Shop:
+        """A shop driving ``server``, reading its store and signing with its signer."""
+        return cls(
+            server.url,
+            server.api_key,
+            server.settings.data_dir,
+            signer=server.app.state.services.signer,
+            database=server.settings.database,
         )
 
     def ok(self, response: httpx.Response, status: int = 200) -> Any:
@@ -123,10 +138,10 @@ class Shop:
             f"/api/holds/{hold_id}/checkout", json=body or CHECKOUT, headers=headers
         )
 
-    def db(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.data_dir / "livesale.db")
-        conn.row_factory = sqlite3.Row
-        return conn
+    def db(self) -> Any:
+        """A connection of the test's own to the server's store (SQLite or PostgreSQL), with
+        :mod:`sqlite3`'s shape, rows by name or position."""
+        return connect(self.database)
 
     def sold_in_db(self, sku: str) -> int:
         with self.db() as conn:
@@ -161,8 +176,7 @@ def settings(settings: Settings, request: pytest.FixtureRequest) -> Settings:
 
 @pytest.fixture
 def shop(server: LiveServer) -> Iterator[Shop]:
-    services = server.app.state.services
-    s = Shop(server.url, server.api_key, server.settings.data_dir, signer=services.signer)
+    s = Shop.of(server)
     yield s
     s.close()
 

@@ -1,6 +1,7 @@
 """Fault drills: Redis loses its data, the server is killed mid-checkout, Redis restarts.
 
-Every drill checks the invariants against SQLite, not only against Redis.
+Every drill checks the invariants against the store of record (SQLite or PostgreSQL), not
+only against Redis.
 """
 
 from __future__ import annotations
@@ -8,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -19,11 +19,12 @@ import redis
 from livesale import keys
 from tests.conftest import ONE_ADDRESS_ARGS, create_key
 from tests.orders.conftest import CHECKOUT, Shop, burst
+from tests.postgres import connect
 
 
-def sqlite_sold(data_dir: Path, sku: str) -> tuple[int, int]:
-    """(units in confirmed orders, on-hand) according to SQLite."""
-    with sqlite3.connect(data_dir / "livesale.db") as conn:
+def stored_sold(database: Path | str, sku: str) -> tuple[int, int]:
+    """(units in confirmed orders, on-hand) according to the store of record."""
+    with connect(database) as conn:
         sold = conn.execute(
             "SELECT COALESCE(SUM(qty), 0) FROM orders WHERE sku = ? AND state = 'confirmed'", (sku,)
         ).fetchone()[0]
@@ -53,15 +54,16 @@ def test_redis_flush_refuses_buys_until_rebuilt(shop: Shop, redis_client: redis.
     assert answer.status_code == 201, answer.text
     level = shop.stock("FLUSH")
     assert (level["sold"], level["held"], level["available"]) == (6, 4, 0)
-    assert sqlite_sold(shop.data_dir, "FLUSH") == (6, 10)
+    assert stored_sold(shop.database, "FLUSH") == (6, 10)
     assert shop.hold(show, buyers[5], "FLUSH").json()["type"].endswith("sold-out")
 
 
-def _args(data: Path) -> list[str]:
+def _args(data: Path, database_url: str) -> list[str]:
     """``serve`` options of the drills: the test provider, a crowd from one address."""
     return [
         "--data-dir",
         str(data),
+        *(["--database-url", database_url] if database_url else []),
         "--log-level",
         "warning",
         "--payments",
@@ -94,12 +96,12 @@ def _viewers(url: str, n: int) -> list[dict[str, str]]:
     return [{"Authorization": f"Bearer {a.json()['token']}"} for a in answers]
 
 
-def _check_sqlite(data_dir: Path, sku: str, level: dict[str, Any]) -> None:
-    sold, on_hand = sqlite_sold(data_dir, sku)
+def _check_store(database: Path | str, sku: str, level: dict[str, Any]) -> None:
+    sold, on_hand = stored_sold(database, sku)
     assert level["sold"] == sold and level["on_hand"] == on_hand
     assert level["available"] + level["held"] + level["sold"] == level["on_hand"]
     assert sold <= on_hand
-    with sqlite3.connect(data_dir / "livesale.db") as conn:
+    with connect(database) as conn:
         in_flight = conn.execute(
             "SELECT COUNT(*) FROM orders WHERE state IN ('pending', 'authorized')"
         ).fetchone()[0]
@@ -111,12 +113,13 @@ def _check_sqlite(data_dir: Path, sku: str, level: dict[str, Any]) -> None:
     assert in_flight == 0 and charged_unconfirmed == 0
 
 
-def test_kill_during_checkouts_recovers(spawn: Any, tmp_path: Path) -> None:
+def test_kill_during_checkouts_recovers(spawn: Any, tmp_path: Path, database_url: str) -> None:
     """kill -9 in a burst of checkouts; after restart every order is final, none charged
-    without a confirmed hold, and Redis's sold count equals SQLite's confirmed orders."""
+    without a confirmed hold, and Redis's sold count equals the stored confirmed orders."""
     data = tmp_path / "drill"
-    proc = spawn(*_args(data))
-    key = create_key(data)
+    database = database_url or data / "livesale.db"
+    proc = spawn(*_args(data, database_url))
+    key = create_key(database_url or data)
     show, client = _setup(proc.url, key, "KILL", 60)
     buyers = _viewers(proc.url, 60)
     holds = asyncio.run(
@@ -150,11 +153,11 @@ def test_kill_during_checkouts_recovers(spawn: Any, tmp_path: Path) -> None:
     asyncio.run(checkouts_then_kill())
     proc.proc.wait()
     client.close()
-    again = spawn(*_args(data), port=proc.port)
+    again = spawn(*_args(data, database_url), port=proc.port)
     with httpx.Client(base_url=again.url, timeout=30) as fresh:
         deadline = time.monotonic() + 60  # catches a hang only
         while True:
-            with sqlite3.connect(data / "livesale.db") as conn:
+            with connect(database) as conn:
                 left = conn.execute(
                     "SELECT COUNT(*) FROM orders WHERE state IN ('pending', 'authorized')"
                 ).fetchone()[0]
@@ -162,15 +165,18 @@ def test_kill_during_checkouts_recovers(spawn: Any, tmp_path: Path) -> None:
                 break
             assert time.monotonic() < deadline
             time.sleep(0.2)
-        _check_sqlite(data, "KILL", fresh.get("/api/stock/KILL").json())
+        _check_store(database, "KILL", fresh.get("/api/stock/KILL").json())
 
 
-def test_redis_killed_keeps_acknowledged_holds(spawn: Any, tmp_path: Path) -> None:
+def test_redis_killed_keeps_acknowledged_holds(
+    spawn: Any, tmp_path: Path, database_url: str
+) -> None:
     """Redis killed mid-show and restarted with the server (AOF): no acknowledged hold or
     paid order is lost."""
     data = tmp_path / "aof"
-    proc = spawn(*_args(data))
-    key = create_key(data)
+    database = database_url or data / "livesale.db"
+    proc = spawn(*_args(data, database_url))
+    key = create_key(database_url or data)
     show, client = _setup(proc.url, key, "AOF", 20)
     buyers = _viewers(proc.url, 8)
     holds = [
@@ -195,7 +201,7 @@ def test_redis_killed_keeps_acknowledged_holds(spawn: Any, tmp_path: Path) -> No
     os.kill(proc.proc.pid, signal.SIGKILL)
     proc.proc.wait()
     client.close()
-    again = spawn(*_args(data), port=proc.port)
+    again = spawn(*_args(data, database_url), port=proc.port)
     with httpx.Client(base_url=again.url, timeout=30) as fresh:
         level = fresh.get("/api/stock/AOF").json()
         assert (level["held"], level["sold"]) == (4, 4), level
@@ -203,4 +209,4 @@ def test_redis_killed_keeps_acknowledged_holds(spawn: Any, tmp_path: Path) -> No
             assert (
                 fresh.get(f"/api/holds/{hold['hold_id']}", headers=buyer).json()["state"] == "held"
             )
-        _check_sqlite(data, "AOF", level)
+        _check_store(database, "AOF", level)

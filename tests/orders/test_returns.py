@@ -4,7 +4,6 @@ with a ledger line and a webhook, and stock agrees with SQLite through a Redis r
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import replace
 from typing import Any
 
@@ -179,8 +178,8 @@ def test_a_return_interrupted_before_sqlite_heard_of_it_is_finished_once(
     order = buy(shop, show, "INK", 2)
     shop.ok(shop.client.post(f"/api/orders/{order['id']}/cancel"))
     assert shop.stock("INK")["available"] == 5
-    # What SQLite holds if the process died between the script and its own write.
-    with sqlite3.connect(shop.data_dir / "livesale.db") as conn:
+    # What the database holds if the process died between the script and its own write.
+    with shop.db() as conn:
         conn.execute("UPDATE orders SET restocked_qty = 0 WHERE id = ?", (order["id"],))
     server.stop()
     server.start()

@@ -10,7 +10,6 @@ import hmac
 import json
 import os
 import signal
-import sqlite3
 import time
 import uuid
 from dataclasses import replace
@@ -24,6 +23,7 @@ from livesale.config import Settings
 from tests.conftest import ONE_ADDRESS_ARGS, LiveServer, create_key, stripe_settings
 from tests.localstripe import SECRET_KEY, WEBHOOK_SECRET, LocalStripe
 from tests.orders.conftest import Shop, burst, checkout_body, wait_for
+from tests.postgres import connect
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ def held(
     return show, buyer, shop.ok(shop.hold(show, buyer, sku, qty=qty), 201)["hold_id"]
 
 
-def order_row(shop: Shop, order_id: str) -> sqlite3.Row:
+def order_row(shop: Shop, order_id: str) -> Any:
     with shop.db() as conn:
         row = conn.execute("SELECT * FROM orders WHERE id = ?", (order_id,)).fetchone()
     assert row is not None
@@ -428,22 +428,24 @@ def test_a_payment_authorized_after_its_hold_was_forgotten_is_voided(
 
 
 def test_kill_mid_checkout_leaves_no_dangling_authorization(
-    spawn: Any, tmp_path: Path, localstripe: LocalStripe
+    spawn: Any, tmp_path: Path, localstripe: LocalStripe, database_url: str
 ) -> None:
     """kill -9 in a burst of card checkouts; after the restart every order is final and
     Stripe holds an authorization for exactly the confirmed ones: nothing charged twice,
     nothing left reserved. The secret keys never reach the server's output."""
     data = tmp_path / "drill"
+    database = database_url or data / "livesale.db"
     args = [
         "--data-dir",
         str(data),
+        *(["--database-url", database_url] if database_url else []),
         "--log-level",
         "info",
         *localstripe.serve_args(),
         *ONE_ADDRESS_ARGS,
     ]
     proc = spawn(*args)
-    key = create_key(data)
+    key = create_key(database_url or data)
     client = httpx.Client(base_url=proc.url, timeout=30, headers={"Authorization": f"Bearer {key}"})
     client.post(
         "/api/products",
@@ -480,7 +482,7 @@ def test_kill_mid_checkout_leaves_no_dangling_authorization(
         # Killed once Stripe holds the first PaymentIntents, with every checkout under way.
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            with sqlite3.connect(data / "livesale.db") as conn:
+            with connect(database) as conn:
                 done = conn.execute(
                     "SELECT COUNT(*) FROM orders WHERE payment_ref != ''"
                 ).fetchone()[0]
@@ -497,14 +499,14 @@ def test_kill_mid_checkout_leaves_no_dangling_authorization(
     again = spawn(*args, port=proc.port)
 
     def settled() -> bool:
-        with sqlite3.connect(data / "livesale.db") as conn:
+        with connect(database) as conn:
             left = conn.execute(
                 "SELECT COUNT(*) FROM orders WHERE state IN ('pending', 'authorized')"
             ).fetchone()[0]
         return not left
 
     wait_for(settled)
-    with sqlite3.connect(data / "livesale.db") as conn:
+    with connect(database) as conn:
         rows = conn.execute("SELECT id, state, payment_ref FROM orders").fetchall()
     assert rows, "the kill came before any checkout reached the database"
     confirmed = {ref for _, state, ref in rows if state == "confirmed"}

@@ -24,7 +24,7 @@ def insecure_only(settings: Settings) -> Iterator[Shop]:
     live = LiveServer(
         replace(settings, allow_insecure_webhooks=True, allow_private_webhooks=False)
     ).start()
-    shop = Shop(live.url, live.api_key, live.settings.data_dir)
+    shop = Shop.of(live)
     yield shop
     shop.close()
     live.stop()
@@ -94,7 +94,7 @@ def test_stored_url_breaking_the_rules_is_refused_at_delivery(
     live = LiveServer(
         replace(settings, allow_insecure_webhooks=False, allow_private_webhooks=False)
     ).start()
-    strict = Shop(live.url, live.api_key, live.settings.data_dir)
+    strict = Shop.of(live)
     try:
         strict.ok(strict.client.put("/api/webhook", json={"url": "https://hooks.example/h"}))
         with strict.db() as conn:
