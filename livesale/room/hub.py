@@ -20,6 +20,7 @@ from typing import Any
 import msgspec
 from prometheus_client import Counter, Gauge
 from redis.exceptions import RedisError
+from starlette.types import Send
 
 from livesale import background, keys
 from livesale.errors import LivesaleError
@@ -105,9 +106,11 @@ class Conn:
     """One WebSocket's place in a room: identity and the bounded queue of encoded frames.
 
     The hub only calls :meth:`push`. With a :class:`~livesale.transport.FrameSink` a frame goes
-    straight to the socket while it is writable and nothing is queued; otherwise it waits in
-    ``frames`` for the socket's writer task, woken by ``wake``, which also sends the close frame
-    once ``close_code`` is set.
+    straight to the socket while it is writable, and nothing else exists for the connection
+    beyond this object. Only once a frame has to wait (the socket is not writable, or there is
+    no sink) does the connection get its queue and a writer task, which drains the queue with
+    ``send`` (or the sink), sends the close frame once ``close_code`` is set, and then ends: a
+    connection that keeps up costs no task and no queue.
     """
 
     __slots__ = (
@@ -116,8 +119,9 @@ class Conn:
         "nick",
         "host",
         "sink",
-        "frames",
-        "wake",
+        "send",
+        "queue",
+        "writer",
         "pending",
         "floor",
         "close_code",
@@ -148,8 +152,12 @@ class Conn:
         self.client = ""
         #: Direct writes to the socket, when the server offers them.
         self.sink: FrameSink | None = None
-        self.frames: deque[Out] = deque()
-        self.wake = asyncio.Event()
+        #: The socket's ASGI ``send``; frames queue, unsent, until the socket has one.
+        self.send: Send | None = None
+        #: Frames waiting for the writer, in order; ``None`` until one has to wait.
+        self.queue: deque[Out] | None = None
+        #: The task draining :attr:`queue`, while there is something to drain or close.
+        self.writer: asyncio.Task[None] | None = None
         #: While a snapshot is being read, frames wait here with their sequence numbers.
         self.pending: list[tuple[Out, int]] | None = None
         #: Sequenced frames up to this number are already in the last snapshot sent.
@@ -174,17 +182,19 @@ class Conn:
             return
         if seq and seq <= self.floor:
             return
-        frames = self.frames
-        if not frames:
+        queue = self.queue
+        if not queue:
             sink = self.sink
             if sink is not None and sink.ready():
                 sink.write(frame.wire)
                 return
-        if len(frames) >= self.limit:
+            if queue is None:
+                queue = self.queue = deque()
+        elif len(queue) >= self.limit:
             self.close(1013, "too slow; reconnect", drop=True)
             return
-        frames.append(frame)
-        self.wake.set()
+        queue.append(frame)
+        self._start_writer()
 
     def close(self, code: int, reason: str = "", drop: bool = False) -> None:
         """Ask the writer to close with ``code`` after the queued frames (or at once: ``drop``)."""
@@ -193,15 +203,69 @@ class Conn:
         self.close_code = code
         self.close_reason = reason
         if drop:
-            self.frames.clear()
+            if self.queue:
+                self.queue.clear()
             if self.on_drop is not None:
                 self.on_drop()
-        self.wake.set()
+        self._start_writer()
 
     def gone(self) -> None:
         """The socket is closing or closed: drop what is queued and queue nothing more."""
         self.close_code = self.close_code or 1006
-        self.frames.clear()
+        if self.queue:
+            self.queue.clear()
+
+    def _start_writer(self) -> None:
+        if self.writer is None and self.send is not None:
+            self.writer = asyncio.get_running_loop().create_task(self._write(), name="room-writer")
+
+    async def _write(self) -> None:
+        """Drain the queue into the socket, then send the close frame the hub asked for, if it
+        did; the queue and the task go with the last frame."""
+        send, sink = self.send, self.sink
+        assert send is not None
+        try:
+            queue = self.queue
+            while queue:
+                if sink is None:
+                    await send({"type": "websocket.send", "text": queue.popleft().text})
+                elif sink.ready():
+                    # Taken off the queue only as it is written, so ``push`` never overtakes it.
+                    sink.write(queue.popleft().wire)
+                elif not await sink.drain():
+                    self.gone()  # closing or closed: nothing more can be written
+                    return
+            if self.close_code:
+                await send(
+                    {
+                        "type": "websocket.close",
+                        "code": self.close_code,
+                        "reason": self.close_reason,
+                    }
+                )
+        except OSError:
+            self.gone()  # the peer is gone (uvicorn's ClientDisconnected is an OSError)
+        except Exception:
+            log.exception("room %s: writing to a socket failed", self.show_id)
+            self.gone()
+        finally:
+            # No ``await`` from the empty queue to here: a ``push`` after it starts a new writer.
+            self.writer = None
+            if not self.queue:
+                self.queue = None
+
+    async def stop_writer(self, grace: float = 0.0) -> None:
+        """Let the writer finish for up to ``grace`` seconds (the close frame asked for), then
+        cancel it; the socket's handler calls this as it ends."""
+        writer = self.writer
+        if writer is None:
+            return
+        if grace:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(writer), grace)
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writer
 
     def hold_frames(self) -> None:
         """Buffer frames from now on until :meth:`release_frames` (a snapshot is being read)."""

@@ -158,6 +158,79 @@ async def test_feature_reaches_everyone_and_resolves_request(
     assert httpx.get(f"{server.url}/api/shows/{show.id}/lineup").json()["featured"] == "HAIR-4"
 
 
+async def _room_writers(server: LiveServer) -> int:
+    """How many room writer tasks the server's loop runs now."""
+
+    async def count() -> int:
+        return sum(task.get_name() == "room-writer" for task in asyncio.all_tasks())
+
+    assert server.loop is not None
+    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(count(), server.loop))
+
+
+async def test_sockets_that_keep_up_have_no_writer_task(
+    server: LiveServer, show: ShowSetup, connect: Connect
+) -> None:
+    """A socket whose frames all go straight out has no writer task (nor queue): the room's
+    cost per idle viewer is its connection, not a task waiting for frames."""
+    viewers = [await connect(show, new_viewer(server.url, f"v{n}")[1]) for n in range(12)]
+    host = await connect(show, show.host_token)
+    for sku in ("EYE-2", "HAIR-4"):
+        await host.send(type="feature", sku=sku)
+        for viewer in viewers:
+            await viewer.expect("featured", lambda m, sku=sku: m["sku"] == sku)
+    assert await _room_writers(server) == 0
+    # A closing socket gets a writer for its close frame, which ends with it.
+    await host.send(type="ban", viewer_id=viewers[0].snapshot["you"]["viewer_id"])
+    with pytest.raises(ConnectionClosed):
+        while True:
+            await viewers[0].recv()
+    for _ in range(100):
+        if await _room_writers(server) == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert await _room_writers(server) == 0
+
+
+async def test_an_open_socket_keeps_only_what_it_uses(
+    server: LiveServer, show: ShowSetup, connect: Connect
+) -> None:
+    """An open room socket holds no handshake headers, the light inbox and writability flag,
+    and its handler runs under the browser edge's checks alone, not the whole HTTP stack."""
+    from livesale._uvicorn.protocols import Flag, Inbox
+    from livesale.room import ROOM
+
+    viewer = await connect(show, new_viewer(server.url, "ann")[1], origin=server.url)
+    await viewer.send(type="heart", count=1)
+
+    async def look() -> list[tuple[Any, list[str]]]:
+        hub = server.app.state.services.get(ROOM)
+        seen = []
+        for conn in hub.rooms[show.id].conns:
+            protocol = conn.sink
+            chain = []
+            for task in asyncio.all_tasks():
+                coro: Any = task.get_coro()
+                frame = getattr(coro, "cr_frame", None)
+                if frame is not None and frame.f_locals.get("self") is protocol:
+                    while hasattr(coro, "cr_await"):
+                        chain.append(coro.__qualname__)
+                        coro = coro.cr_await
+            seen.append((protocol, chain))
+        return seen
+
+    assert server.loop is not None
+    [(protocol, chain)] = await asyncio.wrap_future(
+        asyncio.run_coroutine_threadsafe(look(), server.loop)
+    )
+    assert list(protocol.request.headers.raw_items()) == []
+    assert list(protocol.response.headers.raw_items()) == []
+    assert isinstance(protocol.queue, Inbox) and isinstance(protocol.writable, Flag)
+    assert chain == ["WebSocketsSansIOProtocol.run_asgi", "App.__call__", "BrowserEdge.__call__"]
+    await viewer.send(type="chat", text="still served")
+    assert (await viewer.expect("chat"))["text"] == "still served"
+
+
 async def test_host_only_and_off_lineup_refused(
     server: LiveServer, show: ShowSetup, connect: Connect
 ) -> None:
