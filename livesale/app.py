@@ -20,8 +20,9 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from livesale import api_keys, catalogue, http, media, openapi, orders, pages, room, shows
 from livesale import services as svc
@@ -37,6 +38,34 @@ Starter = Callable[[svc.Services], Awaitable[svc.Component]]
 #: Components with background work, started in this order and closed in reverse.
 #: Each is ``async def start(services) -> Component``.
 STARTERS: list[Starter] = [room.start, media.start, orders.start]
+
+
+class App(Starlette):
+    """Starlette, with one short path: a room WebSocket goes from the browser edge's checks
+    (:class:`livesale.pages.BrowserEdge`) straight to its endpoint.
+
+    A viewer's socket lives as long as the show, and each ASGI layer it passes through stays on
+    its stack for as long, a coroutine frame or two each: a few KiB per idle viewer over the
+    whole stack. None of the other layers acts on a WebSocket (metrics, CORS and the body limit
+    are HTTP's; Starlette's error layers re-raise, and the room's endpoint answers its own
+    refusals), so the short path changes nothing but that cost. Any other WebSocket path goes
+    the long way, to the router's refusal.
+    """
+
+    def __init__(self, *, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._room_route = room.socket_route
+        self._room: ASGIApp = pages.BrowserEdge(room.socket_route.app, settings=settings)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            match, child = self._room_route.matches(scope)
+            if match is Match.FULL:
+                scope["app"] = self
+                scope.update(child)
+                await self._room(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
 
 
 def assemble(services: svc.Services) -> None:
@@ -156,7 +185,8 @@ def create_app(settings: Settings, services: svc.Services | None = None) -> Star
         ClientDisconnect: http.handle_client_gone,
         Exception: http.handle_unexpected,
     }
-    app = Starlette(
+    app = App(
+        settings=settings,
         routes=routes,
         lifespan=lifespan,
         exception_handlers=handlers,

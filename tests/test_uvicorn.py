@@ -3,6 +3,7 @@ uvicorn protocols the server falls back to when uvicorn's internals moved."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import struct
@@ -151,3 +152,52 @@ def test_pipelined_head_then_get_get_their_own_answers(server: LiveServer) -> No
         status, headers, body = reader.response("GET")
         assert status == 200 and json.loads(body)["openapi"].startswith("3.")
         assert reader.buffer == b""
+
+
+async def test_inbox_keeps_order_and_holds_nothing_when_empty() -> None:
+    """The WebSocket's inbox: events come out in order, a waiting reader is woken by the next
+    one, a second reader at once is an error, and an empty inbox keeps no queue."""
+    from livesale._uvicorn.protocols import Inbox
+
+    inbox = Inbox()
+    assert inbox.empty() and inbox._events is None
+    inbox.put_nowait(1)
+    inbox.put_nowait(2)
+    assert not inbox.empty()
+    assert [await inbox.get(), await inbox.get()] == [1, 2]
+    assert inbox.empty() and inbox._events is None
+    reader = asyncio.ensure_future(inbox.get())
+    await asyncio.sleep(0)
+    with pytest.raises(RuntimeError, match="one reader"):
+        await inbox.get()
+    inbox.put_nowait(3)
+    assert await asyncio.wait_for(reader, 5) == 3
+    cancelled = asyncio.ensure_future(inbox.get())
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    inbox.put_nowait(4)  # a reader that gave up does not take it
+    assert await inbox.get() == 4
+
+
+async def test_flag_wakes_every_waiter_and_holds_no_list_when_set() -> None:
+    """The writability flag behaves like ``asyncio.Event`` for ``set``/``clear``/``wait``."""
+    from livesale._uvicorn.protocols import Flag
+
+    flag = Flag()
+    assert not flag.is_set()
+    waiters = [asyncio.ensure_future(flag.wait()) for _ in range(3)]
+    await asyncio.sleep(0)
+    assert not any(w.done() for w in waiters)
+    flag.set()
+    assert await asyncio.wait_for(asyncio.gather(*waiters), 5) == [True] * 3
+    assert flag.is_set() and flag._waiters is None
+    assert await flag.wait() is True
+    flag.clear()
+    gave_up = asyncio.ensure_future(flag.wait())
+    await asyncio.sleep(0)
+    gave_up.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await gave_up
+    assert not flag._waiters

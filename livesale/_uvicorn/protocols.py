@@ -12,7 +12,10 @@ of :mod:`livesale._uvicorn` pass).
 * :class:`DeadlineWebSocketProtocol`: when the keepalive ping goes unanswered or the closing
   handshake times out, the transport is aborted. uvicorn calls ``transport.close()``, which waits
   for the write buffer to drain — forever when the peer has stopped reading. An open socket
-  counts against its address's cap.
+  counts against its address's cap. An idle socket holds as little as it can: its inbox and
+  writability flag are lighter than uvicorn's ``asyncio.Queue`` and ``asyncio.Event`` (four
+  deques between them, allocated for every socket), and the handshake's headers are let go once
+  it is answered.
 
 It also offers the app a :class:`~livesale.transport.FrameSink` in the ASGI scope.
 """
@@ -25,6 +28,7 @@ import logging
 import random
 import socket
 from asyncio import BaseTransport, TimerHandle
+from collections import deque
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -259,6 +263,83 @@ class HeadWithBody:
         return self._transport.is_closing()
 
 
+class Inbox:
+    """What uvicorn's WebSocket protocol needs of its queue of received events (``put_nowait``,
+    ``get``, ``empty``), for the one reader an ASGI app is: no deque until an event waits, and
+    a future only while the reader waits."""
+
+    __slots__ = ("_events", "_reader")
+
+    def __init__(self) -> None:
+        self._events: deque[Any] | None = None
+        self._reader: asyncio.Future[None] | None = None
+
+    def put_nowait(self, event: Any) -> None:
+        if self._events is None:
+            self._events = deque()
+        self._events.append(event)
+        reader = self._reader
+        if reader is not None and not reader.done():
+            reader.set_result(None)
+
+    def empty(self) -> bool:
+        return not self._events
+
+    async def get(self) -> Any:
+        while not self._events:
+            if self._reader is not None:
+                raise RuntimeError("a WebSocket's events have one reader at a time")
+            self._reader = asyncio.get_running_loop().create_future()
+            try:
+                await self._reader
+            finally:
+                self._reader = None
+        event = self._events.popleft()
+        if not self._events:
+            self._events = None
+        return event
+
+
+class Flag:
+    """``asyncio.Event``'s ``set``, ``clear``, ``is_set`` and ``wait``, with no list of waiters
+    until one waits (a socket's writability: set nearly all the time, awaited rarely)."""
+
+    __slots__ = ("_value", "_waiters")
+
+    def __init__(self) -> None:
+        self._value = False
+        self._waiters: list[asyncio.Future[None]] | None = None
+
+    def is_set(self) -> bool:
+        return self._value
+
+    def set(self) -> None:
+        if self._value:
+            return
+        self._value = True
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._value = False
+
+    async def wait(self) -> bool:
+        if self._value:
+            return True
+        waiter = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if self._waiters is not None and waiter in self._waiters:
+                self._waiters.remove(waiter)
+        return True
+
+
 class DeadlineWebSocketProtocol(WebSocketsSansIOProtocol):
     """websockets-sansio with a bounded send buffer, aborting connections whose peer stopped
     reading. Each socket counts against its address's cap until it closes (:meth:`bound`
@@ -271,6 +352,14 @@ class DeadlineWebSocketProtocol(WebSocketsSansIOProtocol):
     def bound(cls, counts: AddressCounts) -> type[DeadlineWebSocketProtocol]:
         """This protocol for one server, counting its sockets in ``counts``."""
         return type(cls.__name__, (cls,), {"counts": counts})
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.queue = Inbox()  # type: ignore[assignment]
+        writable = self.writable.is_set()
+        self.writable = Flag()  # type: ignore[assignment]
+        if writable:
+            self.writable.set()
 
     def connection_made(self, transport: BaseTransport) -> None:
         super().connection_made(transport)
@@ -348,6 +437,11 @@ class DeadlineWebSocketProtocol(WebSocketsSansIOProtocol):
 
     async def send(self, message: Any) -> None:
         await super().send(message)
+        if message["type"] == "websocket.accept" and self.handshake_complete:
+            # The handshake is answered: its request and response are never read again, yet the
+            # request stays referenced (by the websockets parser's frame) as long as the socket.
+            self.request.headers.clear()
+            self.response.headers.clear()
         if message["type"] == "websocket.close" and self.close_timer is not None:
             # The closing handshake gets ``close_timeout``; then the connection is cut even if
             # unsent data is still buffered.

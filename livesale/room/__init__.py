@@ -5,6 +5,6 @@ This module is the room's surface: the app imports only the names below.
 """
 
 from livesale.room.hub import ROOM, Hub, start
-from livesale.room.routes import routes
+from livesale.room.routes import routes, socket_route
 
-__all__ = ["ROOM", "Hub", "routes", "start"]
+__all__ = ["ROOM", "Hub", "routes", "socket_route", "start"]

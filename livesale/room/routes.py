@@ -51,7 +51,10 @@ async def create_viewer(request: Request) -> Response:
     return json_response(ViewerCreated(viewer_id, nickname, token), 201)
 
 
+#: The room WebSocket; the app also serves it on a short path (:class:`livesale.app.App`).
+socket_route = WebSocketRoute("/ws/shows/{show_id}", RoomSocket)
+
 routes: list[BaseRoute] = [
     Route("/api/viewers", create_viewer, methods=["POST"]),
-    WebSocketRoute("/ws/shows/{show_id}", RoomSocket),
+    socket_route,
 ]

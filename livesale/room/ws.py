@@ -37,8 +37,6 @@ Then: a snapshot, the show's events, and the client's messages
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -139,6 +137,26 @@ class RoomSocket:
         return self.run().__await__()
 
     async def run(self) -> None:
+        opened = await self._open()
+        if opened is None:
+            return
+        services, hub, conn = opened
+        hub.attach(conn)
+        try:
+            await hub.snapshot(conn)
+            await self._read(services, hub, conn)
+        except LivesaleError as exc:
+            log.warning("room %s: %s", conn.show_id, exc)
+            conn.close(1011, "server error")
+            await conn.stop_writer(grace=5)
+        finally:
+            hub.detach(conn)
+            conn.gone()
+            await conn.stop_writer()
+
+    async def _open(self) -> tuple[svc.Services, Hub, Conn] | None:
+        """Check the socket and accept it, or refuse it (``None``). What only the opening
+        needs (the request's view, its headers) goes with this call's frame, not the socket."""
         websocket = WebSocket(self.scope, self.receive, self.send)
         services = svc.of(websocket)
         hub = services.get(ROOM)
@@ -150,7 +168,7 @@ class RoomSocket:
                 raise Forbidden("this page's origin may not open the room")
         except LivesaleError as exc:
             await websocket.send_denial_response(problem_response(exc))
-            return
+            return None
         client = client_of(websocket)
         try:
             await limits.check(services, "join", client)
@@ -162,56 +180,12 @@ class RoomSocket:
                 await websocket.send_denial_response(problem_response(exc))
             else:
                 await _refuse_open(websocket, exc)
-            return
+            return None
         conn.client = client
         await websocket.accept()
         conn.sink = ((self.scope.get("extensions") or {}).get(DIRECT_FRAMES) or {}).get("sink")
-        hub.attach(conn)
-        writer = asyncio.create_task(self._write(hub, conn), name="room-writer")
-        try:
-            await hub.snapshot(conn)
-            await self._read(services, hub, conn)
-        except LivesaleError as exc:
-            log.warning("room %s: %s", show_id, exc)
-            conn.close(1011, "server error")
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(writer), 5)
-        finally:
-            hub.detach(conn)
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, OSError, RuntimeError):
-                await writer
-
-    async def _write(self, hub: Hub, conn: Conn) -> None:
-        """Drain the queue into the socket; then send the close frame the hub asked for."""
-        send = self.send
-        frames = conn.frames
-        sink = conn.sink
-        try:
-            while True:
-                await conn.wake.wait()
-                conn.wake.clear()
-                while frames:
-                    if sink is None:
-                        await send({"type": "websocket.send", "text": frames.popleft().text})
-                    elif sink.ready():
-                        # Taken off the queue only as it is written, so ``push`` never
-                        # overtakes it.
-                        sink.write(frames.popleft().wire)
-                    elif not await sink.drain():
-                        conn.gone()  # closing or closed: nothing more can be written
-                        return
-                if conn.close_code:
-                    await send(
-                        {
-                            "type": "websocket.close",
-                            "code": conn.close_code,
-                            "reason": conn.close_reason,
-                        }
-                    )
-                    return
-        except OSError:
-            return  # the peer is gone (uvicorn's ClientDisconnected is an OSError)
+        conn.send = self.send
+        return services, hub, conn
 
     async def _read(self, services: svc.Services, hub: Hub, conn: Conn) -> None:
         strikes = 0
