@@ -210,3 +210,55 @@ def test_redis_killed_keeps_acknowledged_holds(
                 fresh.get(f"/api/holds/{hold['hold_id']}", headers=buyer).json()["state"] == "held"
             )
         _check_store(database, "AOF", level)
+
+
+def test_two_workers_check_out_into_one_store(
+    spawn: Any, tmp_path: Path, database_url: str
+) -> None:
+    """``serve --workers 2`` on the store: a rush of holds and checkouts, each on its own
+    connection, which the kernel spreads over both workers, sells exactly the stock, once per
+    order, and the store of record agrees with Redis."""
+    data = tmp_path / "workers"
+    database = database_url or data / "livesale.db"
+    proc = spawn("--workers", "2", *_args(data, database_url), wait=False)
+    proc.wait_healthy(timeout=120)
+    for worker in (0, 1):
+        deadline = time.monotonic() + 120  # catches a hang only
+        while not (data / "run" / f"worker-{worker}.sock").exists():
+            assert time.monotonic() < deadline, proc.output()
+            time.sleep(0.1)
+    key = create_key(database_url or data)
+    show, client = _setup(proc.url, key, "RUSH", 30)
+    buyers = _viewers(proc.url, 40)
+    clicks = [
+        ("POST", f"/api/shows/{show}/holds", {"sku": "RUSH", "qty": 1, "idempotency_key": "k"}, b)
+        for b in buyers
+    ]
+    holds = asyncio.run(burst(proc.url, clicks))
+    assert sorted(h.status_code for h in holds) == [201] * 30 + [409] * 10
+    pairs = [
+        (h.json()["hold_id"], b) for h, b in zip(holds, buyers, strict=True) if h.status_code == 201
+    ]
+    paid = asyncio.run(
+        burst(proc.url, [("POST", f"/api/holds/{hid}/checkout", CHECKOUT, b) for hid, b in pairs])
+    )
+    assert [p.status_code for p in paid] == [201] * 30, [
+        p.body for p in paid if p.status_code != 201
+    ]
+    assert len({p.json()["id"] for p in paid}) == 30
+    _check_store(database, "RUSH", client.get("/api/stock/RUSH").json())
+    with connect(database) as conn:
+        orders = conn.execute("SELECT COUNT(*) FROM orders WHERE sku = 'RUSH'").fetchone()[0]
+    assert orders == 30
+    # Both workers took checkouts (the merged /metrics labels each sample with its worker).
+    scraped = client.get("/metrics").text
+    served = {
+        worker
+        for line in scraped.splitlines()
+        if line.startswith("livesale_http_requests_total{") and "/checkout" in line
+        for worker in ("0", "1")
+        if f'worker="{worker}"' in line
+    }
+    assert served == {"0", "1"}, scraped
+    client.close()
+    assert proc.stop() == 0, proc.output()
