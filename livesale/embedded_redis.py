@@ -75,7 +75,8 @@ def _set_pdeathsig() -> None:  # pragma: no cover - runs in the child between fo
         pass
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """A process ``pid`` exists (perhaps another user's)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -168,13 +169,13 @@ class EmbeddedRedis:
             pid = int(self.pidfile.read_text().strip())
         except (OSError, ValueError):
             pid = 0
-        if pid and _pid_alive(pid) and _is_redis(pid):
+        if pid and pid_alive(pid) and _is_redis(pid):
             log.warning("stopping stale embedded redis (pid %s) left by an earlier run", pid)
             os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + 10
-            while _pid_alive(pid) and _is_redis(pid) and time.monotonic() < deadline:
+            while pid_alive(pid) and _is_redis(pid) and time.monotonic() < deadline:
                 time.sleep(0.05)
-            if _pid_alive(pid) and _is_redis(pid):
+            if pid_alive(pid) and _is_redis(pid):
                 os.kill(pid, signal.SIGKILL)
         if self.socket.exists():
             if _ping(self.socket):

@@ -14,7 +14,18 @@ from typing import Any, TypeVar
 import click
 
 from livesale import origins
-from livesale.cli.base import call, cli, client_options, connect, fail, out, print_json, say, table
+from livesale.cli.base import (
+    call,
+    cli,
+    client_options,
+    connect,
+    err,
+    fail,
+    out,
+    print_json,
+    say,
+    table,
+)
 from livesale.clients import trusted_networks
 from livesale.config import (
     DEFAULT_DATA_DIR,
@@ -343,13 +354,18 @@ def keys() -> None:
     """Merchant API keys."""
 
 
-@keys.command("create", context_settings={"auto_envvar_prefix": "LIVESALE"})
-@click.option(
+#: ``--data-dir`` of the commands that open the store themselves, without a server.
+_store_data_dir = click.option(
     "--data-dir",
     default=str(DEFAULT_DATA_DIR),
     show_default=True,
     type=click.Path(file_okay=False, path_type=Path),
+    help="The data directory (its livesale.db).",
 )
+
+
+@keys.command("create", context_settings={"auto_envvar_prefix": "LIVESALE"})
+@_store_data_dir
 @click.option("--database-url", default="", help="The server's --database-url, if it has one.")
 @click.option("--label", default="cli", show_default=True, help="A name to recognise it by.")
 def keys_create(data_dir: Path, database_url: str, label: str) -> None:
@@ -417,3 +433,83 @@ def _when(at: float | None) -> str:
     if at is None:
         return "-"
     return datetime.fromtimestamp(at).strftime("%Y-%m-%d %H:%M")
+
+
+# --- db -------------------------------------------------------------------------------------
+
+
+@cli.group()
+def db() -> None:
+    """The store of record."""
+
+
+@db.command("copy", context_settings={"auto_envvar_prefix": "LIVESALE"})
+@_store_data_dir
+@click.option("--to", "target_url", required=True, help="An empty PostgreSQL database's URL.")
+def db_copy(data_dir: Path, target_url: str) -> None:
+    """Copy the shop's SQLite store (products, stock ledger, shows, orders, payments, keys)
+    into an empty PostgreSQL database, all or nothing; then serve with --database-url."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from livesale.db import open_database, redact
+    from livesale.db.copy import copy_store
+
+    source_path = data_dir / "livesale.db"
+    if not source_path.is_file():
+        raise fail(f"{source_path} does not exist: nothing to copy")
+    if _serving(data_dir):
+        raise fail(
+            f"a livesale server is serving {data_dir}: stop it first, so that no order is"
+            " written to the file while it is copied"
+        )
+    if not target_url.startswith(("postgresql://", "postgres://")):
+        raise fail("--to: give a postgresql://... URL")
+
+    async def run(progress: Progress) -> list[Any]:
+        tasks: dict[str, Any] = {}
+
+        def step(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = progress.add_task(name, total=max(total, 1))
+            progress.update(tasks[name], completed=done if total else 1)
+
+        source = await open_database(source_path)
+        try:
+            target = await open_database(target_url)
+            try:
+                return await copy_store(source, target, step)
+            finally:
+                await target.close()
+        finally:
+            await source.close()
+
+    with Progress(
+        TextColumn("{task.description:<20}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err,
+    ) as progress:
+        try:
+            copied = asyncio.run(run(progress))
+        except LivesaleError as exc:
+            progress.stop()
+            raise fail(exc.detail) from exc
+    rows = sum(t.rows for t in copied)
+    say(
+        f"copied {rows} rows of {len(copied)} tables into {redact(target_url)}",
+        f"serve from it: livesale serve --database-url {redact(target_url)}",
+    )
+
+
+def _serving(data_dir: Path) -> bool:
+    """A server still running (by its ``server.json``) on ``data_dir``."""
+    import json
+
+    from livesale.client import SERVER_FILE
+    from livesale.embedded_redis import pid_alive
+
+    try:
+        pid = int(json.loads((data_dir / SERVER_FILE).read_text())["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return pid_alive(pid)
