@@ -4,6 +4,8 @@ at a time, statements split as SQLite would, errors translated."""
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -50,17 +52,37 @@ async def test_migrations_from_nothing_by_processes_starting_together(
         name = database_url.split("?", 1)[0].rsplit("/", 1)[1]
         target: Path | str = cluster.url(name + "_empty")
         cluster.execute(f"CREATE DATABASE {name}_empty")
+        targets = [target]
     else:
-        target = tmp_path / "empty.db"
-    opened = await asyncio.gather(*(open_database(target) for _ in range(4)))
-    try:
-        rows = await opened[0].fetchall("SELECT version FROM schema_migrations ORDER BY version")
-        assert [r[0] for r in rows] == [v for v, _, _ in migrations()]
-    finally:
-        for db in opened:
-            await db.close()
-        if database_url:
-            cluster.drop(str(target))
+        # Several rounds: SQLite's switch to WAL refuses a file being opened beside it at once,
+        # without waiting, now and then (a few times in a hundred rounds).
+        targets = [tmp_path / f"empty-{n}.db" for n in range(12)]
+    for target in targets:
+        opened = await asyncio.gather(*(open_database(target) for _ in range(6)))
+        try:
+            rows = await opened[0].fetchall(
+                "SELECT version FROM schema_migrations ORDER BY version"
+            )
+            assert [r[0] for r in rows] == [v for v, _, _ in migrations()]
+        finally:
+            for db in opened:
+                await db.close()
+            if database_url:
+                cluster.drop(str(target))
+
+
+async def test_a_file_that_fails_to_open_leaves_no_thread(tmp_path: Path) -> None:
+    """A file that is not a database is refused with StoreError, and the connections opened
+    on the way are closed: their threads end (a live one would keep the process from exiting)."""
+    before = set(threading.enumerate())
+    bad = tmp_path / "not.db"
+    bad.write_bytes(b"this is not an SQLite database, not even close" * 100)
+    with pytest.raises(StoreError, match="not a database"):
+        await open_database(bad)
+    deadline = time.monotonic() + 10
+    while set(threading.enumerate()) - before and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert set(threading.enumerate()) - before == set()
 
 
 async def test_failed_transaction_rolls_back(db: Database) -> None:

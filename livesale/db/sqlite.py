@@ -9,8 +9,10 @@ through a power cut.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,6 +23,9 @@ from livesale.datadir import PRIVATE_DIR, PRIVATE_FILE
 from livesale.db.base import Connection, Cursor, Database, Params, Row
 from livesale.errors import IntegrityFailed, StoreError
 
+#: How long opening the file keeps trying to switch it to WAL while others open it too.
+WAL_SECONDS = 10.0
+
 
 def _error(exc: sqlite3.Error) -> StoreError:
     if isinstance(exc, sqlite3.IntegrityError):
@@ -30,10 +35,36 @@ def _error(exc: sqlite3.Error) -> StoreError:
 
 async def _connect(path: Path) -> aiosqlite.Connection:
     conn = await aiosqlite.connect(path, isolation_level=None)
-    conn.row_factory = sqlite3.Row
-    for pragma in ("busy_timeout = 10000", "foreign_keys = ON", "synchronous = FULL"):
-        await _pragma(conn, pragma)
+    try:
+        conn.row_factory = sqlite3.Row
+        for pragma in ("busy_timeout = 10000", "foreign_keys = ON", "synchronous = FULL"):
+            await _pragma(conn, pragma)
+    except BaseException:
+        await _close_quietly(conn)
+        raise
     return conn
+
+
+async def _close_quietly(conn: aiosqlite.Connection | None) -> None:
+    """Close ``conn`` (and stop its thread) on the way out of a failed open."""
+    if conn is not None:
+        with contextlib.suppress(sqlite3.Error, ValueError):
+            await conn.close()
+
+
+async def _wal(conn: aiosqlite.Connection) -> None:
+    """Put the file in WAL mode, which it keeps. The switch needs the file to itself for a
+    moment, and SQLite answers "database is locked" at once, without the busy timeout, while
+    another process opens the file too (several workers starting together): try again."""
+    deadline = time.monotonic() + WAL_SECONDS
+    while True:
+        try:
+            await _pragma(conn, "journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(0.05)
 
 
 async def _pragma(conn: aiosqlite.Connection, pragma: str) -> None:
@@ -106,17 +137,26 @@ class SQLiteDatabase(Database):
     async def open(cls, path: Path) -> SQLiteDatabase:
         """Open (creating if needed) the database and apply pending migrations."""
         path.parent.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+        writer: aiosqlite.Connection | None = None
         try:
             # Buyers' addresses live here: the file is the owner's alone, and SQLite gives its
             # WAL and shared-memory files the database's mode.
             os.close(os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE))
             writer = await _connect(path)
-            await _pragma(writer, "journal_mode = WAL")
+            await _wal(writer)
             reader = await _connect(path)
         except (sqlite3.Error, OSError) as exc:
+            await _close_quietly(writer)
             raise StoreError(f"cannot open {path}: {exc}") from exc
+        except BaseException:
+            await _close_quietly(writer)
+            raise
         db = cls(path, writer, reader)
-        await db.migrate()
+        try:
+            await db.migrate()
+        except BaseException:
+            await db.close()
+            raise
         return db
 
     async def close(self) -> None:
