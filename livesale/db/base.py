@@ -25,13 +25,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from importlib import resources
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from livesale.errors import StoreError
 
 log = logging.getLogger("livesale.db")
 
 Params = Sequence[Any]
+_D = TypeVar("_D", bound="Database")
 
 
 class Row(Protocol):
@@ -101,6 +102,16 @@ class Database(ABC):
 
     async def ping(self) -> None:
         await self.fetchone("SELECT 1")
+
+    async def migrated(self: _D) -> _D:
+        """This store with every pending migration applied; closed if that fails (what each
+        engine's ``open`` returns)."""
+        try:
+            await self.migrate()
+        except BaseException:
+            await self.close()
+            raise
+        return self
 
     async def migrate(self) -> list[int]:
         """Apply every migration not yet applied, each in its own transaction; return them.

@@ -165,13 +165,7 @@ class PostgresDatabase(Database):
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
             await pool.close()
             raise StoreError(f"cannot reach PostgreSQL at {redact(url)}: {exc}") from exc
-        db = cls(url, pool)
-        try:
-            await db.migrate()
-        except BaseException:
-            await db.close()
-            raise
-        return db
+        return await cls(url, pool).migrated()
 
     async def close(self) -> None:
         await self._pool.close()

@@ -151,13 +151,7 @@ class SQLiteDatabase(Database):
         except BaseException:
             await _close_quietly(writer)
             raise
-        db = cls(path, writer, reader)
-        try:
-            await db.migrate()
-        except BaseException:
-            await db.close()
-            raise
-        return db
+        return await cls(path, writer, reader).migrated()
 
     async def close(self) -> None:
         await self._reader.close()
