@@ -1,6 +1,6 @@
 """The one place livesale drives redis-py below its client API: the script pipeline's raw wire.
 
-:mod:`livesale.orders.pipeline` packs a batch of ``EVALSHA`` calls as RESP itself and needs to
+:mod:`livesale.lua.pipeline` packs a batch of ``EVALSHA`` calls as RESP itself and needs to
 write those bytes to one pooled connection and read the replies back in order. redis-py has no
 public API for that, so this adapter takes a connection from the pool, sends the packed bytes
 and reads replies through the connection's own methods. Every name it relies on is in
@@ -17,6 +17,7 @@ import logging
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
 from redis.exceptions import RedisError, ResponseError
 
@@ -29,6 +30,9 @@ PRIVATE_NAMES: tuple[tuple[type[Any], str, str], ...] = (
     (AbstractConnection, "send_packed_command", "write pre-packed RESP bytes"),
     (AbstractConnection, "read_response", "read one reply (an error reply is raised)"),
     (AbstractConnection, "disconnect", "drop a connection left out of step"),
+    (RedisCluster, "get_node_from_key", "find the cluster node that owns a key's slot"),
+    (ClusterNode, "acquire_connection", "take a connection to that node"),
+    (ClusterNode, "release", "give it back"),
 )
 
 
@@ -79,6 +83,35 @@ async def send_packed(
     """
     pool = redis.connection_pool
     conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+    try:
+        return await _exchange(conn, payload, replies)
+    finally:
+        await pool.release(conn)
+
+
+def node_of(cluster: RedisCluster, key: str) -> ClusterNode:
+    """The primary of a cluster that owns ``key``'s slot, as the client's map has it."""
+    node = cluster.get_node_from_key(key)
+    if node is None:
+        raise RedisError(f"no cluster node owns the slot of {key!r}")
+    return node
+
+
+async def send_packed_to(
+    node: ClusterNode, payload: bytes, replies: int
+) -> tuple[list[Any], BaseException | None]:
+    """:func:`send_packed` on one connection to a cluster node (every command's keys in a slot
+    of that node's; a reply ``MOVED`` if the map changed since)."""
+    conn = node.acquire_connection()
+    try:
+        return await _exchange(conn, payload, replies)
+    finally:
+        node.release(conn)
+
+
+async def _exchange(
+    conn: AbstractConnection, payload: bytes, replies: int
+) -> tuple[list[Any], BaseException | None]:
     results: list[Any] = []
     error: BaseException | None = None
     try:
@@ -95,6 +128,4 @@ async def send_packed(
         # Cancelled with replies unread: the connection is out of step, never reuse it.
         await conn.disconnect()
         raise
-    finally:
-        await pool.release(conn)
     return results, error

@@ -42,7 +42,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 
 class LivesaleError(Exception):
@@ -199,7 +199,7 @@ def map_redis_errors(what: str = "redis") -> Iterator[None]:
     """
     try:
         yield
-    except RedisError as exc:
+    except (RedisError, RedisClusterException) as exc:  # the second: no node of a cluster answers
         if "used memory > 'maxmemory'" in str(exc):
             raise Unavailable(
                 "the sale's memory (Redis) is full: try again shortly", retry_after=5

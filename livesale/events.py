@@ -30,7 +30,7 @@ from redis.exceptions import NoScriptError
 
 from livesale import keys
 from livesale.errors import map_redis_errors
-from livesale.lua import SHAS, SOURCES, calls
+from livesale.lua import calls, is_cluster, sources_for
 
 #: Events that take a sequence number, the same on every process and for every viewer.
 SEQUENCED: frozenset[str] = frozenset(
@@ -54,11 +54,21 @@ encoder = msgspec.json.Encoder()
 async def _publish_sequenced(redis: aioredis.Redis, show_id: str, body: bytes) -> int:
     call = calls.publish_seq(show_id=show_id, body=body)
     args = (len(call.keys), *call.keys, *call.args)
+    sources, shas = sources_for(redis)
     with map_redis_errors("redis publish"):
         try:
-            return int(await redis.evalsha(SHAS[call.name], *args))
+            return int(await redis.evalsha(shas[call.name], *args))
         except NoScriptError:
-            return int(await redis.eval(SOURCES[call.name], *args))
+            return int(await redis.eval(sources[call.name], *args))
+
+
+async def send(redis: aioredis.Redis, channel: str, body: bytes) -> None:
+    """Publish ``body`` on ``channel`` as is: by sharded pub/sub on a Redis Cluster."""
+    with map_redis_errors("redis publish"):
+        if is_cluster(redis):
+            await redis.spublish(channel, body)
+        else:
+            await redis.publish(channel, body)
 
 
 async def publish(redis: aioredis.Redis, show_id: str, event: dict[str, Any]) -> None:
@@ -69,8 +79,7 @@ async def publish(redis: aioredis.Redis, show_id: str, event: dict[str, Any]) ->
         body.update((k, v) for k, v in event.items() if k not in ("type", "seq"))
         await _publish_sequenced(redis, show_id, encoder.encode(body))
         return
-    with map_redis_errors("redis publish"):
-        await redis.publish(keys.show_channel(show_id), encoder.encode(event))
+    await send(redis, keys.show_channel(show_id), encoder.encode(event))
 
 
 async def publish_event(redis: aioredis.Redis, show_id: str, event: Event) -> int:
@@ -79,6 +88,5 @@ async def publish_event(redis: aioredis.Redis, show_id: str, event: Event) -> in
     body = encoder.encode(event)
     if event.__struct_config__.tag in SEQUENCED:
         return await _publish_sequenced(redis, show_id, body)
-    with map_redis_errors("redis publish"):
-        await redis.publish(keys.show_channel(show_id), body)
+    await send(redis, keys.show_channel(show_id), body)
     return 0

@@ -1,7 +1,11 @@
 """Every Redis key livesale uses, built in one place.
 
 Lua scripts never build keys: they receive them all in ``KEYS``. One SKU's keys share the hash
-tag ``{sku}`` and one show's keys the tag ``{show:<id>}`` so Redis Cluster stays possible.
+tag ``{sku}``, one show's keys the tag ``{show:<id>}``, and the few keys of the whole shop's
+stock the tag ``{stock}``: every script's keys are of one hash slot, so a Redis Cluster runs
+them (tests/test_keys.py checks every call builder). What must reach both a show and a SKU is
+mirrored in the SKU's slot (:func:`offers`) or done in two steps (a buy click's ``admit`` in the
+show's slot, then ``reserve`` in the SKU's).
 """
 
 from __future__ import annotations
@@ -10,23 +14,38 @@ from collections.abc import Iterable
 
 PREFIX = "ls:"
 
-#: Set when stock has been built from SQLite; its absence after a Redis restart means the
-#: data was lost and stock must be rebuilt before anything is sold.
-STOCK_READY = PREFIX + "stock-ready"
+#: Set when stock has been built from the store of record; its absence after a Redis restart
+#: means the data was lost and stock must be rebuilt. (Each SKU's counters carry a ``ready``
+#: mark of their own too, which the hold scripts check in the SKU's slot: a cluster node that
+#: lost its data loses the marks of its SKUs only.)
+STOCK_READY = PREFIX + "{stock}:ready"
 #: Held while one process rebuilds stock from SQLite.
-REBUILD_LOCK = PREFIX + "rebuild-lock"
+REBUILD_LOCK = PREFIX + "{stock}:rebuild-lock"
 #: Held by the one process that runs the duties that must not run twice (livesale.lease).
 DUTIES = PREFIX + "duties"
 
 
 def stock(sku: str) -> str:
-    """Hash ``on_hand``, ``available``, ``held``, ``sold`` of one SKU."""
+    """Hash ``on_hand``, ``available``, ``held``, ``sold`` of one SKU, and ``ready`` once they
+    were built from the store of record."""
     return f"{PREFIX}{{{sku}}}:stock"
+
+
+def offers(sku: str) -> str:
+    """Hash show id -> ``price|currency|limit|mode`` of every show that sells the SKU now
+    (mode ``live`` or ``replay``): the show's mirror, kept in the SKU's slot for its buy
+    clicks."""
+    return f"{PREFIX}{{{sku}}}:offers"
+
+
+def sku_channel(sku: str) -> str:
+    """Pub/sub channel of the SKU's stock, hold and sale events (each names its show)."""
+    return f"{PREFIX}{{{sku}}}:events"
 
 
 #: The change of on-hand counts between its two steps (hash ``id``, ``until``): at most one
 #: is open at a time.
-STOCK_BATCH = PREFIX + "stock-batch"
+STOCK_BATCH = PREFIX + "{stock}:batch"
 
 
 def show(show_id: str) -> str:
@@ -54,8 +73,9 @@ def show_seq(show_id: str) -> str:
     return f"{PREFIX}{{show:{show_id}}}:seq"
 
 
-#: Set of SKUs that have live holds, so the sweepers know where to look.
-HOLD_SKUS = PREFIX + "hold-skus"
+#: Sorted set of the SKUs that may have holds, so the sweepers know where to look, each scored
+#: by a time (ms) no hold made before it is written outlives (livesale.orders.holds).
+HOLD_SKUS = PREFIX + "hold-index"
 
 
 def holds(sku: str) -> str:
@@ -88,9 +108,15 @@ def idempotency(show_id: str, viewer_id: str, key: str) -> str:
     return f"{PREFIX}{{show:{show_id}}}:idem:{viewer_id}:{key}"
 
 
-def show_channel_pattern() -> str:
-    """Pattern matching every show's channel: one subscription per process serves all rooms."""
-    return f"{PREFIX}{{show:*}}:events"
+def channel_pattern() -> str:
+    """Pattern matching every show's and every SKU's channel: on one Redis, one subscription
+    per process serves all rooms (a cluster subscribes to each room's channels instead)."""
+    return f"{PREFIX}{{*}}:events"
+
+
+def buy_bucket(show_id: str, client: str) -> str:
+    """Token bucket of one client address's buy clicks in a show (expires when full)."""
+    return f"{PREFIX}{{show:{show_id}}}:buy-rate:{client}"
 
 
 def show_requests(show_id: str) -> str:

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
 from livesale.errors import map_redis_errors
+from livesale.lua import is_cluster
 from livesale.metrics import Metrics
 
 log = logging.getLogger("livesale.redis")
@@ -27,6 +30,14 @@ CHECK_SECONDS = 10.0
 WARN_SHARE = 0.8
 #: While Redis stays above the mark, the warning comes again this often.
 REPEAT_SECONDS = 300.0
+
+
+async def _nodes(redis: aioredis.Redis) -> list[dict[str, Any]]:
+    """``INFO memory`` of the one Redis, or of every primary of a cluster."""
+    if not is_cluster(redis):
+        return [await redis.info("memory")]
+    found = await redis.info("memory", target_nodes=RedisCluster.PRIMARIES)
+    return list(found.values())
 
 
 def _mib(n: int) -> str:
@@ -42,11 +53,17 @@ class RedisMemory:
         self.warn = warn
         self._warned_at: float | None = None
 
+    async def _read(self) -> tuple[int, int]:
+        """``(used, maxmemory)`` of the Redis, or of the cluster's primary nearest its limit
+        (the first to refuse writes)."""
+        with map_redis_errors("cannot read Redis's memory"):
+            nodes = await _nodes(self.redis)
+        figures = [(int(i["used_memory"]), int(i.get("maxmemory", 0))) for i in nodes]
+        return max(figures, key=lambda f: (f[0] / f[1] if f[1] else 0.0, f[0]))
+
     async def check(self) -> tuple[int, int]:
         """Update the gauges and warn if need be; returns ``(used, maxmemory)`` in bytes."""
-        with map_redis_errors("cannot read Redis's memory"):
-            info = await self.redis.info("memory")
-        used, limit = int(info["used_memory"]), int(info.get("maxmemory", 0))
+        used, limit = await self._read()
         self.metrics.redis_memory_used.set(used)
         self.metrics.redis_memory_max.set(limit)
         if limit and used >= self.warn * limit:

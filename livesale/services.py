@@ -11,9 +11,11 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisClusterException, RedisError
 from starlette.requests import HTTPConnection
 
 from livesale.auth import ApiKeys
@@ -85,19 +87,53 @@ def of(conn: HTTPConnection) -> Services:
     return services
 
 
+#: URL schemes of a Redis Cluster (any one node; the client finds the others): the same URL
+#: as for one Redis, ``+cluster`` after the scheme.
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+
+
+def cluster_url(url: str) -> str | None:
+    """The plain URL of one node if ``url`` names a Redis Cluster, else ``None``."""
+    scheme, sep, rest = url.partition("://")
+    plain = CLUSTER_SCHEMES.get(scheme.lower()) if sep else None
+    return f"{plain}://{rest}" if plain else None
+
+
+def redact(url: str) -> str:
+    """``url`` with its password, if any, as ``***`` (for messages and logs)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = f"{parts.username}:" if parts.username else ":"
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}***@{host}"))
+
+
 async def connect_redis(url: str) -> aioredis.Redis:
-    """A client for ``url`` that has answered PING; :class:`ConfigError` in one line if not."""
-    # A blocking pool: under a burst, callers wait for a free connection instead of failing
-    # with "Too many connections" (redis-py's plain pool refuses past its limit at once).
-    pool = aioredis.BlockingConnectionPool.from_url(
-        url, max_connections=256, timeout=10, health_check_interval=15, socket_connect_timeout=5
-    )
-    client: aioredis.Redis = aioredis.Redis.from_pool(pool)  # owns the pool: aclose closes it
+    """A client for ``url`` that has answered PING; :class:`ConfigError` in one line if not.
+
+    ``redis+cluster://host:port`` (or ``rediss+cluster://``) is a Redis Cluster: the client
+    reads the cluster's map of slots from that node and sends each command to the node that
+    owns its keys. (It is typed as the one-node client: the two share the commands livesale
+    uses; the few places that differ ask :func:`livesale.lua.is_cluster`.)"""
+    node = cluster_url(url)
+    client: aioredis.Redis
+    if node is not None:
+        client = RedisCluster.from_url(  # type: ignore[assignment]
+            node, max_connections=256, health_check_interval=15, socket_connect_timeout=5
+        )
+    else:
+        # A blocking pool: under a burst, callers wait for a free connection instead of
+        # failing with "Too many connections" (redis-py's plain pool refuses past its limit).
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=256, timeout=10, health_check_interval=15, socket_connect_timeout=5
+        )
+        client = aioredis.Redis.from_pool(pool)  # owns the pool: aclose closes it
     try:
         await client.ping()
-    except (RedisError, OSError) as exc:
+    except (RedisError, RedisClusterException, OSError) as exc:
         await client.aclose()
-        raise ConfigError(f"cannot reach Redis at {url}: {exc}") from exc
+        raise ConfigError(f"cannot reach Redis at {redact(url)}: {exc}") from exc
     return client
 
 

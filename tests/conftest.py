@@ -21,7 +21,7 @@ import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import pytest
@@ -39,6 +39,8 @@ from tests.localstripe import SECRET_KEY as STRIPE_SECRET_KEY
 from tests.localstripe import WEBHOOK_SECRET as STRIPE_WEBHOOK_SECRET
 from tests.localstripe import LocalStripe
 from tests.postgres import Cluster, binaries
+from tests.redis_cluster import Cluster as RedisCluster
+from tests.redis_cluster import binary as cluster_binary
 
 #: The suites that run on both stores of record.
 BOTH_STORES = ("orders", "catalogue", "shows", "test_db.py", "test_cli_orders.py")
@@ -85,6 +87,31 @@ def redis_url(redis_server: str) -> str:
     return redis_server
 
 
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisCluster]:
+    """A throw-away 3-master Redis Cluster of Debian's redis-server, for the session."""
+    server = cluster_binary()
+    if server is None:
+        missing("no Redis 7 redis-server at /usr/bin/redis-server (apt-get install redis-server)")
+    with RedisCluster(server) as started:
+        yield started
+
+
+def missing(message: str) -> NoReturn:
+    """A server a test needs is not installed: skip, except in CI, where it fails
+    (scripts/test installs every one)."""
+    if in_ci():
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def cluster_url(redis_cluster: RedisCluster) -> str:
+    """The session's Redis Cluster, emptied for this test (``redis+cluster://``)."""
+    redis_cluster.flush()
+    return redis_cluster.url
+
+
 @pytest.fixture
 def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(redis_url)
@@ -119,10 +146,7 @@ def postgres_cluster() -> Iterator[Cluster]:
     they fail (scripts/test installs Debian's ``postgresql``)."""
     bindir = binaries()
     if bindir is None:
-        message = "PostgreSQL's server binaries are not installed (apt-get install postgresql)"
-        if in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
+        missing("PostgreSQL's server binaries are not installed (apt-get install postgresql)")
     cluster = Cluster(bindir).start()
     yield cluster
     cluster.stop()

@@ -5,9 +5,10 @@ from __future__ import annotations
 import inspect
 
 import pytest
+from redis.crc import key_slot
 
 from livesale.errors import StoreError
-from livesale.lua import SHAS, SOURCES, ScriptCall, calls, compose
+from livesale.lua import SHARDED, SHARDED_SHAS, SHAS, SOURCES, ScriptCall, calls, compose
 
 BUILDERS = {
     name: fn
@@ -25,9 +26,7 @@ def test_one_builder_per_script() -> None:
 
 def test_builders_name_their_script() -> None:
     """Each builder's call runs the script it is named after."""
-    call = calls.release(
-        sku="S", show_id="sh_1", hold_id="ho_1.S", viewer_id=None, owner="vw_1", client="10.0.0.1"
-    )
+    call = calls.release(sku="S", hold_id="ho_1.S", viewer_id=None)
     assert call == ScriptCall(
         "release",
         [
@@ -36,14 +35,13 @@ def test_builders_name_their_script() -> None:
             "ls:{S}:expiry",
             "ls:{S}:done",
             "ls:{S}:buyers",
-            "ls:{show:sh_1}:events",
-            "ls:{show:sh_1}:live:vw_1",
-            "ls:{show:sh_1}:live:@10.0.0.1",
+            "ls:{S}:events",
         ],
         ["ho_1.S", ""],
     )
     dummies = {"str": "x", "int": 1, "bool": True, "bytes": b"{}", "float": 1.0}
     dummies |= {"str | None": "x", "int | None": 1, "Sequence[str]": [], "Mapping[str, int]": {}}
+    dummies["Mapping[str, str]"] = {"S": "990|EUR|0"}
     dummies["tuple[int, float]"] = (1, 1.0)
     dummies |= {"Sequence[tuple[str, int]]": [("S", 1)]}
     for name, builder in BUILDERS.items():
@@ -51,6 +49,35 @@ def test_builders_name_their_script() -> None:
         made = builder(**{p.name: dummies[str(p.annotation)] for p in params})
         assert made.name == name
         assert all(isinstance(k, str) and k.startswith("ls:") for k in made.keys), name
+
+
+def test_every_call_is_of_one_hash_slot() -> None:
+    """A Redis Cluster runs a script only if all its keys are in one hash slot: every
+    builder's keys are, whatever SKU, show, viewer or address it is given (the channels a
+    script publishes on are among its keys, so they are in its slot too)."""
+    values = [("BALM", "sh_1", "vw_1", "10.0.0.1"), ("LIP-02", "sh_9", "vw_7", "::1")]
+    for name, builder in BUILDERS.items():
+        params = inspect.signature(builder).parameters.values()
+        for sku, show, viewer, address in values:
+            strings = {"sku": sku, "show_id": show, "viewer_id": viewer, "client": address}
+            dummies = {"str": "x", "int": 1, "bool": True, "bytes": b"{}", "float": 1.0}
+            dummies |= {"str | None": viewer, "int | None": 1, "Sequence[str]": ["ho_1"]}
+            dummies |= {"Mapping[str, int]": {f"{show}|{viewer}": 1}, "tuple[int, float]": (1, 1.0)}
+            dummies["Mapping[str, str]"] = {sku: "990|EUR|0"}
+            made = builder(
+                **{p.name: strings.get(p.name, dummies[str(p.annotation)]) for p in params}
+            )
+            slots = {key_slot(k.encode()) for k in made.keys}
+            assert len(slots) == 1, (name, made.keys)
+
+
+def test_cluster_scripts_publish_by_shard() -> None:
+    """On a cluster every script publishes with SPUBLISH, and only there."""
+    for name, source in SOURCES.items():
+        assert "SPUBLISH" not in source, name
+        assert "'PUBLISH'" not in SHARDED[name], name
+        assert SHARDED[name].count("'SPUBLISH'") == source.count("'PUBLISH'"), name
+    assert SHARDED_SHAS != SHAS
 
 
 def test_hold_scripts_share_one_prelude() -> None:

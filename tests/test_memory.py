@@ -15,6 +15,7 @@ from livesale.errors import Unavailable
 from livesale.lua import Scripts, calls
 from livesale.memory import RedisMemory
 from livesale.metrics import Metrics
+from livesale.services import connect_redis
 
 
 def gauge(metrics: Metrics, name: str) -> float:
@@ -108,3 +109,22 @@ def test_serve_gives_the_embedded_redis_its_maxmemory(spawn: Any, tmp_path: Path
     refused = spawn("--data-dir", str(data), "--redis-maxmemory", "lots", wait=False)
     assert refused.proc is not None and refused.proc.wait(30) == 2
     assert "256mb or 1gb" in refused.output()
+
+
+async def test_on_a_cluster_the_primary_nearest_its_limit_counts(
+    redis_cluster: Any, cluster_url: str
+) -> None:
+    """On a Redis Cluster the gauges follow the primary that would refuse writes first: the
+    one nearest its own maxmemory, not whichever node the client asks by default."""
+    host, port = redis_cluster.nodes[1]
+    node = redis.Redis(host=host, port=port)
+    client = await connect_redis(cluster_url)
+    try:
+        node.config_set("maxmemory", 64 * 1024 * 1024)
+        used, limit = await RedisMemory(client, Metrics()).check()
+        assert limit == 64 * 1024 * 1024
+        assert abs(used - int(node.info("memory")["used_memory"])) < 1024 * 1024
+    finally:
+        node.config_set("maxmemory", 0)
+        node.close()
+        await client.aclose()

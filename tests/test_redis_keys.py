@@ -124,12 +124,14 @@ def structural(live_show: str, ended_show: str, keep_ms: int) -> list[tuple[str,
     return [
         (re.escape(keys.STOCK_READY), counter),
         (re.escape(keys.HOLD_SKUS), size(len(SKUS))),
-        (r"ls:\{([A-Z]+-\d)\}:stock", size(4)),
+        (r"ls:\{([A-Z]+-\d)\}:stock", size(5)),  # the four counters and the ready mark
         (r"ls:\{([A-Z]+-\d)\}:holds", holds),
         (r"ls:\{([A-Z]+-\d)\}:expiry", size(100)),
         (r"ls:\{([A-Z]+-\d)\}:done", finished),
         (r"ls:\{([A-Z]+-\d)\}:buyers", buyers),
         (r"ls:\{([A-Z]+-\d)\}:returned", size(100)),
+        # The offer of each show selling the SKU: the live one only, the other has ended.
+        (r"ls:\{([A-Z]+-\d)\}:offers", size(1)),
         # The live show's own keys: as large as its line-up, its chat tail, its audience.
         (rf"ls:\{{show:{tag}\}}:state", size(4)),
         (rf"ls:\{{show:{tag}\}}:seq", counter),
@@ -195,7 +197,8 @@ async def settle(
         assert merchant.post("/api/products/import", json=products).status_code == 201
         assert merchant.post(f"/api/shows/{ended.id}/end").status_code == 200
         await until(lambda: merchant.get(f"/api/shows/{ended.id}/fulfilment").is_success)
-    await until(lambda: not redis_client.exists(keys.HOLD_SKUS))  # every hold over, forgotten
+    # Every hold over, and forgotten.
+    await until(lambda: not redis_client.exists(*(keys.holds(sku) for sku in SKUS)))
 
 
 async def until(check: Callable[[], object], seconds: float = 60) -> None:

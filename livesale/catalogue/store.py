@@ -31,7 +31,8 @@ from livesale.errors import (
     map_redis_errors,
 )
 from livesale.ids import new_id
-from livesale.lua import Scripts, calls
+from livesale.lua import ScriptCall, Scripts, calls
+from livesale.lua.pipeline import ScriptBatcher
 from livesale.money import Money
 from livesale.values import StockLevel
 
@@ -207,6 +208,7 @@ class StockStore:
         self.db = db
         self.redis = redis
         self.scripts = scripts
+        self.batcher = ScriptBatcher(redis, scripts)
 
     async def get(self, sku: str) -> StockLevel:
         """Current counters; a product never stocked reads as all zeros."""
@@ -283,13 +285,13 @@ class StockStore:
         except Exception:
             if batch.prepared:  # rolled back: every row back to its count before the change
                 try:
-                    await self._finish(batch.id, [(sku, b) for sku, _, b in batch.rows])
+                    await self._finish(batch.id, [(sku, b, b) for sku, _, b in batch.rows])
                 except Exception:
                     log.exception(
                         "stock change %s not undone in Redis: left to the watch", batch.id
                     )
             raise
-        await self._finish(batch.id, [(sku, n) for sku, n, _ in batch.rows])
+        await self._finish(batch.id, batch.rows)
         for listener in self.listeners:
             try:
                 await listener(skus)
@@ -297,31 +299,32 @@ class StockStore:
                 log.exception("telling of a stock change of %d SKU(s) failed", len(skus))
 
     async def _prepare(self, batch: _Batch, refuse: Refuse) -> None:
-        """Step 1: check every row in Redis and take units off sale, or raise."""
-        call = calls.stock_batch(
-            step="prepare",
-            change=batch.id,
-            targets=[(sku, n) for sku, n, _ in batch.rows],
-            lease_ms=BATCH_LEASE_MS,
-        )
+        """Step 1: open the change, check every row in its SKU's slot and take units off sale,
+        or give back what was taken, close it and raise."""
         deadline = time.monotonic() + BUSY_SECONDS
         while True:
-            result = await self.scripts.run(call)
-            status = _text(result[0])
+            status = _text(await self.scripts.run(self._lock("open", batch.id)))
             if status != "busy" or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.05)  # another process's change is between its two steps
         if status == "ok":
             batch.prepared = True
-            return
-        if status == "conflict":
+            results = await self._rows("prepare", batch.rows)
             refused = []
-            for at in range(1, len(result), 4):
-                row, on_hand, held, sold = (int(v) for v in result[at : at + 4])
-                sku, target, _ = batch.rows[row - 1]
-                level = StockLevel(sku, on_hand, on_hand - held - sold, held, sold)
-                refused.append((row - 1, state.conflict(level, target)))
-            raise refuse(refused)
+            for at, result in enumerate(results):
+                if _text(result[0]) == "conflict":
+                    on_hand, held, sold = (int(v) for v in result[1:4])
+                    sku, target, _ = batch.rows[at]
+                    level = StockLevel(sku, on_hand, on_hand - held - sold, held, sold)
+                    refused.append((at, state.conflict(level, target)))
+            unready = any(_text(r[0]) == "unready" for r in results)
+            if not refused and not unready:
+                return
+            await self._finish(batch.id, [(sku, b, b) for sku, _, b in batch.rows])
+            batch.prepared = False
+            if refused:
+                raise refuse(refused)
+            status = "unready"
         raise Unavailable(
             {
                 "unready": "stock is being rebuilt from the database; try again shortly",
@@ -332,27 +335,44 @@ class StockStore:
             retry_after=1,
         )
 
-    async def _finish(self, change: str, targets: list[tuple[str, int]]) -> None:
-        """Step 2: every row to what SQLite holds now, and the change closed."""
-        result = await self.scripts.run(
-            calls.stock_batch(
-                step="finish", change=change, targets=targets, lease_ms=BATCH_LEASE_MS
+    def _lock(self, step: str, change: str) -> ScriptCall:
+        return calls.stock_lock(step=step, change=change, lease_ms=BATCH_LEASE_MS)
+
+    async def _rows(self, step: str, rows: Sequence[tuple[str, int, int]]) -> list[Any]:
+        """One step of every row ``(sku, target, before)``, each in its SKU's slot, pipelined."""
+        return list(
+            await asyncio.gather(
+                *(
+                    self.batcher.call(
+                        calls.stock_set(step=step, sku=sku, target=target, before=before)
+                    )
+                    for sku, target, before in rows
+                )
             )
         )
-        for at in range(1, len(result), 2):
-            (sku, target), shortfall = targets[int(result[at]) - 1], int(result[at + 1])
-            log.error(
-                "stock of %s: on-hand %d is %d below what is held and sold", sku, target, shortfall
-            )
+
+    async def _finish(self, change: str, rows: list[tuple[str, int, int]]) -> None:
+        """Step 2: every row ``(sku, target, before)`` to what SQLite holds now, and the change
+        closed."""
+        for (sku, target, _), result in zip(rows, await self._rows("finish", rows), strict=True):
+            if _text(result[0]) == "unready":
+                continue  # Redis lost the SKU's counters: the rebuild sets them
+            if shortfall := int(result[1]):
+                log.error(
+                    "stock of %s: on-hand %d is %d below what is held and sold",
+                    sku,
+                    target,
+                    shortfall,
+                )
+        await self.scripts.run(self._lock("close", change))
 
     async def interrupted(self) -> str | None:
         """The id of an open stock change that outlived its lease (the process making it
         died between its two steps), else ``None``; stock must then be rebuilt from SQLite."""
         with map_redis_errors():
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.hmget(keys.STOCK_BATCH, ["id", "until"])
-                pipe.time()
-                (batch, until), (seconds, micros) = await pipe.execute()
+            batch, until = await self.redis.hmget(keys.STOCK_BATCH, ["id", "until"])
+            # (A cluster pipeline refuses TIME: it is asked on its own.)
+            seconds, micros = await self.redis.time()
         if batch is None or until is None or int(until) > seconds * 1000 + micros // 1000:
             return None
         return _text(batch)

@@ -21,6 +21,7 @@ from importlib import resources
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 
 from livesale.errors import StoreError, map_redis_errors
@@ -58,12 +59,39 @@ def _files() -> dict[str, str]:
     }
 
 
+def shard(sources: Mapping[str, str]) -> dict[str, str]:
+    """The same scripts for a Redis Cluster: their events go out by sharded pub/sub
+    (``SPUBLISH``, to the subscribers of the channel's slot only) instead of to every node.
+    Every channel a script publishes on is one of its ``KEYS``, in the script's slot."""
+    return {name: src.replace(_PUBLISH, _SPUBLISH) for name, src in sources.items()}
+
+
+_PUBLISH = "redis.call('PUBLISH', "
+_SPUBLISH = "redis.call('SPUBLISH', "
+
 #: Script name -> its full source (preludes included), as Redis runs it.
 SOURCES: dict[str, str] = compose(_files())
+#: The same for a Redis Cluster.
+SHARDED: dict[str, str] = shard(SOURCES)
+
+
+def _shas(sources: Mapping[str, str]) -> dict[str, str]:
+    return {name: hashlib.sha1(src.encode()).hexdigest() for name, src in sources.items()}
+
+
 #: Script name -> the SHA-1 Redis knows it by.
-SHAS: dict[str, str] = {
-    name: hashlib.sha1(src.encode()).hexdigest() for name, src in SOURCES.items()
-}
+SHAS: dict[str, str] = _shas(SOURCES)
+SHARDED_SHAS: dict[str, str] = _shas(SHARDED)
+
+
+def is_cluster(redis: Any) -> bool:
+    """True for a Redis Cluster client (its scripts are :data:`SHARDED`)."""
+    return isinstance(redis, RedisCluster)
+
+
+def sources_for(redis: Any) -> tuple[dict[str, str], dict[str, str]]:
+    """``(sources, shas)`` of the scripts as ``redis`` runs them."""
+    return (SHARDED, SHARDED_SHAS) if is_cluster(redis) else (SOURCES, SHAS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,19 +111,20 @@ class Scripts:
 
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
+        self.sources, self.shas = sources_for(redis)
         self._scripts: dict[str, AsyncScript] = {
-            name: redis.register_script(source) for name, source in SOURCES.items()
+            name: redis.register_script(source) for name, source in self.sources.items()
         }
 
     async def load(self) -> None:
         """Load every script now, so the first buy click does not pay for it."""
         with map_redis_errors("cannot load Lua scripts"):
-            for name in self._scripts:
-                await self.redis.script_load(SOURCES[name])
+            for source in self.sources.values():
+                await self.redis.script_load(source)
 
     def sha(self, name: str) -> str:
         """The SHA of script ``name`` (for pipelined ``EVALSHA``)."""
-        return SHAS[name]
+        return self.shas[name]
 
     async def run(self, call: ScriptCall) -> Any:
         """Run ``call``; Redis errors come out as :class:`StoreError`."""

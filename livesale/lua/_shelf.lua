@@ -3,6 +3,12 @@
 -- KEYS[5] buyers hash.
 local STOCK, HOLDS, EXPIRY, DONE, BUYERS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 
+-- The SKU's counters were built from the store of record (stock_rebuild.lua, or the first
+-- change of its on-hand): without the mark, Redis lost them and nothing moves until rebuilt.
+local function ready()
+  return redis.call('HEXISTS', STOCK, 'ready') == 1
+end
+
 local function available()
   return tonumber(redis.call('HGET', STOCK, 'available') or '0')
 end

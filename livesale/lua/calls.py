@@ -28,7 +28,7 @@ def _shelf(sku: str) -> list[str]:
 # --- holds and stock ---------------------------------------------------------------------------
 
 
-def reserve(
+def admit(
     *,
     hold_id: str,
     show_id: str,
@@ -38,48 +38,89 @@ def reserve(
     hold_ms: int,
     idem_key: str,
     idem_seconds: int,
-    reap_batch: int,
-    default_limit: int = 0,
     client: str = "",
     address_multiple: int = 0,
     live_holds: int = 0,
     rate: tuple[int, float] = (0, 0.0),
 ) -> ScriptCall:
-    """A buy click. Answers ``{status, available, hold, info1, info2, reaped...}``.
-    ``default_limit``: the per-buyer limit of an item whose line-up sets none; ``client``: the
-    buyer's address, which may hold and buy ``address_multiple`` buyers' limits;
-    ``live_holds``: how many holds the viewer may have live at once in the show (0: no cap),
-    its address ``address_multiple`` times as many; ``rate``: the ``(burst, per second)`` of
-    buy clicks from ``client`` (burst 0: no rate limit)."""
+    """A buy click's first step, in the show's slot: ``{status, hold id, info1, info2,
+    expiry ms}``. ``client``: the buyer's address; ``live_holds``: how many holds the viewer
+    may have live at once in the show (0: no cap), its address ``address_multiple`` times as
+    many; ``rate``: the ``(burst, per second)`` of buy clicks from ``client`` in the show
+    (burst 0: no rate limit)."""
     return ScriptCall(
-        "reserve",
+        "admit",
         [
-            *_shelf(sku),
             keys.show(show_id),
             keys.lineup(show_id),
             keys.idempotency(show_id, viewer_id, idem_key),
-            keys.STOCK_READY,
-            keys.show_channel(show_id),
-            keys.HOLD_SKUS,
             keys.show_bans(show_id),
             *_live_holds(show_id, viewer_id, client),
-            keys.rate("hold", client),
+            keys.buy_bucket(show_id, client),
         ],
+        [
+            hold_id,
+            viewer_id,
+            sku,
+            qty,
+            hold_ms,
+            idem_seconds,
+            client,
+            address_multiple,
+            live_holds,
+            *rate,
+        ],
+    )
+
+
+def unadmit(
+    *, hold_id: str, show_id: str, viewer_id: str, sku: str, qty: int, idem_key: str, client: str
+) -> ScriptCall:
+    """Give back what :func:`admit` took for a click :func:`reserve` then refused."""
+    return ScriptCall(
+        "unadmit",
+        [
+            keys.idempotency(show_id, viewer_id, idem_key),
+            *_live_holds(show_id, viewer_id, client),
+        ],
+        [hold_id, f"{hold_id}|{sku}|{qty}"],
+    )
+
+
+def reserve(
+    *,
+    hold_id: str,
+    show_id: str,
+    viewer_id: str,
+    sku: str,
+    qty: int,
+    expires_ms: int,
+    idem_key: str,
+    reap_batch: int,
+    default_limit: int = 0,
+    client: str = "",
+    address_multiple: int = 0,
+) -> ScriptCall:
+    """A buy click's second step, in the SKU's slot, once :func:`admit` let it through (with
+    the hold id it claimed and the expiry it counted). Answers ``{status, available, hold,
+    info1, info2, reaped...}``. ``default_limit``: the per-buyer limit of an item whose line-up
+    sets none; ``client``'s viewers together may hold and buy ``address_multiple`` buyers'
+    limits."""
+    return ScriptCall(
+        "reserve",
+        [*_shelf(sku), keys.offers(sku), keys.sku_channel(sku)],
         [
             hold_id,
             show_id,
             viewer_id,
             sku,
             qty,
-            hold_ms,
+            expires_ms,
             idem_key,
-            idem_seconds,
             reap_batch,
             default_limit,
             client,
             address_multiple,
-            live_holds,
-            *rate,
         ],
     )
 
@@ -89,44 +130,26 @@ def _live_holds(show_id: str, viewer_id: str, client: str) -> list[str]:
     return [keys.live_holds(show_id, viewer_id), keys.live_holds(show_id, "@" + client)]
 
 
-def release(
-    *,
-    sku: str,
-    show_id: str,
-    hold_id: str,
-    viewer_id: str | None,
-    owner: str = "",
-    client: str = "",
-) -> ScriptCall:
+def release(*, sku: str, hold_id: str, viewer_id: str | None) -> ScriptCall:
     """Give a held hold back (``viewer_id=None``: the system). ``{status, available, hold}``.
-    ``owner`` and ``client``: the hold's viewer and address, whose live holds it leaves."""
-    return ScriptCall(
-        "release",
-        [*_shelf(sku), keys.show_channel(show_id), *_live_holds(show_id, owner, client)],
-        [hold_id, viewer_id or ""],
-    )
+    (The hold then leaves its viewer's and address's live holds, in the show's slot.)"""
+    return ScriptCall("release", [*_shelf(sku), keys.sku_channel(sku)], [hold_id, viewer_id or ""])
 
 
-def confirm(
-    *, sku: str, show_id: str, hold_id: str, order_id: str, owner: str = "", client: str = ""
-) -> ScriptCall:
+def confirm(*, sku: str, hold_id: str, order_id: str) -> ScriptCall:
     """Held to sold for ``order_id`` while the hold lives. ``{status, available, hold}``.
-    ``owner`` and ``client``: the hold's viewer and address, whose live holds it leaves."""
-    return ScriptCall(
-        "confirm",
-        [
-            *_shelf(sku),
-            keys.STOCK_READY,
-            keys.show_channel(show_id),
-            *_live_holds(show_id, owner, client),
-        ],
-        [hold_id, order_id],
-    )
+    (The hold then leaves its viewer's and address's live holds, in the show's slot.)"""
+    return ScriptCall("confirm", [*_shelf(sku), keys.sku_channel(sku)], [hold_id, order_id])
 
 
 def expire(*, sku: str, batch: int, keep_finished_ms: int) -> ScriptCall:
-    """Expire up to ``batch`` due holds of ``sku``. ``{available, expired hold...}``."""
-    return ScriptCall("expire", [*_shelf(sku), keys.HOLD_SKUS], [sku, batch, keep_finished_ms])
+    """Expire up to ``batch`` due holds of ``sku``. ``{available, idle, expired hold...}``."""
+    return ScriptCall("expire", _shelf(sku), [batch, keep_finished_ms])
+
+
+def unindex(*, sku: str, score: int) -> ScriptCall:
+    """Take ``sku`` out of the sweepers' index if its score is still ``score``."""
+    return ScriptCall("unindex", [keys.HOLD_SKUS], [sku, score])
 
 
 def release_show(*, sku: str, show_id: str) -> ScriptCall:
@@ -134,18 +157,17 @@ def release_show(*, sku: str, show_id: str) -> ScriptCall:
     return ScriptCall("release_show", _shelf(sku), [show_id])
 
 
-def stock_batch(
-    *, step: str, change: str, targets: Sequence[tuple[str, int]], lease_ms: int
-) -> ScriptCall:
-    """One step (``prepare`` or ``finish``) of the change ``change`` of on-hand counts to
-    ``targets`` (SKU, count). ``prepare`` answers ``{"ok"}``, ``{"unready"}``, ``{"busy"}``,
-    ``{"interrupted"}`` or ``{"conflict", row, on_hand, held, sold, ...}`` (rows from 1);
-    ``finish``, ``{"ok", row, shortfall, ...}`` for the rows below what is held and sold."""
-    return ScriptCall(
-        "stock_batch",
-        [keys.STOCK_READY, keys.STOCK_BATCH, *(keys.stock(sku) for sku, _ in targets)],
-        [step, change, lease_ms, *(n for _, n in targets)],
-    )
+def stock_lock(*, step: str, change: str, lease_ms: int) -> ScriptCall:
+    """Open (``step="open"``) or close a change of on-hand counts: ``ok``, or for ``open``
+    ``unready``, ``busy`` or ``interrupted``."""
+    return ScriptCall("stock_lock", [keys.STOCK_READY, keys.STOCK_BATCH], [step, change, lease_ms])
+
+
+def stock_set(*, step: str, sku: str, target: int, before: int) -> ScriptCall:
+    """One row (``sku`` to ``target``, from ``before`` in SQLite) of a change of on-hand
+    counts, step ``prepare`` or ``finish``: ``{"ok"}``, ``{"unready"}``, for ``prepare``
+    ``{"conflict", on_hand, held, sold}``, for ``finish`` ``{"ok", shortfall}``."""
+    return ScriptCall("stock_set", [keys.stock(sku)], [step, target, before])
 
 
 def stock_rebuild(
@@ -192,10 +214,9 @@ def stock_return(
             keys.stock(sku),
             keys.buyers(sku),
             keys.returned(sku),
-            keys.STOCK_READY,
-            keys.show_channel(show_id),
+            keys.sku_channel(sku),
         ],
-        [order_id, total, known, buyer, sku],
+        [order_id, total, known, buyer, sku, show_id],
     )
 
 
@@ -370,6 +391,34 @@ def join(*, show_id: str, viewer_id: str, client: str, record: bool = True) -> S
         "join",
         [keys.show_bans(show_id), keys.show_clients(show_id)],
         [viewer_id, client, keys.ROOM_RECORD_SECONDS, "1" if record else "0"],
+    )
+
+
+def mirror(*, show_id: str, state: str, replay: bool, offers: Mapping[str, str]) -> ScriptCall:
+    """Write the show's mirror: its ``state``, ``replay`` flag and line-up (SKU ->
+    ``price|currency|limit``); answers the line-up's SKUs before."""
+    args: list[object] = [state, int(replay)]
+    for sku, offer in offers.items():
+        args.extend([sku, offer])
+    return ScriptCall("mirror", [keys.show(show_id), keys.lineup(show_id)], args)
+
+
+def room_state(*, show_id: str, viewer_id: str, client: str) -> ScriptCall:
+    """Read the room as a snapshot shows it, as of one sequence number."""
+    return ScriptCall(
+        "room_state",
+        [
+            keys.show_seq(show_id),
+            keys.show(show_id),
+            keys.show_requests(show_id),
+            keys.show_request_order(show_id),
+            keys.show_chat(show_id),
+            keys.viewer_plants(show_id, viewer_id),
+            keys.viewer_notify(show_id, viewer_id),
+            keys.show_plants(show_id),
+            keys.show_mutes(show_id),
+        ],
+        [viewer_id, "@" + client],
     )
 
 

@@ -1,10 +1,10 @@
 --! prelude _clock _shelf
 -- Checkout succeeded: the twin of state.confirm. Held -> sold, once, only while the hold lives.
--- KEYS[1..5] the shelf, KEYS[6] stock-ready marker, KEYS[7] show channel, KEYS[8..9] the
--- viewer's and the address's live holds in the show (a bought hold leaves them)
+-- KEYS[1..5] the shelf, KEYS[6] the SKU's channel (the hold then leaves its viewer's and
+-- address's live holds in the show's slot: unadmit.lua)
 -- ARGV[1] hold id, ARGV[2] order id
 -- Returns {status, available, hold json}
-if redis.call('EXISTS', KEYS[6]) == 0 then
+if not ready() then
   return {'unready', 0, ''}
 end
 local now = now_ms()
@@ -24,7 +24,7 @@ if h.state ~= 'held' then
 end
 if h.exp <= now then
   raw = end_hold(h, 'expired', now)
-  redis.call('PUBLISH', KEYS[7], cjson.encode({type = 'stock', sku = h.sku,
+  redis.call('PUBLISH', KEYS[6], cjson.encode({type = 'stock', show = h.show, sku = h.sku,
     available = available()}))
   return {'expired', available(), raw}
 end
@@ -36,7 +36,6 @@ raw = cjson.encode(h)
 redis.call('HSET', HOLDS, h.id, raw)
 redis.call('ZREM', EXPIRY, h.id)
 redis.call('ZADD', DONE, now, h.id)
-redis.call('ZREM', KEYS[8], h.id)
-redis.call('ZREM', KEYS[9], h.id)
-redis.call('PUBLISH', KEYS[7], cjson.encode({type = 'sale', sku = h.sku, qty = h.qty}))
+redis.call('PUBLISH', KEYS[6], cjson.encode({type = 'sale', show = h.show, sku = h.sku,
+  qty = h.qty}))
 return {'ok', available(), raw}

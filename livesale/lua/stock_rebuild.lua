@@ -1,4 +1,5 @@
--- Rebuild one SKU's counters from SQLite's figures plus the holds Redis still has.
+-- Rebuild one SKU's counters from SQLite's figures plus the holds Redis still has, and mark
+-- them ready (the hold scripts refuse to move a SKU's stock without the mark).
 -- KEYS[1] stock hash, KEYS[2] holds hash, KEYS[3] expiry zset, KEYS[4] buyers hash,
 -- KEYS[5] returned hash (forgotten: SQLite's figures already count what came back)
 -- ARGV[1] on_hand (SQLite), ARGV[2] units sold by confirmed orders (SQLite),
@@ -51,7 +52,7 @@ if available < 0 then
   on_hand = held + sold
 end
 redis.call('HSET', KEYS[1], 'on_hand', on_hand, 'available', available, 'held', held,
-  'sold', sold)
+  'sold', sold, 'ready', 1)
 redis.call('DEL', KEYS[4], KEYS[5])
 for b, units in pairs(buyers) do
   redis.call('HSET', KEYS[4], b, units)

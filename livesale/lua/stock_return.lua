@@ -1,12 +1,12 @@
 -- Units of a cancelled or refunded order go back on sale: the twin of state.return_units.
 -- Sold -> available, out of the buyer's count, once per unit however often it is retried.
--- KEYS[1] stock hash, KEYS[2] buyers hash, KEYS[3] returned hash, KEYS[4] stock-ready marker,
--- KEYS[5] show channel
+-- KEYS[1] stock hash, KEYS[2] buyers hash, KEYS[3] returned hash, KEYS[4] the SKU's channel
 -- ARGV[1] order id, ARGV[2] units the order has given back in all (SQLite),
--- ARGV[3] of which SQLite knows are back already, ARGV[4] <show>|<viewer>, ARGV[5] sku
+-- ARGV[3] of which SQLite knows are back already, ARGV[4] <show>|<viewer>, ARGV[5] sku,
+-- ARGV[6] show id
 -- Returns {status, available, units moved now}; status "unready" while stock is rebuilt.
 -- (SQLite's stock ledger records the return.)
-if redis.call('EXISTS', KEYS[4]) == 0 then
+if redis.call('HEXISTS', KEYS[1], 'ready') == 0 then
   return {'unready', 0, 0}
 end
 local total = tonumber(ARGV[2])
@@ -23,6 +23,6 @@ if redis.call('HINCRBY', KEYS[2], ARGV[4], -units) <= 0 then
   redis.call('HDEL', KEYS[2], ARGV[4])
 end
 redis.call('HSET', KEYS[3], ARGV[1], total)
-redis.call('PUBLISH', KEYS[5], cjson.encode({type = 'stock', sku = ARGV[5],
+redis.call('PUBLISH', KEYS[4], cjson.encode({type = 'stock', show = ARGV[6], sku = ARGV[5],
   available = available}))
 return {'ok', available, units}

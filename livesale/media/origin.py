@@ -38,6 +38,8 @@ from starlette.responses import Response
 
 from livesale import background, keys
 from livesale.config import Settings
+from livesale.lua import is_cluster
+from livesale.shards import ShardedSubscriber
 from livesale.workers import WORKER_HEADER
 
 log = logging.getLogger("livesale.media")
@@ -107,6 +109,9 @@ class Origins:
         self._follower = asyncio.get_running_loop().create_task(self._follow(mark))
 
     async def _follow(self, mark: Callable[[str, str | None], None]) -> None:
+        if is_cluster(self.redis):
+            await self._follow_shards(mark)
+            return
         pubsub: Any = self.redis.pubsub()
         following: set[str] = set()
         try:
@@ -134,6 +139,19 @@ class Origins:
                 background.check_cancelled()
         finally:
             await pubsub.aclose()
+
+    async def _follow_shards(self, mark: Callable[[str, str | None], None]) -> None:
+        """The same on a Redis Cluster, whose room events go by sharded pub/sub."""
+        shards = ShardedSubscriber(
+            self.redis,  # type: ignore[arg-type]
+            lambda channel, data: self._featured(channel, data, mark),
+        )
+        try:
+            while True:
+                await shards.follow({keys.show_channel(s) for s in self._published()})
+                await asyncio.sleep(0.5)
+        finally:
+            await shards.aclose()
 
     @staticmethod
     def _featured(channel: bytes, data: bytes, mark: Callable[[str, str | None], None]) -> None:

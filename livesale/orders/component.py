@@ -23,11 +23,13 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 import httpx
+from redis.exceptions import RedisError
 from starlette.requests import HTTPConnection
 
 from livesale import background, keys, limits, memory
 from livesale import services as svc
 from livesale.catalogue import CATALOGUE
+from livesale.errors import LivesaleError
 from livesale.lease import Lease
 from livesale.memory import RedisMemory
 from livesale.orders.book import OrderBook
@@ -85,6 +87,8 @@ class OrdersComponent:
             live_holds=settings.live_holds_per_viewer,
             rate=limits.bucket(settings, "hold"),
         )
+        self.holds.on_unready = self.sku_lost
+        self.holds.selling = self._selling
         self.book = OrderBook(services.db, services.redis)
         self.returns = Returns(self.book, services.scripts, self.providers)
         self.sales = Sales(self.book, self.holds, self.providers, self.returns)
@@ -107,6 +111,7 @@ class OrdersComponent:
         self.memory = RedisMemory(services.redis, services.metrics)
         self._tasks: list[asyncio.Task[None]] = []
         self._rebuilding: asyncio.Task[object] | None = None
+        self._chores: set[asyncio.Task[None]] = set()
         self._http = httpx.AsyncClient(follow_redirects=False)
         self.lease = Lease(services.redis)
 
@@ -174,8 +179,8 @@ class OrdersComponent:
     async def sweep(self) -> int:
         """Expire every hold whose time is up, in every SKU that has holds."""
         expired = 0
-        for sku in await self.holds.skus_with_holds():
-            available, holds = await self.holds.sweep(sku)
+        for sku, score in await self.holds.skus_with_holds():
+            available, holds = await self.holds.sweep(sku, score)
             await announce_ended(self.services.redis, holds, available)
             expired += len(holds)
         return expired
@@ -187,6 +192,30 @@ class OrdersComponent:
             self.stock_lost()
         elif await self.services.get(CATALOGUE).stock_change_interrupted():
             self.stock_lost(interrupted=True)
+
+    async def _selling(self, show_id: str) -> bool:
+        try:
+            show = await self.services.get(SHOWS).get(show_id)
+        except LivesaleError:
+            return False
+        return show.state == "live" or (show.state == "ended" and show.replay_sales)
+
+    def sku_lost(self, sku: str) -> None:
+        """A script found ``sku``'s counters without their ready mark while the shop's marker
+        may still be there (a cluster node that lost its data keeps the others'): the marker
+        goes too, and stock is rebuilt."""
+        task = asyncio.create_task(self._forget_ready())
+        self._chores.add(task)
+        task.add_done_callback(self._chores.discard)
+
+    async def _forget_ready(self) -> None:
+        try:
+            if await self.services.redis.delete(keys.STOCK_READY):
+                log.warning("stock counters are missing in Redis: rebuilding all from the database")
+        except RedisError as exc:
+            log.warning("cannot mark stock for a rebuild: %s", exc)
+            return
+        self.stock_lost()
 
     def stock_lost(self, *, interrupted: bool = False) -> None:
         """Start a rebuild now unless one is already running (called from the buy path)."""

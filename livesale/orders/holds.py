@@ -2,15 +2,18 @@
 
 Every change is one Lua script (``livesale/lua``, called through :mod:`livesale.lua.calls`)
 mirroring a rule of
-:mod:`livesale.orders.state`; this module only builds the keys, calls the script and turns its
-answer into an :class:`~livesale.orders.state.Outcome`. A hold id carries its SKU
+:mod:`livesale.orders.state`, in one hash slot (a buy click is two: the show's rules, then the
+SKU's stock); this module only builds the keys, calls the scripts and turns their answers into
+an :class:`~livesale.orders.state.Outcome`. A hold id carries its SKU
 (``ho_<random>.<sku>``) so any process finds the hold's keys without a lookup.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import msgspec
@@ -20,10 +23,10 @@ from livesale import events, keys, limits
 from livesale.errors import NotFound, Unavailable, map_redis_errors
 from livesale.ids import new_id
 from livesale.lua import Scripts, calls
+from livesale.lua.pipeline import ScriptBatcher
 from livesale.money import Money
 from livesale.orders import state
 from livesale.orders.messages import HoldOut
-from livesale.orders.pipeline import ScriptBatcher
 from livesale.values import StockLevel
 
 log = logging.getLogger("livesale.orders")
@@ -31,6 +34,9 @@ log = logging.getLogger("livesale.orders")
 #: How many expired holds one sweep of one SKU returns to ``available``, and how many finished
 #: holds it forgets.
 SWEEP_BATCH = 500
+#: How far past a hold's latest possible expiry the sweepers' index keeps its SKU: room for
+#: the clocks of this process and of Redis to differ.
+INDEX_SLACK_MS = 60_000
 
 
 class HoldRecord(msgspec.Struct, frozen=True):
@@ -131,8 +137,21 @@ class HoldStore:
         self.address_multiple = address_multiple
         #: How many holds one viewer may have live at once in a show (0: no cap).
         self.live_holds = live_holds
-        #: The buy clicks one client address may send: ``(burst, per second)``.
+        #: The buy clicks one client address may send in a show: ``(burst, per second)``.
         self.rate = rate
+        #: SKU -> the score this process last gave it in the sweepers' index.
+        self._indexed: dict[str, int] = {}
+        #: Told the SKU whose counters a script found without their ``ready`` mark (Redis
+        #: lost them): the orders component rebuilds stock.
+        self.on_unready: Callable[[str], None] | None = None
+        #: Whether the store of record says a show sells now: asked when a show's mirror is
+        #: missing from Redis (gone with an ended show, or lost with Redis's data).
+        self.selling: Callable[[str], Awaitable[bool]] | None = None
+
+    def unready(self, sku: str) -> None:
+        log.warning("stock of %s is not in Redis", sku)
+        if self.on_unready is not None:
+            self.on_unready(sku)
 
     async def reserve(
         self,
@@ -145,15 +164,22 @@ class HoldStore:
         client: str = "",
     ) -> state.Outcome:
         """One buy click (see :func:`livesale.orders.state.reserve`), rate-limited per
-        ``client`` address in the same script call (:class:`RateLimited`).
+        ``client`` address in the show (:class:`RateLimited`).
+
+        Two scripts, each in one hash slot: ``admit`` applies the show's rules (the rate, the
+        click's idempotency key, the show's state, bans, the holds a viewer or an address has
+        live across the show's items) and claims a hold id; ``reserve`` then takes the stock in
+        the SKU's slot, and if it refuses, ``unadmit`` gives back what ``admit`` took. A retried
+        click (the same key) is answered with its hold, read as it is now.
 
         Returns the outcome, refused or not: the caller raises with
         :func:`~livesale.orders.state.raise_for` and publishes ``outcome.reaped``.
         :class:`Unavailable` while stock is being rebuilt from SQLite.
         """
-        result = await self.batcher.call(
-            calls.reserve(
-                hold_id=new_hold_id(sku),
+        hold_id = new_hold_id(sku)
+        admitted = await self.batcher.call(
+            calls.admit(
+                hold_id=hold_id,
                 show_id=show_id,
                 viewer_id=viewer_id,
                 sku=sku,
@@ -161,42 +187,101 @@ class HoldStore:
                 hold_ms=self.hold_ms,
                 idem_key=idem_key,
                 idem_seconds=self.idem_seconds,
-                reap_batch=state.REAP_BATCH,
-                default_limit=self.default_limit,
                 client=client,
                 address_multiple=self.address_multiple,
                 live_holds=self.live_holds,
                 rate=self.rate if client else (0, 0.0),
             )
         )
-        status = _text(result[0])
-        if status == "unready":
-            raise Unavailable("stock is being rebuilt from the database; try again shortly")
+        status = _text(admitted[0])
         if status == "rate_limited":
-            raise limits.refusal("hold", int(result[3]))
-        available = int(result[1])
-        hold = to_hold(result[2]) if result[2] else None
-        if status == "existing" and hold is None:
-            status = "gone"  # a retried click whose hold finished and was forgotten since
+            raise limits.refusal("hold", int(admitted[2]))
+        if status != "ok":
+            return await self._refused_at_admit(status, show_id, sku, admitted)
+        await self._index(sku)
+        result = await self.batcher.call(
+            calls.reserve(
+                hold_id=hold_id,
+                show_id=show_id,
+                viewer_id=viewer_id,
+                sku=sku,
+                qty=qty,
+                expires_ms=int(admitted[4]),
+                idem_key=idem_key,
+                reap_batch=state.REAP_BATCH,
+                default_limit=self.default_limit,
+                client=client,
+                address_multiple=self.address_multiple,
+            )
+        )
+        status = _text(result[0])
+        if status != "ok":
+            await self.batcher.call(
+                calls.unadmit(
+                    hold_id=hold_id,
+                    show_id=show_id,
+                    viewer_id=viewer_id,
+                    sku=sku,
+                    qty=qty,
+                    idem_key=idem_key,
+                    client=client,
+                )
+            )
+        if status == "unready":
+            self.unready(sku)
+            raise Unavailable("stock is being rebuilt from the database; try again shortly")
         outcome = state.Outcome(
             status,
-            state.Shelf(StockLevel(sku, 0, available, 0, 0)),
-            hold=hold,
+            state.Shelf(StockLevel(sku, 0, int(result[1]), 0, 0)),
+            hold=to_hold(result[2]) if result[2] else None,
             reaped=tuple(to_hold(r) for r in result[5:]),
         )
-        if status in ("limit", "address_limit", "hold_limit", "address_hold_limit"):
-            outcome = state.Outcome(
-                status,
-                outcome.shelf,
-                reaped=outcome.reaped,
-                limit=int(result[3]),
-                current=int(result[4]),
-            )
-        elif status == "not_live":
-            outcome = state.Outcome(
-                status, outcome.shelf, reaped=outcome.reaped, show_state=_text(result[3])
-            )
+        if status in ("limit", "address_limit"):
+            return replace(outcome, limit=int(result[3]), current=int(result[4]))
+        if status == "not_live":
+            return replace(outcome, show_state=_text(result[3]))
         return outcome
+
+    async def _refused_at_admit(
+        self, status: str, show_id: str, sku: str, admitted: list[Any]
+    ) -> state.Outcome:
+        """The outcome of a click ``admit`` answered without letting it take stock."""
+        level = await self._level(sku)
+        if status == "existing":
+            hold_id = _text(admitted[1])
+            with map_redis_errors():
+                raw = await self.redis.hget(keys.holds(sku_of(hold_id)), hold_id)
+            # A retried click whose hold finished and was forgotten since, or whose first
+            # try never took its stock.
+            if raw is None:
+                return state.Outcome("gone", level)
+            return state.Outcome("existing", level, hold=to_hold(raw))
+        if status == "not_live" and not admitted[2] and self.selling is not None:
+            if await self.selling(show_id):  # Redis lost the show's mirror: rebuilt with stock
+                self.unready(sku)
+                raise Unavailable("stock is being rebuilt from the database; try again shortly")
+        outcome = state.Outcome(status, level)
+        if status in ("hold_limit", "address_hold_limit"):
+            return replace(outcome, limit=int(admitted[2]), current=int(admitted[3]))
+        if status == "not_live":
+            return replace(outcome, show_state=_text(admitted[2]))
+        return outcome
+
+    async def _level(self, sku: str) -> state.Shelf:
+        with map_redis_errors():
+            available = await self.redis.hget(keys.stock(sku), "available")
+        return state.Shelf(StockLevel(sku, 0, int(available or 0), 0, 0))
+
+    async def _index(self, sku: str) -> None:
+        """Put ``sku`` in the sweepers' index before a hold of it is made, scored past the
+        latest expiry a hold made now can have; written again only once that score is near."""
+        now = time.time() * 1000
+        if self._indexed.get(sku, 0) > now + self.hold_ms:
+            return
+        until = int(now + 2 * self.hold_ms + INDEX_SLACK_MS)
+        with map_redis_errors():
+            await self.redis.zadd(keys.HOLD_SKUS, {sku: until}, gt=True)
+        self._indexed[sku] = until
 
     async def get(self, hold_id: str) -> state.Hold:
         """The hold, in whatever state; :class:`NotFound` if unknown or long finished."""
@@ -211,44 +296,40 @@ class HoldStore:
         """Give a held hold back (``viewer_id=None``: the system does it)."""
         hold = await self.get(hold_id)
         result = await self.scripts.run(
-            calls.release(
-                sku=hold.sku,
-                show_id=hold.show_id,
-                hold_id=hold_id,
-                viewer_id=viewer_id,
-                owner=hold.viewer_id,
-                client=hold.addr,
-            )
+            calls.release(sku=hold.sku, hold_id=hold_id, viewer_id=viewer_id)
         )
-        return self._outcome(hold.sku, result)
+        outcome = self._outcome(hold.sku, result)
+        if outcome.status == "ok":
+            await self._left(hold)
+        return outcome
 
     async def confirm(
         self, hold_id: str, show_id: str, order_id: str, viewer_id: str = ""
     ) -> state.Outcome:
         """Move a live hold's units from held to sold for ``order_id``; the hold leaves the
-        live holds of ``viewer_id`` and of the address it was made from.
+        live holds of its viewer and of the address it was made from.
 
         Status ``ok``, ``expired``, ``gone`` (finished and forgotten, or never made), ``taken``,
         or ``unready`` while stock is being rebuilt (the caller then retries later; nothing
         changed).
         """
         sku = sku_of(hold_id)
-        # The address is on the hold's record, if it is still kept; the script does not fail
-        # on a forgotten hold, and neither does this read.
+        result = await self.batcher.call(calls.confirm(sku=sku, hold_id=hold_id, order_id=order_id))
+        outcome = self._outcome(sku, result)
+        if outcome.status == "unready":
+            self.unready(sku)
+        elif outcome.hold is not None and outcome.status in ("ok", "expired"):
+            await self._left(outcome.hold)
+        return outcome
+
+    async def _left(self, hold: state.Hold) -> None:
+        """A hold is no longer live: it leaves its viewer's and address's live holds (in the
+        show's slot; a hold left there by a crash falls out at its expiry all the same)."""
         with map_redis_errors():
-            raw = await self.redis.hget(keys.holds(sku), hold_id)
-        client = to_hold(raw).addr if raw is not None else ""
-        result = await self.batcher.call(
-            calls.confirm(
-                sku=sku,
-                show_id=show_id,
-                hold_id=hold_id,
-                order_id=order_id,
-                owner=viewer_id,
-                client=client,
-            )
-        )
-        return self._outcome(sku, result)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.zrem(keys.live_holds(hold.show_id, hold.viewer_id), hold.hold_id)
+                pipe.zrem(keys.live_holds(hold.show_id, "@" + hold.addr), hold.hold_id)
+                await pipe.execute()
 
     def _outcome(self, sku: str, result: list[Any]) -> state.Outcome:
         return state.Outcome(
@@ -283,17 +364,22 @@ class HoldStore:
             and (viewer_id is None or h.viewer_id == viewer_id)
         ]
 
-    async def skus_with_holds(self) -> list[str]:
+    async def skus_with_holds(self) -> list[tuple[str, int]]:
+        """The sweepers' index: every SKU that may have holds, with its score."""
         with map_redis_errors():
-            members = await self.redis.smembers(keys.HOLD_SKUS)
-        return sorted(_text(m) for m in members)
+            members: list[Any] = await self.redis.zrange(keys.HOLD_SKUS, 0, -1, withscores=True)
+        return sorted((_text(member), int(score)) for member, score in members)
 
-    async def sweep(self, sku: str) -> tuple[int, list[state.Hold]]:
-        """Expire the SKU's holds whose time is up; ``(available, expired holds)``."""
+    async def sweep(self, sku: str, score: int | None = None) -> tuple[int, list[state.Hold]]:
+        """Expire the SKU's holds whose time is up; ``(available, expired holds)``. A SKU left
+        with no hold at all leaves the index, unless a click wrote it there again since its
+        ``score`` was read, or a hold made before that score may still come."""
         result = await self.scripts.run(
             calls.expire(sku=sku, batch=SWEEP_BATCH, keep_finished_ms=self.keep_finished_ms)
         )
-        return int(result[0]), [to_hold(r) for r in result[1:]]
+        if int(result[1]) and score is not None and score < time.time() * 1000:
+            await self.scripts.run(calls.unindex(sku=sku, score=score))
+        return int(result[0]), [to_hold(r) for r in result[2:]]
 
     async def release_show(self, show_id: str, sku: str) -> tuple[int, list[state.Hold]]:
         """Release every hold of ``show_id`` on ``sku`` that is still held."""

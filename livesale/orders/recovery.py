@@ -95,6 +95,12 @@ async def rebuild(services: Services) -> list[StockDifference]:
         # is read here, and none starts until stock is ready (catalogue.store.StockStore).
         async with services.db.transaction():
             rows = await services.db.fetchall("SELECT sku, on_hand FROM products ORDER BY sku")
+            # Each SKU's own mark goes too, before the orders are read: no hold of any SKU is
+            # confirmed meanwhile (the scripts check the mark in the SKU's slot).
+            async with redis.pipeline(transaction=False) as pipe:
+                for row in rows:
+                    pipe.hdel(keys.stock(row["sku"]), "ready")
+                await pipe.execute()
             orders = await _orders_by_sku(services)
         before = await catalogue.stock_levels([r["sku"] for r in rows])
         for row in rows:

@@ -172,29 +172,31 @@ def reserve(
     address_multiple: int = 0,
     replay: bool = False,
 ) -> Outcome:
-    """A buy click. Checks, in order: idempotency (same key: the same hold; same key with
-    another SKU or qty: ``mismatch``), the show is live (or ended with its replay on sale,
-    ``replay``), the SKU is on the line-up, the
-    per-buyer limit (held plus bought; ``default_limit`` when the line-up sets none), the
+    """A buy click. Checks, in order: idempotency (same key: the same hold, as it is; same
+    key with another SKU or qty: ``mismatch``), the show is live (or ended with its replay on
+    sale, ``replay``), the SKU is on the line-up; then expired holds are reaped, and it checks
+    the per-buyer limit (held plus bought; ``default_limit`` when the line-up sets none), the
     client address's cap (``address_multiple`` times that limit, held plus bought by every
     viewer of the address: ``address_limit``), ``available >= qty``; then moves ``qty`` from
-    available to held in a new hold priced from the offer. Expired holds are reaped first.
+    available to held in a new hold priced from the offer.
 
-    The show's own rules between the line-up and the stock checks (bans, and how many holds a
-    viewer or an address has live at once across the show's items) read the show's keys, not
-    one SKU's shelf: the script checks them and the tests of the room's caps cover them."""
-    shelf, reaped = expire(shelf, now_ms)
+    The checks before the reaping are the show's, made in its hash slot (``admit.lua``); the
+    rest are the SKU's (``reserve.lua``). The show's other rules, made with the first (bans,
+    and how many holds a viewer or an address has live at once across the show's items), read
+    the show's keys, not one SKU's shelf: the script checks them and the tests of the room's
+    caps cover them."""
     sku = shelf.level.sku
     idem = f"{show_id}|{viewer_id}|{idem_key}"
     record = shelf.idem.get(idem)
     if record is not None:
         if record[1] != fingerprint(sku, qty):
-            return Outcome("mismatch", shelf, reaped=reaped)
-        return Outcome("existing", shelf, hold=shelf.holds[record[0]], reaped=reaped)
+            return Outcome("mismatch", shelf)
+        return Outcome("existing", shelf, hold=shelf.holds[record[0]])
     if show_state != "live" and not (show_state == "ended" and replay):
-        return Outcome("not_live", shelf, reaped=reaped, show_state=show_state)
+        return Outcome("not_live", shelf, show_state=show_state)
     if offer is None:
-        return Outcome("not_on_lineup", shelf, reaped=reaped)
+        return Outcome("not_on_lineup", shelf)
+    shelf, reaped = expire(shelf, now_ms)
     buyer = buyer_field(show_id, viewer_id)
     current = shelf.buyers.get(buyer, 0)
     limit = offer.limit or default_limit

@@ -26,6 +26,7 @@ from livesale import background, keys
 from livesale.errors import LivesaleError
 from livesale.events import SEQUENCED, encoder
 from livesale.ids import new_id
+from livesale.lua import is_cluster
 from livesale.orders import ORDERS
 from livesale.room.messages import (
     BackInStock,
@@ -41,6 +42,7 @@ from livesale.room.messages import (
 from livesale.room.state import Refused
 from livesale.room.store import RoomBus
 from livesale.services import Part, Services
+from livesale.shards import ShardedSubscriber
 from livesale.shows import SHOWS
 from livesale.transport import FrameSink, text_frame
 
@@ -71,6 +73,8 @@ class _Envelope(msgspec.Struct):
     available: int | None = None
     qty: int | None = None
     count: int | None = None
+    #: The show an event on a SKU's channel is for.
+    show: str | None = None
     #: A ``kick`` (never relayed): whose sockets close, with which code and reason.
     client: str = ""
     host: bool = False
@@ -296,6 +300,7 @@ class Room:
         "sales",
         "presence",
         "levels",
+        "skus",
     )
 
     def __init__(self, show_id: str) -> None:
@@ -312,6 +317,8 @@ class Room:
         self.presence = -1
         #: The last units available this process heard of per SKU (to see one come back).
         self.levels: dict[str, int] = {}
+        #: The line-up's SKUs, whose channels the room follows on a cluster.
+        self.skus: frozenset[str] = frozenset()
 
     def broadcast(self, frame: Out, seq: int = 0) -> None:
         for conn in self.conns:
@@ -372,6 +379,7 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
         self._chores: set[asyncio.Task[None]] = set()
         self._pubsub: Any = None
+        self._shards: ShardedSubscriber | None = None
         registry = services.metrics.registry
         self.m_conns = Gauge("livesale_room_connections", "Room WebSockets open", registry=registry)
         self.m_dropped = Counter(
@@ -384,14 +392,31 @@ class Hub:
         )
 
     async def start(self) -> None:
-        """Subscribe to every show's channel, then start relaying, ticking and presence."""
-        self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-        await self._pubsub.psubscribe(keys.show_channel_pattern())
+        """Subscribe to every show's and SKU's channel (on a cluster, to the channels of this
+        process's rooms as they come), then start relaying, ticking and presence."""
         self._tasks = [
-            asyncio.create_task(self._listen(), name="room-listen"),
             asyncio.create_task(self._tick(), name="room-tick"),
             asyncio.create_task(self._presence(), name="room-presence"),
         ]
+        if is_cluster(self.redis):
+            self._shards = ShardedSubscriber(self.redis, self._dispatch)  # type: ignore[arg-type]
+            return
+        self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        await self._pubsub.psubscribe(keys.channel_pattern())
+        self._tasks.append(asyncio.create_task(self._listen(), name="room-listen"))
+
+    def _channels(self) -> set[str]:
+        """Every channel this process's rooms follow."""
+        wanted: set[str] = set()
+        for room in self.rooms.values():
+            wanted.add(keys.show_channel(room.show_id))
+            wanted.update(keys.sku_channel(sku) for sku in room.skus)
+        return wanted
+
+    async def _follow(self) -> None:
+        """On a cluster: subscribe to what the rooms follow now (a no-op on one Redis)."""
+        if self._shards is not None:
+            await self._shards.follow(self._channels())
 
     async def aclose(self) -> None:
         """Stop relaying; forget this process's presence; close every room connection."""
@@ -404,6 +429,8 @@ class Hub:
         if self._pubsub is not None:
             with contextlib.suppress(RedisError):
                 await self._pubsub.aclose()
+        if self._shards is not None:
+            await self._shards.aclose()
 
     # Connections ------------------------------------------------------------------------------
 
@@ -439,9 +466,14 @@ class Hub:
         """Send ``conn`` a snapshot, then only the events it does not already reflect."""
         room = self.rooms[conn.show_id]
         conn.hold_frames()
+        if self._shards is not None:
+            # Follow the room's channels before reading what the snapshot shows.
+            room.skus = frozenset(await self.shows.lineup_skus(conn.show_id))
+            await self._follow()
         state = await self.bus.state(conn.show_id, conn.viewer_id, conn.host, conn.client)
         show = await self.shows.get(conn.show_id)
         lineup = await self.shows.lineup(conn.show_id)
+        room.skus = frozenset(item.sku for item in lineup.items)
         viewers = await self.bus.presence(
             conn.show_id, self.process, room.counted(self.crowd), PRESENCE_TTL_MS
         )
@@ -519,16 +551,22 @@ class Hub:
             background.check_cancelled()
 
     def _dispatch(self, channel: bytes, data: bytes) -> None:
-        """Route one bus event to the room's connections (called in Redis order)."""
+        """Route one bus event to the room's connections (called in Redis order): a show's
+        channel is its room's, and an event on a SKU's channel names its show."""
         self.m_events.inc()
-        room = self.rooms.get(channel[len(_PREFIX) : -len(_SUFFIX)].decode())
-        if room is None:
+        on_show = channel.startswith(_PREFIX) and channel.endswith(_SUFFIX)
+        room = self.rooms.get(channel[len(_PREFIX) : -len(_SUFFIX)].decode()) if on_show else None
+        if room is None and on_show:
             return
         try:
             env = _envelope.decode(data)
         except msgspec.DecodeError:
             log.warning("ignoring a malformed room event: %r", data[:200])
             return
+        if room is None:
+            room = self.rooms.get(env.show or "")
+            if room is None:
+                return
         kind = env.type
         if env.seq:
             if room.last_seq and env.seq > room.last_seq + 1:
@@ -601,10 +639,9 @@ class Hub:
         if outgoing:
             try:
                 async with self.redis.pipeline(transaction=False) as pipe:
+                    send = pipe.spublish if self._shards is not None else pipe.publish
                     for show_id, count in outgoing:
-                        pipe.publish(
-                            keys.show_channel(show_id), b'{"type":"hearts","count":%d}' % count
-                        )
+                        send(keys.show_channel(show_id), b'{"type":"hearts","count":%d}' % count)
                     await pipe.execute()
             except RedisError as exc:
                 log.warning("publishing hearts failed: %s", exc)
@@ -630,6 +667,15 @@ class Hub:
                 if total != room.presence:
                     room.presence = total
                     room.broadcast(Out(encoder.encode(Presence(seq=room.last_seq, viewers=total))))
+                if self._shards is not None:
+                    with contextlib.suppress(LivesaleError):
+                        room.skus = frozenset(await self.shows.lineup_skus(show_id))
+            try:
+                await self._follow()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("following the rooms' channels failed")
             background.check_cancelled()
 
 

@@ -10,8 +10,7 @@ from typing import Any
 import msgspec
 import redis.asyncio as aioredis
 
-from livesale import keys
-from livesale.errors import Banned, map_redis_errors
+from livesale.errors import Banned
 from livesale.events import encoder
 from livesale.lua import ScriptCall, Scripts, calls
 from livesale.room.messages import ChatDeleted, ChatLine, Muted, RequestEntry, SlowMode
@@ -179,31 +178,20 @@ class RoomBus:
         return int(await self._run(call))
 
     async def state(self, show_id: str, viewer_id: str, host: bool, client: str = "") -> RoomState:
-        """The room as of one sequence number (one ``MULTI``)."""
-        with map_redis_errors():
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.get(keys.show_seq(show_id))
-                pipe.hmget(keys.show(show_id), "featured", "slow_mode")
-                pipe.hgetall(keys.show_requests(show_id))
-                pipe.hgetall(keys.show_request_order(show_id))
-                pipe.lrange(keys.show_chat(show_id), 0, -1)
-                pipe.smembers(keys.viewer_plants(show_id, viewer_id))
-                pipe.smembers(keys.viewer_notify(show_id, viewer_id))
-                pipe.hgetall(keys.show_plants(show_id))
-                pipe.hmget(keys.show_mutes(show_id), viewer_id, "@" + client)
-                (
-                    seq,
-                    (featured, slow),
-                    votes,
-                    order,
-                    chat,
-                    planted,
-                    notifying,
-                    plants,
-                    muted,
-                ) = await pipe.execute()
-        votes_ = {k.decode(): int(v) for k, v in votes.items()}
-        order_ = {k.decode(): int(v) for k, v in order.items()}
+        """The room as of one sequence number (one script)."""
+        (
+            seq,
+            (featured, slow),
+            votes,
+            order,
+            chat,
+            planted,
+            notifying,
+            plants,
+            muted,
+        ) = await self._run(calls.room_state(show_id=show_id, viewer_id=viewer_id, client=client))
+        votes_ = _pairs(votes)
+        order_ = _pairs(order)
         return RoomState(
             seq=int(seq or 0),
             featured=_text(featured),
@@ -212,6 +200,11 @@ class RoomBus:
             chat=[_chat_line.decode(line) for line in chat],
             planted=sorted(s.decode() for s in planted),
             notifying=sorted(s.decode() for s in notifying),
-            plants={k.decode(): int(v) for k, v in plants.items() if int(v) > 0} if host else {},
+            plants={k: v for k, v in _pairs(plants).items() if v > 0} if host else {},
             muted_until=max(int(m or 0) for m in muted),
         )
+
+
+def _pairs(flat: list[bytes]) -> dict[str, int]:
+    """A hash read in Lua (``HGETALL``: field, value, ...) as a dict of counts."""
+    return {flat[i].decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)}

@@ -225,12 +225,13 @@ class ShowStore:
         if not show_ids:
             return []
         with map_redis_errors():
+            # The reports expire by Redis's clock (presence.lua), so they are read by it (asked
+            # on its own: a cluster pipeline refuses TIME).
+            seconds, micros = await self.redis.time()
             async with self.redis.pipeline(transaction=False) as pipe:
-                # The reports expire by Redis's clock (presence.lua), so they are read by it.
-                pipe.time()
                 for show_id in show_ids:
                     pipe.hgetall(keys.show_presence(show_id))
-                (seconds, micros), *reports = await pipe.execute()
+                reports = await pipe.execute()
         now_ms = int(seconds) * 1000 + int(micros) // 1000
         return [presence_total(report, now_ms) for report in reports]
 
@@ -452,22 +453,42 @@ class ShowStore:
         )
 
     async def mirror(self, show_id: str) -> None:
-        """Copy the show's state and line-up from SQLite to Redis (for the buy scripts)."""
+        """Copy the show's state and line-up from SQLite to Redis (for the buy scripts): in
+        the show's slot, and each item's offer in its SKU's slot while the show sells it
+        (``live``, or ``replay`` while an ended show's replay does). The show's mirror changes
+        first and at once; the items follow one by one, so a click another process let
+        through a moment before the show stopped selling takes nothing."""
         row = await self._row(show_id)
         rows = await self._lineup_rows(show_id)
         mapping = {
             r["sku"]: f"{_price(r).amount}|{r['currency']}|{r['limit_per_buyer'] or 0}"
             for r in rows
         }
+        mode = (
+            "live"
+            if row["state"] == "live"
+            else "replay"
+            if row["state"] == "ended" and self._replay_open(row)
+            else ""
+        )
+        before = await self.scripts.run(
+            calls.mirror(
+                show_id=show_id,
+                state=row["state"],
+                replay=self._replay_open(row),
+                offers=mapping,
+            )
+        )
         with map_redis_errors():
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.hset(
-                    keys.show(show_id),
-                    mapping={"state": row["state"], "replay": int(self._replay_open(row))},
-                )
-                pipe.delete(keys.lineup(show_id))
-                if mapping:
-                    pipe.hset(keys.lineup(show_id), mapping=mapping)
+            gone = {s.decode() if isinstance(s, bytes) else s for s in before} - set(mapping)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for sku, offer in mapping.items():
+                    if mode:
+                        pipe.hset(keys.offers(sku), show_id, f"{offer}|{mode}")
+                    else:
+                        pipe.hdel(keys.offers(sku), show_id)
+                for sku in sorted(gone):
+                    pipe.hdel(keys.offers(sku), show_id)
                 await pipe.execute()
 
     async def mirror_all(self) -> int:

@@ -230,12 +230,11 @@ def test_change_cut_off_between_its_steps_is_reconciled_at_start(
     with first.client(headers=first.merchant) as merchant:
         assert merchant.post("/api/products/import", json=hot(10)).status_code == 201
     first.stop()
-    prepare = calls.stock_batch(
-        step="prepare", change="sb_dead", targets=[(HOT[0], target)], lease_ms=500
-    )
-    assert redis_client.eval(
-        SOURCES["stock_batch"], len(prepare.keys), *prepare.keys, *prepare.args
-    ) == [b"ok"]
+    # The dead process's first step: its change opened, its row prepared.
+    lock = calls.stock_lock(step="open", change="sb_dead", lease_ms=500)
+    assert redis_client.eval(SOURCES["stock_lock"], len(lock.keys), *lock.keys, *lock.args) == b"ok"
+    row = calls.stock_set(step="prepare", sku=HOT[0], target=target, before=10)
+    assert redis_client.eval(SOURCES["stock_set"], len(row.keys), *row.keys, *row.args) == [b"ok"]
     if committed:
         with connect(settings.database) as conn:
             conn.execute("UPDATE products SET on_hand = ? WHERE sku = ?", (target, HOT[0]))

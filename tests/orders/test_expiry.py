@@ -10,6 +10,7 @@ import redis
 
 from livesale import keys
 from livesale.config import Settings
+from livesale.lua import SOURCES, calls
 from tests.orders.conftest import Shop
 
 
@@ -76,5 +77,25 @@ def test_finished_holds_are_forgotten_after_a_while(shop: Shop, redis_client: re
     while shop.client.get(path, headers=buyer).status_code != 404:
         assert time.monotonic() < deadline, "the finished hold was never forgotten"
         time.sleep(0.1)
-    assert not redis_client.exists(keys.holds("BALM"), keys.holds_done("BALM"), keys.HOLD_SKUS)
+    assert not redis_client.exists(keys.holds("BALM"), keys.holds_done("BALM"))
     assert shop.stock("BALM") == {"sku": "BALM", "on_hand": 3, "available": 3, "held": 0, "sold": 0}
+    # The sweepers' index keeps the SKU until no hold made under its score can be live ...
+    score = redis_client.zscore(keys.HOLD_SKUS, "BALM")
+    assert score is not None and score > time.time() * 1000
+    # ... and lets it go once that time is past: the index holds only SKUs that may have holds.
+    redis_client.zadd(keys.HOLD_SKUS, {"BALM": 1})
+    while redis_client.zscore(keys.HOLD_SKUS, "BALM") is not None:
+        assert time.monotonic() < deadline, "the idle SKU never left the sweepers' index"
+        time.sleep(0.1)
+
+
+def test_the_index_keeps_a_sku_a_click_wrote_again(redis_client: redis.Redis) -> None:
+    """The sweepers let a SKU go only at the score they read: a click that wrote the SKU
+    there again since keeps it in the round."""
+    redis_client.zadd(keys.HOLD_SKUS, {"LIP": 5, "BALM": 7})
+    run = redis_client.register_script(SOURCES["unindex"])
+    call = calls.unindex(sku="LIP", score=4)
+    assert run(keys=call.keys, args=call.args) == 0
+    call = calls.unindex(sku="LIP", score=5)
+    assert run(keys=call.keys, args=call.args) == 1
+    assert redis_client.zrange(keys.HOLD_SKUS, 0, -1) == [b"BALM"]

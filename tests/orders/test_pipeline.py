@@ -11,7 +11,7 @@ from redis.asyncio.connection import Connection
 from livesale import _redis
 from livesale.errors import StoreError
 from livesale.lua import ScriptCall, Scripts, calls
-from livesale.orders.pipeline import ScriptBatcher, pack_evalsha
+from livesale.lua.pipeline import ScriptBatcher, pack_evalsha
 
 
 def test_pack_evalsha_matches_redis_py() -> None:
@@ -39,7 +39,7 @@ async def test_concurrent_calls_get_their_own_replies(redis_url: str, raw: bool)
         batcher = ScriptBatcher(client, scripts, raw=raw)
 
         def release(n: int) -> ScriptCall:
-            return calls.release(sku="X", show_id="sh_x", hold_id=f"ho_{n}.X", viewer_id=None)
+            return calls.release(sku="X", hold_id=f"ho_{n}.X", viewer_id=None)
 
         # A call missing its keys makes Redis answer that call, and only that one, with an error.
         pending = [batcher.call(release(n)) for n in range(300)]

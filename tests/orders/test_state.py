@@ -305,43 +305,86 @@ class Lua:
         client.set(keys.STOCK_READY, "1")
         client.hset(
             keys.stock(SKU),
-            mapping={"on_hand": on_hand, "available": on_hand, "held": 0, "sold": 0},
+            mapping={"on_hand": on_hand, "available": on_hand, "held": 0, "sold": 0, "ready": 1},
         )
-        client.hset(keys.show(SHOW), "state", "live")
-        client.hset(keys.lineup(SHOW), SKU, f"1990|EUR|{limit}")
+        self.offer = f"1990|EUR|{limit}"
+        client.hset(keys.lineup(SHOW), SKU, self.offer)
+        self._show("live")
         self.reserves = 0
+
+    def _show(self, new_state: str) -> None:
+        """The show's mirror, and its offer in the SKU's slot, as the show store writes them."""
+        ended = "ended" if new_state == "replay" else new_state
+        replay = int(new_state == "replay")
+        self.r.hset(keys.show(SHOW), mapping={"state": ended, "replay": replay})
+        if new_state in ("live", "replay"):
+            self.r.hset(keys.offers(SKU), SHOW, f"{self.offer}|{new_state}")
+        else:
+            self.r.hdel(keys.offers(SKU), SHOW)
+
+    def _reserve(self, op: Op) -> str:
+        """A buy click as the hold store makes it: admit, then reserve, then unadmit if
+        refused."""
+        viewer, qty, idem, ttl = op[1:5]
+        hold = hold_id(self.reserves)
+        self.reserves += 1
+        client = client_of(op)
+        admitted = self.call(
+            calls.admit(
+                hold_id=hold,
+                show_id=SHOW,
+                viewer_id=viewer,
+                sku=SKU,
+                qty=qty,
+                hold_ms=ttl,
+                idem_key=idem,
+                idem_seconds=86400,
+                client=client,
+                address_multiple=ADDRESS_MULTIPLE,
+            )
+        )
+        if admitted[0] != b"ok":
+            return str(admitted[0].decode())
+        out = self.call(
+            calls.reserve(
+                hold_id=hold,
+                show_id=SHOW,
+                viewer_id=viewer,
+                sku=SKU,
+                qty=qty,
+                expires_ms=int(admitted[4]),
+                idem_key=idem,
+                reap_batch=10,
+                default_limit=DEFAULT_LIMIT,
+                client=client,
+                address_multiple=ADDRESS_MULTIPLE,
+            )
+        )
+        if out[0] != b"ok":
+            self.call(
+                calls.unadmit(
+                    hold_id=hold,
+                    show_id=SHOW,
+                    viewer_id=viewer,
+                    sku=SKU,
+                    qty=qty,
+                    idem_key=idem,
+                    client=client,
+                )
+            )
+        return str(out[0].decode())
 
     def call(self, call: ScriptCall) -> Any:
         return self.scripts[call.name](keys=call.keys, args=call.args)
 
     def run(self, op: Op) -> str:
         match op:
-            case ("reserve" | "reserve_from", viewer, qty, idem, ttl, *_):
-                out = self.call(
-                    calls.reserve(
-                        hold_id=hold_id(self.reserves),
-                        show_id=SHOW,
-                        viewer_id=viewer,
-                        sku=SKU,
-                        qty=qty,
-                        hold_ms=ttl,
-                        idem_key=idem,
-                        idem_seconds=86400,
-                        reap_batch=10,
-                        default_limit=DEFAULT_LIMIT,
-                        client=client_of(op),
-                        address_multiple=ADDRESS_MULTIPLE,
-                    )
-                )
-                self.reserves += 1
+            case ("reserve" | "reserve_from", *_):
+                return self._reserve(op)
             case ("release", n, viewer):
-                out = self.call(
-                    calls.release(sku=SKU, show_id=SHOW, hold_id=hold_id(n), viewer_id=viewer)
-                )
+                out = self.call(calls.release(sku=SKU, hold_id=hold_id(n), viewer_id=viewer))
             case ("confirm", n, order):
-                out = self.call(
-                    calls.confirm(sku=SKU, show_id=SHOW, hold_id=hold_id(n), order_id=order)
-                )
+                out = self.call(calls.confirm(sku=SKU, hold_id=hold_id(n), order_id=order))
             case ("expire",):
                 self.call(calls.expire(sku=SKU, batch=500, keep_finished_ms=86_400_000))
                 return "ok"
@@ -349,9 +392,7 @@ class Lua:
                 self.call(calls.release_show(sku=SKU, show_id=show))
                 return "ok"
             case ("show", new_state):
-                ended = "ended" if new_state == "replay" else new_state
-                replay = int(new_state == "replay")
-                self.r.hset(keys.show(SHOW), mapping={"state": ended, "replay": replay})
+                self._show(new_state)
                 return "ok"
             case ("return", order, viewer, total, known):
                 out = self.call(
@@ -372,10 +413,14 @@ class Lua:
 
     def _set(self, on_hand: int) -> str:
         """Both steps of a stock change, as the catalogue makes them around its commit."""
-        args: dict[str, Any] = dict(change="sb_t", targets=[(SKU, on_hand)], lease_ms=30_000)
-        status = str(self.call(calls.stock_batch(step="prepare", **args))[0].decode())
+        before = int(self.r.hget(keys.stock(SKU), "on_hand") or 0)
+        lock: dict[str, Any] = dict(change="sb_t", lease_ms=30_000)
+        assert self.call(calls.stock_lock(step="open", **lock)) == b"ok"
+        row: dict[str, Any] = dict(sku=SKU, target=on_hand, before=before)
+        status = str(self.call(calls.stock_set(step="prepare", **row))[0].decode())
         if status == "ok":
-            self.call(calls.stock_batch(step="finish", **args))
+            self.call(calls.stock_set(step="finish", **row))
+        self.call(calls.stock_lock(step="close", **lock))
         return status
 
     def result(self, status: str) -> Result:

@@ -1,4 +1,5 @@
-"""Two ``livesale serve`` processes on one Redis and one data directory serve the same room."""
+"""Two ``livesale serve`` processes on one Redis and one data directory serve the same room, on
+one Redis and on a Redis Cluster (sharded pub/sub)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.conftest import create_key
@@ -14,10 +16,14 @@ from tests.room.conftest import Connect, make_show, new_viewer
 
 @pytest.mark.e2e
 @pytest.mark.timeout(120)
+@pytest.mark.parametrize("bus", ["redis", "cluster"])
 async def test_two_processes_share_one_room(
-    spawn: Any, redis_url: str, tmp_path: Path, connect: Connect
+    spawn: Any, bus: str, request: pytest.FixtureRequest, tmp_path: Path, connect: Connect
 ) -> None:
-    """Viewers on two processes see the same events with the same numbers; presence counts both."""
+    """Viewers on two processes see the same events with the same numbers; presence counts
+    both; a hold on one process is the stock the other's viewers see, and the buyer's own
+    event reaches the buyer's socket on the other."""
+    redis_url = request.getfixturevalue("cluster_url" if bus == "cluster" else "redis_url")
     data = tmp_path / "shared"
     a = spawn("--data-dir", str(data), "--redis-url", redis_url)
     b = spawn("--data-dir", str(data), "--redis-url", redis_url)
@@ -67,6 +73,23 @@ async def test_two_processes_share_one_room(
     await host.send(type="feature", sku="HAIR-4")
     await on_b.expect("featured", lambda m: m["sku"] == "HAIR-4")
     assert loop.time() - start < 2
+
+    # A buy click on a: its stock event (on the SKU's channel) reaches b's viewers, and its
+    # hold event the buyer's own socket on b.
+    buyer_id, buyer = new_viewer(a.url, "cy")
+    mine = await connect(show, buyer, base=b.url)
+    made = await asyncio.to_thread(
+        httpx.post,
+        f"{a.url}/api/shows/{show.id}/holds",
+        json={"sku": "HAIR-4", "qty": 2, "idempotency_key": "k1"},
+        headers={"Authorization": f"Bearer {buyer}"},
+        timeout=30,
+    )
+    assert made.status_code == 201, made.text
+    seen = await on_b.expect("stock", lambda m: any(i["sku"] == "HAIR-4" for i in m["items"]))
+    assert {i["sku"]: i["available"] for i in seen["items"]}["HAIR-4"] == 18
+    hold = await mine.expect("hold")
+    assert hold["hold"]["hold_id"] == made.json()["hold_id"] and hold["viewer_id"] == buyer_id
 
 
 _SEQUENCED = {"featured", "requests", "chat", "chat_deleted", "slow_mode", "show", "lineup"}

@@ -21,11 +21,11 @@ from collections import deque
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError
+from redis.exceptions import AskError, MovedError, NoScriptError, TryAgainError
 
 from livesale import _redis
 from livesale.errors import StoreError
-from livesale.lua import ScriptCall, Scripts
+from livesale.lua import ScriptCall, Scripts, is_cluster
 
 log = logging.getLogger("livesale.orders")
 
@@ -73,6 +73,9 @@ class ScriptBatcher:
         self.redis = redis
         self.scripts = scripts
         self.raw = _redis.raw_pipeline_ok() if raw is None else raw
+        #: On a Redis Cluster a batch is split by node, each part on the raw wire to its node
+        #: (redis-py's cluster pipeline refuses EVALSHA).
+        self.cluster: Any = redis if is_cluster(redis) else None
         self._queue: deque[_Call] = deque()
         self._flushers = 0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -97,6 +100,9 @@ class ScriptBatcher:
             self._flushers -= 1
 
     async def _send(self, batch: list[_Call]) -> None:
+        if self.cluster is not None:
+            await self._send_by_node(batch)
+            return
         try:
             if self.raw:
                 payload = b"".join(
@@ -114,6 +120,39 @@ class ScriptBatcher:
             # Calls without a reply may or may not have run; their callers get a store error.
             self._fail(batch[len(results) :], error)
 
+    async def _send_by_node(self, batch: list[_Call]) -> None:
+        """A batch on a cluster: one raw pipeline per node, sent at once; calls whose slot
+        moved meanwhile are answered alone by the cluster client, which follows the move."""
+        if not self.raw:
+            answers = await asyncio.gather(*(self._alone(call) for call, _ in batch))
+            await self._answer(batch, list(answers))
+            return
+        groups: dict[str, tuple[Any, list[_Call]]] = {}
+        for item in batch:
+            node = _redis.node_of(self.cluster, item[0].keys[0])
+            groups.setdefault(node.name, (node, []))[1].append(item)
+
+        async def send(node: Any, calls: list[_Call]) -> None:
+            payload = b"".join(
+                pack_evalsha(self.scripts.sha(call.name), call.keys, call.args) for call, _ in calls
+            )
+            try:
+                results, error = await _redis.send_packed_to(node, payload, len(calls))
+            except Exception as exc:
+                self._fail(calls, exc)
+                return
+            await self._answer(calls[: len(results)], results)
+            if error is not None:
+                self._fail(calls[len(results) :], error)
+
+        await asyncio.gather(*(send(node, calls) for node, calls in groups.values()))
+
+    async def _alone(self, call: ScriptCall) -> Any:
+        try:
+            return await self.scripts.run(call)
+        except StoreError as exc:
+            return exc
+
     async def _send_public(self, batch: list[_Call]) -> tuple[list[Any], BaseException | None]:
         """The same batch through redis-py's public pipeline (error replies in place)."""
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -129,12 +168,10 @@ class ScriptBatcher:
 
     async def _answer(self, batch: list[_Call], results: list[Any]) -> None:
         for (call, future), result in zip(batch, results, strict=True):
-            if isinstance(result, NoScriptError):
-                # Redis restarted or flushed its scripts: load it again, answer this one alone.
-                try:
-                    result = await self.scripts.run(call)
-                except StoreError as exc:
-                    result = exc
+            if isinstance(result, NoScriptError | MovedError | AskError | TryAgainError):
+                # Redis restarted or flushed its scripts: load it again, answer this one alone;
+                # or (a cluster) its slot is moving: the cluster client follows it.
+                result = await self._alone(call)
             if future.done():
                 continue  # the caller went away; the script ran all the same
             if isinstance(result, StoreError):
