@@ -63,6 +63,30 @@ def serve(data: Path, *options: str) -> tuple[subprocess.Popen[bytes], str]:
 STORES = ("sqlite", "postgres", "both")
 
 
+def _tests_importable() -> None:
+    """The throw-away servers of the tests (``tests/``) are the benchmarks' too."""
+    root = str(Path(__file__).resolve().parent.parent)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+
+
+@contextlib.contextmanager
+def redis_cluster(kinds: tuple[str, ...]) -> Iterator[Any]:
+    """A throw-away 3-master Redis Cluster of Debian's redis-server (``tests/redis_cluster.py``)
+    if ``kinds`` has ``cluster``, else ``None``; stopped at the end."""
+    if "cluster" not in kinds:
+        yield None
+        return
+    _tests_importable()
+    from tests.redis_cluster import Cluster, binary
+
+    server = binary()
+    if server is None:
+        raise SystemExit("no Redis 7 redis-server (apt-get install redis-server)")
+    with Cluster(server) as started:
+        yield started
+
+
 @contextlib.contextmanager
 def stores(choice: str, database_url: str = "") -> Iterator[list[tuple[str, str]]]:
     """The stores a benchmark runs on, as ``(name, --database-url)``: SQLite (an empty URL,
@@ -72,9 +96,7 @@ def stores(choice: str, database_url: str = "") -> Iterator[list[tuple[str, str]
     if "postgres" not in wanted or database_url:
         yield [(name, database_url if name == "postgres" else "") for name in wanted]
         return
-    root = str(Path(__file__).resolve().parent.parent)
-    if root not in sys.path:
-        sys.path.insert(0, root)
+    _tests_importable()
     from tests.postgres import Cluster, binaries
 
     bindir = binaries()

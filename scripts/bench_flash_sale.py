@@ -11,8 +11,9 @@ answer read), p50/p99 latency of the clicks (the percentile of ``_stats.py``, sh
 benchmarks), the CPU the server process used per click, and the oversell check.
 
 In the same run it measures the baseline, one redis-py client (hiredis when installed) calling
-the same reserve script on the same Redis: sequentially (one call in flight) and pipelined
-(batches of 100, as the server's batcher sends them). The ratio is against the pipelined rate,
+the click's same two scripts (``admit`` in the show's slot, then ``reserve`` in the SKU's) on
+the same Redis: sequentially (one call in flight) and pipelined (batches of 100 clicks, as the
+server's batcher sends them). The ratio is against the pipelined rate,
 the most one Python client gets out of this Redis.
 
     python scripts/bench_flash_sale.py --buyers 2000 --stock 500
@@ -26,6 +27,11 @@ PostgreSQL (``--database-url``, or a throw-away cluster of Debian's server binar
 PostgreSQL's durable defaults), and the best rounds are printed side by side at the end. A buy
 click writes nothing to the store of record (holds live in Redis), so the two should be close:
 the figure shows that the store never gets in the way of the click.
+
+``--redis cluster`` serves from a throw-away 3-master Redis Cluster of Debian's redis-server
+(``--redis-url redis+cluster://``) instead of the embedded Redis, ``--redis both`` from each in
+turn, and prints the cluster's best rounds next to the embedded Redis's (the baseline of raw
+script calls is measured on the embedded Redis only).
 """
 
 from __future__ import annotations
@@ -42,12 +48,12 @@ import tempfile
 import time
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import httpx
 import redis.asyncio as aioredis
 import uvloop
-from _crowd import OPEN_LIMITS, STORES, stores
+from _crowd import OPEN_LIMITS, STORES, redis_cluster, stores
 from _stats import percentile, summary
 from redis.utils import HIREDIS_AVAILABLE
 
@@ -164,32 +170,44 @@ def load_average() -> str:
         return "unknown"
 
 
-def reserve_call(show_id: str, sku: str, n: int) -> ScriptCall:
-    """The buy click the server makes, built by the same call builder."""
-    viewer = f"bench{n}"
-    return calls.reserve(
-        hold_id=f"{new_id('ho')}.{sku}",
+def click_calls(show_id: str, sku: str, n: int) -> tuple[ScriptCall, ScriptCall]:
+    """The two scripts of the buy click the server makes (admit in the show's slot, reserve
+    in the SKU's), built by the same call builders."""
+    viewer, hold_id, key = f"bench{n}", f"{new_id('ho')}.{sku}", f"k{n}"
+    admit = calls.admit(
+        hold_id=hold_id,
         show_id=show_id,
         viewer_id=viewer,
         sku=sku,
         qty=1,
         hold_ms=300000,
-        idem_key=f"k{n}",
+        idem_key=key,
         idem_seconds=86400,
+    )
+    reserve = calls.reserve(
+        hold_id=hold_id,
+        show_id=show_id,
+        viewer_id=viewer,
+        sku=sku,
+        qty=1,
+        expires_ms=int(time.time() * 1000) + 300000,
+        idem_key=key,
         reap_batch=10,
     )
+    return admit, reserve
 
 
 async def raw_rates(redis_url: str, show_id: str, sku: str, seconds: float) -> tuple[float, float]:
-    """Reserve-script calls per second of one redis-py client: ``(sequential, pipelined)``."""
+    """Buy clicks per second of one redis-py client calling the click's two scripts itself:
+    ``(sequential, pipelined)``."""
     client = aioredis.Redis.from_url(redis_url)
-    sha = await client.script_load(SOURCES["reserve"])
+    shas = {name: await client.script_load(SOURCES[name]) for name in ("admit", "reserve")}
     n = 0
     started = time.perf_counter()
     while time.perf_counter() - started < seconds:
         n += 1
-        call = reserve_call(show_id, sku, n)
-        await client.evalsha(sha, len(call.keys), *call.keys, *call.args)
+        for call in click_calls(show_id, sku, n):
+            await client.evalsha(shas[call.name], len(call.keys), *call.keys, *call.args)
     sequential = n / (time.perf_counter() - started)
     count = 0
     started = time.perf_counter()
@@ -197,8 +215,8 @@ async def raw_rates(redis_url: str, show_id: str, sku: str, seconds: float) -> t
         async with client.pipeline(transaction=False) as pipe:
             for _ in range(RAW_BATCH):
                 n += 1
-                call = reserve_call(show_id, sku, n)
-                pipe.evalsha(sha, len(call.keys), *call.keys, *call.args)
+                for call in click_calls(show_id, sku, n):
+                    pipe.evalsha(shas[call.name], len(call.keys), *call.keys, *call.args)
             results = await pipe.execute()
         assert all(r[0] == b"ok" for r in results), results[0]
         count += RAW_BATCH
@@ -249,14 +267,18 @@ def stop(server: subprocess.Popen[bytes]) -> None:
 
 
 def bench(
-    args: argparse.Namespace, workers: int, store: str, database_url: str
+    args: argparse.Namespace, workers: int, store: str, database_url: str, cluster: Any = None
 ) -> tuple[int, tuple[float, float]]:
-    """One whole run against ``serve --workers workers`` on ``store``: its exit status and its
-    best round's (clicks per second, p99 in ms)."""
+    """One whole run against ``serve --workers workers`` on ``store`` (and on ``cluster``, a
+    Redis Cluster, else the embedded Redis): its exit status and its best round's (clicks per
+    second, p99 in ms)."""
     data_dir = Path(tempfile.mkdtemp(prefix="livesale-bench-"))
     port = args.port
     log = (data_dir / "server.log").open("wb")
     on_store = ["--database-url", database_url] if database_url else []
+    if cluster is not None:
+        cluster.flush()
+        on_store += ["--redis-url", cluster.url]
     server = subprocess.Popen(
         [sys.executable, "-m", "livesale", "serve", "--port", str(port)]
         + ["--workers", str(workers)]
@@ -315,7 +337,8 @@ def bench(
         processes = "one server process" if workers == 1 else f"{workers} server workers"
         print(
             f"buyers={args.buyers} stock={args.stock} clients={args.clients} "
-            f"({processes}, embedded Redis, store {store}; hiredis={HIREDIS_AVAILABLE})"
+            f"({processes}, {'a 3-master Redis Cluster' if cluster else 'embedded Redis'}, "
+            f"store {store}; hiredis={HIREDIS_AVAILABLE})"
         )
         print(f"load average before: {load_average()}")
         rates: list[float] = []
@@ -361,13 +384,17 @@ def bench(
         print(
             f"oversold units: {oversold}  invariant available + held + sold = on_hand: {invariant}"
         )
+        top = max(rates)
+        if cluster is not None:
+            merchant.close()
+            return (0 if oversold == 0 and invariant else 1), (top, p99s[rates.index(top)])
         redis_url = f"unix://{socket_path(data_dir)}"
         print(f"Redis's own time per script call in the rounds: {redis_usec(redis_url):.0f} us")
         sequential, pipelined = uvloop.run(raw_rates(redis_url, show["id"], raw, args.raw_seconds))
-        top = max(rates)
         print(
-            f"baseline, raw reserve script, one redis-py client: sequential {sequential:,.0f} "
-            f"calls/s, pipelined ({RAW_BATCH} a batch) {pipelined:,.0f} calls/s"
+            f"baseline, the click's two scripts (admit, reserve), one redis-py client: "
+            f"sequential {sequential:,.0f} clicks/s, pipelined ({RAW_BATCH} a batch) "
+            f"{pipelined:,.0f} clicks/s"
         )
         print(f"ratio server/raw pipelined: {top / pipelined:.2f} (best round {top:,.0f} clicks/s)")
         print(f"load average after: {load_average()}")
@@ -400,27 +427,41 @@ def main() -> int:
     parser.add_argument(
         "--database-url", default="", help="a PostgreSQL database (default: throw-away)"
     )
+    parser.add_argument(
+        "--redis",
+        choices=("embedded", "cluster", "both"),
+        default="embedded",
+        help="the embedded Redis, a throw-away 3-master Redis Cluster of Debian's redis-server"
+        " (--redis-url redis+cluster://), or each in turn",
+    )
     args = parser.parse_args()
     status = 0
-    best: dict[tuple[str, int], tuple[float, float]] = {}
-    with stores(args.store, args.database_url) as chosen:
-        for name, database_url in chosen:
-            for workers in args.workers:
-                print(f"--- store: {name}, workers: {workers}")
-                code, best[name, workers] = bench(args, workers, name, database_url)
-                status = status or code
-                print()
+    best: dict[tuple[str, str, int], tuple[float, float]] = {}
+    kinds = ("embedded", "cluster") if args.redis == "both" else (args.redis,)
+    with stores(args.store, args.database_url) as chosen, redis_cluster(kinds) as cluster:
+        for kind in kinds:
+            for name, database_url in chosen:
+                for workers in args.workers:
+                    print(f"--- redis: {kind}, store: {name}, workers: {workers}")
+                    on = cluster if kind == "cluster" else None
+                    code, best[kind, name, workers] = bench(args, workers, name, database_url, on)
+                    status = status or code
+                    print()
     first = args.workers[0]
-    for (name, workers), (rate, p99) in best.items():
+    for (kind, name, workers), (rate, p99) in best.items():
         line = (
-            f"best round, store {name}, workers {workers}: {rate:,.0f} clicks/s, p99 {p99:.0f} ms"
+            f"best round, redis {kind}, store {name}, workers {workers}: {rate:,.0f} clicks/s,"
+            f" p99 {p99:.0f} ms"
         )
-        base_rate, base_p99 = best[name, first]
+        base_rate, base_p99 = best[kind, name, first]
         if workers != first:
             line += (
                 f"; {rate / base_rate:.2f}x the clicks/s of workers {first}"
                 f" (p99 {p99:.0f} ms against {base_p99:.0f} ms)"
             )
+        if kind == "cluster" and ("embedded", name, workers) in best:
+            one, one_p99 = best["embedded", name, workers]
+            line += f"; {rate / one:.2f}x the embedded Redis's (p99 {one_p99:.0f} ms)"
         print(line)
     return status
 
