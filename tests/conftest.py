@@ -129,6 +129,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     stores = STORES
     if metafunc.definition.get_closest_marker("sqlite_only") is not None:
         stores = ("sqlite",)
+    if metafunc.definition.get_closest_marker("postgres_only") is not None:
+        stores = ("postgres",)
     metafunc.parametrize("store", stores, indirect=True)
 
 

@@ -27,11 +27,8 @@ import json
 import logging
 import os
 import random
-import shutil
-import socket
 import ssl
 import statistics
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -43,16 +40,16 @@ import httpx
 import pytest
 import websockets
 
-from livesale.config import Settings, in_ci
+from livesale.config import Settings
 from livesale.media.recording import LIVE, read_playlist
-from tests.conftest import LiveServer, free_port
+from tests.conftest import LiveServer
 from tests.media.conftest import ROOT
 from tests.media.peers import Publisher
 from tests.media.test_routes import make_show, signal
+from tests.nginx import Nginx, nginx_path
 
 pytestmark = [pytest.mark.netns, pytest.mark.timeout(600)]
 
-CONF = ROOT / "deploy" / "nginx" / "livesale.conf"
 #: Players reading the live show through nginx at once.
 PLAYERS = 200
 #: Seconds they watch at least, and new segments they see appear at least (a busy machine's
@@ -67,120 +64,6 @@ POLL = 1.0
 MAX_ORIGIN_FETCHES = 2
 #: Deadline for anything the server or nginx must do: it only catches a hang.
 DEADLINE = 180.0
-
-#: The test's nginx.conf around the deployed file: everything nginx writes stays in its prefix,
-#: its log says for each request whether it went to livesale.
-MAIN_CONF = """\
-{user}
-worker_processes 2;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    log_format cdn '$request_method $request_uri $status $upstream_cache_status $upstream_addr';
-    access_log {prefix}/access.log cdn;
-    log_subrequest on;
-    client_body_temp_path {prefix}/body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
-    include {prefix}/livesale.conf;
-}}
-"""
-
-
-def nginx_path() -> str:
-    found = shutil.which("nginx")
-    if found is None and os.access("/usr/sbin/nginx", os.X_OK):
-        found = "/usr/sbin/nginx"  # not on a non-root PATH
-    if found is None:
-        if in_ci():
-            pytest.fail("nginx is missing (scripts/test installs Debian's nginx as root)")
-        pytest.skip("nginx is missing: install Debian's nginx (scripts/test does as root)")
-    return found
-
-
-def render(values: dict[str, str]) -> str:
-    """``deploy/nginx/livesale.conf`` with its ``${LIVESALE_...}`` placeholders filled in, as
-    ``envsubst`` fills them for an operator."""
-    text = CONF.read_text()
-    for name, value in values.items():
-        text = text.replace(f"${{{name}}}", value)
-    assert "${LIVESALE_" not in text, "a placeholder of livesale.conf is not filled in"
-    return text
-
-
-@dataclass
-class Nginx:
-    """A throw-away nginx (``-p prefix -g 'daemon off;'``) in front of ``upstream``."""
-
-    binary: str
-    prefix: Path
-    upstream: str
-    port: int = 0
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> Nginx:
-        self.port = free_port()
-        self.prefix.mkdir(parents=True)
-        (self.prefix / "livesale.conf").write_text(
-            render(
-                {
-                    "LIVESALE_LISTEN": f"127.0.0.1:{self.port}",
-                    "LIVESALE_SERVER_NAME": "127.0.0.1",
-                    "LIVESALE_UPSTREAM": self.upstream,
-                    "LIVESALE_CACHE_DIR": str(self.prefix / "cache"),
-                }
-            )
-        )
-        # As root, nginx's workers would run as nobody, who cannot enter pytest's private
-        # temporary directory to write the cache: they stay root in this throw-away instance.
-        user = "user root;" if os.geteuid() == 0 else ""
-        conf = self.prefix / "nginx.conf"
-        conf.write_text(MAIN_CONF.format(user=user, prefix=self.prefix))
-        with open(self.prefix / "stderr.log", "wb") as stderr:
-            self.proc = subprocess.Popen(
-                [self.binary, "-p", str(self.prefix), "-c", str(conf), "-g", "daemon off;"],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-            )
-        deadline = time.monotonic() + DEADLINE
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"nginx exited {self.proc.returncode}:\n{self.errors()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return self
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"nginx is not listening:\n{self.errors()}") from None
-                time.sleep(0.05)
-
-    def errors(self) -> str:
-        return "".join(
-            (self.prefix / name).read_text(errors="replace")
-            for name in ("stderr.log", "error.log")
-            if (self.prefix / name).exists()
-        )
-
-    def log(self) -> list[list[str]]:
-        """nginx's access log: method, URI, status, cache status, upstream address."""
-        return [line.split() for line in (self.prefix / "access.log").read_text().splitlines()]
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 @pytest.fixture
@@ -227,7 +110,7 @@ def origin_log(server: LiveServer) -> Iterator[OriginLog]:
 @pytest.fixture
 def cdn(server: LiveServer, origin_log: OriginLog, tmp_path: Path) -> Iterator[Nginx]:
     """nginx with ``deploy/nginx/livesale.conf`` in front of ``server``."""
-    proxy = Nginx(nginx_path(), tmp_path / "nginx", f"127.0.0.1:{server.settings.port}")
+    proxy = Nginx(nginx_path(), tmp_path / "nginx", [f"127.0.0.1:{server.settings.port}"])
     try:
         yield proxy.start()
     finally:
