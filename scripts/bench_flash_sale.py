@@ -32,6 +32,12 @@ the figure shows that the store never gets in the way of the click.
 (``--redis-url redis+cluster://``) instead of the embedded Redis, ``--redis both`` from each in
 turn, and prints the cluster's best rounds next to the embedded Redis's (the baseline of raw
 script calls is measured on the embedded Redis only).
+
+``--nodes 1 3 --redis cluster --store postgres`` runs livesale nodes (a data directory each,
+sharing PostgreSQL and the cluster, as on machines of their own) behind nginx with
+``deploy/nginx/livesale.conf``, one run per count, and prints the clicks per second and p99
+through the balancer next to the first count's. The server CPU is then the nodes' (nginx's own
+is not counted).
 """
 
 from __future__ import annotations
@@ -267,11 +273,17 @@ def stop(server: subprocess.Popen[bytes]) -> None:
 
 
 def bench(
-    args: argparse.Namespace, workers: int, store: str, database_url: str, cluster: Any = None
+    args: argparse.Namespace,
+    workers: int,
+    store: str,
+    database_url: str,
+    cluster: Any = None,
+    nodes: int = 0,
 ) -> tuple[int, tuple[float, float]]:
     """One whole run against ``serve --workers workers`` on ``store`` (and on ``cluster``, a
-    Redis Cluster, else the embedded Redis): its exit status and its best round's (clicks per
-    second, p99 in ms)."""
+    Redis Cluster, else the embedded Redis), or against ``nodes`` such servers behind nginx
+    (``deploy/nginx/livesale.conf``, one data directory each): its exit status and its best
+    round's (clicks per second, p99 in ms)."""
     data_dir = Path(tempfile.mkdtemp(prefix="livesale-bench-"))
     port = args.port
     log = (data_dir / "server.log").open("wb")
@@ -279,23 +291,26 @@ def bench(
     if cluster is not None:
         cluster.flush()
         on_store += ["--redis-url", cluster.url]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "livesale", "serve", "--port", str(port)]
-        + ["--workers", str(workers)]
-        + ["--data-dir", str(data_dir), "--log-level", "warning", *OPEN_LIMITS, *on_store],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    homes = [data_dir] + [data_dir / f"node-{n}" for n in range(1, nodes)]
+    ports = [port + 1 + n for n in range(nodes)] if nodes else [port]
+    servers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "livesale", "serve", "--port", str(at)]
+            + ["--workers", str(workers), "--data-dir", str(home), "--log-level", "warning"]
+            + [*OPEN_LIMITS, *on_store, *(["--trust-proxy", "127.0.0.1/32"] if nodes else [])],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        for home, at in zip(homes, ports, strict=True)
+    ]
     clients: list[tuple[mp.Process, Connection]] = []
+    proxy = None
     try:
+        for at in ports:
+            wait_healthy(f"http://127.0.0.1:{at}")
+        if nodes:
+            proxy = nginx(data_dir / "nginx", [f"127.0.0.1:{at}" for at in ports], port)
         url = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
         api_key = (data_dir / "cli-key").read_text().strip()
         merchant = httpx.Client(
             base_url=url, headers={"Authorization": f"Bearer {api_key}"}, timeout=30
@@ -335,6 +350,8 @@ def bench(
         for _, pipe in clients:
             assert pipe.recv() == "ready"
         processes = "one server process" if workers == 1 else f"{workers} server workers"
+        if nodes:
+            processes = f"{nodes} node(s) of {processes} behind nginx"
         print(
             f"buyers={args.buyers} stock={args.stock} clients={args.clients} "
             f"({processes}, {'a 3-master Redis Cluster' if cluster else 'embedded Redis'}, "
@@ -348,11 +365,11 @@ def bench(
                 pipe.send((round_no, sku))
             for _, pipe in clients:
                 assert pipe.recv() == "armed"
-            cpu_before = cpu_seconds(server.pid)
+            cpu_before = sum(cpu_seconds(s.pid) for s in servers)
             for _, pipe in clients:
                 pipe.send("go")
             results = [pipe.recv() for _, pipe in clients]
-            cpu = cpu_seconds(server.pid) - cpu_before
+            cpu = sum(cpu_seconds(s.pid) for s in servers) - cpu_before
             wall = max(r[1] for r in results) - min(r[0] for r in results)
             latencies = [x for r in results for x in r[3]]
             statuses: dict[int, int] = {}
@@ -385,7 +402,7 @@ def bench(
             f"oversold units: {oversold}  invariant available + held + sold = on_hand: {invariant}"
         )
         top = max(rates)
-        if cluster is not None:
+        if cluster is not None or nodes:
             merchant.close()
             return (0 if oversold == 0 and invariant else 1), (top, p99s[rates.index(top)])
         redis_url = f"unix://{socket_path(data_dir)}"
@@ -404,12 +421,34 @@ def bench(
         for process, _ in clients:
             if process.is_alive():
                 process.kill()
-        stop(server)
+        if proxy is not None:
+            proxy.stop()
+        for server in servers:
+            stop(server)
         log.close()
-        if server.returncode == 0:
+        codes = [server.returncode for server in servers]
+        if not any(codes):
             shutil.rmtree(data_dir, ignore_errors=True)
         else:
-            print(f"server exited with {server.returncode}; its log: {data_dir / 'server.log'}")
+            print(f"server exited with {codes}; its log: {data_dir / 'server.log'}")
+
+
+def wait_healthy(url: str) -> None:
+    for _ in range(300):
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+
+
+def nginx(prefix: Path, upstreams: list[str], port: int) -> Any:
+    """nginx in front of ``upstreams`` on ``port``, as the tests run it (``tests/nginx.py``)."""
+    from tests.nginx import Nginx, nginx_path
+
+    proxy = Nginx(nginx_path(), prefix, upstreams)
+    return proxy.start(port)
 
 
 def main() -> int:
@@ -428,6 +467,14 @@ def main() -> int:
         "--database-url", default="", help="a PostgreSQL database (default: throw-away)"
     )
     parser.add_argument(
+        "--nodes",
+        type=int,
+        nargs="+",
+        default=[],
+        help="livesale nodes behind nginx, one run each (a data directory each; needs"
+        " --redis cluster and --store postgres)",
+    )
+    parser.add_argument(
         "--redis",
         choices=("embedded", "cluster", "both"),
         default="embedded",
@@ -435,19 +482,38 @@ def main() -> int:
         " (--redis-url redis+cluster://), or each in turn",
     )
     args = parser.parse_args()
+    if args.nodes and (args.redis != "cluster" or args.store != "postgres"):
+        parser.error("--nodes shares one store and one Redis: --redis cluster --store postgres")
     status = 0
     best: dict[tuple[str, str, int], tuple[float, float]] = {}
+    balanced: dict[tuple[int, int], tuple[float, float]] = {}
     kinds = ("embedded", "cluster") if args.redis == "both" else (args.redis,)
     with stores(args.store, args.database_url) as chosen, redis_cluster(kinds) as cluster:
         for kind in kinds:
             for name, database_url in chosen:
                 for workers in args.workers:
-                    print(f"--- redis: {kind}, store: {name}, workers: {workers}")
                     on = cluster if kind == "cluster" else None
+                    for nodes in args.nodes:
+                        print(f"--- {nodes} node(s) behind nginx, workers: {workers}")
+                        code, balanced[nodes, workers] = bench(
+                            args, workers, name, database_url, on, nodes
+                        )
+                        status = status or code
+                        print()
+                    if args.nodes:
+                        continue
+                    print(f"--- redis: {kind}, store: {name}, workers: {workers}")
                     code, best[kind, name, workers] = bench(args, workers, name, database_url, on)
                     status = status or code
                     print()
     first = args.workers[0]
+    for (nodes, workers), (rate, p99) in balanced.items():
+        one, one_p99 = balanced[args.nodes[0], workers]
+        print(
+            f"best round, {nodes} node(s) of {workers} worker(s) behind nginx: {rate:,.0f}"
+            f" clicks/s, p99 {p99:.0f} ms; {rate / one:.2f}x {args.nodes[0]} node(s)"
+            f" (p99 {one_p99:.0f} ms)"
+        )
     for (kind, name, workers), (rate, p99) in best.items():
         line = (
             f"best round, redis {kind}, store {name}, workers {workers}: {rate:,.0f} clicks/s,"

@@ -88,8 +88,9 @@ class Nginx:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> Nginx:
-        self.port = free_port()
+    def start(self, port: int = 0) -> Nginx:
+        """Listen on ``port`` of 127.0.0.1 (0: a free one)."""
+        self.port = port or free_port()
         self.prefix.mkdir(parents=True)
         (self.prefix / "livesale.conf").write_text(
             render(
