@@ -32,9 +32,10 @@ def stock(sku: str) -> str:
 
 
 def offers(sku: str) -> str:
-    """Hash show id -> ``price|currency|limit|mode`` of every show that sells the SKU now
-    (mode ``live`` or ``replay``): the show's mirror, kept in the SKU's slot for its buy
-    clicks."""
+    """Hash show id -> ``price|currency|limit|mode|until`` of every show that sells the SKU
+    now (mode ``live`` or ``replay``; ``until``: ms when a replay's sales end, 0 for none): the
+    show's mirror, kept in the SKU's slot for its buy clicks. An offer past its ``until`` sells
+    nothing and goes with the next mirror of a show selling the SKU."""
     return f"{PREFIX}{{{sku}}}:offers"
 
 

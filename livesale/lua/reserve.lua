@@ -1,8 +1,9 @@
 --! prelude _clock _shelf
 -- A buy click's second step, in the SKU's slot, once admit.lua let it through: the twin of
 -- state.reserve from the per-buyer limit on. One script takes the stock, so it is atomic.
--- KEYS[1..5] the shelf, KEYS[6] the SKU's offers (show id -> amount|currency|limit|mode, while
--- that show sells it), KEYS[7] the SKU's channel
+-- KEYS[1..5] the shelf, KEYS[6] the SKU's offers (show id -> amount|currency|limit|mode|until,
+-- while that show sells it; until: ms when a replay's sales end, 0 for none), KEYS[7] the SKU's
+-- channel
 -- ARGV[1] hold id, ARGV[2] show id, ARGV[3] viewer id, ARGV[4] sku, ARGV[5] qty,
 -- ARGV[6] the hold's expiry (ms, Redis clock: admit's), ARGV[7] idempotency key,
 -- ARGV[8] reap batch, ARGV[9] the per-buyer limit of an item whose line-up sets none
@@ -33,6 +34,11 @@ end
 local p1 = string.find(offer, '|', 1, true)
 local p2 = string.find(offer, '|', p1 + 1, true)
 local p3 = string.find(offer, '|', p2 + 1, true)
+local p4 = string.find(offer, '|', p3 + 1, true)
+local ends = tonumber(string.sub(offer, p4 + 1))
+if ends > 0 and now >= ends then
+  return answer('not_live', nil, 'ended')
+end
 local amount = tonumber(string.sub(offer, 1, p1 - 1))
 local currency = string.sub(offer, p1 + 1, p2 - 1)
 local limit = tonumber(string.sub(offer, p2 + 1, p3 - 1))

@@ -471,6 +471,13 @@ class ShowStore:
             if row["state"] == "ended" and self._replay_open(row)
             else ""
         )
+        # When a replay's sales end; an offer past it sells nothing and is dropped by the
+        # next mirror of a show selling the SKU.
+        ends = (
+            int((row["ended_at"] + self.replay_seconds) * 1000)
+            if mode == "replay" and self.replay_seconds
+            else 0
+        )
         before = await self.scripts.run(
             calls.mirror(
                 show_id=show_id,
@@ -482,11 +489,19 @@ class ShowStore:
         with map_redis_errors():
             gone = {s.decode() if isinstance(s, bytes) else s for s in before} - set(mapping)
             async with self.redis.pipeline(transaction=False) as pipe:
-                for sku, offer in mapping.items():
+                for sku in mapping:
+                    pipe.hgetall(keys.offers(sku))
+                held = await pipe.execute()
+            now_ms = time.time() * 1000
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for (sku, offer), others in zip(mapping.items(), held, strict=True):
                     if mode:
-                        pipe.hset(keys.offers(sku), show_id, f"{offer}|{mode}")
+                        pipe.hset(keys.offers(sku), show_id, f"{offer}|{mode}|{ends}")
                     else:
                         pipe.hdel(keys.offers(sku), show_id)
+                    over = [show for show, value in others.items() if _over(value, now_ms)]
+                    if over:
+                        pipe.hdel(keys.offers(sku), *over)
                 for sku in sorted(gone):
                     pipe.hdel(keys.offers(sku), show_id)
                 await pipe.execute()
@@ -500,6 +515,12 @@ class ShowStore:
         for r in rows:
             await self.mirror(r["id"])
         return len(rows)
+
+
+def _over(offer: bytes, now_ms: float) -> bool:
+    """Whether an offer of ``keys.offers`` is past the end of its replay's sales."""
+    ends = int(offer.rsplit(b"|", 1)[-1] or 0)
+    return 0 < ends <= now_ms
 
 
 def _price(row: Row) -> Money:

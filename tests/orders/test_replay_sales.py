@@ -269,3 +269,22 @@ def test_the_cli_sets_replay_sales_and_packs_and_exports_a_batch(
     assert code == 0, err
     stopped = cli.json("show", "update", show, "--no-replay-sales")
     assert stopped["replay_sales"] is False
+
+
+def test_the_skus_copy_of_a_replay_goes_once_its_sales_are_over(
+    shop: Shop, redis_client: redis.Redis
+) -> None:
+    """Each item keeps the offer of every show selling it in its own slot, a replay's with the
+    time its sales end; a show mirrored later with the item drops the offers past their time
+    (nothing else would: the replay's show has no step at that moment)."""
+    shop.product("OLD", stock=3)
+    redis_client.hset(keys.offers("OLD"), "sh_gone", "990|EUR|0|replay|1")
+    redis_client.hset(keys.offers("OLD"), "sh_later", "990|EUR|0|replay|99999999999999")
+    show = shop.show([{"sku": "OLD"}])
+    offers = redis_client.hgetall(keys.offers("OLD"))
+    assert set(offers) == {show.encode(), b"sh_later"}
+    assert offers[show.encode()].endswith(b"|live|0")
+    shop.end(show)
+    after = redis_client.hget(keys.offers("OLD"), show)
+    assert after is not None and after.split(b"|")[3] == b"replay"
+    assert int(after.split(b"|")[4]) > time.time() * 1000

@@ -15,6 +15,7 @@ from livesale.errors import InvalidTransition, LimitExceeded, SoldOut, StockConf
 from livesale.lua import SOURCES, ScriptCall, calls
 from livesale.orders import state
 from livesale.orders.holds import to_hold
+from livesale.shows.store import _over
 from livesale.values import StockLevel
 
 SKU, SHOW, OTHER_SHOW = "LIP-RED", "sh_table", "sh_other"
@@ -318,7 +319,7 @@ class Lua:
         replay = int(new_state == "replay")
         self.r.hset(keys.show(SHOW), mapping={"state": ended, "replay": replay})
         if new_state in ("live", "replay"):
-            self.r.hset(keys.offers(SKU), SHOW, f"{self.offer}|{new_state}")
+            self.r.hset(keys.offers(SKU), SHOW, f"{self.offer}|{new_state}|0")
         else:
             self.r.hdel(keys.offers(SKU), SHOW)
 
@@ -481,3 +482,25 @@ def test_order_state_machine() -> None:
             state.order_transition(final, S.CANCELLED if final is not S.CANCELLED else S.REFUNDED)
     with pytest.raises(InvalidTransition):
         state.order_transition(S.PENDING, S.CONFIRMED)
+
+
+def test_an_offer_past_its_replay_sells_nothing(redis_client: redis.Redis) -> None:
+    """The SKU's copy of a show's offer carries when the replay's sales end: past it, the
+    click's second step refuses as not live even if the show's own mirror still says the
+    replay sells, and takes no stock."""
+    lua = Lua(redis_client, 5, 0)
+    lua._show("replay")
+    ended = int(time.time() * 1000) - 1
+    redis_client.hset(keys.offers(SKU), SHOW, f"{lua.offer}|replay|{ended}")
+    assert lua.run(("reserve", "a", 1, "k1", LONG)) == "not_live"
+    assert int(redis_client.hget(keys.stock(SKU), "available") or 0) == 5
+    assert not redis_client.exists(keys.idempotency(SHOW, "a", "k1"))  # given back
+    redis_client.hset(keys.offers(SKU), SHOW, f"{lua.offer}|replay|{ended + 3_600_000}")
+    assert lua.run(("reserve", "a", 1, "k1", LONG)) == "ok"
+
+
+def test_offers_past_their_replay_are_told_apart() -> None:
+    now = time.time() * 1000
+    assert _over(b"990|EUR|0|replay|%d" % (now - 1), now)
+    assert not _over(b"990|EUR|0|replay|%d" % (now + 1000), now)
+    assert not _over(b"990|EUR|0|live|0", now)
