@@ -42,7 +42,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
-from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import MaxConnectionsError, RedisClusterException, RedisError
 
 
 class LivesaleError(Exception):
@@ -199,6 +199,9 @@ def map_redis_errors(what: str = "redis") -> Iterator[None]:
     """
     try:
         yield
+    except MaxConnectionsError as exc:
+        # A cluster client's connections to one node are all in use (it does not wait for one).
+        raise Unavailable("the sale is busy: try again shortly", retry_after=1) from exc
     except (RedisError, RedisClusterException) as exc:  # the second: no node of a cluster answers
         if "used memory > 'maxmemory'" in str(exc):
             raise Unavailable(

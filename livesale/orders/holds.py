@@ -10,6 +10,7 @@ an :class:`~livesale.orders.state.Outcome`. A hold id carries its SKU
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -139,8 +140,10 @@ class HoldStore:
         self.live_holds = live_holds
         #: The buy clicks one client address may send in a show: ``(burst, per second)``.
         self.rate = rate
-        #: SKU -> the score this process last gave it in the sweepers' index.
+        #: SKU -> the score this process last gave it in the sweepers' index, and the write
+        #: of it under way.
         self._indexed: dict[str, int] = {}
+        self._indexing: dict[str, asyncio.Future[None]] = {}
         #: Told the SKU whose counters a script found without their ``ready`` mark (Redis
         #: lost them): the orders component rebuilds stock.
         self.on_unready: Callable[[str], None] | None = None
@@ -278,6 +281,14 @@ class HoldStore:
         now = time.time() * 1000
         if self._indexed.get(sku, 0) > now + self.hold_ms:
             return
+        # One write at a time per SKU: a rush of clicks on a cold SKU waits for the first's.
+        writing = self._indexing.get(sku)
+        if writing is None:
+            writing = self._indexing[sku] = asyncio.ensure_future(self._write_index(sku, now))
+            writing.add_done_callback(lambda _: self._indexing.pop(sku, None))
+        await asyncio.shield(writing)
+
+    async def _write_index(self, sku: str, now: float) -> None:
         until = int(now + 2 * self.hold_ms + INDEX_SLACK_MS)
         with map_redis_errors():
             await self.redis.zadd(keys.HOLD_SKUS, {sku: until}, gt=True)

@@ -12,10 +12,13 @@ from typing import Any
 
 import pytest
 import redis
+from redis.asyncio.cluster import RedisCluster as AsyncCluster
 from redis.cluster import RedisCluster as SyncCluster
 
 from livesale import keys
 from livesale.config import Settings
+from livesale.lua import Scripts
+from livesale.orders.holds import HoldStore
 from tests.conftest import LiveServer
 from tests.orders.conftest import CHECKOUT, Shop, burst
 from tests.redis_cluster import Cluster
@@ -128,3 +131,18 @@ def test_a_node_that_lost_its_data_is_rebuilt_before_it_sells(
     assert shop.stock(sku) == expected
     assert shop.hold(show, buyers[4], sku, key="late").status_code == 409
     shop.close()
+
+
+async def test_a_rush_on_a_cold_sku_writes_the_sweepers_index_once(cluster_url: str) -> None:
+    """The first clicks of a rush on a SKU all want it in the sweepers' index: one write goes
+    to the cluster for all of them (a cluster client refuses, not queues, past its
+    connections to a node: 200 writes at once on 8 connections would be 503s)."""
+    node = cluster_url.replace("redis+cluster://", "redis://")
+    client = AsyncCluster.from_url(node, max_connections=8)
+    try:
+        holds = HoldStore(client, Scripts(client), hold_seconds=300)  # type: ignore[arg-type]
+        await asyncio.gather(*(holds._index("COLD") for _ in range(200)))
+        assert await client.zscore(keys.HOLD_SKUS, "COLD") > time.time() * 1000
+        assert not holds._indexing
+    finally:
+        await client.aclose()
