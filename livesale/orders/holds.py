@@ -11,6 +11,7 @@ an :class:`~livesale.orders.state.Outcome`. A hold id carries its SKU
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -21,7 +22,7 @@ import msgspec
 import redis.asyncio as aioredis
 
 from livesale import events, keys, limits
-from livesale.errors import NotFound, Unavailable, map_redis_errors
+from livesale.errors import LivesaleError, NotFound, Unavailable, map_redis_errors
 from livesale.ids import new_id
 from livesale.lua import Scripts, calls
 from livesale.lua.pipeline import ScriptBatcher
@@ -201,7 +202,24 @@ class HoldStore:
             raise limits.refusal("hold", int(admitted[2]))
         if status != "ok":
             return await self._refused_at_admit(status, show_id, sku, admitted)
-        await self._index(sku)
+        give_back = calls.unadmit(
+            hold_id=hold_id,
+            show_id=show_id,
+            viewer_id=viewer_id,
+            sku=sku,
+            qty=qty,
+            idem_key=idem_key,
+            client=client,
+        )
+        try:
+            await self._index(sku)
+        except LivesaleError:
+            # No stock was taken: the click's claim goes, and a retry starts afresh.
+            with contextlib.suppress(LivesaleError):
+                await self.batcher.call(give_back)
+            raise
+        # (Should this call fail on the wire, it may or may not have run: the claim stays,
+        # and a retry of the click is answered with the hold if it was made.)
         result = await self.batcher.call(
             calls.reserve(
                 hold_id=hold_id,
@@ -219,17 +237,7 @@ class HoldStore:
         )
         status = _text(result[0])
         if status != "ok":
-            await self.batcher.call(
-                calls.unadmit(
-                    hold_id=hold_id,
-                    show_id=show_id,
-                    viewer_id=viewer_id,
-                    sku=sku,
-                    qty=qty,
-                    idem_key=idem_key,
-                    client=client,
-                )
-            )
+            await self.batcher.call(give_back)
         if status == "unready":
             self.unready(sku)
             raise Unavailable("stock is being rebuilt from the database; try again shortly")

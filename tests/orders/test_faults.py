@@ -262,3 +262,21 @@ def test_two_workers_check_out_into_one_store(
     assert served == {"0", "1"}, scraped
     client.close()
     assert proc.stop() == 0, proc.output()
+
+
+def test_a_click_that_failed_before_taking_stock_can_be_sent_again(
+    shop: Shop, redis_client: redis.Redis
+) -> None:
+    """A buy click whose first step was made but whose second never ran (Redis refused the
+    write in between) gives back what the first took: the same click, sent again, makes its
+    hold instead of finding a claim with no hold behind it."""
+    shop.product("AGAIN", stock=3)
+    show = shop.show([{"sku": "AGAIN"}])
+    buyer = shop.viewer()
+    redis_client.set(keys.HOLD_SKUS, "not an index")  # the index write fails (WRONGTYPE)
+    failed = shop.hold(show, buyer, "AGAIN", key="k1")
+    assert failed.status_code == 500, failed.text
+    redis_client.delete(keys.HOLD_SKUS)
+    hold = shop.ok(shop.hold(show, buyer, "AGAIN", key="k1"), 201)
+    assert hold["sku"] == "AGAIN"
+    assert shop.stock("AGAIN")["held"] == 1
