@@ -39,6 +39,12 @@ SWEEP_BATCH = 500
 #: How far past a hold's latest possible expiry the sweepers' index keeps its SKU: room for
 #: the clocks of this process and of Redis to differ.
 INDEX_SLACK_MS = 60_000
+#: How long a click waits for the hold of the same click sent a moment before (between its two
+#: steps) before answering it is gone.
+EXISTING_WAIT_SECONDS = 5.0
+#: How long a click is made afresh while the same click, sent at once, keeps claiming its key
+#: and being refused.
+CLICK_SECONDS = 30.0
 
 
 class HoldRecord(msgspec.Struct, frozen=True):
@@ -180,6 +186,19 @@ class HoldStore:
         :func:`~livesale.orders.state.raise_for` and publishes ``outcome.reaped``.
         :class:`Unavailable` while stock is being rebuilt from SQLite.
         """
+        deadline = time.monotonic() + CLICK_SECONDS
+        while time.monotonic() < deadline:
+            outcome = await self._click(show_id, viewer_id, sku, qty, idem_key, client)
+            if outcome is not None:
+                return outcome
+            # The same click, sent at once more than once: the one that claimed the key was
+            # refused meanwhile and gave its claim back, so this one is a click of its own.
+            # (Each round, one of them is answered: a storm of N ends within N rounds.)
+        raise Unavailable("this click is being answered already; try again shortly")
+
+    async def _click(
+        self, show_id: str, viewer_id: str, sku: str, qty: int, idem_key: str, client: str
+    ) -> state.Outcome | None:
         hold_id = new_hold_id(sku)
         admitted = await self.batcher.call(
             calls.admit(
@@ -200,6 +219,9 @@ class HoldStore:
         status = _text(admitted[0])
         if status == "rate_limited":
             raise limits.refusal("hold", int(admitted[2]))
+        if status == "existing":
+            record = keys.idempotency(show_id, viewer_id, idem_key)
+            return await self._existing(_text(admitted[1]), record, f"{sku}|{qty}")
         if status != "ok":
             return await self._refused_at_admit(status, show_id, sku, admitted)
         give_back = calls.unadmit(
@@ -258,15 +280,6 @@ class HoldStore:
     ) -> state.Outcome:
         """The outcome of a click ``admit`` answered without letting it take stock."""
         level = await self._level(sku)
-        if status == "existing":
-            hold_id = _text(admitted[1])
-            with map_redis_errors():
-                raw = await self.redis.hget(keys.holds(sku_of(hold_id)), hold_id)
-            # A retried click whose hold finished and was forgotten since, or whose first
-            # try never took its stock.
-            if raw is None:
-                return state.Outcome("gone", level)
-            return state.Outcome("existing", level, hold=to_hold(raw))
         if status == "not_live" and not admitted[2] and self.selling is not None:
             if await self.selling(show_id):  # Redis lost the show's mirror: rebuilt with stock
                 self.unready(sku)
@@ -277,6 +290,30 @@ class HoldStore:
         if status == "not_live":
             return replace(outcome, show_state=_text(admitted[2]))
         return outcome
+
+    async def _existing(
+        self, hold_id: str, record_key: str, fingerprint: str
+    ) -> state.Outcome | None:
+        """A click whose key an earlier click claimed for ``hold_id``: that hold as it is now.
+        While the earlier click is between its two steps (the same click sent twice at once),
+        this waits for its hold; ``None`` if it was refused meanwhile (its claim went), and
+        ``gone`` for a hold that finished and was forgotten, or that the earlier click never
+        made (its process died between the steps)."""
+        sku = sku_of(hold_id)
+        deadline = time.monotonic() + EXISTING_WAIT_SECONDS
+        pause = 0.005
+        while True:
+            with map_redis_errors():
+                raw = await self.redis.hget(keys.holds(sku), hold_id)
+                if raw is not None:
+                    return state.Outcome("existing", await self._level(sku), hold=to_hold(raw))
+                claim = await self.redis.get(record_key)
+            if claim is None or _text(claim) != f"{hold_id}|{fingerprint}":
+                return None
+            if time.monotonic() > deadline:
+                return state.Outcome("gone", await self._level(sku))
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.2)
 
     async def _level(self, sku: str) -> state.Shelf:
         with map_redis_errors():

@@ -72,6 +72,20 @@ def test_retry_storm_reserves_once(shop: Shop) -> None:
     assert shop.stock("PAL-01")["held"] == 2
 
 
+def test_retry_storm_on_a_sold_out_item_is_sold_out_for_every_retry(shop: Shop) -> None:
+    """50 concurrent requests with one key for an item another buyer just took: each is
+    answered sold out (the first's refusal gives its claim back; the retries waiting for its
+    hold are clicks of their own then), none "no such hold"."""
+    shop.product("PAL-02", stock=1)
+    show = shop.show([{"sku": "PAL-02"}])
+    shop.ok(shop.hold(show, shop.viewer("first"), "PAL-02", key="mine"), 201)
+    buyer = shop.viewer()
+    body = {"sku": "PAL-02", "qty": 1, "idempotency_key": "click-1"}
+    answers = asyncio.run(burst(shop.url, [("POST", f"/api/shows/{show}/holds", body, buyer)] * 50))
+    assert {a.status_code for a in answers} == {409}
+    assert all(a.json()["type"].endswith("sold-out") for a in answers)
+
+
 def test_limit_holds_under_concurrency(shop: Shop) -> None:
     """A buyer limited to 3 gets exactly 3 units from 20 concurrent clicks; bought counts."""
     shop.product("SER-01", stock=100)
