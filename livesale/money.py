@@ -46,6 +46,18 @@ class Money(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return f"{self.currency} {format_amount(self.amount, self.currency)}"
 
 
+#: A sum of amounts (a unit price times up to 99 units, a show's takings): past one amount's
+#: bound, within the integers JSON carries exactly.
+SumAmount = Annotated[int, msgspec.Meta(ge=0, le=2**53 - 1)]
+
+
+class Total(Money, frozen=True, forbid_unknown_fields=True):
+    """A sum of money (``total``, ``refunded``, a show's takings): :class:`Money`'s shape, with
+    a larger bound, since a price at the largest amount times a quantity goes past it."""
+
+    amount: SumAmount
+
+
 def format_amount(amount: int, currency: str) -> str:
     digits = CURRENCIES.get(currency, 2)
     if digits == 0:

@@ -171,3 +171,32 @@ def test_every_answer_is_documented(fuzzed: LiveServer, caplog: pytest.LogCaptur
     ]
     assert not failures, "\n\n".join(sorted(set(failures)))
     assert cases >= 1000, f"only {cases} requests were sent"
+
+
+def test_a_total_may_pass_the_largest_price(server: LiveServer) -> None:
+    """A hold of 4 units at the largest price a product may have: its total is 4 times that,
+    and the document's bound for a total allows it (a total is a sum, not one amount)."""
+    with server.client(headers=server.merchant) as merchant:
+        top = {"amount": 10**12, "currency": "EUR"}
+        assert (
+            merchant.post(
+                "/api/products", json={"sku": "TOP", "title": "Top", "price": top, "stock": 5}
+            ).status_code
+            == 201
+        )
+        show = merchant.post("/api/shows", json={"title": "T", "host_name": "H"}).json()["id"]
+        assert merchant.put(f"/api/shows/{show}/lineup", json=[{"sku": "TOP"}]).status_code == 200
+        assert merchant.post(f"/api/shows/{show}/start").status_code == 200
+        doc = merchant.get("/api/openapi.json").json()
+    with server.client() as http:
+        token = http.post("/api/viewers", json={"nickname": "b"}).json()["token"]
+        hold = http.post(
+            f"/api/shows/{show}/holds",
+            json={"sku": "TOP", "qty": 4, "idempotency_key": "k"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    assert hold.status_code == 201, hold.text
+    assert hold.json()["total"]["amount"] == 4 * 10**12
+    schemas = doc["components"]["schemas"]
+    total = schemas["HoldOut"]["properties"]["total"]["$ref"].rsplit("/", 1)[1]
+    assert schemas[total]["properties"]["amount"]["maximum"] >= 99 * 10**12

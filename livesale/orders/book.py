@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from livesale import events
 from livesale.db import Connection, Database, Row
 from livesale.errors import NotFound
-from livesale.money import Money
+from livesale.money import Money, Total
 from livesale.orders import webhooks
 from livesale.orders.messages import NextAction, OrderOut, Shipping
 from livesale.orders.payments import Payment
@@ -38,7 +38,7 @@ def order_out(row: Row, next_action: NextAction | None = None) -> OrderOut:
         sku=row["sku"],
         qty=row["qty"],
         price=Money(amount=row["unit_amount"], currency=currency),
-        total=Money(amount=row["amount"], currency=currency),
+        total=Total(amount=row["amount"], currency=currency),
         state=row["state"],
         provider=row["provider"],
         payment_status=row["payment_status"],
@@ -49,7 +49,7 @@ def order_out(row: Row, next_action: NextAction | None = None) -> OrderOut:
         test=bool(row["test"]),
         payment_ref=row["payment_ref"],
         returned_qty=row["returned_qty"],
-        refunded=Money(amount=row["refunded_amount"], currency=currency),
+        refunded=Total(amount=row["refunded_amount"], currency=currency),
         next_action=next_action,
     )
 

@@ -37,7 +37,7 @@ import redis.asyncio as aioredis
 from livesale import events, keys
 from livesale.db import Connection, Database, Row
 from livesale.errors import InvalidTransition, NotFound, ValidationFailed, map_redis_errors
-from livesale.money import Money
+from livesale.money import Total
 from livesale.orders import webhooks
 from livesale.orders.book import OrderBook, payment_of
 from livesale.orders.checkout import Sales
@@ -371,7 +371,7 @@ class Closing:
                     sku=r["sku"],
                     title=r["title"],
                     qty=r["qty"] - r["returned_qty"],
-                    total=Money(amount=r["amount"] - r["refunded_amount"], currency=r["currency"]),
+                    total=Total(amount=r["amount"] - r["refunded_amount"], currency=r["currency"]),
                 )
             )
             # The buyer's most recent shipping details win (they may have corrected them).
@@ -394,7 +394,7 @@ class Closing:
                     shipping=latest[viewer_id],
                     lines=lines,
                     units=sum(line.qty for line in lines),
-                    totals=[Money(amount=a, currency=c) for c, a in sorted(totals.items())],
+                    totals=[Total(amount=a, currency=c) for c, a in sorted(totals.items())],
                     shipment=shipment_of(shipped.get((number, viewer_id))),
                     batch=number,
                 )
@@ -498,11 +498,11 @@ class Closing:
                     sku=r["sku"],
                     title=r["title"],
                     qty=r["qty"],
-                    total=Money(amount=r["amount"], currency=r["currency"]),
+                    total=Total(amount=r["amount"], currency=r["currency"]),
                     state=r["state"],
                     payment_status=r["payment_status"],
                     returned_qty=r["returned_qty"],
-                    refunded=Money(amount=r["refunded_amount"], currency=r["currency"]),
+                    refunded=Total(amount=r["refunded_amount"], currency=r["currency"]),
                     created_at=r["created_at"],
                     test=bool(r["test"]),
                     parcel_id=parcel_id(r["show_id"], viewer_id, r["batch"]) if packed else None,

@@ -26,7 +26,7 @@ from livesale.errors import LivesaleError, NotFound, Unavailable, map_redis_erro
 from livesale.ids import new_id
 from livesale.lua import Scripts, calls
 from livesale.lua.pipeline import ScriptBatcher
-from livesale.money import Money
+from livesale.money import Money, Total
 from livesale.orders import state
 from livesale.orders.messages import HoldOut
 from livesale.values import StockLevel
@@ -96,7 +96,7 @@ def hold_out(hold: state.Hold) -> HoldOut:
         state=hold.state.value,
         expires_at=hold.expires_at / 1000,
         price=Money(amount=hold.amount, currency=hold.currency),
-        total=Money(amount=hold.amount * hold.qty, currency=hold.currency),
+        total=Total(amount=hold.amount * hold.qty, currency=hold.currency),
     )
 
 

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from livesale.money import Money
+from livesale.money import Money, Total
 from livesale.values import SkuStr
 
 Qty = Annotated[int, msgspec.Meta(ge=1, le=99)]
@@ -32,7 +32,7 @@ class HoldOut(msgspec.Struct, frozen=True):
     state: str
     expires_at: float
     price: Money
-    total: Money
+    total: Total
 
 
 class PaymentIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -88,7 +88,7 @@ class OrderOut(msgspec.Struct, frozen=True):
     sku: str
     qty: int
     price: Money
-    total: Money
+    total: Total
     state: str
     provider: str
     payment_status: str
@@ -99,7 +99,7 @@ class OrderOut(msgspec.Struct, frozen=True):
     test: bool
     payment_ref: str
     returned_qty: int
-    refunded: Money
+    refunded: Total
     next_action: NextAction | None = None
 
 
@@ -146,7 +146,7 @@ class ParcelLine(msgspec.Struct, frozen=True):
     sku: str
     title: str
     qty: int
-    total: Money
+    total: Total
 
 
 #: What a carrier's name and a tracking number may be: printable text (they reach the
@@ -172,7 +172,7 @@ class Parcel(msgspec.Struct, frozen=True):
     shipping: Shipping
     lines: list[ParcelLine]
     units: int
-    totals: list[Money]
+    totals: list[Total]
     shipment: Shipment | None = None
     #: The show's batch the parcel is packed in: 1 at the end of the show, then one per
     #: round of replay orders.
@@ -205,11 +205,11 @@ class MyOrder(msgspec.Struct, frozen=True):
     sku: str
     title: str
     qty: int
-    total: Money
+    total: Total
     state: str
     payment_status: str
     returned_qty: int
-    refunded: Money
+    refunded: Total
     created_at: float
     test: bool
     parcel_id: str | None = None
@@ -268,7 +268,7 @@ class ShowStats(msgspec.Struct, frozen=True):
     orders: int
     units: int
     #: Confirmed sales per currency, less refunds.
-    revenue: list[Money]
+    revenue: list[Total]
     live_holds: int
     held_units: int
     test_orders: int = 0

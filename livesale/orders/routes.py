@@ -18,7 +18,7 @@ from livesale.clients import client_of
 from livesale.config import Settings
 from livesale.errors import Forbidden, NotFound, Unavailable, ValidationFailed
 from livesale.http import endpoint, json_response, read_body
-from livesale.money import Money
+from livesale.money import Total
 from livesale.orders import state
 from livesale.orders.component import of
 from livesale.orders.holds import announce_ended, hold_event, hold_out
@@ -288,7 +288,7 @@ async def show_stats(request: Request) -> Response:
             show_id=show_id,
             orders=sum(int(r["n"]) for r in counted),
             units=sum(int(r["units"]) for r in counted),
-            revenue=[Money(amount=a, currency=c) for c, a in revenue.items()],
+            revenue=[Total(amount=a, currency=c) for c, a in revenue.items()],
             live_holds=len(holds),
             held_units=sum(h.qty for h in holds),
             test_orders=test_orders,
