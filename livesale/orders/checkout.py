@@ -275,9 +275,7 @@ class Sales:
         row = await self.book.row(order_id)
         # By its id, not read first: a hold that finished long ago is forgotten ("gone"),
         # and the payment is then undone like that of an expired one.
-        outcome = await self.holds.confirm(
-            row["hold_id"], row["show_id"], order_id, row["viewer_id"]
-        )
+        outcome = await self.holds.confirm(row["hold_id"], order_id)
         if outcome.status == "unready":
             raise Unavailable(
                 "stock is being rebuilt from the database; the order will complete shortly",

@@ -111,7 +111,7 @@ class OrdersComponent:
         self.memory = RedisMemory(services.redis, services.metrics)
         self._tasks: list[asyncio.Task[None]] = []
         self._rebuilding: asyncio.Task[object] | None = None
-        self._chores: set[asyncio.Task[None]] = set()
+        self._forgetting: asyncio.Task[None] | None = None
         self._http = httpx.AsyncClient(follow_redirects=False)
         self.lease = Lease(services.redis)
 
@@ -204,14 +204,17 @@ class OrdersComponent:
         """A script found ``sku``'s counters without their ready mark while the shop's marker
         may still be there (a cluster node that lost its data keeps the others'): the marker
         goes too, and stock is rebuilt."""
-        task = asyncio.create_task(self._forget_ready())
-        self._chores.add(task)
-        task.add_done_callback(self._chores.discard)
+        busy = (self._rebuilding, self._forgetting)
+        if any(task is not None and not task.done() for task in busy):
+            return  # every click of a rush during the rebuild lands here: one is enough
+        self._forgetting = asyncio.create_task(self._forget_ready(sku))
 
-    async def _forget_ready(self) -> None:
+    async def _forget_ready(self, sku: str) -> None:
         try:
             if await self.services.redis.delete(keys.STOCK_READY):
-                log.warning("stock counters are missing in Redis: rebuilding all from the database")
+                log.warning(
+                    "stock of %s is missing in Redis: rebuilding all from the database", sku
+                )
         except RedisError as exc:
             log.warning("cannot mark stock for a rebuild: %s", exc)
             return

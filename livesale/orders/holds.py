@@ -159,7 +159,6 @@ class HoldStore:
         self.selling: Callable[[str], Awaitable[bool]] | None = None
 
     def unready(self, sku: str) -> None:
-        log.warning("stock of %s is not in Redis", sku)
         if self.on_unready is not None:
             self.on_unready(sku)
 
@@ -279,7 +278,7 @@ class HoldStore:
         self, status: str, show_id: str, sku: str, admitted: list[Any]
     ) -> state.Outcome:
         """The outcome of a click ``admit`` answered without letting it take stock."""
-        level = await self._level(sku)
+        level = _unread(sku)
         if status == "not_live" and not admitted[2] and self.selling is not None:
             if await self.selling(show_id):  # Redis lost the show's mirror: rebuilt with stock
                 self.unready(sku)
@@ -306,19 +305,14 @@ class HoldStore:
             with map_redis_errors():
                 raw = await self.redis.hget(keys.holds(sku), hold_id)
                 if raw is not None:
-                    return state.Outcome("existing", await self._level(sku), hold=to_hold(raw))
+                    return state.Outcome("existing", _unread(sku), hold=to_hold(raw))
                 claim = await self.redis.get(record_key)
             if claim is None or _text(claim) != f"{hold_id}|{fingerprint}":
                 return None
             if time.monotonic() > deadline:
-                return state.Outcome("gone", await self._level(sku))
+                return state.Outcome("gone", _unread(sku))
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.2)
-
-    async def _level(self, sku: str) -> state.Shelf:
-        with map_redis_errors():
-            available = await self.redis.hget(keys.stock(sku), "available")
-        return state.Shelf(StockLevel(sku, 0, int(available or 0), 0, 0))
 
     async def _index(self, sku: str) -> None:
         """Put ``sku`` in the sweepers' index before a hold of it is made, scored past the
@@ -359,9 +353,7 @@ class HoldStore:
             await self._left(hold)
         return outcome
 
-    async def confirm(
-        self, hold_id: str, show_id: str, order_id: str, viewer_id: str = ""
-    ) -> state.Outcome:
+    async def confirm(self, hold_id: str, order_id: str) -> state.Outcome:
         """Move a live hold's units from held to sold for ``order_id``; the hold leaves the
         live holds of its viewer and of the address it was made from.
 
@@ -441,6 +433,13 @@ class HoldStore:
         """Release every hold of ``show_id`` on ``sku`` that is still held."""
         result = await self.scripts.run(calls.release_show(sku=sku, show_id=show_id))
         return int(result[0]), [to_hold(r) for r in result[1:]]
+
+
+def _unread(sku: str) -> state.Shelf:
+    """The shelf of an answer made without reading the SKU's stock (the show's rules refused
+    the click, or it is a retry): only a sold-out answer, from the stock step, says what is
+    left."""
+    return state.Shelf(StockLevel(sku, 0, 0, 0, 0))
 
 
 def hold_event(hold: state.Hold) -> dict[str, Any]:
