@@ -102,6 +102,10 @@ async def rebuild(services: Services) -> list[StockDifference]:
                     pipe.hdel(keys.stock(row["sku"]), "ready")
                 await pipe.execute()
             orders = await _orders_by_sku(services)
+        # The shows' mirrors (each item's offer in its SKU's slot) before any SKU is ready
+        # again: a click on a SKU made ready before its offer was back was refused as "not
+        # live" though the show was live.
+        await services.get(SHOWS).mirror_all()
         before = await catalogue.stock_levels([r["sku"] for r in rows])
         for row in rows:
             sku, on_hand = row["sku"], int(row["on_hand"])
@@ -125,7 +129,6 @@ async def rebuild(services: Services) -> list[StockDifference]:
                 )
             if level != before[sku]:
                 differences.append(StockDifference(sku, before[sku], level))
-        await services.get(SHOWS).mirror_all()
         await catalogue.forget_interrupted_change()
         await redis.set(keys.STOCK_READY, "1")
     for diff in differences:

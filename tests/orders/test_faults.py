@@ -58,6 +58,31 @@ def test_redis_flush_refuses_buys_until_rebuilt(shop: Shop, redis_client: redis.
     assert shop.hold(show, buyers[5], "FLUSH").json()["type"].endswith("sold-out")
 
 
+def test_no_click_during_a_rebuild_is_told_the_live_show_sells_nothing(
+    shop: Shop, redis_client: redis.Redis
+) -> None:
+    """While a flushed Redis is rebuilt SKU by SKU, clicks on the first SKU rebuilt are answered
+    503 until it sells again, then 201: never 409 "not live", which a SKU ready again before
+    its show's offer was back in its slot gave (200 items make that gap long)."""
+    skus = [f"R{n:03d}" for n in range(200)]
+    for sku in skus:
+        shop.product(sku, stock=500)
+    show = shop.show([{"sku": sku} for sku in skus])
+    buyers = shop.viewers(1)
+    shop.ok(shop.hold(show, buyers[0], skus[0], key="before"), 201)
+    redis_client.flushall()
+    answers = []
+    deadline = time.monotonic() + 60  # catches a hang only
+    while True:
+        answer = shop.hold(show, buyers[0], skus[0], key=f"during-{len(answers)}")
+        answers.append(answer.status_code)
+        if answer.status_code != 503:
+            break
+        assert time.monotonic() < deadline, "stock was never rebuilt"
+    assert answers[-1] == 201, answer.text
+    assert 503 in answers, answers  # the click did meet the rebuild
+
+
 def _args(data: Path, database_url: str) -> list[str]:
     """``serve`` options of the drills: the test provider, a crowd from one address."""
     return [
