@@ -77,6 +77,10 @@ class Settings:
     #: What a worker shows another when it forwards a show's WHIP or WHEP request to it (set
     #: by the supervisor for one run; empty with one process).
     worker_secret: str = field(default="", repr=False)
+    #: This node's own origin as the other nodes of a shop reach it, not the balancer's
+    #: (``serve --node-url``): a show's origin record names it, and a node asked for a show
+    #: held by another pulls the show from there over WHEP. Empty: a node alone.
+    node_url: str = ""
     #: Record every show as HLS (H.264 and Opus as the host sent them, no re-encoding).
     record: bool = True
     #: Where recordings go (``None``: ``<data_dir>/media``), one directory per show.

@@ -60,8 +60,20 @@ def lineup(show_id: str) -> str:
 
 
 def show_origin(show_id: str) -> str:
-    """String ``wN``: the worker holding the show's publisher (``serve --workers``); expires."""
+    """String ``wN``, or ``wN NODE-URL`` with ``--node-url``: the worker (and node) holding the
+    show's publisher (``serve --workers``, several nodes); expires."""
     return f"{PREFIX}{{show:{show_id}}}:origin"
+
+
+def show_relay(show_id: str, node: str) -> str:
+    """String ``wN``: the worker of ``node`` (its ``--node-url``) that pulls the show from its
+    origin node and relays it to that node's viewers; expires."""
+    return f"{PREFIX}{{show:{show_id}}}:relay:{node}"
+
+
+def node(tag: str) -> str:
+    """String: the ``--node-url`` of the node whose session ids start with ``tag``; expires."""
+    return f"{PREFIX}node:{tag}"
 
 
 def show_channel(show_id: str) -> str:

@@ -125,6 +125,8 @@ def of(settings: Settings) -> Origins:
     """The origins of ``settings`` (checked by :func:`problems` before a server starts)."""
     public = _public(settings)
     names = {host_name(urlsplit(o).netloc) for o in public}
+    if settings.node_url:
+        names.add(host_name(urlsplit(origin_of(settings.node_url)).netloc))  # the other nodes
     room = {*public, *(origin_of(o) for o in settings.allowed_origins)}
     return Origins(public, frozenset(n for n in names if n), frozenset(room))
 
@@ -137,6 +139,7 @@ def problems(settings: Settings) -> list[str]:
         ("--allow-origin", settings.allowed_origins, True),
         ("--allow-embed", settings.allow_embed, True),
         ("--public-url", (settings.public_url,) if settings.public_url else (), False),
+        ("--node-url", (settings.node_url,) if settings.node_url else (), True),
     ):
         for value in values:
             try:

@@ -11,6 +11,8 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,3 +147,13 @@ class Nginx:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+@contextmanager
+def balancing(ports: list[int], prefix: Path) -> Iterator[Nginx]:
+    """nginx in front of the livesale nodes on ``ports`` of 127.0.0.1, stopped afterwards."""
+    proxy = Nginx(nginx_path(), prefix, [f"127.0.0.1:{port}" for port in ports])
+    try:
+        yield proxy.start()
+    finally:
+        proxy.stop()

@@ -14,6 +14,7 @@ import pytest
 
 from livesale import origins
 from livesale.config import Settings
+from livesale.media.origin import node_tag, session_node, session_prefix, session_worker
 from tests import raw_http
 from tests.conftest import LiveServer
 from tests.room.conftest import make_show
@@ -87,6 +88,24 @@ def test_origins_of_the_settings() -> None:
         "--public-origin: 'shop.example' is not an http or https URL"
     ]
     assert "more than an origin" in origins.problems(Settings(allow_embed=("https://a.b/x",)))[0]
+
+
+def test_a_node_answers_the_other_nodes_by_its_node_url() -> None:
+    """``--node-url`` is an origin, and the name the other nodes use for this one is allowed
+    besides its public ones; a node's tag starts its session ids, before its worker's."""
+    node = Settings(public_origins=("https://live.shop.example",), node_url="http://node-b:8000")
+    assert origins.of(node).host_allows("node-b")
+    assert not origins.of(Settings(public_origins=node.public_origins)).host_allows("node-b")
+    assert origins.problems(node) == []
+    for bad in ("node-b:8000", "http://node-b:8000/live", "ftp://node-b"):
+        assert origins.problems(Settings(node_url=bad))[0].startswith("--node-url: "), bad
+    tag = node_tag("http://NODE-B:8000/")
+    assert tag == node_tag("http://node-b:8000") and tag != node_tag("http://node-c:8000")
+    prefix = session_prefix(Settings(node_url="http://node-b:8000", workers=2, worker=1))
+    assert prefix == f"{tag}.w1."
+    assert session_node(prefix + "abc") == tag and session_worker(prefix + "abc") == 1
+    assert session_node("w3.abc") is None and session_worker("w3.abc") == 3
+    assert session_node("abc") is None and session_worker("abc") is None
 
 
 def test_rebinding_upgrade_is_refused(server: LiveServer) -> None:

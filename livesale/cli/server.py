@@ -78,6 +78,12 @@ def _limit(name: str, default: float, kind: click.ParamType[Any], text: str) -> 
     " SQLite file DATA_DIR/livesale.db; sqlite:///PATH for another one).",
 )
 @click.option("--public-url", default="", help="Base URL printed in links (behind a proxy).")
+@click.option(
+    "--node-url",
+    default="",
+    help="This node's own origin (http://10.0.0.5:8000) as the shop's other nodes reach it,"
+    " not the balancer's: a node asked for a show held by another pulls its video from there.",
+)
 @click.option("--demo", is_flag=True, help="Seed a demo catalogue and show (once).")
 @click.option("--hold-seconds", default=300, show_default=True, type=click.IntRange(5, 86400))
 @click.option("--grace-seconds", default=60, show_default=True, type=click.IntRange(0, 3600))

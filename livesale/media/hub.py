@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import functools
 import logging
 import secrets
 import time
@@ -50,9 +51,15 @@ log = logging.getLogger("livesale.media")
 
 PUBLISHER = "publisher"
 VIEWER = "viewer"
+#: This process pulling a show from the node holding its publisher, for its own viewers.
+PULL = "pull"
 
 PausedCallback = Callable[[str, bool], Awaitable[None]]
 LiveCheck = Callable[[str], Awaitable[bool]]
+#: Sends a pull's offer to the origin node's WHEP endpoint: ``(answer, session URL)``.
+PullSignal = Callable[[str], Awaitable[tuple[str, str]]]
+#: Ends a pull's session at the origin node (``DELETE`` on its URL).
+HangUp = Callable[[str], Awaitable[None]]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,6 +79,9 @@ class HubTimings:
     tick: float = 0.5
     #: How often each show with sessions is checked to still be live.
     live_check_every: float = 5.0
+    #: A pull with no viewer left is ended after this long (one who comes back soon finds
+    #: the show still pulled).
+    pull_linger: float = 30.0
 
 
 @dataclass(eq=False)
@@ -93,6 +103,11 @@ class Session:
     senders: list[Any] = field(default_factory=list)
     #: The client address a viewer's offer came from (counted against its address's cap).
     client: str | None = None
+    #: A pull's session at the origin node, and how it is ended there.
+    pulled_from: str = ""
+    hang_up: HangUp | None = None
+    #: Since when a pull has had no viewer.
+    idle_since: float | None = None
 
     @property
     def etag(self) -> str:
@@ -133,6 +148,10 @@ class MediaHub:
         self._is_live = is_live
         self.sessions: dict[str, Session] = {}
         self.broadcasts: dict[str, Broadcast] = {}
+        #: Pulls being set up, one per show whichever number of viewers wait for it.
+        self._pulls: dict[str, asyncio.Task[None]] = {}
+        #: The ``DELETE`` of ended pulls' sessions at their origin nodes, under way.
+        self._hang_ups: set[asyncio.Task[None]] = set()
         self._pcs: set[RTCPeerConnection] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._watchdog: asyncio.Task[None] | None = None
@@ -204,6 +223,38 @@ class MediaHub:
         """The shows whose publisher is connected to this process (or is connecting)."""
         return {s.show_id for s in self.sessions.values() if s.role == PUBLISHER}
 
+    def relayed(self) -> set[str]:
+        """The shows this process pulls from another node (or is starting to)."""
+        pulling = {s.show_id for s in self.sessions.values() if s.role == PULL}
+        return pulling | set(self._pulls)
+
+    def orphaned(self) -> set[str]:
+        """Shows whose viewers here have no feed: their pull ended (its origin node died, or
+        the host moved) or their publisher here went, and nothing has taken its place. (The
+        caller pulls those whose host now publishes to another node.)"""
+        watched = {s.show_id for s in self.sessions.values() if s.role == VIEWER}
+        return {
+            show_id
+            for show_id in watched
+            if (b := self.broadcasts.get(show_id)) is not None
+            and b.source is None
+            and show_id not in self._pulls
+        }
+
+    def fed(self, show_id: str) -> bool:
+        """True when a publisher or a pull feeds ``show_id`` here now."""
+        broadcast = self.broadcasts.get(show_id)
+        return broadcast is not None and broadcast.source is not None
+
+    def publisher_age(self, show_id: str) -> float:
+        """Seconds since this process's newest publisher of ``show_id`` offered (0: none)."""
+        created = [
+            s.created
+            for s in self.sessions.values()
+            if s.show_id == show_id and s.role == PUBLISHER
+        ]
+        return time.monotonic() - max(created) if created else 0.0
+
     def can_play(self, show_id: str) -> bool:
         """True when a WHEP viewer of ``show_id`` would get media now or on the host's return."""
         broadcast = self.broadcasts.get(show_id)
@@ -250,19 +301,130 @@ class MediaHub:
             raise
 
         previous = [
-            s for s in self.sessions.values() if s.show_id == show_id and s.role == PUBLISHER
+            s
+            for s in self.sessions.values()
+            if s.show_id == show_id and s.role in (PUBLISHER, PULL)
         ]
         if video is not None and broadcast.codec is not None and broadcast.codec != video:
             # A different codec: viewers' decoders cannot follow, they must renegotiate.
             for viewer in [s for s in self.sessions.values() if s.broadcast is broadcast]:
                 if viewer.role == VIEWER:
                     await self._close(viewer, "codec-changed")
+        if broadcast.pulled:
+            # The host came to this node: the show is recorded and its pauses announced here.
+            broadcast.pulled = False
+            if self.recordings is not None and broadcast.recorder is None:
+                broadcast.recorder = self.recordings.recorder(show_id)
         broadcast.set_source(source)
         self._register(session)
         for old in previous:
-            log.info("show %s: publisher %s replaced", show_id, old.id[:8])
+            log.info("show %s: %s %s replaced", show_id, old.role, old.id[:8])
             await self._close(old, "replaced")
         return session
+
+    # -- pulls from another node -----------------------------------------------------------
+
+    async def pull(self, show_id: str, signal: PullSignal, hang_up: HangUp) -> None:
+        """Relay ``show_id`` here from the node holding its publisher, as a WHEP player of
+        that node: ``signal`` sends this hub's offer to the node's WHEP endpoint.
+
+        Returns once the pull is negotiated (its media follows), at once when the show is
+        already fed here. Viewers asking at the same time share one pull, and a viewer who
+        gives up does not cancel it. Failures are the origin's answer (:class:`NoPublisher`
+        while it has no media yet) or :class:`~livesale.errors.Unavailable`.
+        """
+        self._check_open()
+        broadcast = self.broadcasts.get(show_id)
+        if broadcast is not None and broadcast.source is not None:
+            return
+        task = self._pulls.get(show_id)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._pull(show_id, signal, hang_up))
+            self._pulls[show_id] = task
+            self._tasks.add(task)
+            task.add_done_callback(functools.partial(self._pull_done, show_id))
+        await asyncio.shield(task)
+
+    async def unpublish(self, show_id: str) -> None:
+        """The show's host publishes to another node or worker now: end the publisher here.
+        Its viewers here stay, paused, until the show is pulled from there."""
+        broadcast = self.broadcasts.get(show_id)
+        if broadcast is not None:
+            broadcast.pulled = True
+            broadcast.recorder = None  # the new origin records the show
+        for session in [s for s in self.sessions.values() if s.show_id == show_id]:
+            if session.role == PUBLISHER:
+                await self._close(session, "moved")
+
+    async def close_pulls(self, timeout: float = 2.0) -> None:
+        """End every pull, and give their ``DELETE`` at the origin nodes ``timeout`` seconds
+        (the origin closes a session it is not told about once it falls silent)."""
+        for session in [s for s in self.sessions.values() if s.role == PULL]:
+            await self._close(session, "shutdown")
+        if self._hang_ups:
+            await asyncio.wait(list(self._hang_ups), timeout=timeout)
+
+    def _hang_up(self, hang_up: HangUp, location: str) -> None:
+        task = asyncio.ensure_future(hang_up(location))
+        self._hang_ups.add(task)
+        self._tasks.add(task)
+        task.add_done_callback(self._hang_ups.discard)
+        task.add_done_callback(self._task_done)
+
+    def _pull_done(self, show_id: str, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if self._pulls.get(show_id) is task:
+            del self._pulls[show_id]
+        if not task.cancelled():
+            task.exception()  # its waiters have it; a pull no one waits for any more is done
+
+    async def _pull(self, show_id: str, signal: PullSignal, hang_up: HangUp) -> None:
+        pc = self._peer_connection()
+        location = ""
+        try:
+            video = pc.addTransceiver("video", direction="recvonly")
+            video.setCodecPreferences(offers.forwarded_video_preferences())
+            audio = pc.addTransceiver("audio", direction="recvonly")
+            audio.setCodecPreferences(offers.opus())
+            await pc.setLocalDescription(await pc.createOffer())
+            answer_sdp, location = await signal(str(pc.localDescription.sdp))
+            try:
+                answer = offers.parse_offer(answer_sdp)
+                codec = offers.choose_video(answer.video) if answer.video is not None else None
+            except (BadOffer, UnsupportedCodec) as exc:
+                raise NoPublisher(f"the origin node's answer is unusable: {exc.detail}") from exc
+            self._check_open()
+            broadcast = self._broadcast(show_id)
+            if broadcast.source is not None:  # the host published here meanwhile
+                raise _Superseded
+            if not broadcast.pulled:
+                broadcast.pulled = True
+                broadcast.recorder = None  # the origin node records the show
+            source = Source(broadcast, codec)
+            source.attach(
+                video.receiver if answer.video is not None else None,
+                audio.receiver if answer.audio is not None else None,
+            )
+            try:
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
+            except Exception as exc:
+                raise NoPublisher(f"the origin node's answer cannot be applied: {exc}") from exc
+        except BaseException as exc:
+            await self._discard(pc)
+            if location:
+                self._hang_up(hang_up, location)
+            if isinstance(exc, _Superseded):
+                return
+            if show_id in self.broadcasts and not self.fed(show_id):
+                await self._drop_if_unused(self.broadcasts[show_id])
+            raise
+        session = Session(self._new_id(), show_id, PULL, pc, broadcast)
+        session.source = source
+        session.pulled_from = location
+        session.hang_up = hang_up
+        broadcast.set_source(source)
+        self._register(session)
+        log.info("show %s: pulled from %s", show_id, location.split("/whep/")[0])
 
     # -- WHEP ------------------------------------------------------------------------------
 
@@ -395,6 +557,9 @@ class MediaHub:
         return broadcast
 
     def _paused(self, show_id: str, paused: bool) -> None:
+        broadcast = self.broadcasts.get(show_id)
+        if broadcast is not None and broadcast.pulled:
+            return  # the origin node announces its publisher's pauses
         if self._on_paused is not None and not self._closing:
             self._spawn(self._on_paused(show_id, paused))
 
@@ -447,6 +612,8 @@ class MediaHub:
         self.sessions[session.id] = session
         if session.role == PUBLISHER:
             self.stats.publishers += 1
+        elif session.role == PULL:
+            self.stats.pulls += 1
         else:
             self.stats.viewers += 1
         pc = session.pc
@@ -474,8 +641,13 @@ class MediaHub:
         log.info(
             "%s %s of show %s closed: %s", session.role, session.id[:8], session.show_id, reason
         )
-        if session.role == PUBLISHER:
-            self.stats.publishers -= 1
+        if session.role in (PUBLISHER, PULL):
+            if session.role == PUBLISHER:
+                self.stats.publishers -= 1
+            else:
+                self.stats.pulls -= 1
+                if session.hang_up is not None and session.pulled_from:
+                    self._hang_up(session.hang_up, session.pulled_from)
             if session.source is not None:
                 broadcast.clear_source(session.source)
         else:
@@ -487,10 +659,17 @@ class MediaHub:
         for track in session.tracks:
             track.stop()
         await self._discard(session.pc)
-        if not any(s.broadcast is broadcast for s in self.sessions.values()):
-            if self.broadcasts.get(session.show_id) is broadcast:
-                del self.broadcasts[session.show_id]
-            await broadcast.aclose()
+        await self._drop_if_unused(broadcast)
+
+    async def _drop_if_unused(self, broadcast: Broadcast) -> None:
+        if any(s.broadcast is broadcast for s in self.sessions.values()):
+            return
+        pulling = self._pulls.get(broadcast.show_id)
+        if pulling is not None and pulling is not asyncio.current_task() and not self._closing:
+            return  # a pull is being set up for it
+        if self.broadcasts.get(broadcast.show_id) is broadcast:
+            del self.broadcasts[broadcast.show_id]
+        await broadcast.aclose()
 
     def _spawn(self, awaitable: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(awaitable)
@@ -530,7 +709,15 @@ class MediaHub:
                 await self._close(session, "ice-timeout")
             return
         broadcast = session.broadcast
-        if session.role == PUBLISHER and session.source is not None:
+        if session.role == PULL and not self._watched(broadcast):
+            if session.idle_since is None:
+                session.idle_since = now
+            elif now - session.idle_since > timings.pull_linger:
+                await self._close(session, "no-viewers")
+                return
+        elif session.role == PULL:
+            session.idle_since = None
+        if session.role in (PUBLISHER, PULL) and session.source is not None:
             idle = now - max(session.source.last_media, session.connected_at)
             if idle > timings.silence_timeout:
                 await self._close(session, "silent")
@@ -546,6 +733,9 @@ class MediaHub:
         if heard is None or heard > timings.silence_timeout:
             await self._close(session, "silent")
 
+    def _watched(self, broadcast: Broadcast) -> bool:
+        return any(s.broadcast is broadcast and s.role == VIEWER for s in self.sessions.values())
+
     async def _last_report_age(self, session: Session) -> float | None:
         """Seconds since the viewer's last RTCP receiver report, ``None`` if it never sent one."""
         newest: datetime.datetime | None = None
@@ -559,3 +749,7 @@ class MediaHub:
         if newest is None:
             return None
         return (datetime.datetime.now(datetime.UTC) - newest).total_seconds()
+
+
+class _Superseded(Exception):
+    """A pull set up while the host published to this process: the host's feed is kept."""

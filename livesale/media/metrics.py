@@ -20,6 +20,8 @@ class MediaStats:
 
     publishers: int = 0
     viewers: int = 0
+    #: Shows this process pulls from their origin node (``--node-url``) for its own viewers.
+    pulls: int = 0
     #: Encoded frames (``av.Packet``) handed to viewer senders, per media kind.
     video_frames_forwarded: int = 0
     audio_frames_forwarded: int = 0
@@ -51,6 +53,11 @@ class MediaCollector(Collector):
         )
         yield GaugeMetricFamily(
             "livesale_media_viewers", "Viewers (WHEP sessions) connected", value=s.viewers
+        )
+        yield GaugeMetricFamily(
+            "livesale_media_pulls",
+            "Shows pulled over WHEP from the node holding their publisher, for this one's viewers",
+            value=s.pulls,
         )
         packets = CounterMetricFamily(
             "livesale_media_packets_forwarded",

@@ -80,6 +80,14 @@ def video_codec_name(capability: Any) -> str:
     return str(capability.mimeType.split("/")[1].lower())
 
 
+def _forwarded() -> list[Any]:
+    """The video capabilities the relay forwards, in its order (:data:`FORWARDED_VIDEO`)."""
+    return sorted(
+        (c for c in _capabilities("video") if video_codec_name(c) in FORWARDED_VIDEO),
+        key=lambda c: FORWARDED_VIDEO.index(video_codec_name(c)),
+    )
+
+
 def choose_video(offered: list[Any], prefer: Any | None = None) -> Any:
     """The video capability to receive from a publisher offering ``offered``.
 
@@ -87,10 +95,7 @@ def choose_video(offered: list[Any], prefer: Any | None = None) -> Any:
     so a reconnecting host keeps every viewer's decoder; otherwise the relay's order
     (:data:`FORWARDED_VIDEO`: H.264 before VP8) decides among the codecs the offer has.
     """
-    local = sorted(
-        (c for c in _capabilities("video") if video_codec_name(c) in FORWARDED_VIDEO),
-        key=lambda c: FORWARDED_VIDEO.index(video_codec_name(c)),
-    )
+    local = _forwarded()
     if prefer is not None:
         for remote in offered:
             if is_codec_compatible(prefer, remote):
@@ -108,12 +113,22 @@ def video_preferences(capability: Any) -> list[Any]:
     return [capability, _rtx()]
 
 
+def forwarded_video_preferences() -> list[Any]:
+    """``setCodecPreferences`` argument offering every video codec the relay forwards (with
+    RTX): a pull's offer, which the origin node answers with the show's one codec."""
+    return [*_forwarded(), _rtx()]
+
+
+def opus() -> list[Any]:
+    """``setCodecPreferences`` argument for Opus audio, the only audio the relay forwards."""
+    return [c for c in _capabilities("audio") if c.mimeType.lower() == "audio/opus"]
+
+
 def audio_preferences(offered: list[Any]) -> list[Any]:
     """Codec preferences pinning audio to Opus; :class:`UnsupportedCodec` when not offered."""
-    opus = [c for c in _capabilities("audio") if c.mimeType.lower() == "audio/opus"]
     if not any(str(c.mimeType).lower() == "audio/opus" for c in offered):
         raise UnsupportedCodec("the relay forwards Opus audio only")
-    return opus
+    return opus()
 
 
 def accepts(offered: list[Any], capability: Any) -> bool:

@@ -410,6 +410,9 @@ class Broadcast:
         #: The show's recording, when it is recorded (it outlives this relay: a host who
         #: comes back after every session has gone continues it).
         self.recorder: Recorder | None = None
+        #: Fed by a pull from the node holding the publisher (``MediaHub.pull``): that node
+        #: records the show and announces its pauses, not this one.
+        self.pulled = False
 
     def recording_failed(self, recorder: Recorder) -> None:
         """A bug in the recorder: stop recording this show, never the show itself."""

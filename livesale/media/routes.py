@@ -38,7 +38,7 @@ from livesale.media.errors import BadOffer, ShowNotLive, WebRtcFull
 from livesale.media.hub import PUBLISHER, VIEWER, MediaHub
 from livesale.media.ice import IceConfig
 from livesale.media.metrics import MediaCollector
-from livesale.media.origin import Origins, session_worker
+from livesale.media.origin import Origins, session_node, session_prefix, session_worker
 from livesale.media.recording import Recordings
 from livesale.shows import SHOWS
 
@@ -194,7 +194,8 @@ async def _offer_client(request: Request) -> str:
 
 
 async def _at_origin(request: Request, show_id: str, offer: str, client: str) -> Response | None:
-    """The show's origin worker's answer, when another worker holds its publisher."""
+    """The show's origin worker's answer, when another worker of this node holds its
+    publisher (a WHIP answered on another node makes this one the origin)."""
     origins = svc.of(request).find(ORIGINS)
     if origins is None or origins.forwarded(request):
         return None
@@ -202,6 +203,26 @@ async def _at_origin(request: Request, show_id: str, offer: str, client: str) ->
     if worker is None:
         return None
     return await origins.forward(request, worker, offer.encode(), client)
+
+
+async def _relayed(request: Request, show_id: str, offer: str, client: str) -> Response | None:
+    """For a viewer of a show whose publisher another node holds: the answer of the worker of
+    this node that pulls the show, or ``None`` once this worker relays it (pulled now)."""
+    origins = svc.of(request).find(ORIGINS)
+    if origins is None or not origins.node or hub_of(request).fed(show_id):
+        return None
+    holder = await origins.holder(show_id)
+    if holder is None or not holder.node:
+        return None
+    if not origins.forwarded(request):
+        worker = await origins.relay_worker(show_id)
+        if worker != origins.me:
+            answer = await origins.forward(request, worker, offer.encode(), client)
+            if answer is not None:
+                return answer
+            await origins.take_relay(show_id)  # that worker is gone: this one pulls
+    await origins.pull(show_id, holder)
+    return None
 
 
 @http.endpoint(
@@ -219,6 +240,8 @@ async def whep(request: Request) -> Response:
     offer = await read_offer(request)
     await require_live(request, show_id)
     elsewhere = await _at_origin(request, show_id, offer, client)
+    if elsewhere is None:
+        elsewhere = await _relayed(request, show_id, offer, client)
     if elsewhere is not None:
         return elsewhere
     session = await hub_of(request).play(show_id, offer, client)
@@ -243,6 +266,13 @@ def _session_endpoint(role: str) -> Handler:
             await svc.of(request).get(SHOWS).verify_host(show_id, http.bearer_token(request))
         origins = svc.of(request).find(ORIGINS)
         worker = session_worker(session_id)
+        node = session_node(session_id)
+        if origins is not None and node is not None and node != origins.tag:
+            # Another node's session (the balancer sent the DELETE here): that node ends it.
+            answer = await origins.forward_to_node(request, node, show_id, session_id)
+            if answer is None:
+                raise errors.NotFound("no such session (it may have ended)")
+            return answer
         if origins is not None and not origins.forwarded(request):
             if worker is not None and worker != origins.me and worker < origins.settings.workers:
                 answer = await origins.forward(request, worker, b"", client_of(request))
@@ -400,8 +430,9 @@ async def start(services: svc.Services) -> MediaHub | MediaOff:
         recordings = Recordings(settings.recordings_dir, keep_days=settings.keep_recordings)
         # An ended show's last segment and its VOD playlist are written before the end's answer.
         services.get(SHOWS).on_end(recordings.ended)
-        if settings.workers == 1:
-            # With workers, the origin follows the features instead (Origins.follow_features).
+        if settings.workers == 1 and not settings.node_url:
+            # With workers or nodes, the origin follows the features instead
+            # (Origins.follow_features): the host may press Feature on any of them.
             services.get(SHOWS).on_feature(recordings.featured)
     hub = MediaHub(
         ice,
@@ -410,14 +441,14 @@ async def start(services: svc.Services) -> MediaHub | MediaOff:
         viewers_per_address=settings.whep_sessions_per_address,
         max_viewers=settings.max_webrtc_viewers,
         recordings=recordings,
-        session_prefix=f"w{settings.worker}." if settings.workers > 1 else "",
+        session_prefix=session_prefix(settings),
     )
     collector = MediaCollector(hub.stats)
     services.metrics.registry.register(collector)
     hub.on_close.append(lambda: services.metrics.registry.unregister(collector))
     await hub.start()
-    if settings.workers > 1:
-        origins = Origins(services.redis, settings, hub.published)
+    if settings.workers > 1 or settings.node_url:
+        origins = Origins(services.redis, settings, hub)
         await origins.start()
         if recordings is not None:
             origins.follow_features(recordings.featured)

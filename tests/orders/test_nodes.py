@@ -19,7 +19,7 @@ import pytest
 import websockets
 
 from tests.conftest import ONE_ADDRESS_ARGS, ServerProcess, create_key
-from tests.nginx import Nginx, nginx_path
+from tests.nginx import Nginx, balancing
 from tests.orders.conftest import CHECKOUT, Answer, burst
 from tests.postgres import connect
 
@@ -44,11 +44,8 @@ def nodes(spawn: Any, tmp_path: Path, database_url: str, cluster_url: str) -> li
 
 @pytest.fixture
 def balancer(nodes: list[ServerProcess], tmp_path: Path) -> Iterator[Nginx]:
-    proxy = Nginx(nginx_path(), tmp_path / "nginx", [f"127.0.0.1:{n.port}" for n in nodes])
-    try:
-        yield proxy.start()
-    finally:
-        proxy.stop()
+    with balancing([n.port for n in nodes], tmp_path / "nginx") as proxy:
+        yield proxy
 
 
 def test_a_sale_through_nginx_survives_a_node_killed_in_the_middle(
