@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from livesale.media.origin import node_tag
 from tests.conftest import ServerProcess, create_key, free_port
 from tests.media.peers import Publisher, Viewer
 from tests.media.test_cdn import files
@@ -41,9 +42,12 @@ def database(postgres_cluster: Cluster) -> Iterator[str]:
 
 
 @pytest.fixture
-def nodes(spawn: Any, tmp_path: Path, database: str, redis_url: str) -> list[ServerProcess]:
+def nodes(
+    spawn: Any, tmp_path: Path, database: str, redis_url: str, request: pytest.FixtureRequest
+) -> list[ServerProcess]:
+    """Two nodes; the second runs as many workers as the test's parameter says (one)."""
     started = []
-    for n in range(2):
+    for n, workers in enumerate((1, getattr(request, "param", 1))):
         port = free_port()
         started.append(
             spawn(
@@ -51,10 +55,18 @@ def nodes(spawn: Any, tmp_path: Path, database: str, redis_url: str) -> list[Ser
                 f"http://127.0.0.1:{port}",
                 *("--database-url", database, "--redis-url", redis_url),
                 *("--ice-host", "127.0.0.1", "--trust-proxy", "127.0.0.1/32"),
-                *("--payments", "test", "--log-level", "info"),
+                *("--payments", "test", "--log-level", "info", "--workers", str(workers)),
                 port=port,
+                wait=workers == 1,
             )
         )
+        if workers > 1:
+            started[-1].wait_healthy(timeout=DEADLINE)
+            sockets = [tmp_path / f"node-{n}" / "run" / f"worker-{w}.sock" for w in range(workers)]
+            deadline = time.monotonic() + DEADLINE
+            while not all(path.exists() for path in sockets):
+                assert time.monotonic() < deadline, started[-1].output()
+                time.sleep(0.1)
     return started
 
 
@@ -65,10 +77,11 @@ def balancer(nodes: list[ServerProcess], tmp_path: Path) -> Iterator[Nginx]:
 
 
 def gauge(node: ServerProcess, name: str) -> float:
+    """A gauge of ``node``, summed over its workers."""
     text = httpx.get(f"{node.url}/metrics", timeout=30).text
-    found = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
-    assert found is not None, f"{name} is not among the node's metrics"
-    return float(found.group(1))
+    found = re.findall(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.MULTILINE)
+    assert found, f"{name} is not among the node's metrics"
+    return sum(float(value) for value in found)
 
 
 def live_show(balancer: Nginx, key: str) -> dict[str, Any]:
@@ -99,11 +112,13 @@ async def publish_to(node: ServerProcess, show: dict[str, Any], publisher: Publi
         await publisher.start(publish)
 
 
-async def watch(base: str, show_id: str) -> tuple[Viewer, str]:
-    """A WHEP player of ``show_id`` through ``base``, past its answer: it and its session URL.
-    (A 409 is the show with no media on that node yet: a player tries again.)"""
+async def watch(base: str, show_id: str, uds: Path | None = None) -> tuple[Viewer, str]:
+    """A WHEP player of ``show_id`` through ``base`` (or a worker's socket ``uds``), past its
+    answer: it and its session URL. (A 409 is the show with no media on that node yet: a
+    player tries again.)"""
     deadline = time.monotonic() + DEADLINE
-    async with httpx.AsyncClient(base_url=base, timeout=DEADLINE) as client:
+    transport = httpx.AsyncHTTPTransport(uds=str(uds)) if uds is not None else None
+    async with httpx.AsyncClient(base_url=base, timeout=DEADLINE, transport=transport) as client:
         while True:
             viewer, location = Viewer(), ""
 
@@ -241,5 +256,42 @@ def test_a_host_who_publishes_again_to_another_node_moves_the_show_there(
                 await viewer.close()
             await before.close()
             await after.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("nodes", [2], indirect=True)
+def test_a_node_of_two_workers_pulls_the_show_once(
+    nodes: list[ServerProcess], balancer: Nginx, database: str, loopback_ice: None, tmp_path: Path
+) -> None:
+    """Viewers on both workers of the other node: one worker pulls the show, the other passes
+    its viewers' offers to it, so the node is one player of the origin."""
+    origin, edge = nodes
+    show = live_show(balancer, create_key(database))
+    run = tmp_path / "node-1" / "run"
+
+    async def scenario() -> None:
+        publisher = Publisher("vp8")
+        viewers: list[Viewer] = []
+        try:
+            await publish_to(origin, show, publisher)
+            locations = []
+            for worker in (1, 0, 1, 0):
+                viewer, location = await watch(
+                    "http://localhost", show["id"], run / f"worker-{worker}.sock"
+                )
+                viewers.append(viewer)
+                locations.append(location)
+            await asyncio.gather(*(v.wait_frames(10, DEADLINE) for v in viewers))
+            # Every session is the pulling worker's: the first asked, worker 1.
+            prefix = f"/whep/{show['id']}/{node_tag(f'http://127.0.0.1:{edge.port}')}.w1."
+            assert all(location.startswith(prefix) for location in locations), locations
+            assert gauge(edge, "livesale_media_pulls") == 1
+            assert gauge(edge, "livesale_media_viewers") == 4
+            assert gauge(origin, "livesale_media_viewers") == 1
+        finally:
+            for viewer in viewers:
+                await viewer.close()
+            await publisher.close()
 
     asyncio.run(scenario())
