@@ -96,6 +96,11 @@ MOVED_AFTER = 2.0
 PULL_TIMEOUT = 30.0
 
 
+def _text(raw: object) -> str:
+    """A record read from Redis, as text (``""`` for none)."""
+    return raw.decode(errors="replace") if isinstance(raw, bytes) else ""
+
+
 @dataclass(frozen=True)
 class Holder:
     """Who holds a show's publisher: a worker, and its node (``""``: this node)."""
@@ -138,7 +143,6 @@ class Origins:
         self.node = origin_of(settings.node_url) if settings.node_url else ""
         self.tag = node_tag(settings.node_url) if settings.node_url else ""
         self.hub = hub
-        self._published = hub.published
         self._clients: dict[int, httpx.AsyncClient] = {}
         #: For pulls: the other nodes' WHEP endpoints, over the network.
         self._nodes: httpx.AsyncClient | None = None
@@ -187,7 +191,7 @@ class Origins:
         except RedisError as exc:
             log.warning("could not read show %s's origin: %s", show_id, exc)
             return None
-        found = _RECORD.fullmatch(raw.decode(errors="replace") if isinstance(raw, bytes) else "")
+        found = _RECORD.fullmatch(_text(raw))
         if found is None:
             return None
         index, node = int(found.group(1)), found.group(2) or ""
@@ -211,7 +215,7 @@ class Origins:
         except RedisError as exc:
             log.warning("could not read show %s's relay: %s; pulling here", show_id, exc)
             return self.me
-        found = _RECORD.fullmatch(raw.decode(errors="replace") if isinstance(raw, bytes) else "")
+        found = _RECORD.fullmatch(_text(raw))
         if found is not None and int(found.group(1)) < self.settings.workers:
             return int(found.group(1))
         await self.take_relay(show_id)
@@ -297,7 +301,7 @@ class Origins:
         following: set[str] = set()
         try:
             while True:
-                wanted = {keys.show_channel(show_id) for show_id in self._published()}
+                wanted = {keys.show_channel(show_id) for show_id in self.hub.published()}
                 try:
                     if wanted - following:
                         await pubsub.subscribe(*(wanted - following))
@@ -329,7 +333,7 @@ class Origins:
         )
         try:
             while True:
-                await shards.follow({keys.show_channel(s) for s in self._published()})
+                await shards.follow({keys.show_channel(s) for s in self.hub.published()})
                 await asyncio.sleep(0.5)
         finally:
             await shards.aclose()
@@ -351,7 +355,7 @@ class Origins:
         while True:
             await asyncio.sleep(REFRESH_SECONDS)
             await self._announce()
-            for show_id in self._published():
+            for show_id in self.hub.published():
                 # A publisher this worker has just taken may not have claimed the show yet.
                 if self.hub.publisher_age(show_id) > MOVED_AFTER and await self._moved(show_id):
                     log.info("show %s: its host publishes elsewhere now", show_id)
@@ -369,7 +373,7 @@ class Origins:
             raw = await self.redis.get(keys.show_origin(show_id))
         except RedisError:
             return False
-        return isinstance(raw, bytes) and raw.decode(errors="replace") != self._record
+        return raw is not None and _text(raw) != self._record
 
     # -- forwarding ----------------------------------------------------------------------
 
