@@ -5,7 +5,8 @@ tag ``{sku}``, one show's keys the tag ``{show:<id>}``, and the few keys of the 
 stock the tag ``{stock}``: every script's keys are of one hash slot, so a Redis Cluster runs
 them (tests/test_keys.py checks every call builder). What must reach both a show and a SKU is
 mirrored in the SKU's slot (:func:`offers`) or done in two steps (a buy click's ``admit`` in the
-show's slot, then ``reserve`` in the SKU's).
+show's slot, then ``reserve`` in the SKU's). The one exception, ``click``, both steps in one
+script, runs on a single Redis only (:data:`livesale.lua.SINGLE_REDIS`).
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ answer read), p50/p99 latency of the clicks (the percentile of ``_stats.py``, sh
 benchmarks), the CPU the server process used per click, and the oversell check.
 
 In the same run it measures the baseline, one redis-py client (hiredis when installed) calling
-the click's same two scripts (``admit`` in the show's slot, then ``reserve`` in the SKU's) on
-the same Redis: sequentially (one call in flight) and pipelined (batches of 100 clicks, as the
+the click's same script (``click``: the show's rules, then the stock, in one call) on the same
+Redis: sequentially (one call in flight) and pipelined (batches of 100 clicks, as the
 server's batcher sends them). The ratio is against the pipelined rate,
 the most one Python client gets out of this Redis.
 
@@ -176,44 +176,34 @@ def load_average() -> str:
         return "unknown"
 
 
-def click_calls(show_id: str, sku: str, n: int) -> tuple[ScriptCall, ScriptCall]:
-    """The two scripts of the buy click the server makes (admit in the show's slot, reserve
-    in the SKU's), built by the same call builders."""
-    viewer, hold_id, key = f"bench{n}", f"{new_id('ho')}.{sku}", f"k{n}"
-    admit = calls.admit(
-        hold_id=hold_id,
+def click_call(show_id: str, sku: str, n: int) -> ScriptCall:
+    """The one script call of a buy click the server makes on a single Redis, built by the
+    same call builder."""
+    return calls.click(
+        hold_id=f"{new_id('ho')}.{sku}",
         show_id=show_id,
-        viewer_id=viewer,
+        viewer_id=f"bench{n}",
         sku=sku,
         qty=1,
         hold_ms=300000,
-        idem_key=key,
+        idem_key=f"k{n}",
         idem_seconds=86400,
-    )
-    reserve = calls.reserve(
-        hold_id=hold_id,
-        show_id=show_id,
-        viewer_id=viewer,
-        sku=sku,
-        qty=1,
-        expires_ms=int(time.time() * 1000) + 300000,
-        idem_key=key,
         reap_batch=10,
+        index_ms=360000,
     )
-    return admit, reserve
 
 
 async def raw_rates(redis_url: str, show_id: str, sku: str, seconds: float) -> tuple[float, float]:
-    """Buy clicks per second of one redis-py client calling the click's two scripts itself:
+    """Buy clicks per second of one redis-py client calling the click's script itself:
     ``(sequential, pipelined)``."""
     client = aioredis.Redis.from_url(redis_url)
-    shas = {name: await client.script_load(SOURCES[name]) for name in ("admit", "reserve")}
+    sha = await client.script_load(SOURCES["click"])
     n = 0
     started = time.perf_counter()
     while time.perf_counter() - started < seconds:
         n += 1
-        for call in click_calls(show_id, sku, n):
-            await client.evalsha(shas[call.name], len(call.keys), *call.keys, *call.args)
+        call = click_call(show_id, sku, n)
+        await client.evalsha(sha, len(call.keys), *call.keys, *call.args)
     sequential = n / (time.perf_counter() - started)
     count = 0
     started = time.perf_counter()
@@ -221,10 +211,10 @@ async def raw_rates(redis_url: str, show_id: str, sku: str, seconds: float) -> t
         async with client.pipeline(transaction=False) as pipe:
             for _ in range(RAW_BATCH):
                 n += 1
-                for call in click_calls(show_id, sku, n):
-                    pipe.evalsha(shas[call.name], len(call.keys), *call.keys, *call.args)
+                call = click_call(show_id, sku, n)
+                pipe.evalsha(sha, len(call.keys), *call.keys, *call.args)
             results = await pipe.execute()
-        assert all(r[0] == b"ok" for r in results), results[0]
+        assert all(r[:2] == [b"reserve", b"ok"] for r in results), results[0]
         count += RAW_BATCH
     pipelined = count / (time.perf_counter() - started)
     await client.aclose()
@@ -409,7 +399,7 @@ def bench(
         print(f"Redis's own time per script call in the rounds: {redis_usec(redis_url):.0f} us")
         sequential, pipelined = uvloop.run(raw_rates(redis_url, show["id"], raw, args.raw_seconds))
         print(
-            f"baseline, the click's two scripts (admit, reserve), one redis-py client: "
+            f"baseline, the click's script, one redis-py client: "
             f"sequential {sequential:,.0f} clicks/s, pipelined ({RAW_BATCH} a batch) "
             f"{pipelined:,.0f} clicks/s"
         )

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 import pytest
 from redis.crc import key_slot
 
 from livesale.errors import StoreError
-from livesale.lua import SHARDED, SHARDED_SHAS, SHAS, SOURCES, ScriptCall, calls, compose
+from livesale.lua import (
+    SHARDED,
+    SHARDED_SHAS,
+    SHAS,
+    SINGLE_REDIS,
+    SOURCES,
+    ScriptCall,
+    calls,
+    compose,
+)
 
 BUILDERS = {
     name: fn
@@ -54,9 +64,15 @@ def test_builders_name_their_script() -> None:
 def test_every_call_is_of_one_hash_slot() -> None:
     """A Redis Cluster runs a script only if all its keys are in one hash slot: every
     builder's keys are, whatever SKU, show, viewer or address it is given (the channels a
-    script publishes on are among its keys, so they are in its slot too)."""
+    script publishes on are among its keys, so they are in its slot too). The scripts for a
+    single Redis only are the exception, and a cluster has none of them."""
     values = [("BALM", "sh_1", "vw_1", "10.0.0.1"), ("LIP-02", "sh_9", "vw_7", "::1")]
+    assert SINGLE_REDIS == {"click"}
+    assert not SINGLE_REDIS & set(SHARDED)
+    assert set(SHARDED) | SINGLE_REDIS == set(SOURCES)
     for name, builder in BUILDERS.items():
+        if name in SINGLE_REDIS:
+            continue
         params = inspect.signature(builder).parameters.values()
         for sku, show, viewer, address in values:
             strings = {"sku": sku, "show_id": show, "viewer_id": viewer, "client": address}
@@ -75,6 +91,8 @@ def test_cluster_scripts_publish_by_shard() -> None:
     """On a cluster every script publishes with SPUBLISH, and only there."""
     for name, source in SOURCES.items():
         assert "SPUBLISH" not in source, name
+        if name in SINGLE_REDIS:
+            continue
         assert "'PUBLISH'" not in SHARDED[name], name
         assert SHARDED[name].count("'SPUBLISH'") == source.count("'PUBLISH'"), name
     assert SHARDED_SHAS != SHAS
@@ -82,9 +100,24 @@ def test_cluster_scripts_publish_by_shard() -> None:
 
 def test_hold_scripts_share_one_prelude() -> None:
     """The lines every hold script needs (the shelf's keys, ending a hold) are written once."""
-    for name in ("reserve", "confirm", "expire", "release", "release_show"):
+    for name in ("reserve", "confirm", "expire", "release", "release_show", "click"):
         assert SOURCES[name].count("local function end_hold(") == 1, name
         assert SOURCES[name].count("local function now_ms(") == 1, name
+
+
+def test_a_click_in_one_call_is_its_two_steps() -> None:
+    """The one-call click runs the very lines of the two steps and of the give-back (one
+    prelude each, written once), with the keys of both steps and the sweepers' index."""
+    for name, function in (("admit", "admit"), ("reserve", "take_stock"), ("unadmit", "give_back")):
+        assert SOURCES[name].count(f"local function {function}(") == 1, name
+        assert SOURCES["click"].count(f"local function {function}(") == 1, name
+    click: dict[str, Any] = dict(hold_id="ho_1.S", show_id="sh_1", viewer_id="vw_1", sku="S")
+    click |= dict(qty=2, idem_key="k", client="10.0.0.1")
+    made = calls.click(**click, hold_ms=1000, idem_seconds=60, reap_batch=10, index_ms=61_000)
+    first = calls.admit(**click, hold_ms=1000, idem_seconds=60)
+    second = calls.reserve(**click, expires_ms=0, reap_batch=10)
+    assert made.keys == [*second.keys, *first.keys, "ls:hold-index"]
+    assert made.args == [*first.args, "sh_1", "k", 10, 0, 61_000]
 
 
 def test_scripts_build_no_keys() -> None:

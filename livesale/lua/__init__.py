@@ -59,11 +59,22 @@ def _files() -> dict[str, str]:
     }
 
 
+#: Scripts whose keys span hash slots, run on a single Redis only: a cluster has none of them.
+#: ``click`` is a whole buy click in one call, where a cluster runs its two steps apart
+#: (``admit`` in the show's slot, ``reserve`` in the SKU's).
+SINGLE_REDIS = frozenset({"click"})
+
+
 def shard(sources: Mapping[str, str]) -> dict[str, str]:
     """The same scripts for a Redis Cluster: their events go out by sharded pub/sub
     (``SPUBLISH``, to the subscribers of the channel's slot only) instead of to every node.
-    Every channel a script publishes on is one of its ``KEYS``, in the script's slot."""
-    return {name: src.replace(_PUBLISH, _SPUBLISH) for name, src in sources.items()}
+    Every channel a script publishes on is one of its ``KEYS``, in the script's slot. The
+    scripts of :data:`SINGLE_REDIS` are left out."""
+    return {
+        name: src.replace(_PUBLISH, _SPUBLISH)
+        for name, src in sources.items()
+        if name not in SINGLE_REDIS
+    }
 
 
 _PUBLISH = "redis.call('PUBLISH', "
@@ -125,6 +136,11 @@ class Scripts:
     def sha(self, name: str) -> str:
         """The SHA of script ``name`` (for pipelined ``EVALSHA``)."""
         return self.shas[name]
+
+    def has(self, name: str) -> bool:
+        """Whether this Redis runs script ``name`` (a cluster has no :data:`SINGLE_REDIS`
+        script)."""
+        return name in self.sources
 
     async def run(self, call: ScriptCall) -> Any:
         """Run ``call``; Redis errors come out as :class:`StoreError`."""

@@ -125,6 +125,64 @@ def reserve(
     )
 
 
+def click(
+    *,
+    hold_id: str,
+    show_id: str,
+    viewer_id: str,
+    sku: str,
+    qty: int,
+    hold_ms: int,
+    idem_key: str,
+    idem_seconds: int,
+    reap_batch: int,
+    index_ms: int,
+    default_limit: int = 0,
+    client: str = "",
+    address_multiple: int = 0,
+    live_holds: int = 0,
+    rate: tuple[int, float] = (0, 0.0),
+) -> ScriptCall:
+    """A whole buy click in one call, on a single Redis only (its keys are of two hash slots):
+    :func:`admit`, then :func:`reserve` with the expiry admit counted, then :func:`unadmit` if
+    reserve refused. Answers ``{'admit', admit's answer...}`` for a click the first step did
+    not let through, else ``{'reserve', reserve's answer...}``; a hold made puts its SKU in the
+    sweepers' index until ``index_ms`` past the hold's expiry. The arguments are the two
+    steps'."""
+    first = admit(
+        hold_id=hold_id,
+        show_id=show_id,
+        viewer_id=viewer_id,
+        sku=sku,
+        qty=qty,
+        hold_ms=hold_ms,
+        idem_key=idem_key,
+        idem_seconds=idem_seconds,
+        client=client,
+        address_multiple=address_multiple,
+        live_holds=live_holds,
+        rate=rate,
+    )
+    second = reserve(
+        hold_id=hold_id,
+        show_id=show_id,
+        viewer_id=viewer_id,
+        sku=sku,
+        qty=qty,
+        expires_ms=0,  # admit's, passed on inside the script
+        idem_key=idem_key,
+        reap_batch=reap_batch,
+        default_limit=default_limit,
+        client=client,
+        address_multiple=address_multiple,
+    )
+    return ScriptCall(
+        "click",
+        [*second.keys, *first.keys, keys.HOLD_SKUS],
+        [*first.args, show_id, idem_key, reap_batch, default_limit, index_ms],
+    )
+
+
 def _live_holds(show_id: str, viewer_id: str, client: str) -> list[str]:
     """The two sets of live holds a hold counts in: its viewer's and its address's."""
     return [keys.live_holds(show_id, viewer_id), keys.live_holds(show_id, "@" + client)]

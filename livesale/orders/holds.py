@@ -1,11 +1,11 @@
 """Holds in Redis: the buy click, release, confirm, expiry and the end-of-show release.
 
 Every change is one Lua script (``livesale/lua``, called through :mod:`livesale.lua.calls`)
-mirroring a rule of
-:mod:`livesale.orders.state`, in one hash slot (a buy click is two: the show's rules, then the
-SKU's stock); this module only builds the keys, calls the scripts and turns their answers into
-an :class:`~livesale.orders.state.Outcome`. A hold id carries its SKU
-(``ho_<random>.<sku>``) so any process finds the hold's keys without a lookup.
+mirroring a rule of :mod:`livesale.orders.state`, in one hash slot (but a buy click on a Redis
+Cluster, which is two: the show's rules, then the SKU's stock); this module only builds the
+keys, calls the scripts and turns their answers into an :class:`~livesale.orders.state.Outcome`.
+A hold id carries its SKU (``ho_<random>.<sku>``) so any process finds the hold's keys without
+a lookup.
 """
 
 from __future__ import annotations
@@ -134,6 +134,9 @@ class HoldStore:
         self.redis = redis
         self.scripts = scripts
         self.batcher = ScriptBatcher(redis, scripts)
+        #: A buy click is one script call on a single Redis; a cluster runs its two steps
+        #: apart, each in its own hash slot.
+        self.one_call = scripts.has("click")
         self.hold_ms = hold_seconds * 1000
         #: A finished hold stays readable this long (retried clicks, checkout answers,
         #: recovery), then the sweeper forgets it.
@@ -175,11 +178,13 @@ class HoldStore:
         """One buy click (see :func:`livesale.orders.state.reserve`), rate-limited per
         ``client`` address in the show (:class:`RateLimited`).
 
-        Two scripts, each in one hash slot: ``admit`` applies the show's rules (the rate, the
-        click's idempotency key, the show's state, bans, the holds a viewer or an address has
-        live across the show's items) and claims a hold id; ``reserve`` then takes the stock in
-        the SKU's slot, and if it refuses, ``unadmit`` gives back what ``admit`` took. A retried
-        click (the same key) is answered with its hold, read as it is now.
+        Two steps: ``admit`` applies the show's rules (the rate, the click's idempotency key,
+        the show's state, bans, the holds a viewer or an address has live across the show's
+        items) and claims a hold id; ``reserve`` then takes the stock, and if it refuses,
+        ``unadmit`` gives back what ``admit`` took. On a single Redis the three are one script
+        call (``click``); a Redis Cluster runs them as scripts apart, each in its own hash slot
+        (the show's, then the SKU's). A retried click (the same key) is answered with its hold,
+        read as it is now.
 
         Returns the outcome, refused or not: the caller raises with
         :func:`~livesale.orders.state.raise_for` and publishes ``outcome.reaped``.
@@ -199,6 +204,30 @@ class HoldStore:
         self, show_id: str, viewer_id: str, sku: str, qty: int, idem_key: str, client: str
     ) -> state.Outcome | None:
         hold_id = new_hold_id(sku)
+        rate = self.rate if client else (0, 0.0)
+        if self.one_call:
+            result = await self.batcher.call(
+                calls.click(
+                    hold_id=hold_id,
+                    show_id=show_id,
+                    viewer_id=viewer_id,
+                    sku=sku,
+                    qty=qty,
+                    hold_ms=self.hold_ms,
+                    idem_key=idem_key,
+                    idem_seconds=self.idem_seconds,
+                    reap_batch=state.REAP_BATCH,
+                    index_ms=self.hold_ms + INDEX_SLACK_MS,
+                    default_limit=self.default_limit,
+                    client=client,
+                    address_multiple=self.address_multiple,
+                    live_holds=self.live_holds,
+                    rate=rate,
+                )
+            )
+            if _text(result[0]) == "admit":
+                return await self._not_admitted(result[1:], show_id, viewer_id, sku, qty, idem_key)
+            return self._taken(sku, result[1:])
         admitted = await self.batcher.call(
             calls.admit(
                 hold_id=hold_id,
@@ -212,17 +241,11 @@ class HoldStore:
                 client=client,
                 address_multiple=self.address_multiple,
                 live_holds=self.live_holds,
-                rate=self.rate if client else (0, 0.0),
+                rate=rate,
             )
         )
-        status = _text(admitted[0])
-        if status == "rate_limited":
-            raise limits.refusal("hold", int(admitted[2]))
-        if status == "existing":
-            record = keys.idempotency(show_id, viewer_id, idem_key)
-            return await self._existing(_text(admitted[1]), record, f"{sku}|{qty}")
-        if status != "ok":
-            return await self._refused_at_admit(status, show_id, sku, admitted)
+        if _text(admitted[0]) != "ok":
+            return await self._not_admitted(admitted, show_id, viewer_id, sku, qty, idem_key)
         give_back = calls.unadmit(
             hold_id=hold_id,
             show_id=show_id,
@@ -256,9 +279,34 @@ class HoldStore:
                 address_multiple=self.address_multiple,
             )
         )
-        status = _text(result[0])
-        if status != "ok":
+        if _text(result[0]) != "ok":
             await self.batcher.call(give_back)
+        return self._taken(sku, result)
+
+    async def _not_admitted(
+        self,
+        admitted: list[Any],
+        show_id: str,
+        viewer_id: str,
+        sku: str,
+        qty: int,
+        idem_key: str,
+    ) -> state.Outcome | None:
+        """A click the show's rules (``admit``) did not let through to the stock: refused,
+        rate-limited (raised), or a retry of an earlier click (``None``: see
+        :meth:`_existing`)."""
+        status = _text(admitted[0])
+        if status == "rate_limited":
+            raise limits.refusal("hold", int(admitted[2]))
+        if status == "existing":
+            record = keys.idempotency(show_id, viewer_id, idem_key)
+            return await self._existing(_text(admitted[1]), record, f"{sku}|{qty}")
+        return await self._refused_at_admit(status, show_id, sku, admitted)
+
+    def _taken(self, sku: str, result: list[Any]) -> state.Outcome:
+        """The outcome of a click's stock step (``reserve``), whose refusal gave back what
+        the first step took."""
+        status = _text(result[0])
         if status == "unready":
             self.unready(sku)
             raise Unavailable("stock is being rebuilt from the database; try again shortly")

@@ -180,11 +180,11 @@ def reserve(
     viewer of the address: ``address_limit``), ``available >= qty``; then moves ``qty`` from
     available to held in a new hold priced from the offer.
 
-    The checks before the reaping are the show's, made in its hash slot (``admit.lua``); the
-    rest are the SKU's (``reserve.lua``). The show's other rules, made with the first (bans,
-    and how many holds a viewer or an address has live at once across the show's items), read
-    the show's keys, not one SKU's shelf: the script checks them and the tests of the room's
-    caps cover them."""
+    The checks before the reaping are the show's, made in its hash slot (``admit``); the
+    rest are the SKU's (``reserve``); on a single Redis both run in one script (``click``).
+    The show's other rules, made with the first (bans, and how many holds a viewer or an
+    address has live at once across the show's items), read the show's keys, not one SKU's
+    shelf: the script checks them and the tests of the room's caps cover them."""
     sku = shelf.level.sku
     idem = f"{show_id}|{viewer_id}|{idem_key}"
     record = shelf.idem.get(idem)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import redis
+import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster as AsyncCluster
 from redis.cluster import RedisCluster as SyncCluster
 
@@ -144,5 +145,66 @@ async def test_a_rush_on_a_cold_sku_writes_the_sweepers_index_once(cluster_url: 
         await asyncio.gather(*(holds._index("COLD") for _ in range(200)))
         assert await client.zscore(keys.HOLD_SKUS, "COLD") > time.time() * 1000
         assert not holds._indexing
+    finally:
+        await client.aclose()
+
+
+def _evalsha_calls(urls: list[str]) -> int:
+    """EVALSHA calls the Redis servers at ``urls`` have answered since their stats reset."""
+    total = 0
+    for url in urls:
+        with redis.Redis.from_url(url) as node:
+            total += int(node.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
+    return total
+
+
+async def _one_unit_on_sale(client: Any, show: str, sku: str) -> None:
+    """A live show selling one unit of ``sku``, its mirrors written as the stores write them."""
+    await client.hset(keys.show(show), mapping={"state": "live", "replay": 0})
+    await client.hset(keys.lineup(show), sku, "1990|EUR|0")
+    await client.hset(keys.offers(sku), show, "1990|EUR|0|live|0")
+    stock = {"on_hand": 1, "available": 1, "held": 0, "sold": 0, "ready": 1}
+    await client.hset(keys.stock(sku), mapping=stock)
+
+
+@pytest.mark.parametrize("where", ["single", "cluster"])
+async def test_a_click_is_one_script_call_on_a_single_redis_and_two_on_a_cluster(
+    where: str, request: pytest.FixtureRequest
+) -> None:
+    """On a single Redis a buy click is one script call: both steps, the give-back of a refusal
+    and the sweepers' index in one EVALSHA. A cluster cannot run it (its keys span slots):
+    there a hold is two calls (admit, reserve) and a refusal three (with unadmit)."""
+    client: Any
+    if where == "single":
+        urls = [request.getfixturevalue("redis_url")]
+        client = aioredis.Redis.from_url(urls[0])
+    else:
+        cluster: Cluster = request.getfixturevalue("redis_cluster")
+        request.getfixturevalue("cluster_url")  # emptied
+        urls = [f"redis://{host}:{port}" for host, port in cluster.nodes]
+        client = AsyncCluster.from_url(urls[0])
+    calls_of = (1, 1) if where == "single" else (2, 3)
+    try:
+        holds = HoldStore(client, Scripts(client), 300, address_multiple=2, live_holds=3)
+        await holds.scripts.load()
+        assert holds.one_call is (where == "single")
+        await _one_unit_on_sale(client, "sh_1", "BALM")
+        for url in urls:
+            with redis.Redis.from_url(url) as node:
+                node.config_resetstat()
+        made = await holds.reserve("sh_1", "vw_1", "BALM", 1, "k1", client="10.0.0.1")
+        assert made.status == "ok" and made.hold is not None
+        assert _evalsha_calls(urls) == calls_of[0]
+        assert await client.zscore(keys.HOLD_SKUS, "BALM") > time.time() * 1000 + 300_000
+        refused = await holds.reserve("sh_1", "vw_2", "BALM", 1, "k2", client="10.0.0.1")
+        assert refused.status == "sold_out"
+        assert _evalsha_calls(urls) == sum(calls_of)
+        # The refusal gave back the first step's claim: the key is free, the hold not live.
+        assert not await client.exists(keys.idempotency("sh_1", "vw_2", "k2"))
+        live = keys.live_holds("sh_1", "@10.0.0.1")
+        assert await client.zrange(live, 0, -1) == [made.hold.hold_id.encode()]
+        again = await holds.reserve("sh_1", "vw_1", "BALM", 1, "k1", client="10.0.0.1")
+        assert again.status == "existing" and again.hold == made.hold
+        await holds.batcher.aclose()
     finally:
         await client.aclose()
