@@ -106,9 +106,13 @@ def test_hold_scripts_share_one_prelude() -> None:
 
 
 def test_a_click_in_one_call_is_its_two_steps() -> None:
-    """The one-call click runs the very lines of the two steps and of the give-back (one
-    prelude each, written once), with the keys of both steps and the sweepers' index."""
-    for name, function in (("admit", "admit"), ("reserve", "take_stock"), ("unadmit", "give_back")):
+    """The one-call click runs the very lines of the two steps (a prelude each, written once),
+    with the keys of both steps and the sweepers' index."""
+    for name, function in (
+        ("admit", "admit_check"),
+        ("admit", "admit_claim"),
+        ("reserve", "take_stock"),
+    ):
         assert SOURCES[name].count(f"local function {function}(") == 1, name
         assert SOURCES["click"].count(f"local function {function}(") == 1, name
     click: dict[str, Any] = dict(hold_id="ho_1.S", show_id="sh_1", viewer_id="vw_1", sku="S")

@@ -1,7 +1,7 @@
 -- Prelude: a buy click's first step, the show's own rules, which read keys of the show and
 -- of no one SKU. admit.lua runs it alone, in the show's slot (reserve.lua then takes the stock
--- in the SKU's slot, and a refusal there gives back what this step took: unadmit.lua);
--- click.lua runs it with the second step in one call.
+-- in the SKU's slot, and a refusal there gives back what this step claimed: unadmit.lua);
+-- click.lua checks it, takes the stock and claims only for a hold made, in one call.
 -- K[1] show hash, K[2] line-up hash, K[3] idempotency record, K[4] the show's
 -- bans, K[5] the viewer's live holds in the show, K[6] the address's live holds in the
 -- show, K[7] the address's bucket of buy clicks in the show
@@ -10,11 +10,14 @@
 -- buyers' limits one address may take, A[9] how many holds one viewer may have live at once
 -- in the show (0: no cap; an address may have A[8] times as many), A[10] the bucket's
 -- burst (0: no rate limit), A[11] its refill per second
--- Returns {status, hold id, info1, info2, expiry ms}: 'ok' (the hold id is claimed for the
+-- Answers {status, hold id, info1, info2, expiry ms}: 'ok' (the hold id is claimed for the
 -- click's idempotency key and counted live until the expiry), 'existing' (the key's earlier
 -- hold), 'rate_limited' (ms to wait in info1), 'mismatch', 'not_live' (state in info1),
 -- 'banned', 'not_on_lineup', 'hold_limit' or 'address_hold_limit' (cap, count).
-local function admit(K, A)
+
+-- The checks, which write only the rate's bucket (and drop live holds past their expiry):
+-- the refusal's answer, or nil and the expiry a hold made now would have.
+local function admit_check(K, A)
   local now = now_ms()
   if tonumber(A[10]) > 0 then
     local wait = take_tokens(K[7], tonumber(A[10]), tonumber(A[11]), 1, now)
@@ -22,11 +25,10 @@ local function admit(K, A)
       return {'rate_limited', '', wait, '', 0}
     end
   end
-  local fp = A[3] .. '|' .. A[4]
   local record = redis.call('GET', K[3])
   if record then
     local sep = string.find(record, '|', 1, true)
-    if string.sub(record, sep + 1) ~= fp then
+    if string.sub(record, sep + 1) ~= A[3] .. '|' .. A[4] then
       return {'mismatch', '', '', '', 0}
     end
     return {'existing', string.sub(record, 1, sep - 1), '', '', 0}
@@ -45,7 +47,6 @@ local function admit(K, A)
     return {'not_on_lineup', '', '', '', 0}
   end
   -- Holds at once across the show's items: live ones only (scored by expiry).
-  local exp = now + tonumber(A[5])
   local live_cap, multiple = tonumber(A[9]), tonumber(A[8])
   if live_cap > 0 then
     redis.call('ZREMRANGEBYSCORE', K[5], '-inf', now)
@@ -60,13 +61,29 @@ local function admit(K, A)
         return {'address_hold_limit', '', live_cap * multiple, theirs, 0}
       end
     end
+  end
+  return nil, now + tonumber(A[5])
+end
+
+-- The claim of a click that passed the checks: its hold id, live until `exp` among its
+-- viewer's and address's holds (when they are capped), and its idempotency record.
+local function admit_claim(K, A, exp)
+  if tonumber(A[9]) > 0 then
     redis.call('ZADD', K[5], exp, A[1])
     redis.call('PEXPIRE', K[5], tonumber(A[5]) + 1000)
-    if addr ~= '' and multiple > 0 then
+    if A[7] ~= '' and tonumber(A[8]) > 0 then
       redis.call('ZADD', K[6], exp, A[1])
       redis.call('PEXPIRE', K[6], tonumber(A[5]) + 1000)
     end
   end
-  redis.call('SET', K[3], A[1] .. '|' .. fp, 'EX', tonumber(A[6]))
+  redis.call('SET', K[3], A[1] .. '|' .. A[3] .. '|' .. A[4], 'EX', tonumber(A[6]))
   return {'ok', A[1], '', '', exp}
+end
+
+local function admit(K, A)
+  local refused, exp = admit_check(K, A)
+  if refused then
+    return refused
+  end
+  return admit_claim(K, A, exp)
 end

@@ -144,11 +144,11 @@ def click(
     rate: tuple[int, float] = (0, 0.0),
 ) -> ScriptCall:
     """A whole buy click in one call, on a single Redis only (its keys are of two hash slots):
-    :func:`admit`, then :func:`reserve` with the expiry admit counted, then :func:`unadmit` if
-    reserve refused. Answers ``{'admit', admit's answer...}`` for a click the first step did
-    not let through, else ``{'reserve', reserve's answer...}``; a hold made puts its SKU in the
-    sweepers' index until ``index_ms`` past the hold's expiry. The arguments are the two
-    steps'."""
+    :func:`admit`'s checks, then :func:`reserve` with the expiry admit counted, then admit's
+    claim of the hold id only if reserve made the hold (so nothing is given back). Answers
+    ``{'admit', admit's answer...}`` for a click the first step did not let through, else
+    ``{'reserve', reserve's answer...}``; a hold made puts its SKU in the sweepers' index until
+    ``index_ms`` past the hold's expiry. The arguments are the two steps'."""
     first = admit(
         hold_id=hold_id,
         show_id=show_id,

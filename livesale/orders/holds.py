@@ -181,10 +181,11 @@ class HoldStore:
         Two steps: ``admit`` applies the show's rules (the rate, the click's idempotency key,
         the show's state, bans, the holds a viewer or an address has live across the show's
         items) and claims a hold id; ``reserve`` then takes the stock, and if it refuses,
-        ``unadmit`` gives back what ``admit`` took. On a single Redis the three are one script
-        call (``click``); a Redis Cluster runs them as scripts apart, each in its own hash slot
-        (the show's, then the SKU's). A retried click (the same key) is answered with its hold,
-        read as it is now.
+        ``unadmit`` gives back what ``admit`` took. A Redis Cluster runs them as scripts apart,
+        each in its own hash slot (the show's, then the SKU's). On a single Redis they are one
+        script call (``click``), which claims the hold id only once the stock is taken, so a
+        refused click needs nothing given back. A retried click (the same key) is answered with
+        its hold, read as it is now.
 
         Returns the outcome, refused or not: the caller raises with
         :func:`~livesale.orders.state.raise_for` and publishes ``outcome.reaped``.

@@ -171,8 +171,8 @@ async def _one_unit_on_sale(client: Any, show: str, sku: str) -> None:
 async def test_a_click_is_one_script_call_on_a_single_redis_and_two_on_a_cluster(
     where: str, request: pytest.FixtureRequest
 ) -> None:
-    """On a single Redis a buy click is one script call: both steps, the give-back of a refusal
-    and the sweepers' index in one EVALSHA. A cluster cannot run it (its keys span slots):
+    """On a single Redis a buy click is one script call: both steps and the sweepers' index in
+    one EVALSHA, and a refused click claims nothing. A cluster cannot run it (its keys span slots):
     there a hold is two calls (admit, reserve) and a refusal three (with unadmit)."""
     client: Any
     if where == "single":
