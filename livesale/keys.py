@@ -248,3 +248,8 @@ def live_holds(show_id: str, who: str) -> str:
     """Sorted set of the live hold ids of a viewer (or of ``@<address>``) in a show, scored by
     expiry: the cap on holds at once across the show's items."""
     return f"{PREFIX}{{show:{show_id}}}:live:{who}"
+
+
+def address_live_holds(show_id: str, address: str) -> str:
+    """The :func:`live_holds` of every viewer of one client address in a show together."""
+    return live_holds(show_id, "@" + address)

@@ -185,7 +185,7 @@ def click(
 
 def _live_holds(show_id: str, viewer_id: str, client: str) -> list[str]:
     """The two sets of live holds a hold counts in: its viewer's and its address's."""
-    return [keys.live_holds(show_id, viewer_id), keys.live_holds(show_id, "@" + client)]
+    return [keys.live_holds(show_id, viewer_id), keys.address_live_holds(show_id, client)]
 
 
 def release(*, sku: str, hold_id: str, viewer_id: str | None) -> ScriptCall:

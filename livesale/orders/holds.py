@@ -425,7 +425,7 @@ class HoldStore:
         with map_redis_errors():
             async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.zrem(keys.live_holds(hold.show_id, hold.viewer_id), hold.hold_id)
-                pipe.zrem(keys.live_holds(hold.show_id, "@" + hold.addr), hold.hold_id)
+                pipe.zrem(keys.address_live_holds(hold.show_id, hold.addr), hold.hold_id)
                 await pipe.execute()
 
     def _outcome(self, sku: str, result: list[Any]) -> state.Outcome:

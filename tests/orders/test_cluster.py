@@ -201,7 +201,7 @@ async def test_a_click_is_one_script_call_on_a_single_redis_and_two_on_a_cluster
         assert _evalsha_calls(urls) == sum(calls_of)
         # The refusal gave back the first step's claim: the key is free, the hold not live.
         assert not await client.exists(keys.idempotency("sh_1", "vw_2", "k2"))
-        live = keys.live_holds("sh_1", "@10.0.0.1")
+        live = keys.address_live_holds("sh_1", "10.0.0.1")
         assert await client.zrange(live, 0, -1) == [made.hold.hold_id.encode()]
         again = await holds.reserve("sh_1", "vw_1", "BALM", 1, "k1", client="10.0.0.1")
         assert again.status == "existing" and again.hold == made.hold
